@@ -1,0 +1,192 @@
+"""The configuration schema: structured-config dataclasses registered with Hydra.
+
+Every YAML option in ``conf/`` (installed as the package ``spinsim.conf``)
+extends one of these dataclasses through its defaults list, so a misspelt key
+or a value of the wrong type is rejected when the config is composed, before
+anything runs. Each command has one primary config (``conf/<command>.yaml``)
+typed by a dataclass here (``SimulateConfig`` for ``simulate``).
+
+Values that a type cannot express (a positive temperature, a lattice size the
+colouring can handle) are checked where they are used and reported as
+:class:`spinsim.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from importlib import resources
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class LatticeName(Enum):
+    chain = "chain"
+    square = "square"
+    triangular = "triangular"
+    honeycomb = "honeycomb"
+    cubic = "cubic"
+
+
+class Boundary(Enum):
+    periodic = "periodic"
+    open = "open"
+
+
+class CouplingKind(Enum):
+    uniform = "uniform"  # J_ij = J on every bond
+    pm = "pm"  # J_ij = +J or -J with probability 1/2 each (the +-J spin glass)
+    gaussian = "gaussian"  # J_ij ~ Normal(0, J^2) (the Gaussian spin glass)
+
+
+class DeviceName(Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"  # cuda when available, else cpu
+
+
+class InitialState(Enum):
+    random = "random"  # infinite temperature: every spin uniform over its states
+    ordered = "ordered"  # zero temperature ferromagnet: every spin in state 0 (Ising: +1)
+
+
+def _key(default: Any, help: str) -> Any:
+    """A dataclass field carrying its one-line help (shown by ``--help``)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class LatticeConfig:
+    name: LatticeName = _key(MISSING, "lattice geometry")
+    size: Any = _key(32, "linear size L (same in every direction) or a list, one per direction")
+    boundary: Boundary = _key(Boundary.periodic, "periodic (torus) or open (free edges)")
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model option; ``name`` selects the Hamiltonian."""
+
+    name: str = _key(MISSING, "which Hamiltonian")
+
+
+@dataclass
+class SpinModelConfig(ModelConfig):
+    J: float = _key(1.0, "coupling scale (J > 0 ferromagnetic)")
+    h: float = _key(0.0, "external field")
+    couplings: CouplingKind = _key(CouplingKind.uniform, "uniform, pm (+-J glass) or gaussian")
+    couplings_seed: int = _key(0, "seed of the random couplings (pm, gaussian)")
+
+
+@dataclass
+class IsingConfig(SpinModelConfig):
+    name: str = "ising"
+
+
+@dataclass
+class PottsConfig(SpinModelConfig):
+    name: str = "potts"
+    q: int = _key(3, "number of Potts states, q >= 2")
+
+
+@dataclass
+class SamplerConfig:
+    name: str = _key(MISSING, "update rule")
+
+
+@dataclass
+class DeviceConfig:
+    name: DeviceName = _key(DeviceName.auto, "cpu, cuda or auto")
+    threads: int = _key(0, "CPU threads for torch (0: torch's default)")
+
+
+@dataclass
+class SimulateConfig:
+    model: ModelConfig = MISSING
+    lattice: LatticeConfig = MISSING
+    sampler: SamplerConfig = MISSING
+    device: DeviceConfig = MISSING
+    temperature: Any = _key(
+        2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)"
+    )
+    batch: int = _key(1, "independent replicas per temperature")
+    sweeps: int = _key(1000, "sweeps after thermalization (one update attempt per site each)")
+    thermalize: int = _key(100, "first sweeps, left out of the summary statistics")
+    measure_every: int = _key(1, "sweeps between measurements")
+    snapshot_every: int = _key(100, "sweeps between stored lattices (0: none)")
+    seed: int = _key(0, "seed of the run's random numbers")
+    init: InitialState = _key(InitialState.random, "initial state: random or ordered")
+    output: str = _key("simulate.h5", "HDF5 file; a relative path lands in the run directory")
+    progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")
+
+
+# The primary schema of each command, by command name.
+SCHEMAS: dict[str, type] = {"simulate": SimulateConfig}
+
+# Schemas of group options, by group and option name; conf/<group>/<option>.yaml
+# lists /schema/<group>/<option> first in its defaults.
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "model": {"ising": IsingConfig, "potts": PottsConfig},
+    "lattice": {name.value: LatticeConfig for name in LatticeName},
+    "sampler": {"metropolis": SamplerConfig, "heat_bath": SamplerConfig},
+    "device": {name.value: DeviceConfig for name in DeviceName},
+}
+
+_registered = False
+
+
+def register() -> None:
+    """Register the schemas and the help resolvers with Hydra (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    store = ConfigStore.instance()
+    for command, schema in SCHEMAS.items():
+        store.store(name=f"{command}_schema", node=schema)
+    for group, options in GROUP_SCHEMAS.items():
+        for option, schema in options.items():
+            store.store(group=f"schema/{group}", name=option, node=schema)
+    OmegaConf.register_new_resolver("spinsim_groups", _help_groups, replace=True)
+    OmegaConf.register_new_resolver("spinsim_keys", _help_keys, replace=True)
+    _registered = True
+
+
+def compose(command: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<command>.yaml`` with overrides, as the command line does."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    register()
+    with initialize_config_module(config_module="spinsim.conf", version_base="1.3"):
+        return hydra_compose(config_name=command, overrides=list(overrides))
+
+
+def group_options() -> dict[str, list[str]]:
+    """The config groups shipped in ``conf/`` and the options of each."""
+    root = resources.files("spinsim.conf")
+    groups = {}
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.is_dir() and entry.name not in ("hydra", "__pycache__"):
+            options = sorted(
+                f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml")
+            )
+            if options:
+                groups[entry.name] = options
+    return groups
+
+
+def _help_groups() -> str:
+    return "\n".join(f"  {g}: {', '.join(opts)}" for g, opts in group_options().items())
+
+
+def _help_keys(command: str) -> str:
+    schema = SCHEMAS[command]
+    rows = [
+        (f.name, f.metadata["help"]) for f in fields(schema) if "help" in f.metadata
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name.ljust(width)}  {text}" for name, text in rows)

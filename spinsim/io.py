@@ -1,0 +1,236 @@
+"""The HDF5 file of a run: writer and reader (layout documented in the README).
+
+Layout (H5MD-style)::
+
+    /h5md                  attrs version=[1, 1]
+      /creator             attrs name="spinsim", version
+      /author              attrs name
+    /parameters            attrs command, seed, device, status, spinsim_version, ...
+      config               the resolved config as YAML (scalar string)
+      temperature          [B] temperature of each replica
+    /observables/<name>
+      step                 [n] sweep after which each measurement was taken
+      value                [n, B] one column per replica
+    /snapshots
+      step                 [n]
+      value                [n, B, *shape] spins as int8, chunked, gzip-compressed
+    /summary               one dataset per column of the end-of-run table
+
+Everything is appended to resizable datasets and flushed, so a run killed at
+any moment leaves a readable file holding everything up to its last flush.
+``/parameters`` attr ``status`` is ``running`` until the run ends, then
+``completed``, ``interrupted`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+H5MD_VERSION = (1, 1)
+_STR = h5py.string_dtype()
+
+
+def _chunk_rows(row_bytes: int, target: int = 1 << 20) -> int:
+    return max(1, target // max(1, row_bytes))
+
+
+class RunWriter:
+    """Create a run file and append observables and snapshots to it.
+
+    Refuses to overwrite an existing file: results already written are never
+    lost to a second run that happens to pick the same path.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        command: str,
+        config_yaml: str,
+        parameters: Mapping[str, Any],
+        temperature: Sequence[float],
+        lattice_shape: Sequence[int],
+        creator_version: str,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = h5py.File(self.path, "w-")
+        self.n_replicas = len(temperature)
+        self.lattice_shape = tuple(lattice_shape)
+
+        h5md = self.file.create_group("h5md")
+        h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
+        h5md.create_group("creator").attrs.update({"name": "spinsim", "version": creator_version})
+        h5md.create_group("author").attrs["name"] = _user()
+
+        par = self.file.create_group("parameters")
+        par.attrs["command"] = command
+        for key, value in parameters.items():
+            par.attrs[key] = value
+        par.attrs["status"] = "running"
+        par.create_dataset("config", data=config_yaml, dtype=_STR)
+        par.create_dataset("temperature", data=np.asarray(temperature, dtype=np.float64))
+
+        self.observables = self.file.create_group("observables")
+        self._snapshots: tuple[h5py.Dataset, h5py.Dataset] | None = None
+        self.file.flush()
+
+    # -- appending -------------------------------------------------------------
+    def append_observables(self, steps: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        """Append measurements: ``steps [n]`` and ``values[name] [n, B]``."""
+        steps = np.asarray(steps, dtype=np.int64)
+        for name, value in values.items():
+            value = np.asarray(value, dtype=np.float64)
+            if name not in self.observables:
+                g = self.observables.create_group(name)
+                rows = _chunk_rows(8 * value.shape[1], 1 << 16)
+                g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+                g.create_dataset(
+                    "value",
+                    (0, value.shape[1]),
+                    maxshape=(None, value.shape[1]),
+                    dtype=np.float64,
+                    chunks=(rows, value.shape[1]),
+                )
+            g = self.observables[name]
+            _append(g["step"], steps)
+            _append(g["value"], value)
+
+    def append_snapshots(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Append lattices: ``steps [n]``, ``values [n, B, *shape]`` (stored as int8)."""
+        if self._snapshots is None:
+            g = self.file.create_group("snapshots")
+            shape = (self.n_replicas, *self.lattice_shape)
+            n_sites = int(np.prod(self.lattice_shape))
+            per_chunk = min(self.n_replicas, _chunk_rows(n_sites))
+            step = g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
+            value = g.create_dataset(
+                "value",
+                (0, *shape),
+                maxshape=(None, *shape),
+                dtype=np.int8,
+                chunks=(1, per_chunk, *self.lattice_shape),
+                compression="gzip",
+                compression_opts=1,
+            )
+            self._snapshots = (step, value)
+        step, value = self._snapshots
+        _append(step, np.asarray(steps, dtype=np.int64))
+        _append(value, np.asarray(values, dtype=np.int8))
+
+    def write_summary(self, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
+        """Write the end-of-run table, one dataset per column (replaces an earlier one)."""
+        if "summary" in self.file:
+            del self.file["summary"]
+        g = self.file.create_group("summary")
+        g.attrs["columns"] = np.array(list(table), dtype=_STR)
+        for key, value in attrs.items():
+            g.attrs[key] = value
+        for name, column in table.items():
+            g.create_dataset(name, data=np.asarray(column))
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self, status: str = "completed") -> None:
+        if self.file.id.valid:
+            self.file["parameters"].attrs["status"] = status
+            self.file.close()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close("completed")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed")
+
+
+def _append(dataset: h5py.Dataset, rows: np.ndarray) -> None:
+    n = dataset.shape[0]
+    dataset.resize(n + rows.shape[0], axis=0)
+    dataset[n:] = rows
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry, e.g. in some containers
+        return "unknown"
+
+
+# -- reading -----------------------------------------------------------------
+@dataclass
+class Series:
+    """A time series: ``step [n]`` and ``value [n, ...]``."""
+
+    step: np.ndarray
+    value: np.ndarray
+
+
+@dataclass
+class Run:
+    """Everything a run file holds, as numpy arrays."""
+
+    path: Path
+    parameters: dict[str, Any]
+    config: Any  # omegaconf.DictConfig
+    temperature: np.ndarray
+    observables: dict[str, Series] = field(default_factory=dict)
+    snapshots: Series | None = None
+    summary: dict[str, np.ndarray] | None = None
+
+    @property
+    def status(self) -> str:
+        return self.parameters.get("status", "unknown")
+
+
+def load(path: str | Path, snapshots: bool = True) -> Run:
+    """Read a run file written by spinsim (also one whose run was cut short).
+
+    >>> run = spinsim.load("outputs/.../simulate.h5")
+    >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
+    >>> run.summary["e"], run.summary["e_err"]  # per temperature
+    """
+    from omegaconf import OmegaConf
+
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        par = f["parameters"]
+        parameters = {k: _plain(v) for k, v in par.attrs.items()}
+        config_yaml = par["config"][()]
+        if isinstance(config_yaml, bytes):
+            config_yaml = config_yaml.decode()
+        run = Run(
+            path=path,
+            parameters=parameters,
+            config=OmegaConf.create(config_yaml),
+            temperature=par["temperature"][...],
+        )
+        for name, g in f.get("observables", {}).items():
+            run.observables[name] = Series(g["step"][...], g["value"][...])
+        if snapshots and "snapshots" in f:
+            g = f["snapshots"]
+            run.snapshots = Series(g["step"][...], g["value"][...])
+        if "summary" in f:
+            g = f["summary"]
+            columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
+            run.summary = {c: g[c][...] for c in columns}
+    return run
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

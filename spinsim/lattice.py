@@ -1,0 +1,223 @@
+"""Lattice geometry: shape, boundary, bonds, convolution kernels and colourings.
+
+Conventions
+-----------
+* A lattice of shape ``(L_0, ..., L_{d-1})`` stores one spin per array cell;
+  batched states are tensors ``[B, C, *shape]``.
+* Bonds are described by *forward offsets* ``e_d``: the bond ``(x, x + e_d)``
+  exists where ``bond_mask()[d, x]`` is true. Every site's neighbours are
+  ``x + e_d`` and ``x - e_d``: the *neighbour offsets* ``+e_0, -e_0, +e_1, ...``.
+* ``periodic`` boundaries wrap every direction (a torus); ``open`` boundaries
+  drop the bonds that would cross an edge.
+* Geometries (``name``):
+
+  - ``chain``: 1D, offsets (1,).
+  - ``square``: 2D, offsets (0,1), (1,0).
+  - ``triangular``: 2D sheared square array, offsets (0,1), (1,0), (1,1):
+    six neighbours per site.
+  - ``honeycomb``: 2D brick wall: horizontal bonds everywhere, the vertical
+    bond (i,j)-(i+1,j) only where i+j is even: three neighbours per site.
+  - ``cubic``: 3D, offsets (0,0,1), (0,1,0), (1,0,0).
+
+* Colouring: sites of one colour share no bond, so they can be updated in
+  parallel. Bipartite lattices use ``sum(x) mod 2`` (2 colours); the
+  triangular lattice uses ``(i + j) mod 3`` (3 colours). Under periodic
+  boundaries every size must be a multiple of the number of colours.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from spinsim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Geometry:
+    name: str
+    dim: int
+    forward: tuple[tuple[int, ...], ...]
+    n_colors: int
+    bravais: bool = True  # every site has the same neighbours (a single conv kernel)
+
+
+GEOMETRIES: dict[str, Geometry] = {
+    "chain": Geometry("chain", 1, ((1,),), 2),
+    "square": Geometry("square", 2, ((0, 1), (1, 0)), 2),
+    "triangular": Geometry("triangular", 2, ((0, 1), (1, 0), (1, 1)), 3),
+    "honeycomb": Geometry("honeycomb", 2, ((0, 1), (1, 0)), 2, bravais=False),
+    "cubic": Geometry("cubic", 3, ((0, 0, 1), (0, 1, 0), (1, 0, 0)), 2),
+}
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class Lattice:
+    """A finite lattice: geometry, shape and boundary.
+
+    >>> lat = Lattice("square", 4)
+    >>> lat.shape, lat.n_sites, lat.n_colors
+    ((4, 4), 16, 2)
+    """
+
+    def __init__(
+        self, name: str, size: int | Sequence[int], boundary: str = "periodic"
+    ) -> None:
+        if name not in GEOMETRIES:
+            raise ConfigError("lattice.name", name, f"choose one of {', '.join(GEOMETRIES)}")
+        if boundary not in ("periodic", "open"):
+            raise ConfigError("lattice.boundary", boundary, "choose periodic or open")
+        self.geometry = GEOMETRIES[name]
+        self.name = name
+        self.boundary = boundary
+        self.shape = self._parse_size(size)
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def _parse_size(self, size: int | Sequence[int]) -> tuple[int, ...]:
+        dim = self.geometry.dim
+        if isinstance(size, (int,)) and not isinstance(size, bool):
+            shape = (size,) * dim
+        elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == dim:
+            shape = tuple(size)
+        else:
+            raise ConfigError(
+                "lattice.size", size, f"an integer or a list of {dim} integers for {self.name}"
+            )
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+            raise ConfigError("lattice.size", size, "every size must be a positive integer")
+        k = self.geometry.n_colors
+        if self.periodic and any(n % k for n in shape):
+            raise ConfigError(
+                "lattice.size",
+                size,
+                f"a periodic {self.name} lattice needs every size to be a multiple of {k} "
+                f"(its {k}-colouring must wrap around), or use lattice.boundary=open",
+            )
+        return shape
+
+    def __repr__(self) -> str:
+        return f"Lattice({self.name!r}, {list(self.shape)}, {self.boundary!r})"
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.geometry.dim
+
+    @property
+    def periodic(self) -> bool:
+        return self.boundary == "periodic"
+
+    @property
+    def n_sites(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def n_colors(self) -> int:
+        return self.geometry.n_colors
+
+    @property
+    def spatial_dims(self) -> tuple[int, ...]:
+        """Tensor dims of the lattice in a batched state ``[B, C, *shape]``."""
+        return tuple(range(2, 2 + self.dim))
+
+    @property
+    def forward_offsets(self) -> tuple[tuple[int, ...], ...]:
+        return self.geometry.forward
+
+    @property
+    def neighbour_offsets(self) -> tuple[tuple[int, ...], ...]:
+        """``+e_0, -e_0, +e_1, -e_1, ...``: neighbour k of x is x + offset_k."""
+        out = []
+        for e in self.forward_offsets:
+            out.append(e)
+            out.append(tuple(-c for c in e))
+        return tuple(out)
+
+    # -- bonds ---------------------------------------------------------------
+    def _coordinates(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        axes = [torch.arange(n, device=device) for n in self.shape]
+        return list(torch.meshgrid(*axes, indexing="ij"))
+
+    def bond_mask(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Bool ``[D, *shape]``: bond (x, x + e_d) exists."""
+        key = ("bond_mask", str(device))
+        if key not in self._cache:
+            coords = self._coordinates(device)
+            masks = []
+            for e in self.forward_offsets:
+                m = torch.ones(self.shape, dtype=torch.bool, device=device)
+                if not self.periodic:
+                    for c, n, step in zip(coords, self.shape, e):
+                        m &= (c + step >= 0) & (c + step < n)
+                masks.append(m)
+            if self.name == "honeycomb":  # vertical bonds only from even sites
+                masks[1] = masks[1] & ((coords[0] + coords[1]) % 2 == 0)
+            self._cache[key] = torch.stack(masks)
+        return self._cache[key]
+
+    def bonds(self) -> torch.Tensor:
+        """Long ``[n_bonds, 3]``: rows ``(i, j, d)`` with i, j flat site indices, j = i + e_d."""
+        mask = self.bond_mask()
+        flat = torch.arange(self.n_sites).reshape(self.shape)
+        rows = []
+        for d, e in enumerate(self.forward_offsets):
+            j = torch.roll(flat, shifts=tuple(-c for c in e), dims=tuple(range(self.dim)))
+            sel = mask[d]
+            rows.append(torch.stack([flat[sel], j[sel], torch.full_like(flat[sel], d)], 1))
+        return torch.cat(rows)
+
+    # -- colouring -----------------------------------------------------------
+    def colors(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Long ``[*shape]``: colour of each site; equal colours share no bond."""
+        coords = self._coordinates(device)
+        return sum(coords) % self.n_colors
+
+    def color_masks(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        """One bool ``[*shape]`` mask per colour (cached per device)."""
+        key = ("color_masks", str(device))
+        if key not in self._cache:
+            c = self.colors(device)
+            self._cache[key] = torch.stack([c == k for k in range(self.n_colors)])
+        return list(self._cache[key])
+
+    # -- neighbour sums --------------------------------------------------------
+    def kernel(self, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+        """Convolution kernel ``[1, 1, 3, ..., 3]`` with a 1 at every neighbour offset.
+
+        Only Bravais geometries have one (all but the honeycomb).
+        """
+        if not self.geometry.bravais:
+            raise ValueError(f"the {self.name} lattice has no single neighbour kernel")
+        key = ("kernel", dtype, str(device))
+        if key not in self._cache:
+            k = torch.zeros((3,) * self.dim, dtype=dtype, device=device)
+            for o in self.neighbour_offsets:
+                k[tuple(1 + c for c in o)] += 1
+            self._cache[key] = k.reshape(1, 1, *k.shape)
+        return self._cache[key]
+
+    def convolve(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        """Cross-correlate ``x [N, 1, *shape]`` with a 3^d kernel, respecting the boundary.
+
+        ``out[x] = sum_u kernel[1 + u] * in[x + u]``: periodic boundaries pad
+        circularly, open boundaries pad with zeros (absent neighbours).
+        """
+        pad = (1, 1) * self.dim
+        x = F.pad(x, pad, mode="circular" if self.periodic else "constant")
+        return _CONV[self.dim](x, kernel)
+
+    def neighbour(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``out[..., x] = in[..., x + offset_k]`` (wrapping; mask open bonds yourself)."""
+        offset = self.neighbour_offsets[k]
+        return torch.roll(x, shifts=tuple(-c for c in offset), dims=self.spatial_dims)
+
+    def all_sites(self) -> Sequence[tuple[int, ...]]:
+        return list(itertools.product(*(range(n) for n in self.shape)))

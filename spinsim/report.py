@@ -1,0 +1,47 @@
+"""The end-of-run table on the console."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+
+def with_error(mean: float, error: float) -> str:
+    """Compact notation: ``-1.5656(12)`` means -1.5656 ± 0.0012 (two digits of error)."""
+    if not math.isfinite(mean):
+        return "nan"
+    if not math.isfinite(error) or error <= 0:
+        return f"{mean:.6g}"
+    digits = max(0, 1 - int(math.floor(math.log10(error))))
+    last = round(error * 10**digits)
+    return f"{mean:.{digits}f}({last})"
+
+
+def summary_table(summary: Mapping[str, np.ndarray], title: str) -> Table:
+    table = Table(title=title)
+    for name in ("T", "<e>", "<|m|>", "C", "chi", "U4", "tau_e", "tau_|m|", "n"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for i, T in enumerate(summary["temperature"]):
+        table.add_row(
+            f"{T:.6g}",
+            with_error(summary["e"][i], summary["e_err"][i]),
+            with_error(summary["abs_m"][i], summary["abs_m_err"][i]),
+            with_error(summary["C"][i], summary["C_err"][i]),
+            with_error(summary["chi"][i], summary["chi_err"][i]),
+            with_error(summary["U4"][i], summary["U4_err"][i]),
+            f"{summary['tau_e'][i]:.3g}",
+            f"{summary['tau_abs_m'][i]:.3g}",
+            str(int(summary["n"][i])),
+        )
+    return table
+
+
+def print_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
+    console = Console()
+    if not console.is_terminal:  # a log file or pipe: do not squeeze into 80 columns
+        console = Console(width=160)
+    console.print(summary_table(summary, title))
