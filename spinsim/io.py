@@ -195,7 +195,7 @@ class Run:
 
 
 def load(path: str | Path, snapshots: bool = True) -> Run:
-    """Read a run file written by spinsim (also one whose run was cut short).
+    """Read a run file written by spinsim: finished, cut short, or still running.
 
     >>> run = spinsim.load("outputs/.../simulate.h5")
     >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
@@ -204,7 +204,7 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
     from omegaconf import OmegaConf
 
     path = Path(path)
-    with h5py.File(path, "r") as f:
+    with _open_for_reading(path) as f:
         par = f["parameters"]
         parameters = {k: _plain(v) for k, v in par.attrs.items()}
         config_yaml = par["config"][()]
@@ -226,6 +226,17 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
             columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
             run.summary = {c: g[c][...] for c in columns}
     return run
+
+
+def _open_for_reading(path: Path) -> h5py.File:
+    """Open read-only; a file still being written (its writer holds HDF5's lock)
+    is opened without the lock and read as of its writer's last flush."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        if "lock" not in str(error):
+            raise
+        return h5py.File(path, "r", locking=False)
 
 
 def _plain(value: Any) -> Any:

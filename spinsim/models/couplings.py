@@ -21,7 +21,8 @@ class Couplings(nn.Module):
     vary, e.g. when optimised.
 
     ``values`` is a buffer: call ``values.requires_grad_()`` to differentiate
-    an energy or a relaxed Monte Carlo chain with respect to every J_ij.
+    an energy or a relaxed Monte Carlo chain with respect to every J_ij (the
+    single-convolution shortcut is then skipped, so gradients reach each bond).
     """
 
     values: torch.Tensor
@@ -63,7 +64,11 @@ class Couplings(nn.Module):
     @property
     def convolvable(self) -> bool:
         """True when the neighbour sum is one convolution with the lattice kernel."""
-        return self.uniform is not None and self.lattice.geometry.bravais
+        return (
+            self.uniform is not None
+            and self.lattice.geometry.bravais
+            and not self.values.requires_grad
+        )
 
     def per_neighbour(self) -> torch.Tensor:
         """``[K, *shape]``: J between x and its neighbour x + offset_k (neighbour_offsets order)."""
