@@ -8,9 +8,9 @@ The public API is small and explicit::
 __version__ = "0.1.0"
 
 from spinsim.errors import ConfigError
+from spinsim.io import load
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.io import load
 
 __all__ = [
     "__version__",

@@ -13,7 +13,7 @@ Layout (H5MD-style)::
       value                [n, B] one column per replica
     /snapshots
       step                 [n]
-      value                [n, B, *shape] spins as int8, chunked, gzip-compressed
+      value                [n, B, *shape] compact integers (spins: int8), chunked, gzip
     /summary               one dataset per column of the end-of-run table
 
 Everything is appended to resizable datasets and flushed, so a run killed at
@@ -103,7 +103,12 @@ class RunWriter:
             _append(g["value"], value)
 
     def append_snapshots(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """Append lattices: ``steps [n]``, ``values [n, B, *shape]`` (stored as int8)."""
+        """Append lattices: ``steps [n]``, ``values [n, B, *shape]``.
+
+        The dataset takes the integer dtype of the first values appended
+        (int8 for Ising and Potts spins).
+        """
+        values = np.asarray(values)
         if self._snapshots is None:
             g = self.file.create_group("snapshots")
             shape = (self.n_replicas, *self.lattice_shape)
@@ -114,7 +119,7 @@ class RunWriter:
                 "value",
                 (0, *shape),
                 maxshape=(None, *shape),
-                dtype=np.int8,
+                dtype=values.dtype,
                 chunks=(1, per_chunk, *self.lattice_shape),
                 compression="gzip",
                 compression_opts=1,
@@ -122,7 +127,7 @@ class RunWriter:
             self._snapshots = (step, value)
         step, value = self._snapshots
         _append(step, np.asarray(steps, dtype=np.int64))
-        _append(value, np.asarray(values, dtype=np.int8))
+        _append(value, values.astype(value.dtype, copy=False))
 
     def write_summary(self, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
         """Write the end-of-run table, one dataset per column (replaces an earlier one)."""

@@ -79,11 +79,11 @@ BAD = [
     (["lattice.size=0"], "lattice.size=0: every size must be a positive integer"),
     (["lattice.size=[8,-8]"], "lattice.size=[8,-8]: every size must be a positive integer"),
     (["lattice.size=5"], "lattice.size=5: a periodic square lattice needs every size to be a multiple of 2"),
-    (["lattice=triangular", "lattice.size=8"], "lattice.size=8: a periodic triangular lattice needs every size to be a multiple of 3"),
+    (["lattice=triangular", "lattice.size=8"], "lattice.size=8: a periodic triangular lattice needs every size to be a multiple of 3"),  # noqa: E501
     (["lattice.sise=4"], "lattice.sise: no such key; keys here: name, size, boundary"),
     (["model.q=3"], "model.q: no such key"),
     (["sweeps=many"], "sweeps=many: Value 'many' of type 'str' could not be converted to Integer"),
-    (["lattice.boundary=twisted"], "lattice.boundary=twisted: Invalid value 'twisted', expected one of [periodic, open]"),
+    (["lattice.boundary=twisted"], "lattice.boundary=twisted: Invalid value 'twisted', expected one of [periodic, open]"),  # noqa: E501
     (["batch=0"], "batch=0: must be an integer >= 1"),
 ]  # fmt: skip
 

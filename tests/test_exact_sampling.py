@@ -29,7 +29,9 @@ CASES = {
     "honeycomb 4x4 ising": (lambda: ising(Lattice("honeycomb", 4)), 1.4),
     "cubic 2x2x4 ising": (lambda: ising(Lattice("cubic", [2, 2, 4])), 4.0),
     "+-J glass 4x4": (lambda: ising(Lattice("square", 4), "pm"), 1.0),
-    "gaussian glass potts q=3 open 3x4": (lambda: potts(Lattice("square", [3, 4], "open"), couplings="gaussian", h=0.3), 0.7),
+    "gaussian glass potts q=3 open 3x4": (
+        lambda: potts(Lattice("square", [3, 4], "open"), couplings="gaussian", h=0.3), 0.7
+    ),
 }  # fmt: skip
 
 

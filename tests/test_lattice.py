@@ -57,7 +57,8 @@ def test_coordination(name, size):
 def test_kernel_counts_neighbours(name):
     lat = Lattice(name, 6 if name != "chain" else 12)
     ones = torch.ones(1, 1, *lat.shape)
-    assert torch.equal(lat.convolve(ones, lat.kernel(torch.float32, "cpu")), 2 * len(lat.forward_offsets) * ones)
+    n = lat.convolve(ones, lat.kernel(torch.float32, "cpu"))
+    assert torch.equal(n, 2 * len(lat.forward_offsets) * ones)
 
 
 def test_open_boundary_drops_edge_neighbours():

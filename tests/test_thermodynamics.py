@@ -55,7 +55,8 @@ def test_potts_q3_order_parameter_falls_through_tc():
     for L in (16, 32):
         lat = Lattice("square", L)
         model = PottsModel(lat, Couplings.build(lat), q=3)
-        _, m = run(model, [f * POTTS3_TC for f in factors], replicas=8, thermalize=300, sweeps=600, ordered=True)
+        temperatures = [f * POTTS3_TC for f in factors]
+        _, m = run(model, temperatures, replicas=8, thermalize=300, sweeps=600, ordered=True)
         means = [x.mean for x in m]
         print(f"L={L}: m(T/Tc={factors}) = {[round(v, 3) for v in means]}")
         assert all(a > b for a, b in zip(means, means[1:])), "m(T) must fall as T rises"

@@ -1,17 +1,13 @@
 """``spinsim simulate``: Monte Carlo of an Ising or Potts model, written to HDF5.
 
-Schedule: ``thermalize + sweeps`` sweeps in all. Observables are measured
-after every ``measure_every``-th sweep from the start (so the file shows the
-approach to equilibrium too); the summary uses only those taken after the
-first ``thermalize`` sweeps. Snapshots are stored after every
-``snapshot_every``-th sweep. Steps count sweeps from 1.
+The schedule (thermalization, measurements, snapshots) is described in
+:mod:`spinsim.driver`.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import spinsim
 from spinsim import analysis, build
+from spinsim.driver import Schedule, run_schedule
 from spinsim.engine import ReferenceEngine
 from spinsim.errors import ConfigError
 from spinsim.io import RunWriter
@@ -31,8 +28,6 @@ from spinsim.samplers import build_sampler
 from spinsim.signals import GracefulStop
 
 log = logging.getLogger(__name__)
-
-FLUSH_SECONDS = 2.0  # the most a killed run can lose
 
 
 @dataclass
@@ -63,10 +58,7 @@ def run(cfg: DictConfig) -> SimulationResult:
     """Run the simulation that ``cfg`` (``conf/simulate.yaml`` composed) describes."""
     temps = build.temperatures(cfg.temperature)
     batch = build.at_least("batch", cfg.batch, 1)
-    sweeps = build.at_least("sweeps", cfg.sweeps, 1)
-    thermalize = build.at_least("thermalize", cfg.thermalize, 0)
-    measure_every = build.at_least("measure_every", cfg.measure_every, 1)
-    snapshot_every = build.at_least("snapshot_every", cfg.snapshot_every, 0)
+    schedule = Schedule.from_config(cfg)
     seed = int(cfg.seed)
     dev = build.device(cfg.device)
     lattice = build.lattice(cfg.lattice)
@@ -93,10 +85,10 @@ def run(cfg: DictConfig) -> SimulationResult:
         "model": build.plain(cfg.model.name),
         "sampler": sampler.name,
         "batch": batch,
-        "thermalize": thermalize,
-        "sweeps": sweeps,
-        "measure_every": measure_every,
-        "snapshot_every": snapshot_every,
+        "thermalize": schedule.thermalize,
+        "sweeps": schedule.sweeps,
+        "measure_every": schedule.measure_every,
+        "snapshot_every": schedule.snapshot_every,
         "spinsim_version": spinsim.__version__,
         "torch_version": str(torch.__version__),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -111,19 +103,27 @@ def run(cfg: DictConfig) -> SimulationResult:
         creator_version=spinsim.__version__,
     )
     log.info("writing %s (%s, %s)", path, lattice, parameters["device"])
-    total = thermalize + sweeps
+    total = schedule.total
     spins = lattice.n_sites * n_replicas
     description = f"{parameters['model']} {lattice.name} {'x'.join(map(str, lattice.shape))}"
 
     with writer, GracefulStop() as stop:
         with RunProgress(total, spins, description, enabled=bool(cfg.progress)) as progress:
-            seconds = _loop(engine, model, writer, progress, stop, total, measure_every, snapshot_every)
+            seconds = run_schedule(
+                engine,
+                schedule,
+                writer,
+                measure=lambda state: measure(model, state),
+                snapshot=lambda state: state[:, 0].to(torch.int8).cpu(),
+                progress=progress,
+                stop=stop,
+            )
         observables = {
             name: writer.observables[name]["value"][...] for name in SPIN_OBSERVABLES
             if name in writer.observables
         }  # fmt: skip
         steps = writer.observables["e"]["step"][...] if "e" in writer.observables else np.zeros(0)
-        measured = steps > thermalize
+        measured = steps > schedule.thermalize
         if measured.any():
             summary = analysis.summarize(
                 temps, batch, {k: v[measured] for k, v in observables.items()}, lattice.n_sites
@@ -136,61 +136,6 @@ def run(cfg: DictConfig) -> SimulationResult:
             raise KeyboardInterrupt(f"stopped after {progress.done} of {total} sweeps")
 
     if summary:
-        print_summary(summary, f"{description}, {sampler.name}, {sweeps} sweeps x {batch} replicas")
+        print_summary(summary, f"{description}, {sampler.name}, {schedule.sweeps} sweeps x {batch} replicas")
     log.info("%d sweeps in %.2f s: %.4g flips/ns; results in %s", total, seconds, speed, path)
     return SimulationResult(path, summary, seconds, speed)
-
-
-def _loop(
-    engine,
-    model,
-    writer: RunWriter,
-    progress: RunProgress,
-    stop: GracefulStop,
-    total: int,
-    measure_every: int,
-    snapshot_every: int,
-) -> float:
-    """Advance the engine to ``total`` sweeps, measuring and storing on schedule.
-
-    Buffers measurements on the device and writes them every FLUSH_SECONDS
-    and at the end, also when stopped. Returns the wall-clock seconds of the
-    loop (sweeps, measurements and writes: the speed a user sees).
-    """
-    observed: list[tuple[int, dict[str, torch.Tensor]]] = []
-    snapshots: list[tuple[int, torch.Tensor]] = []
-
-    def flush() -> None:
-        if observed:
-            steps = np.array([s for s, _ in observed])
-            values = {k: torch.stack([o[k] for _, o in observed]).cpu().numpy() for k in observed[0][1]}
-            writer.append_observables(steps, values)
-            observed.clear()
-        if snapshots:
-            steps = np.array([s for s, _ in snapshots])
-            writer.append_snapshots(steps, torch.stack([v for _, v in snapshots])[:, :, 0].numpy())
-            snapshots.clear()
-        writer.flush()
-
-    step = 0
-    start = time.perf_counter()
-    next_flush = time.perf_counter() + FLUSH_SECONDS
-    try:
-        while step < total and not stop.requested:
-            events = [total, (step // measure_every + 1) * measure_every]
-            if snapshot_every:
-                events.append((step // snapshot_every + 1) * snapshot_every)
-            n = min(events) - step
-            engine.advance(n)
-            step += n
-            if step % measure_every == 0:
-                observed.append((step, measure(model, engine.state)))
-            if snapshot_every and step % snapshot_every == 0:
-                snapshots.append((step, engine.state.to(torch.int8).cpu()))
-            progress.advance(n)
-            if time.perf_counter() >= next_flush:
-                flush()
-                next_flush = time.perf_counter() + FLUSH_SECONDS
-    finally:
-        flush()
-    return time.perf_counter() - start
