@@ -77,7 +77,8 @@ def spin_case(
 ) -> BenchCase:
     """Register an Ising or Potts Monte Carlo case: one step is one sweep of every replica."""
     shape = "x".join([str(size)] * Lattice(lattice, size).dim)
-    what = f"{model}{' q=' + str(q) if model == 'potts' else ''} {lattice} {shape}, batch {batch}, T={temperature}"
+    name_q = f"potts q={q}" if model == "potts" else model
+    what = f"{name_q} {lattice} {shape}, batch {batch}, T={temperature}"
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
         lat = Lattice(lattice, size)

@@ -130,13 +130,21 @@ class TritonEngine:
     """Fast GPU engine: int8 spins, one fused Triton kernel per colour.
 
     Same interface as :class:`spinsim.engine.ReferenceEngine` (``advance``,
-    ``state``). ``temperature`` is ``[B]``, ``seed`` keys the random numbers.
+    ``state``). ``temperature`` is ``[B]``, ``seed`` keys the random numbers,
+    ``block`` is the number of sites per program (a power of 2; the tests
+    run the interpreter with one program for the whole batch).
     """
 
     name = "triton"
 
     def __init__(
-        self, model: SpinModel, sampler, state: torch.Tensor, temperature: torch.Tensor, seed: int
+        self,
+        model: SpinModel,
+        sampler,
+        state: torch.Tensor,
+        temperature: torch.Tensor,
+        seed: int,
+        block: int = BLOCK,
     ) -> None:
         reason = unsupported(model, sampler)
         if reason:
@@ -146,6 +154,7 @@ class TritonEngine:
         self.is_ising = isinstance(model, IsingModel)
         self.heat_bath = sampler.name == "heat_bath"
         self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        self.block = block  # sites per program, a power of 2
         self.sweeps_done = 0
         self.batch = state.shape[0]
         shape = tuple(self.lattice.shape) + (1,) * (3 - self.lattice.dim)
@@ -164,7 +173,7 @@ class TritonEngine:
 
     def advance(self, n_sweeps: int) -> None:
         n_total = self.spins.numel()
-        grid = (triton.cdiv(n_total, BLOCK),)
+        grid = (triton.cdiv(n_total, self.block),)
         J, h = float(self.model.couplings.uniform), float(self.model.field)
         for _ in range(n_sweeps):
             sweep = self.sweeps_done
@@ -174,6 +183,6 @@ class TritonEngine:
                     sweep & 0xFFFFFFFF, sweep >> 32, J, h,
                     GEOM=GEOMETRY[self.lattice.name], N_COLORS=self.lattice.n_colors,
                     PERIODIC=self.lattice.periodic, Q=0 if self.is_ising else self.model.q,
-                    HEAT_BATH=self.heat_bath, BLOCK=BLOCK,
+                    HEAT_BATH=self.heat_bath, BLOCK=self.block,
                 )  # fmt: skip
             self.sweeps_done += 1
