@@ -35,6 +35,7 @@ COMMANDS = {
     c.name: c
     for c in (
         Command("simulate", "Monte Carlo simulation of Ising and Potts models, written to HDF5"),
+        Command("bench", "time the fast engines against the torch reference (flips/ns, sweeps/s)"),
     )
 }
 
@@ -57,6 +58,7 @@ def usage() -> str:
         "  spinsim simulate model=ising device=cpu",
         "  spinsim simulate model=potts model.q=3 lattice=triangular temperature=[0.5,0.63,0.8]",
         "  spinsim simulate -m temperature=1.5,2.0,2.5",
+        "  spinsim bench cases=[ising-square-2560-b1] device.threads=2",
     ]
     return "\n".join(lines)
 

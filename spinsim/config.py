@@ -48,6 +48,12 @@ class DeviceName(Enum):
     auto = "auto"  # cuda when available, else cpu
 
 
+class EngineName(Enum):
+    auto = "auto"  # the fast engine where it supports the config, else the reference
+    reference = "reference"  # the torch reference (convolutions, differentiable)
+    fast = "fast"  # compiled kernels (CPU: numba, CUDA: triton); an error where unsupported
+
+
 class InitialState(Enum):
     random = "random"  # infinite temperature: every spin uniform over its states
     ordered = "ordered"  # zero temperature ferromagnet: every spin in state 0 (Ising: +1)
@@ -122,10 +128,24 @@ class SimulateConfig:
     init: InitialState = _key(InitialState.random, "initial state: random or ordered")
     output: str = _key("simulate.h5", "HDF5 file; a relative path lands in the run directory")
     progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")
+    engine: EngineName = _key(
+        EngineName.auto, "auto (fast where supported), reference (torch) or fast (compiled kernels)"
+    )
+
+
+@dataclass
+class BenchConfig:
+    device: DeviceConfig = MISSING
+    cases: Any = _key("default", "case names (a list), default (the paper's Table III sizes) or all")
+    engines: Any = _key(["reference", "fast"], "engine kinds to time: reference, fast")
+    repeats: int = _key(5, "timed repeats per engine (the median is reported)")
+    reference_repeats: int = _key(3, "timed repeats of the (slow) reference engine")
+    min_seconds: float = _key(0.2, "least duration of one timed repeat (steps double until reached)")
+    output: str = _key("bench.json", "results file (JSON); a relative path lands in the run directory")
 
 
 # The primary schema of each command, by command name.
-SCHEMAS: dict[str, type] = {"simulate": SimulateConfig}
+SCHEMAS: dict[str, type] = {"simulate": SimulateConfig, "bench": BenchConfig}
 
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml
 # lists /schema/<group>/<option> first in its defaults.

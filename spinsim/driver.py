@@ -65,8 +65,13 @@ def run_schedule(
     snapshot: Snapshot,
     progress: RunProgress,
     stop: GracefulStop,
+    measure_engine: Callable[[], dict[str, torch.Tensor]] | None = None,
 ) -> float:
     """Advance ``engine`` (``advance(n)``, ``state``) through the schedule.
+
+    Observables are ``measure(engine.state)``, or ``measure_engine()`` when
+    given: engines with a compact state (the fast ones) measure it in their
+    own kernels, without building the float ``state`` every measurement.
 
     Measurements stay on the engine's device until written, every
     FLUSH_SECONDS and at the end (also when stopped or interrupted). Returns
@@ -97,7 +102,8 @@ def run_schedule(
             engine.advance(n)
             step += n
             if step % schedule.measure_every == 0:
-                observed.append((step, measure(engine.state)))
+                values = measure_engine() if measure_engine is not None else measure(engine.state)
+                observed.append((step, values))
             if schedule.snapshot_every and step % schedule.snapshot_every == 0:
                 snapshots.append((step, snapshot(engine.state)))
             progress.advance(n)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 import spinsim
 from spinsim import analysis, build
 from spinsim.driver import Schedule, run_schedule
-from spinsim.engine import ReferenceEngine
+from spinsim.engine import build_engine
 from spinsim.errors import ConfigError
 from spinsim.io import RunWriter
 from spinsim.observables import SPIN_OBSERVABLES, measure
@@ -73,7 +73,10 @@ def run(cfg: DictConfig) -> SimulationResult:
         state = model.ordered_state(n_replicas)
     else:
         state = model.random_state(n_replicas, generator)
-    engine = ReferenceEngine(model, sampler, state, replica_T.to(dev), generator)
+    engine = build_engine(
+        build.plain(cfg.engine), model, sampler, state, replica_T.to(dev), generator, seed,
+        threads=build.plain(cfg.device.threads),
+    )  # fmt: skip
 
     parameters = {
         "seed": seed,
@@ -117,6 +120,7 @@ def run(cfg: DictConfig) -> SimulationResult:
                 snapshot=lambda state: state[:, 0].to(torch.int8).cpu(),
                 progress=progress,
                 stop=stop,
+                measure_engine=getattr(engine, "measure", None),
             )
         observables = {
             name: writer.observables[name]["value"][...] for name in SPIN_OBSERVABLES

@@ -1,0 +1,183 @@
+"""Benchmarks: a registry of cases and the timing code they share.
+
+A :class:`BenchCase` knows how to build a :class:`Workload` for an engine on
+a device; :func:`time_workload` times any workload the same way (a warm-up
+step, then the median of several repeats, each long enough to time). Adding
+a benchmark (say CPM copy attempts or a relaxed differentiable sweep) means
+registering a case with its own ``build``, ``step_unit`` and
+``update_unit``; the timing, table and file code stay as they are.
+
+Figures: ``steps/s`` (sweeps/s for spin models) and ``updates/ns`` (spin-flip
+attempts per nanosecond, ``sweeps x sites x replicas / ns``), and for every
+non-reference engine its ratio to the reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from spinsim.engine import build_engine
+from spinsim.lattice import Lattice
+from spinsim.models import Couplings, IsingModel, PottsModel
+from spinsim.samplers import build_sampler
+
+
+@dataclass
+class Workload:
+    """One engine's share of a case: ``step(n)`` does n steps of ``updates_per_step`` updates."""
+
+    engine: str  # the name of the engine that runs it (e.g. numba, reference)
+    step: Callable[[int], None]
+    updates_per_step: int
+    threads: int  # CPU threads it runs on
+    sync: Callable[[], None] = lambda: None  # wait for queued device work
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    name: str
+    description: str
+    build: Callable[[str, torch.device, int], Workload]  # (engine kind, device, threads) -> Workload
+    engines: tuple[str, ...] = ("reference", "fast")
+    step_unit: str = "sweeps"
+    update_unit: str = "flips"
+
+
+CASES: dict[str, BenchCase] = {}
+DEFAULT_CASES: list[str] = []
+
+
+def register(case: BenchCase, default: bool = False) -> BenchCase:
+    """Add a case to the registry (``default``: run when no cases are named)."""
+    CASES[case.name] = case
+    if default:
+        DEFAULT_CASES.append(case.name)
+    return case
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def spin_case(
+    name: str,
+    model: str,
+    lattice: str,
+    size: int,
+    batch: int,
+    temperature: float,
+    q: int = 3,
+    sampler: str = "metropolis",
+    default: bool = False,
+) -> BenchCase:
+    """Register an Ising or Potts Monte Carlo case: one step is one sweep of every replica."""
+    shape = "x".join([str(size)] * Lattice(lattice, size).dim)
+    name_q = f"potts q={q}" if model == "potts" else model
+    what = f"{name_q} {lattice} {shape}, batch {batch}, T={temperature}"
+
+    def build(kind: str, device: torch.device, threads: int) -> Workload:
+        lat = Lattice(lattice, size)
+        couplings = Couplings.build(lat)
+        spin_model = IsingModel(lat, couplings) if model == "ising" else PottsModel(lat, couplings, q=q)
+        spin_model = spin_model.to(device)
+        generator = torch.Generator(device=device).manual_seed(0)
+        state = spin_model.random_state(batch, generator)
+        T = torch.full((batch,), float(temperature), dtype=torch.float64, device=device)
+        engine = build_engine(kind, spin_model, build_sampler(sampler), state, T, generator, 0, threads)
+        threads_used = getattr(engine, "threads_used", torch.get_num_threads())
+        return Workload(engine.name, engine.advance, lat.n_sites * batch, threads_used, _sync(device))
+
+    return register(BenchCase(name, what, build), default=default)
+
+
+# The paper's Table III sizes, near the critical temperatures.
+ISING_TC = 2.269
+POTTS3_TC = 0.995
+CUBIC_TC = 4.5115
+spin_case("ising-square-640-b1", "ising", "square", 640, 1, ISING_TC, default=True)
+spin_case("ising-square-640-b16", "ising", "square", 640, 16, ISING_TC, default=True)
+spin_case("ising-square-2560-b1", "ising", "square", 2560, 1, ISING_TC, default=True)
+spin_case("ising-square-2560-b16", "ising", "square", 2560, 16, ISING_TC, default=True)
+spin_case("potts3-square-2560-b1", "potts", "square", 2560, 1, POTTS3_TC, default=True)
+spin_case("ising-cubic-128-b1", "ising", "cubic", 128, 1, CUBIC_TC, default=True)
+spin_case("ising-square-64-b1", "ising", "square", 64, 1, ISING_TC)  # a quick check
+spin_case("ising-triangular-1536-b1", "ising", "triangular", 1536, 1, 3.641)
+spin_case("ising-square-2560-b1-heat-bath", "ising", "square", 2560, 1, ISING_TC, sampler="heat_bath")
+
+
+@dataclass
+class Timing:
+    seconds_per_step: float  # median over the repeats
+    steps: int  # steps per repeat
+    repeats: list[float] = field(default_factory=list)  # seconds of each repeat
+
+
+def time_workload(work: Workload, repeats: int, min_seconds: float, max_steps: int = 1 << 20) -> Timing:
+    """Warm up (one step: compilation, caches), then time ``repeats`` runs of n steps.
+
+    n doubles from 1 until one run takes at least ``min_seconds``; the result
+    is the median of the repeats, per step.
+    """
+    work.step(1)
+    work.sync()
+    n = 1
+    while True:
+        start = time.perf_counter()
+        work.step(n)
+        work.sync()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds or n >= max_steps:
+            break
+        n *= 2
+    runs = [elapsed]
+    while len(runs) < repeats:
+        start = time.perf_counter()
+        work.step(n)
+        work.sync()
+        runs.append(time.perf_counter() - start)
+    return Timing(statistics.median(runs) / n, n, runs)
+
+
+def run_case(
+    case: BenchCase,
+    device: torch.device,
+    threads: int,
+    repeats: int,
+    reference_repeats: int,
+    min_seconds: float,
+    engines: list[str],
+) -> list[dict]:
+    """Time each engine kind of ``case``; rows of the results table."""
+    rows = []
+    reference_rate = None
+    for kind in [k for k in case.engines if k in engines]:
+        work = case.build(kind, device, threads)
+        n_repeats = reference_repeats if kind == "reference" else repeats
+        timing = time_workload(work, n_repeats, min_seconds)
+        steps_per_s = 1.0 / timing.seconds_per_step
+        rate = work.updates_per_step * steps_per_s / 1e9
+        if kind == "reference":
+            reference_rate = rate
+        rows.append(
+            {
+                "case": case.name,
+                "description": case.description,
+                "engine": work.engine,
+                "kind": kind,
+                "threads": work.threads,
+                "steps_per_s": steps_per_s,
+                "updates_per_ns": rate,
+                "ratio": None if kind == "reference" or reference_rate is None else rate / reference_rate,
+                "step_unit": case.step_unit,
+                "update_unit": case.update_unit,
+                "steps_per_repeat": timing.steps,
+                "repeat_seconds": timing.repeats,
+            }
+        )
+        del work
+    return rows

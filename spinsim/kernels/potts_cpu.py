@@ -1,0 +1,191 @@
+"""Potts kernels (numba): one int8 spin per site, checkerboard Metropolis.
+
+Spins sit in the slab layout of :mod:`spinsim.kernels.layout` with one lane
+(``W = 1``: the plain ``[B, *shape]`` array), so neighbour ``n`` of a site
+is the site in row ``nb_row[r, n]``, column ``j + nb_col[n]``.
+
+Per site of the colour being updated: propose one of the other ``q - 1``
+states uniformly, count the present neighbours equal to the old (``n_old``)
+and the proposed state (``n_new``), and accept with probability
+``min(1, exp(-beta dE))``, ``dE = -J (n_new - n_old) - h (δ(new, 0) - δ(old, 0))``,
+from a per-replica table indexed by ``(n_new - n_old + z, δ(new,0) - δ(old,0) + 1)``.
+
+Random numbers: one Philox4x32-10 draw per pair of sites of a row (counter
+``(row, pair | colour << 27, sweep)``, the seed as key), two 32-bit words a
+site: the proposal by Lemire's multiply-shift with rejection, the acceptance
+by comparing with the top 32 bits of ``t = floor(p 2^64)``. The rare
+rejections and ties draw again from a per-site fallback counter (draw tag 1),
+so the proposal is exactly uniform and ``P(accept) = t / 2^64``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from spinsim.kernels.philox import philox4x32
+
+_U32 = np.uint64(32)
+_LO32 = np.uint64(0xFFFFFFFF)
+_COLOUR_SHIFT = np.uint64(27)
+_FALLBACK = np.uint64(1 << 29)
+
+
+@njit(inline="always", cache=True)
+def _neighbour_value(spins, base, row_len, periodic, nb_row, nb_col, nb_lanes, r, n, j):
+    """Value of neighbour n of the site at row r, column j, or -1 where it is absent."""
+    nr = nb_row[r, n]
+    if nr < 0 or nb_lanes[r, n] == 0:
+        return -1
+    jj = j + nb_col[n]
+    if jj < 0:
+        if not periodic:
+            return -1
+        jj += row_len
+    elif jj >= row_len:
+        if not periodic:
+            return -1
+        jj -= row_len
+    return spins[base + nr * row_len + jj]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update_row(
+    spins, b, r, colour, sweep, key0, key1, q, n_colors, periodic,
+    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, kinds, thresholds,
+):  # fmt: skip
+    """Update the sites of one colour in row r (``start, start + n_colors, ...``)."""
+    z = nb_col.shape[0]
+    n_rows = nb_row.shape[0]
+    base = b * sites_per_replica
+    row_base = base + r * row_len
+    start = (colour - row_color[r]) % n_colors
+    count = (row_len - start + n_colors - 1) // n_colors
+    if count <= 0:
+        return
+    n_pairs = (count + 1) // 2
+    row_id = np.uint64(b * n_rows + r)
+    c0 = row_id & _LO32
+    c1_base = (np.uint64(colour) << _COLOUR_SHIFT) | ((row_id >> _U32) << np.uint64(30))
+    c2 = np.uint64(sweep) & _LO32
+    c3 = np.uint64(sweep) >> _U32
+    # per site: a proposal word and an acceptance word (a vectorisable loop)
+    draws = np.empty(4 * n_pairs, dtype=np.uint64)
+    for p in range(n_pairs):
+        w0, w1, w2, w3 = philox4x32(c0, c1_base | np.uint64(p), c2, c3, key0, key1)
+        draws[4 * p] = w0
+        draws[4 * p + 1] = w1
+        draws[4 * p + 2] = w2
+        draws[4 * p + 3] = w3
+    # proposals: old + 1 + (Lemire's multiply-shift of a 32-bit word into 0 .. q-2)
+    other = np.uint64(q - 1)
+    reject_below = np.uint64((1 << 32) % (q - 1))  # low words below this are biased: redraw
+    old = np.empty(count, dtype=np.int8)
+    new = np.empty(count, dtype=np.int8)
+    redraw = False
+    for t in range(count):
+        m = draws[2 * t] * other
+        redraw |= (m & _LO32) < reject_below
+        o = np.int64(spins[row_base + start + t * n_colors])
+        x = o + 1 + np.int64(m >> _U32)
+        old[t] = o
+        new[t] = x - q if x >= q else x
+    if redraw:  # rare
+        for t in range(count):
+            m = draws[2 * t] * other
+            if (m & _LO32) < reject_below:
+                j = np.uint64(start + t * n_colors)
+                f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
+                m = f0 * other
+                if (m & _LO32) < reject_below:
+                    m = f1 * other
+                    if (m & _LO32) < reject_below:
+                        m = f2 * other
+                x = np.int64(old[t]) + 1 + np.int64(m >> _U32)
+                new[t] = x - q if x >= q else x
+    # gain[t] = n_new - n_old + z over the present neighbours
+    gain = np.full(count, z, dtype=np.int8)
+    for n in range(z):
+        nr = nb_row[r, n]
+        if nr < 0 or nb_lanes[r, n] == 0:
+            continue
+        src = base + nr * row_len + start + nb_col[n]
+        # columns inside the row: t_lo <= t < t_hi; the others wrap (periodic) or are absent
+        t_lo = 0
+        while t_lo < count and start + t_lo * n_colors + nb_col[n] < 0:
+            t_lo += 1
+        t_hi = count
+        while t_hi > t_lo and start + (t_hi - 1) * n_colors + nb_col[n] >= row_len:
+            t_hi -= 1
+        u_src = np.uint64(src)  # unsigned indices: no negative-index checks, so the loop vectorises
+        u_step = np.uint64(n_colors)
+        for t in range(np.uint64(t_lo), np.uint64(t_hi)):
+            v = spins[u_src + t * u_step]
+            gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
+        if periodic:
+            for t in range(0, t_lo):
+                v = spins[src + t * n_colors + row_len]
+                gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
+            for t in range(t_hi, count):
+                v = spins[src + t * n_colors - row_len]
+                gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
+    # accept: compare the acceptance word with the top 32 bits of the threshold
+    n_k = kinds.shape[1]
+    high_words = np.empty(n_k, dtype=np.uint64)
+    for k in range(n_k):
+        kind = kinds[b, k]
+        high_words[k] = (thresholds[b, k] >> _U32) if kind == 2 else (np.uint64(1 << 32) if kind == 1 else 0)
+    u_first = np.uint64(row_base + start)
+    u_step = np.uint64(n_colors)
+    for t in range(np.uint64(count)):
+        o = np.int64(old[t])
+        x = np.int64(new[t])
+        k = np.uint64(np.int64(gain[t]) * 3 + np.int64(x == 0) - np.int64(o == 0) + 1)
+        word = draws[np.uint64(2) * t + np.uint64(1)]
+        high = high_words[k]
+        accept = np.int64(word < high)  # high is 2^32 where p = 1, 0 where p = 0
+        if word == high and kinds[b, k] == 2:  # rare: a tie in the top 32 bits, compare the next 32
+            j = np.uint64(start) + t * u_step
+            f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
+            accept = np.int64(f3 < (thresholds[b, k] & _LO32))
+        spins[u_first + t * u_step] = o + (x - o) * accept
+
+
+@njit(parallel=True, cache=True)
+def sweep_potts(
+    spins, n_sweeps, sweep0, key0, key1, q, n_colors, periodic,
+    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, kinds, thresholds,
+):  # fmt: skip
+    """``n_sweeps`` Metropolis sweeps of every replica (``spins`` is int8 ``[B * sites]``)."""
+    n_rows = nb_row.shape[0]
+    B = spins.shape[0] // sites_per_replica
+    for s in range(n_sweeps):
+        for colour in range(n_colors):
+            for t in prange(B * n_rows):
+                _update_row(
+                    spins, t // n_rows, t % n_rows, colour, sweep0 + s, key0, key1, q, n_colors, periodic,
+                    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, kinds, thresholds,
+                )  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def potts_sums(spins, q, periodic, nb_row, nb_col, nb_lanes, row_len, sites_per_replica):
+    """Per replica: equal-neighbour bonds ``sum_<ij> δ(s_i, s_j)`` (``[B]``) and state counts ``[B, q]``."""
+    n_rows = nb_row.shape[0]
+    B = spins.shape[0] // sites_per_replica
+    z = nb_col.shape[0]
+    equal = np.zeros(B, dtype=np.int64)
+    counts = np.zeros((B, q), dtype=np.int64)
+    for b in prange(B):
+        base = b * sites_per_replica
+        same = 0
+        for r in range(n_rows):
+            for j in range(row_len):
+                s = spins[base + r * row_len + j]
+                counts[b, s] += 1
+                for n in range(0, z, 2):  # forward bonds
+                    v = _neighbour_value(spins, base, row_len, periodic, nb_row, nb_col, nb_lanes, r, n, j)
+                    if v == s:
+                        same += 1
+        equal[b] = same
+    return equal, counts

@@ -1,0 +1,60 @@
+"""`spinsim bench`: the case registry, the timing code and the command."""
+
+import json
+
+import pytest
+
+from conftest import spinsim_cli
+from spinsim import bench
+from spinsim.commands.bench import case_names
+from spinsim.errors import ConfigError
+
+
+def test_default_cases_are_the_papers_table():
+    assert bench.DEFAULT_CASES == [
+        "ising-square-640-b1", "ising-square-640-b16", "ising-square-2560-b1", "ising-square-2560-b16",
+        "potts3-square-2560-b1", "ising-cubic-128-b1",
+    ]  # fmt: skip
+    assert case_names("all") == list(bench.CASES)
+    with pytest.raises(ConfigError, match="^cases=nope: no such case"):
+        case_names(["nope"])
+
+
+def test_time_workload_takes_the_median_of_long_enough_repeats():
+    calls = []
+
+    def step(n):
+        calls.append(n)
+
+    timing = bench.time_workload(bench.Workload("x", step, 10, 1), repeats=3, min_seconds=0.0)
+    assert calls[0] == 1 and timing.steps == 1 and len(timing.repeats) == 3
+    assert timing.seconds_per_step >= 0
+
+
+def test_bench_command_writes_results(tmp_path):
+    out = spinsim_cli("bench", "cases=[ising-square-64-b1]", "repeats=2", "reference_repeats=1",
+                      "min_seconds=0.01", "device=cpu", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    files = list((tmp_path / "outputs").glob("*/*/bench.json"))
+    assert len(files) == 1
+    data = json.loads(files[0].read_text())
+    rows = data["results"]
+    assert [r["engine"] for r in rows] == ["reference", "numba"]
+    assert rows[1]["ratio"] > 1 and rows[0]["updates_per_ns"] > 0
+    assert data["machine"]["cores"] >= 1 and "cpu" in data["machine"]
+    assert "ising-square-64-b1" in out.stdout and "flips/ns" in out.stdout
+
+
+def test_bench_rejects_unknown_case(tmp_path):
+    out = spinsim_cli("bench", "cases=[bogus]", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("spinsim bench: error: cases=bogus: no such case")
+
+
+def test_simulate_engine_fast_on_unsupported_config_is_one_line(tmp_path):
+    out = spinsim_cli("simulate", "lattice=honeycomb", "engine=fast", "progress=false", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "spinsim simulate: error: engine=fast: the fast engine does not support lattice=honeycomb "
+        "(it runs chain, square, triangular, cubic); use engine=auto or reference"
+    )

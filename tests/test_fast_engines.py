@@ -1,0 +1,230 @@
+"""The fast CPU engine (numba) against exact results, the reference engine and itself.
+
+Every fast path (multispin Ising Metropolis and heat bath, with and without
+field, periodic and open; Potts Metropolis) is checked against exact
+enumeration within 4 binning standard errors, the same test as the
+reference samplers; Onsager's energy on a 64x64 torus; agreement with the
+reference engine on every supported lattice; thread-count independence; and
+its own measurements against :func:`spinsim.observables.measure`.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import within
+from spinsim.analysis import binning
+from spinsim.engine import ReferenceEngine, build_engine
+from spinsim.errors import ConfigError
+from spinsim.exact import exact_averages
+from spinsim.kernels.cpu import CPUEngine
+from spinsim.kernels.layout import SlabLayout, lanes_for
+from spinsim.kernels.philox import philox4x32, philox4x32_py
+from spinsim.lattice import Lattice
+from spinsim.models import Couplings, IsingModel, PottsModel
+from spinsim.observables import measure
+from spinsim.samplers import HeatBath, Metropolis
+
+BETA_C = 0.4406867935
+
+
+def ising(lattice, h=0.0, J=1.0):
+    return IsingModel(lattice, Couplings.build(lattice, J=J), field=h)
+
+
+def potts(lattice, q=3, h=0.0):
+    return PottsModel(lattice, Couplings.build(lattice), q=q, field=h)
+
+
+def sample(engine, sweeps, thermalize):
+    """Binning estimates of <e> and <|m|> from the engine's own measurements."""
+    engine.advance(thermalize)
+    e, m = [], []
+    for _ in range(sweeps):
+        engine.advance(1)
+        obs = engine.measure() if hasattr(engine, "measure") else measure(engine.model, engine.state)
+        e.append(obs["e"].numpy())
+        m.append(obs["abs_m"].numpy())
+    return binning(np.stack(e)), binning(np.stack(m))
+
+
+def fast(model, sampler, T, replicas, seed=1, threads=0):
+    g = torch.Generator().manual_seed(seed)
+    state = model.random_state(replicas, g)
+    return CPUEngine(model, sampler, state, torch.full((replicas,), float(T)), seed=seed, threads=threads)
+
+
+# One case per fast path: lattice geometry, boundary, field, sampler, model.
+CASES = {
+    "square 4x4 ising at beta_c": (lambda: ising(Lattice("square", 4)), Metropolis(), 1 / BETA_C),
+    "square 4x4 ising heat bath": (lambda: ising(Lattice("square", 4)), HeatBath(), 1 / BETA_C),
+    "triangular 3x6 ising": (lambda: ising(Lattice("triangular", [3, 6])), Metropolis(), 3.0),
+    "cubic 2x2x4 ising": (lambda: ising(Lattice("cubic", [2, 2, 4])), Metropolis(), 4.0),
+    "open chain of 12, field": (lambda: ising(Lattice("chain", 12, "open"), h=0.2), Metropolis(), 1.2),
+    "open chain of 12, field, heat bath": (
+        lambda: ising(Lattice("chain", 12, "open"), h=0.2), HeatBath(), 1.2
+    ),
+    "open 4x3 ising, field, J=0.7": (lambda: ising(Lattice("square", [4, 3], "open"), h=-0.3, J=0.7),
+                                     Metropolis(), 1.5),
+    "open triangular 3x4 ising": (lambda: ising(Lattice("triangular", [3, 4], "open")), Metropolis(), 2.0),
+    "potts q=3 3x3 open square": (lambda: potts(Lattice("square", 3, "open")), Metropolis(), 0.8),
+    "potts q=3 3x3 triangular": (lambda: potts(Lattice("triangular", 3)), Metropolis(), 1.5),
+    "potts q=4 2x2x2 cubic, field": (lambda: potts(Lattice("cubic", 2), q=4, h=0.3), Metropolis(), 2.0),
+    "potts q=3 open chain of 10": (lambda: potts(Lattice("chain", 10, "open"), h=-0.2), Metropolis(), 0.6),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_engine_matches_enumeration(case):
+    build, sampler, T = CASES[case]
+    model = build()
+    exact = exact_averages(model, 1 / T)
+    e, m = sample(fast(model, sampler, T, replicas=256), sweeps=400, thermalize=60)
+    message = (
+        f"{case}: <e> {e.mean:.5f} +- {e.error:.5f} vs {exact['e']:.5f}; "
+        f"<|m|> {m.mean:.5f} +- {m.error:.5f} vs {exact['abs_m']:.5f}"
+    )
+    print(message)
+    assert e.error < 0.01 and m.error < 0.01, message
+    assert within(e, exact["e"]), message
+    assert within(m, exact["abs_m"]), message
+
+
+@pytest.mark.parametrize("beta", [0.3, 0.6])
+def test_fast_engine_onsager_energy_64x64(beta):
+    lat = Lattice("square", 64)
+    engine = fast(ising(lat), Metropolis(), 1 / beta, replicas=8)
+    if beta > 0.44:
+        engine.state = ising(lat).ordered_state(8)
+    e, _ = sample(engine, sweeps=1500, thermalize=300)
+    onsager = {0.3: -0.704499, 0.6: -1.909086}[beta]
+    print(f"beta={beta}: <e> = {e.mean:.6f} +- {e.error:.6f}, Onsager {onsager}")
+    assert e.error < 1e-3
+    assert within(e, onsager)
+
+
+# Every supported lattice (both boundaries among them), Ising and Potts; sizes beyond enumeration.
+AGREEMENT = {
+    "ising chain": (lambda: ising(Lattice("chain", 64)), 1.0, 1),
+    "ising square": (lambda: ising(Lattice("square", 8)), 2.4, 1),
+    "ising triangular open": (lambda: ising(Lattice("triangular", 7, "open")), 3.6, 1),
+    "ising cubic": (lambda: ising(Lattice("cubic", 4)), 4.6, 1),
+    "potts square open": (lambda: potts(Lattice("square", 7, "open")), 1.0, 1),
+    "potts triangular": (lambda: potts(Lattice("triangular", 6)), 1.6, 1),
+    "potts cubic open": (lambda: potts(Lattice("cubic", 4, "open")), 1.6, 1),
+    "potts chain": (lambda: potts(Lattice("chain", 64)), 0.8, 1),
+    "ising square 32x32 near Tc": (lambda: ising(Lattice("square", 32)), 2.3, 4),
+    "potts triangular 24x24": (lambda: potts(Lattice("triangular", 24)), 1.6, 4),
+    "ising cubic 12^3 open": (lambda: ising(Lattice("cubic", 12, "open")), 4.5, 4),
+}
+AGREEMENT_PARAMS = [
+    pytest.param(name, marks=[pytest.mark.slow] if AGREEMENT[name][2] > 1 else [])
+    for name in AGREEMENT
+]
+
+
+@pytest.mark.parametrize("case", AGREEMENT_PARAMS)
+def test_fast_engine_agrees_with_reference(case):
+    """<e> and <|m|> of the two engines agree within 4 combined standard errors."""
+    build, T, scale = AGREEMENT[case]
+    model = build()
+    replicas, sweeps = 16 * scale, 200 * scale
+    g = torch.Generator().manual_seed(3)
+    ref = ReferenceEngine(model, Metropolis(), model.random_state(replicas, g), torch.full((replicas,), T), g)
+    ours = fast(model, Metropolis(), T, replicas)
+    results = [sample(ref, sweeps, 50 * scale), sample(ours, sweeps, 50 * scale)]
+    for k, name in enumerate(("e", "|m|")):
+        a, b = results[0][k], results[1][k]
+        sigma = (a.error**2 + b.error**2) ** 0.5
+        print(f"{case} <{name}>: reference {a.mean:.5f} +- {a.error:.5f}, fast {b.mean:.5f} +- {b.error:.5f}")
+        assert abs(a.mean - b.mean) < 4 * sigma
+
+
+@pytest.mark.parametrize(
+    "model",
+    [ising(Lattice("square", [64, 12])), ising(Lattice("cubic", [6, 4, 4], "open"), h=0.1),
+     potts(Lattice("triangular", [9, 6]))],
+    ids=["ising square", "ising cubic open", "potts triangular"],
+)  # fmt: skip
+def test_same_states_with_one_and_two_threads(model):
+    states = []
+    for threads in (1, 2):
+        engine = fast(model, Metropolis(), 2.0, replicas=3, threads=threads)
+        engine.advance(20)
+        states.append(engine.state)
+    assert torch.equal(states[0], states[1])
+
+
+@pytest.mark.parametrize(
+    "model",
+    [ising(Lattice("square", 8)), ising(Lattice("triangular", [6, 5], "open"), h=0.3, J=0.7),
+     ising(Lattice("chain", 130, "open"), h=-0.2), potts(Lattice("cubic", [4, 2, 4]), q=5, h=0.4),
+     potts(Lattice("square", [5, 7], "open"))],
+    ids=["ising square", "ising triangular open", "ising chain", "potts cubic", "potts square open"],
+)  # fmt: skip
+def test_fast_measurements_equal_reference(model):
+    engine = fast(model, Metropolis(), 1.5, replicas=4)
+    engine.advance(7)
+    # float64 state: the reference then sums exactly, as the kernels do (a float32 state
+    # would round the magnetisation to float32)
+    ours, theirs = engine.measure(), measure(model, engine.state.double())
+    for name in theirs:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-12, atol=1e-12)
+
+
+def test_state_round_trip_through_the_packed_layout():
+    for lattice in (Lattice("square", [128, 6]), Lattice("triangular", [6, 9], "open"), Lattice("chain", 96)):
+        model = ising(lattice)
+        state = model.random_state(5, torch.Generator().manual_seed(0))
+        engine = fast(model, Metropolis(), 1.0, replicas=5)
+        engine.state = state
+        assert torch.equal(engine.state, state)
+        assert lanes_for(lattice) == SlabLayout.build(lattice, lanes_for(lattice)).lanes
+
+
+def test_philox_known_answers():
+    """Random123's known-answer vectors for Philox4x32-10, in Python and compiled."""
+    vectors = [
+        ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+        ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+        ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+         (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    ]  # fmt: skip
+    for counter, key, expected in vectors:
+        assert philox4x32_py(counter, key) == expected
+        got = philox4x32.py_func(*(np.uint64(v) for v in counter + key))
+        assert tuple(int(v) for v in got) == expected
+
+
+def test_build_engine_chooses_and_explains():
+    lat = Lattice("square", 4)
+    model = ising(lat)
+    state, T, g = model.random_state(2), torch.ones(2), torch.Generator()
+    assert build_engine("auto", model, Metropolis(), state, T, g, 0).name == "numba"
+    assert build_engine("reference", model, Metropolis(), state, T, g, 0).name == "reference"
+    glass = IsingModel(lat, Couplings.build(lat, "pm"))
+    assert build_engine("auto", glass, Metropolis(), state, T, g, 0).name == "reference"
+    with pytest.raises(ConfigError, match=r"^engine=fast: the fast engine does not support per-bond"):
+        build_engine("fast", glass, Metropolis(), state, T, g, 0)
+    hc = Lattice("honeycomb", 4)
+    with pytest.raises(ConfigError, match="lattice=honeycomb"):
+        build_engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), T, g, 0)
+    with pytest.raises(ConfigError, match="heat_bath with model=potts"):
+        build_engine("fast", potts(lat), HeatBath(), potts(lat).random_state(2), T, g, 0)
+
+
+def test_simulate_records_the_engine(tmp_path):
+    import h5py
+
+    import spinsim
+    from spinsim.commands.simulate import run
+
+    for engine, name in (("auto", "numba"), ("reference", "reference")):
+        cfg = spinsim.compose("simulate", [
+            "lattice.size=8", "sweeps=20", "thermalize=5", "batch=2", "progress=false", "temperature=2.0",
+            f"engine={engine}", f"output={tmp_path}/{engine}.h5",
+        ])  # fmt: skip
+        result = run(cfg)
+        with h5py.File(result.path) as f:
+            assert f["parameters"].attrs["engine"] == name
+            assert f["observables/e/value"].shape == (25, 2)
