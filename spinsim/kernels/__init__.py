@@ -1,0 +1,1 @@
+"""Compiled fast paths behind the samplers' interfaces (numba on the CPU)."""
