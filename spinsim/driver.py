@@ -2,8 +2,10 @@
 
 Schedule: ``thermalize + sweeps`` sweeps in all, counted from 1. Observables
 are measured after every ``measure_every``-th sweep from the start (so the
-file shows the approach to equilibrium too); summaries use only those taken
-after the first ``thermalize`` sweeps. Snapshots are stored after every
+file shows the approach to equilibrium too), and at step 0 on the initial
+state where the caller asks (``measure_start``: the cellular Potts model's
+curves start from its initial layout); summaries use only those taken after
+the first ``thermalize`` sweeps. Snapshots are stored after every
 ``snapshot_every``-th sweep (0: never).
 """
 
@@ -65,6 +67,7 @@ def run_schedule(
     snapshot: Snapshot,
     progress: RunProgress,
     stop: GracefulStop,
+    measure_start: bool = False,
 ) -> float:
     """Advance ``engine`` (``advance(n)``, ``state``) through the schedule.
 
@@ -89,6 +92,8 @@ def run_schedule(
         writer.flush()
 
     step = 0
+    if measure_start:
+        observed.append((0, measure(engine.state)))
     start = time.perf_counter()
     next_flush = start + FLUSH_SECONDS
     try:

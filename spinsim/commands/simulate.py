@@ -56,6 +56,7 @@ class Setup:
     print_summary: Callable[[dict[str, np.ndarray], str], None]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra /parameters datasets
     speed: Callable[[int, int, float], dict[str, float]] | None = None  # (sweeps, sites, seconds)
+    measure_start: bool = False  # also measure the initial state (step 0)
 
 
 def output_path(output: str, key: str = "output") -> Path:
@@ -192,6 +193,7 @@ def cpm_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica_
         print_summary=print_cpm_summary,
         arrays=arrays,
         speed=speed,
+        measure_start=True,
     )
 
 
@@ -253,6 +255,7 @@ def run(cfg: DictConfig) -> SimulationResult:
                 snapshot=setup.snapshot,
                 progress=progress,
                 stop=stop,
+                measure_start=setup.measure_start,
             )
         summary = setup.summarize(writer, schedule, engine)
         speed = flips_per_ns(progress.done, spins, seconds)
