@@ -106,7 +106,7 @@ class CPMConfig(ModelConfig):
     name: str = "cpm"
     types: List[str] = _key(["medium", "light", "dark"], "type names, the medium (cell id 0) first")
     cells: List[int] = _key([18, 18], "number of cells of each type after the medium")
-    contact: List[List[float]] = _key(
+    contact: Any = _key(
         [[0.0, 16.0, 16.0], [16.0, 14.0, 11.0], [16.0, 11.0, 2.0]],
         "contact energies J: a symmetric table over all types, the medium first",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from spinsim.analysis import Estimate, binning
 from spinsim.engine import ReferenceEngine
+from spinsim.io import load
 from spinsim.observables import measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +59,20 @@ def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = 
         timeout=timeout,
         env=full_env,
     )
+
+
+def wait_for_flushes(path, n_steps=1, timeout=60, name="e"):
+    """Until the file holds measurements (it is flushed every 2 s)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            run = load(path)  # the writer holds the file's lock: load reads around it
+            if name in run.observables and len(run.observables[name].step) >= n_steps:
+                return
+        except (OSError, KeyError):
+            pass
+    raise AssertionError("the run never flushed")
 
 
 @pytest.fixture(autouse=True)

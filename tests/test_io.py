@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import spinsim
+from conftest import wait_for_flushes
 from spinsim.commands import simulate
 from spinsim.errors import ConfigError
 from spinsim.io import load
@@ -90,20 +91,6 @@ def long_run(path):
          f"hydra.run.dir={path.parent}/hydra"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-
-
-def wait_for_flushes(path, n_steps=1, timeout=60):
-    """Until the file holds measurements (it is flushed every 2 s)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            run = load(path)  # the writer holds the file's lock: load reads around it
-            if "e" in run.observables and len(run.observables["e"].step) >= n_steps:
-                return
-        except (OSError, KeyError):
-            pass
-    raise AssertionError("the run never flushed")
 
 
 def test_killed_run_leaves_a_readable_file(tmp_path):
