@@ -56,13 +56,24 @@ def boundary_lengths(model: CellularPottsModel, state: torch.Tensor) -> torch.Te
 
 def component_counts(model: CellularPottsModel, state: torch.Tensor) -> torch.Tensor:
     """``[B, n_ids]`` long: connected pieces of each cell (nearest-neighbour connectivity);
-    column 0 (the medium) counts its sites, not its pieces.
+    column 0 (the medium) is 0.
 
-    Min-label propagation with pointer jumping: every site starts with its own
-    index, takes the smallest label among its neighbours of the same id and
-    then the label of the site its label names, until nothing changes; the
-    pieces are the sites left holding their own index.
+    On the CPU: union-find, compiled (:func:`spinsim.kernels.cpm.component_counts`).
+    Elsewhere: min-label propagation with pointer jumping: every site starts with
+    its own index, takes the smallest label among its neighbours of the same id
+    and then the label of the site its label names, until nothing changes; the
+    pieces are the sites left holding their own index. Tests hold the two equal.
     """
+    if state.device.type == "cpu":
+        from spinsim.kernels.cpm import component_counts as compiled
+
+        ids = state.reshape(state.shape[0], -1).numpy()
+        return torch.from_numpy(compiled(ids, _nearest(model).numpy(), model.n_ids))
+    return label_propagation_counts(model, state)
+
+
+def label_propagation_counts(model: CellularPottsModel, state: torch.Tensor) -> torch.Tensor:
+    """:func:`component_counts` in torch (any device)."""
     ids = state.reshape(state.shape[0], -1).long()
     B, N = ids.shape
     nb = _nearest(model)
@@ -81,7 +92,9 @@ def component_counts(model: CellularPottsModel, state: torch.Tensor) -> torch.Te
         if torch.equal(new, label):
             break
         label = new
-    return model._per_cell_sum(ids, (label == own).double()).round().long()
+    counts = model._per_cell_sum(ids, (label == own).double()).round().long()
+    counts[:, MEDIUM] = 0
+    return counts
 
 
 def measure(model: CellularPottsModel, state: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -142,7 +142,7 @@ def test_parallel_decisions_equal_one_by_one_decisions():
     assert torch.equal(areas, model.areas(state)) and torch.equal(perimeters, model.perimeters(state))
 
 
-def two_single_cells(sampler, lambdas, T, sweeps, batch, A=50, L=24):
+def two_single_cells(sampler, lambdas, T, sweeps, batch, A=50, L=24, device="cpu"):
     """Two cells in medium, far apart (L x 2L lattice, one cell per half), with area
     multipliers ``lambdas``; contact J = 2 with the medium, Moore neighbourhood. Returns the
     areas ``[sweeps, B]`` of each, one value per MCS."""
@@ -150,23 +150,32 @@ def two_single_cells(sampler, lambdas, T, sweeps, batch, A=50, L=24):
     model = CellularPottsModel(
         lat, type_names=["medium", "a"], cell_type=[0, 1, 1], contact=[[0, 2], [2, 0]],
         target_area=[0, A, A], lambda_area=[0, *lambdas], order=2,
-    )  # fmt: skip
+    ).to(device)  # fmt: skip
     state = torch.zeros(batch, 1, L, 2 * L, dtype=torch.long)
     state[:, :, 8:15, 8:15] = 1
     state[:, :, 8:15, L + 8 : L + 15] = 2
-    engine = sampler.engine(model, state, torch.full((batch,), float(T)), seed=3)
+    temperature = torch.full((batch,), float(T), device=device)
+    engine = sampler.engine(model, state.to(device), temperature, seed=3)
     engine.advance(100)
     areas = []
     for _ in range(sweeps):
         engine.advance(1)
         a = model.areas(engine.state)
         assert (model.lattice.n_sites - a[:, 0] == a[:, 1] + a[:, 2]).all()
-        areas.append(a[:, 1:].double().numpy())
+        areas.append(a[:, 1:].double().cpu().numpy())
     return np.array(areas)
 
 
-@pytest.mark.parametrize("name", ["cpm_sequential", "cpm_parallel"])
-def test_single_cell_area_fluctuates_as_the_volume_term_implies(name):
+CELL_CASES = [
+    ("cpm_sequential", "cpu"),
+    ("cpm_parallel", "cpu"),
+    pytest.param("cpm_parallel", "cuda", marks=[
+        pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,device", CELL_CASES)
+def test_single_cell_area_fluctuates_as_the_volume_term_implies(name, device):
     """A cell in medium: lambda (a - A)^2 alone gives a Gaussian area distribution of variance
     T / (2 lambda). The boundary energy and the shape entropy vary slowly with the area: they
     shift the mean, by an amount proportional to 1 / lambda (a pressure), and change the
@@ -175,7 +184,7 @@ def test_single_cell_area_fluctuates_as_the_volume_term_implies(name):
     torch.set_num_threads(1)
     sampler = CPMSequential() if name == "cpm_sequential" else CPMParallel()
     sweeps, batch = (3000, 16) if name == "cpm_sequential" else (150, 128)
-    areas = two_single_cells(sampler, (1.0, 4.0), 4.0, sweeps, batch)
+    areas = two_single_cells(sampler, (1.0, 4.0), 4.0, sweeps, batch, device=device)
     shifts = []
     for cell, lam in enumerate((1.0, 4.0)):
         a = areas[:, :, cell]

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from spinsim.cpm_observables import boundary_lengths, component_counts, measure, observable_names
+from spinsim.cpm_observables import (
+    boundary_lengths,
+    component_counts,
+    label_propagation_counts,
+    measure,
+    observable_names,
+)
 from spinsim.lattice import Lattice, neighbourhood_offsets
 from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
 from spinsim.samplers.cpm_sequential import CPMSequential
@@ -242,6 +248,20 @@ def test_component_counts():
     open_lat = Lattice("square", [5, 5], "open")
     assert component_counts(make_model(open_lat, 2, n_per_type=(2, 1)), s)[0, 1] == 4
     assert list(measure(model, s)) == observable_names(model)
+    assert torch.equal(label_propagation_counts(model, s), counts.unsqueeze(0))
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "open"])
+def test_compiled_and_torch_component_counts_agree(boundary):
+    """Random ids (many pieces) and a relaxed tissue (few): union-find = label propagation."""
+    lat = lattice("square", [9, 11], boundary)
+    model = make_model(lat, 2)
+    states = [random_state(model, batch=4), torch.randint(0, 3, (4, 1, 9, 11))]
+    engine = CPMSequential().engine(model, random_state(model, batch=4, seed=9), torch.full((4,), 2.0))
+    engine.advance(200)
+    states.append(engine.state.long())
+    for s in states:
+        assert torch.equal(component_counts(model, s), label_propagation_counts(model, s))
 
 
 def test_layouts():

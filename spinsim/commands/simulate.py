@@ -56,6 +56,7 @@ class Setup:
     print_summary: Callable[[dict[str, np.ndarray], str], None]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra /parameters datasets
     speed: Callable[[int, int, float], dict[str, float]] | None = None  # (sweeps, sites, seconds)
+    unit: str = "flips"  # what one update per site is called (progress, log)
     measure_start: bool = False  # also measure the initial state (step 0)
 
 
@@ -194,6 +195,7 @@ def cpm_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica_
         arrays=arrays,
         speed=speed,
         measure_start=True,
+        unit="attempts",
     )
 
 
@@ -246,7 +248,7 @@ def run(cfg: DictConfig) -> SimulationResult:
     description = f"{model_name} {lattice.name} {'x'.join(map(str, lattice.shape))}"
 
     with writer, GracefulStop() as stop:
-        with RunProgress(total, spins, description, enabled=bool(cfg.progress)) as progress:
+        with RunProgress(total, spins, description, bool(cfg.progress), setup.unit) as progress:
             seconds = run_schedule(
                 engine,
                 schedule,
@@ -269,5 +271,5 @@ def run(cfg: DictConfig) -> SimulationResult:
     if summary:
         title = f"{description}, {setup.sampler_name}, {schedule.sweeps} sweeps x {batch} replicas"
         setup.print_summary(summary, title)
-    log.info("%d sweeps in %.2f s: %.4g flips/ns; results in %s", total, seconds, speed, path)
+    log.info("%d sweeps in %.2f s: %.4g %s/ns; results in %s", total, seconds, speed, setup.unit, path)
     return SimulationResult(path, summary, seconds, speed)
