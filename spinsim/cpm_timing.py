@@ -91,7 +91,7 @@ def time_cpm(
     return CPMTiming(
         case=case,
         sampler=setup.sampler_name,
-        device=build.describe_device(setup.device),
+        device=setup.device_description or build.describe_device(setup.device),
         lattice=list(lattice.shape),
         batch=len(replica_T),
         cells=setup.model.n_cells,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,6 +74,20 @@ def wait_for_flushes(path, n_steps=1, timeout=60, name="e"):
         except (OSError, KeyError):
             pass
     raise AssertionError("the run never flushed")
+
+
+def interrupt_after_flushes(proc, path, n_steps=1, name="e"):
+    """Ctrl-C (SIGINT) a run once its file holds measurements; it must stop cleanly with exit
+    status 130 and say so. Returns its stderr."""
+    try:
+        wait_for_flushes(path, n_steps, name=name)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    return stderr
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 input as one-line errors, the external potential from an array file, 3D, thread-count
 independence, and a clean Ctrl-C."""
 
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 import spinsim
-from conftest import spinsim_cli, wait_for_flushes
+from conftest import interrupt_after_flushes, spinsim_cli
 from spinsim import build
 from spinsim.commands import simulate
 from spinsim.commands.simulate import cpm_setup
@@ -173,14 +172,7 @@ def test_interrupt_keeps_the_data_and_writes_the_summary(tmp_path):
          "measure_every=200", "snapshot_every=1000", f"output={path}", f"hydra.run.dir={tmp_path}/hydra"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
-        wait_for_flushes(path, n_steps=3, name="energy")
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    interrupt_after_flushes(proc, path, n_steps=3, name="energy")
     run = load(path)
     assert run.status == "interrupted"
     assert run.summary["lost"].tolist() == [0.0] and run.summary["n"].tolist() == [4]

@@ -57,6 +57,7 @@ class Setup:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra /parameters datasets
     speed: Callable[[int, int, float], dict[str, float]] | None = None  # (sweeps, sites, seconds)
     unit: str = "flips"  # what one update per site is called (progress, log)
+    device_description: str | None = None  # default: build.describe_device(device)
     measure_start: bool = False  # also measure the initial state (step 0)
 
 
@@ -196,6 +197,7 @@ def cpm_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica_
         speed=speed,
         measure_start=True,
         unit="attempts",
+        device_description=f"cpu ({len(engine.ranges)} threads)" if hasattr(engine, "ranges") else None,
     )
 
 
@@ -215,7 +217,7 @@ def run(cfg: DictConfig) -> SimulationResult:
 
     parameters = {
         "seed": seed,
-        "device": build.describe_device(setup.device),
+        "device": setup.device_description or build.describe_device(setup.device),
         "engine": engine.name,
         "lattice": lattice.name,
         "boundary": lattice.boundary,
