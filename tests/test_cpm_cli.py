@@ -111,7 +111,7 @@ def setup_of(overrides, batch=2):
     return cpm_setup(cfg, lattice, temps, batch, replica_T)
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".csv", ".txt"])
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv", ".txt"])
 def test_external_potential_from_an_array_file(tmp_path, suffix):
     """cell_sorting_b with phi(x) = column index - 49.5 and mu = 0.2 for type-1 cells only:
     within 300 MCS the type-1 cells gather on the left of the type-2 cells (measured: mean
@@ -120,6 +120,8 @@ def test_external_potential_from_an_array_file(tmp_path, suffix):
     path = tmp_path / f"phi{suffix}"
     if suffix == ".npy":
         np.save(path, phi)
+    elif suffix == ".npz":
+        np.savez(path, phi=phi)
     else:
         np.savetxt(path, phi, delimiter="," if suffix == ".csv" else " ")
     setup = setup_of(["experiment=cell_sorting_b", f"model.potential={path}", "model.potential_coupling=[0.2,0]"])  # noqa: E501
