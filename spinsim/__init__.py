@@ -2,7 +2,7 @@
 
 The public API is small and explicit::
 
-    from spinsim import Lattice, IsingModel, PottsModel, compose, load
+    from spinsim import Lattice, IsingModel, PottsModel, CellularPottsModel, compose, load
 """
 
 __version__ = "0.1.0"
@@ -10,10 +10,11 @@ __version__ = "0.1.0"
 from spinsim.errors import ConfigError
 from spinsim.io import load
 from spinsim.lattice import Lattice
-from spinsim.models import Couplings, IsingModel, PottsModel
+from spinsim.models import CellularPottsModel, Couplings, IsingModel, PottsModel
 
 __all__ = [
     "__version__",
+    "CellularPottsModel",
     "ConfigError",
     "Couplings",
     "IsingModel",

@@ -147,3 +147,26 @@ def summarize(
     out = {name: table[:, i] for i, name in enumerate(SUMMARY_COLUMNS)}
     out["n"] = out["n"].astype(np.int64)
     return out
+
+
+def replica_means(
+    temperatures: Sequence[float], batch: int, values: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per-temperature mean and standard error over replicas of one value per replica.
+
+    ``values[name] [B]`` with replicas ``t * batch ... (t + 1) * batch - 1`` at
+    ``temperatures[t]`` (e.g. the final state of a cellular Potts run). Returns
+    columns ``temperature``, ``n`` (replicas) and ``<name>``, ``<name>_err`` for
+    each name (error nan for a single replica).
+    """
+    out: dict[str, np.ndarray] = {
+        "temperature": np.asarray(temperatures, dtype=np.float64),
+        "n": np.full(len(temperatures), batch, dtype=np.int64),
+    }
+    for name, v in values.items():
+        v = np.asarray(v, dtype=np.float64).reshape(len(temperatures), batch)
+        out[name] = v.mean(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sem = v.std(1, ddof=1) / math.sqrt(batch) if batch > 1 else np.full(len(v), math.nan)
+        out[f"{name}_err"] = sem
+    return out

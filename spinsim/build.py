@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spinsim.errors import ConfigError
-from spinsim.lattice import Lattice
+from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.models.base import SpinModel
+from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
 
 MODELS = ("ising", "potts")
+SPIN_SAMPLERS = ("metropolis", "heat_bath")
+CPM_SAMPLERS = ("cpm_sequential", "cpm_parallel")
 
 
 def plain(value: Any) -> Any:
@@ -50,8 +55,9 @@ def at_least(key: str, value: Any, minimum: int) -> int:
     return value
 
 
-def lattice(cfg: DictConfig) -> Lattice:
-    return Lattice(plain(cfg.name), plain(cfg.size), plain(cfg.boundary))
+def lattice(cfg: DictConfig, colourable: bool = True) -> Lattice:
+    """``colourable=False`` for the cellular Potts model: any periodic size."""
+    return Lattice(plain(cfg.name), plain(cfg.size), plain(cfg.boundary), colourable)
 
 
 def model(
@@ -64,9 +70,7 @@ def model(
     name = plain(cfg.name)
     if name not in MODELS:
         raise ConfigError("model.name", name, f"choose one of {', '.join(MODELS)}")
-    couplings = Couplings.build(
-        lat, plain(cfg.couplings), float(cfg.J), int(cfg.couplings_seed), dtype=dtype
-    )
+    couplings = Couplings.build(lat, plain(cfg.couplings), float(cfg.J), int(cfg.couplings_seed), dtype=dtype)
     if name == "ising":
         built: SpinModel = IsingModel(lat, couplings, field=float(cfg.h))
     else:
@@ -99,3 +103,201 @@ def describe_device(dev: torch.device) -> str:
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+# -- the cellular Potts model ---------------------------------------------------------
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def per_cell_type(key: str, value: Any, names: list[str], check: str = "any") -> list[float]:
+    """A number (every cell type) or one number per cell type; ``check``: any, positive, non-negative."""
+    value = plain(value)
+    values = value if isinstance(value, list) else [value] * len(names)
+    allowed = {"any": "a number", "positive": "a positive number", "non-negative": "a number >= 0"}[check]
+    message = f"{allowed}, or a list of {len(names)} (one per cell type: {', '.join(names)})"
+    if len(values) != len(names) or not all(_number(v) for v in values):
+        raise ConfigError(key, value, message)
+    if (check == "positive" and min(values) <= 0) or (check == "non-negative" and min(values) < 0):
+        raise ConfigError(key, value, message)
+    return [float(v) for v in values]
+
+
+def neighbourhood_order(key: str, value: Any, lat: Lattice) -> int:
+    counts = ", ".join(str(len(neighbourhood_offsets(lat.dim, n))) for n in NEIGHBOURHOOD_ORDERS)
+    if isinstance(value, bool) or value not in NEIGHBOURHOOD_ORDERS:
+        raise ConfigError(key, value, f"choose an order from 1 to 4 ({lat.name}: {counts} neighbours)")
+    reach = max(max(abs(c) for c in d) for d in neighbourhood_offsets(lat.dim, value))
+    if lat.periodic and min(lat.shape) < 2 * reach + 1:
+        raise ConfigError(
+            "lattice.size", list(lat.shape),
+            f"a periodic lattice needs every size >= {2 * reach + 1} for neighbourhood order {value}",
+        )  # fmt: skip
+    return value
+
+
+def contact_table(key: str, value: Any, names: list[str]) -> list[list[float]]:
+    """A symmetric T x T table of numbers over the types (medium first)."""
+    table = plain(value)
+    T = len(names)
+    shape = f"a {T}x{T} table of numbers, one row and one column per type ({', '.join(names)})"
+    if not isinstance(table, list) or len(table) != T:
+        raise ConfigError(key, table, shape)
+    for row in table:
+        if not isinstance(row, list) or len(row) != T or not all(_number(v) for v in row):
+            raise ConfigError(key, table, shape)
+    for i in range(T):
+        for j in range(i + 1, T):
+            if table[i][j] != table[j][i]:
+                raise ConfigError(
+                    key, table,
+                    f"must be symmetric, but J({names[i]}, {names[j]}) = {table[i][j]:g} and "
+                    f"J({names[j]}, {names[i]}) = {table[j][i]:g}",
+                )  # fmt: skip
+    return [[float(v) for v in row] for row in table]
+
+
+def potential_field(key: str, value: Any, lat: Lattice) -> np.ndarray:
+    """phi from an array file: .npy, .npz (its single array), or text (.txt, .csv, .dat)."""
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ConfigError(key, str(value), "no such file (give an .npy, .npz, .txt or .csv array file)")
+    try:
+        if path.suffix == ".npy":
+            phi = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if len(archive.files) != 1:
+                    raise ValueError(f"it holds {len(archive.files)} arrays, not one")
+                phi = archive[archive.files[0]]
+        else:
+            phi = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
+        phi = np.asarray(phi, dtype=np.float64)
+    except Exception as error:  # numpy's messages for corrupt or non-numeric files vary
+        reason = str(error).replace("\n", " ")
+        raise ConfigError(key, str(value), f"cannot read an array from it ({reason})") from None
+    if tuple(phi.shape) != lat.shape:
+        raise ConfigError(
+            key, str(value), f"holds an array of shape {list(phi.shape)}; the lattice is {list(lat.shape)}"
+        )
+    if not np.isfinite(phi).all():
+        raise ConfigError(key, str(value), "holds values that are not finite")
+    return phi
+
+
+def cpm_model(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> CellularPottsModel:
+    """The cellular Potts model of a ``model`` config node (``conf/model/cpm.yaml``), checked."""
+    if not lat.hypercubic:
+        raise ConfigError(
+            "lattice", lat.name, "the cellular Potts model runs on lattice=square or lattice=cubic"
+        )
+    names = plain(cfg.types)
+    if (
+        not isinstance(names, list) or len(names) < 2 or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n.isidentifier() for n in names)
+    ):  # fmt: skip
+        raise ConfigError(
+            "model.types", names, "two or more distinct names (letters, digits, _), the medium first"
+        )
+    cell_names = names[1:]
+    cells = plain(cfg.cells)
+    if (
+        not isinstance(cells, list) or len(cells) != len(cell_names)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cells)
+    ):  # fmt: skip
+        raise ConfigError("model.cells", cells, f"one integer >= 0 per cell type ({', '.join(cell_names)})")
+    n_cells = sum(cells)
+    if n_cells < 1:
+        raise ConfigError("model.cells", cells, "at least one cell")
+    if n_cells > lat.n_sites:
+        raise ConfigError("model.cells", cells, f"{n_cells} cells do not fit on the {lat.n_sites} sites")
+    contact = contact_table("model.contact", cfg.contact, names)
+    scale = plain(cfg.contact_scale)
+    if not _number(scale) or scale <= 0:
+        raise ConfigError("model.contact_scale", scale, "must be a positive number")
+    order = neighbourhood_order("model.neighbourhood", plain(cfg.neighbourhood), lat)
+    cell_type = [0] + [t + 1 for t, count in enumerate(cells) for _ in range(count)]
+
+    def per_id(per_type: list[float]) -> list[float]:
+        return [0.0] + [per_type[t - 1] for t in cell_type[1:]]
+
+    target = per_id(per_cell_type("model.target_area", cfg.target_area, cell_names, "positive"))
+    per_cell = plain(cfg.cell_target_area)
+    if per_cell is not None:
+        if (
+            not isinstance(per_cell, list) or len(per_cell) != n_cells
+            or not all(_number(v) and v > 0 for v in per_cell)
+        ):  # fmt: skip
+            raise ConfigError(
+                "model.cell_target_area", per_cell, f"null, or {n_cells} positive numbers (one per cell)"
+            )
+        target = [0.0] + [float(v) for v in per_cell]
+    coupling = per_cell_type("model.potential_coupling", cfg.potential_coupling, cell_names)
+    potential = None
+    if plain(cfg.potential) is not None:
+        potential = torch.from_numpy(potential_field("model.potential", plain(cfg.potential), lat))
+    elif any(coupling):
+        raise ConfigError(
+            "model.potential_coupling", plain(cfg.potential_coupling), "needs model.potential (an array file)"
+        )
+    model = CellularPottsModel(
+        lat,
+        type_names=names,
+        cell_type=cell_type,
+        contact=contact,
+        contact_scale=float(scale),
+        target_area=target,
+        lambda_area=per_id(per_cell_type("model.lambda_area", cfg.lambda_area, cell_names, "non-negative")),
+        target_perimeter=per_id(
+            per_cell_type("model.target_perimeter", cfg.target_perimeter, cell_names, "non-negative")
+        ),
+        lambda_perimeter=per_id(
+            per_cell_type("model.lambda_perimeter", cfg.lambda_perimeter, cell_names, "non-negative")
+        ),
+        potential=potential,
+        coupling=[0.0] + coupling,
+        order=order,
+        keep_cells=bool(plain(cfg.keep_cells)),
+    )
+    return model.to(device)
+
+
+def cpm_initial_state(
+    cfg: DictConfig, model: CellularPottsModel, batch: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The initial cell lattice ``[B, 1, *shape]`` of ``model.layout`` (on the CPU)."""
+    lat = model.lattice
+    layout = plain(cfg.layout)
+    if layout == "aggregate":
+        size = plain(cfg.layout_cell_size)
+        if size is None:
+            size = max(1, round(model.mean_target_area() ** (1 / lat.dim)))
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("model.layout_cell_size", size, "null or a positive integer")
+        try:
+            return aggregate_layout(lat, model.n_cells, size, batch, generator)
+        except ValueError as error:
+            raise ConfigError(
+                "model.layout_cell_size", size, f"{error}; the lattice is {'x'.join(map(str, lat.shape))}"
+            ) from None
+    radius = plain(cfg.layout_radius)
+    if radius is None:
+        radius = min(lat.shape) / 4
+    if not _number(radius) or radius <= 0:
+        raise ConfigError("model.layout_radius", radius, "null or a positive number")
+    try:
+        return scatter_layout(lat, model.n_cells, float(radius), batch, generator)
+    except ValueError as error:
+        raise ConfigError("model.layout_radius", radius, str(error)) from None
+
+
+def check_sampler(model_name: str, sampler_name: str) -> None:
+    """The CPM takes the CPM samplers, the spin models the others."""
+    if model_name == "cpm" and sampler_name not in CPM_SAMPLERS:
+        raise ConfigError(
+            "sampler", sampler_name, f"model=cpm takes sampler={' or sampler='.join(CPM_SAMPLERS)}"
+        )
+    if model_name != "cpm" and sampler_name in CPM_SAMPLERS:
+        raise ConfigError(
+            "sampler", sampler_name, f"model={model_name} takes sampler={' or sampler='.join(SPIN_SAMPLERS)}"
+        )

@@ -34,7 +34,7 @@ class Command:
 COMMANDS = {
     c.name: c
     for c in (
-        Command("simulate", "Monte Carlo simulation of Ising and Potts models, written to HDF5"),
+        Command("simulate", "Monte Carlo of Ising, Potts and cellular Potts models, written to HDF5"),
         Command("bench", "time the fast engines against the torch reference (flips/ns, sweeps/s)"),
     )
 }

@@ -17,7 +17,7 @@ import copy
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from importlib import resources
-from typing import Any
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -52,6 +52,11 @@ class EngineName(Enum):
     auto = "auto"  # the fast engine where it supports the config, else the reference
     reference = "reference"  # the torch reference (convolutions, differentiable)
     fast = "fast"  # compiled kernels (CPU: numba, CUDA: triton); an error where unsupported
+
+
+class CPMLayout(Enum):
+    aggregate = "aggregate"  # square (cubic) cells packed in a centred block
+    scatter = "scatter"  # single-site cells at random positions in a centred disc
 
 
 class InitialState(Enum):
@@ -100,8 +105,40 @@ class PottsConfig(SpinModelConfig):
 
 
 @dataclass
+class CPMConfig(ModelConfig):
+    """The cellular Potts model (spinsim.models.cpm). Per-type lists have one entry
+    per cell type after the medium; ``contact`` covers every type, the medium first."""
+
+    name: str = "cpm"
+    types: List[str] = _key(["medium", "light", "dark"], "type names, the medium (cell id 0) first")
+    cells: List[int] = _key([18, 18], "number of cells of each type after the medium")
+    contact: Any = _key(
+        [[0.0, 16.0, 16.0], [16.0, 14.0, 11.0], [16.0, 11.0, 2.0]],
+        "contact energies J: a symmetric table over all types, the medium first",
+    )
+    contact_scale: float = _key(1.0, "factor on every contact energy (Neural CPM code: 0.25)")
+    target_area: Any = _key(25.0, "target area A: a number, or one per cell type")
+    cell_target_area: Optional[List[float]] = _key(None, "one target area per cell (overrides target_area)")
+    lambda_area: Any = _key(1.0, "area multiplier lambda_V: a number, or one per cell type")
+    target_perimeter: Any = _key(0.0, "target perimeter P: a number, or one per cell type")
+    lambda_perimeter: Any = _key(0.0, "perimeter multiplier lambda_P (0: no perimeter term)")
+    potential: Optional[str] = _key(None, "external potential phi: array file (.npy, .npz, .txt, .csv)")
+    potential_coupling: Any = _key(0.0, "mu: coupling to phi, a number or one per cell type")
+    neighbourhood: int = _key(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
+    keep_cells: bool = _key(False, "reject copies that would remove a cell's last site")
+    layout: CPMLayout = _key(CPMLayout.aggregate, "initial cells: aggregate or scatter")
+    layout_cell_size: Optional[int] = _key(None, "aggregate: side of the square cells (default: sqrt(A))")
+    layout_radius: Optional[float] = _key(None, "scatter: disc radius (default: smallest size / 4)")
+
+
+@dataclass
 class SamplerConfig:
     name: str = _key(MISSING, "update rule")
+
+
+@dataclass
+class CPMSamplerConfig(SamplerConfig):
+    copy_neighbourhood: Optional[int] = _key(None, "neighbourhood order copied from (null: the model's)")
 
 
 @dataclass
@@ -116,9 +153,7 @@ class SimulateConfig:
     lattice: LatticeConfig = MISSING
     sampler: SamplerConfig = MISSING
     device: DeviceConfig = MISSING
-    temperature: Any = _key(
-        2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)"
-    )
+    temperature: Any = _key(2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)")
     batch: int = _key(1, "independent replicas per temperature")
     sweeps: int = _key(1000, "sweeps after thermalization (one update attempt per site each)")
     thermalize: int = _key(100, "first sweeps, left out of the summary statistics")
@@ -150,9 +185,14 @@ SCHEMAS: dict[str, type] = {"simulate": SimulateConfig, "bench": BenchConfig}
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml
 # lists /schema/<group>/<option> first in its defaults.
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "model": {"ising": IsingConfig, "potts": PottsConfig},
+    "model": {"ising": IsingConfig, "potts": PottsConfig, "cpm": CPMConfig},
     "lattice": {name.value: LatticeConfig for name in LatticeName},
-    "sampler": {"metropolis": SamplerConfig, "heat_bath": SamplerConfig},
+    "sampler": {
+        "metropolis": SamplerConfig,
+        "heat_bath": SamplerConfig,
+        "cpm_sequential": CPMSamplerConfig,
+        "cpm_parallel": CPMSamplerConfig,
+    },
     "device": {name.value: DeviceConfig for name in DeviceName},
 }
 
@@ -191,9 +231,7 @@ def group_options() -> dict[str, list[str]]:
     groups = {}
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.is_dir() and entry.name not in ("hydra", "__pycache__"):
-            options = sorted(
-                f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml")
-            )
+            options = sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
             if options:
                 groups[entry.name] = options
     return groups
@@ -205,8 +243,6 @@ def _help_groups() -> str:
 
 def _help_keys(command: str) -> str:
     schema = SCHEMAS[command]
-    rows = [
-        (f.name, f.metadata["help"]) for f in fields(schema) if "help" in f.metadata
-    ]
+    rows = [(f.name, f.metadata["help"]) for f in fields(schema) if "help" in f.metadata]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name.ljust(width)}  {text}" for name, text in rows)

@@ -2,8 +2,10 @@
 
 Schedule: ``thermalize + sweeps`` sweeps in all, counted from 1. Observables
 are measured after every ``measure_every``-th sweep from the start (so the
-file shows the approach to equilibrium too); summaries use only those taken
-after the first ``thermalize`` sweeps. Snapshots are stored after every
+file shows the approach to equilibrium too), and at step 0 on the initial
+state where the caller asks (``measure_start``: the cellular Potts model's
+curves start from its initial layout); summaries use only those taken after
+the first ``thermalize`` sweeps. Snapshots are stored after every
 ``snapshot_every``-th sweep (0: never).
 """
 
@@ -66,6 +68,7 @@ def run_schedule(
     progress: RunProgress,
     stop: GracefulStop,
     measure_engine: Callable[[], dict[str, torch.Tensor]] | None = None,
+    measure_start: bool = False,
 ) -> float:
     """Advance ``engine`` (``advance(n)``, ``state``) through the schedule.
 
@@ -93,7 +96,12 @@ def run_schedule(
             snapshots.clear()
         writer.flush()
 
+    def observe() -> dict[str, torch.Tensor]:
+        return measure_engine() if measure_engine is not None else measure(engine.state)
+
     step = 0
+    if measure_start:
+        observed.append((0, observe()))
     start = time.perf_counter()
     next_flush = start + FLUSH_SECONDS
     try:
@@ -102,8 +110,7 @@ def run_schedule(
             engine.advance(n)
             step += n
             if step % schedule.measure_every == 0:
-                values = measure_engine() if measure_engine is not None else measure(engine.state)
-                observed.append((step, values))
+                observed.append((step, observe()))
             if schedule.snapshot_every and step % schedule.snapshot_every == 0:
                 snapshots.append((step, snapshot(engine.state)))
             progress.advance(n)

@@ -42,7 +42,8 @@ class ReferenceEngine:
         self.sampler = sampler
         self.state = state
         shape = (-1,) + (1,) * (state.dim() - 1)
-        self.beta = (1.0 / temperature).to(state.dtype).reshape(shape)
+        # the model's float dtype: states may hold integers (cell ids)
+        self.beta = (1.0 / temperature).to(getattr(model, "dtype", state.dtype)).reshape(shape)
         self.generator = generator
 
     @torch.no_grad()

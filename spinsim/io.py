@@ -8,12 +8,15 @@ Layout (H5MD-style)::
     /parameters            attrs command, seed, device, status, spinsim_version, ...
       config               the resolved config as YAML (scalar string)
       temperature          [B] temperature of each replica
+      <name>               model tables, e.g. the cellular Potts model's cell_type,
+                           type_names, contact, target_area
     /observables/<name>
       step                 [n] sweep after which each measurement was taken
       value                [n, B] one column per replica
     /snapshots
       step                 [n]
-      value                [n, B, *shape] compact integers (spins: int8), chunked, gzip
+      value                [n, B, *shape] compact integers (spins: int8, cell ids: int16),
+                           chunked, gzip
     /summary               one dataset per column of the end-of-run table
 
 Everything is appended to resizable datasets and flushed, so a run killed at
@@ -129,6 +132,15 @@ class RunWriter:
         _append(step, np.asarray(steps, dtype=np.int64))
         _append(value, values.astype(value.dtype, copy=False))
 
+    def write_parameter_array(self, name: str, values: np.ndarray) -> None:
+        """Store a model table as ``/parameters/<name>`` (strings as UTF-8)."""
+        values = np.asarray(values)
+        if values.dtype.kind in "OU":
+            self.file["parameters"].create_dataset(name, data=values.astype(object), dtype=_STR)
+        else:
+            self.file["parameters"].create_dataset(name, data=values)
+        self.file.flush()
+
     def write_summary(self, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
         """Write the end-of-run table, one dataset per column (replaces an earlier one)."""
         if "summary" in self.file:
@@ -221,6 +233,10 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
             config=OmegaConf.create(config_yaml),
             temperature=par["temperature"][...],
         )
+        for name, dataset in par.items():  # model tables (e.g. cell_type): arrays in parameters
+            if name not in ("config", "temperature"):
+                value = dataset[...]
+                run.parameters[name] = value.astype(str) if dataset.dtype.kind == "O" else value
         for name, g in f.get("observables", {}).items():
             run.observables[name] = Series(g["step"][...], g["value"][...])
         if snapshots and "snapshots" in f:

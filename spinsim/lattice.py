@@ -23,6 +23,12 @@ Conventions
   parallel. Bipartite lattices use ``sum(x) mod 2`` (2 colours); the
   triangular lattice uses ``(i + j) mod 3`` (3 colours). Under periodic
   boundaries every size must be a multiple of the number of colours.
+* Neighbourhoods of order n (the cellular Potts model's interaction and copy
+  ranges, on the square and cubic lattices): every offset d != 0 whose squared
+  length |d|^2 is among the n smallest values, as in Morpheus. Square: order 1
+  = 4 neighbours (von Neumann), 2 = 8 (Moore), 3 = 12, 4 = 20; cubic: 6, 18,
+  26, 32. ``block_colors`` colours sites so that two sites of one colour are
+  never inside each other's neighbourhood of a given reach.
 """
 
 from __future__ import annotations
@@ -56,6 +62,32 @@ GEOMETRIES: dict[str, Geometry] = {
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
+NEIGHBOURHOOD_ORDERS = (1, 2, 3, 4)
+
+
+def neighbourhood_offsets(dim: int, order: int) -> tuple[tuple[int, ...], ...]:
+    """Offsets of the order-``order`` neighbourhood on a hypercubic lattice.
+
+    Every integer offset d != 0 with ``|d|^2`` among the ``order`` smallest
+    squared lengths, sorted by length then lexicographically. Offsets come in
+    pairs ``d, -d``.
+
+    >>> len(neighbourhood_offsets(2, 2)), len(neighbourhood_offsets(3, 1))
+    (8, 6)
+    """
+    if order not in NEIGHBOURHOOD_ORDERS:
+        raise ValueError(f"neighbourhood order must be one of {NEIGHBOURHOOD_ORDERS}, got {order}")
+    reach = 3  # covers order 4 in 2D (|d|^2 = 5) and 3D (|d|^2 = 4)
+    candidates = [d for d in itertools.product(range(-reach, reach + 1), repeat=dim) if any(d)]
+    lengths = sorted({sum(c * c for c in d) for d in candidates})[:order]
+    chosen = [d for d in candidates if sum(c * c for c in d) <= lengths[-1]]
+    return tuple(sorted(chosen, key=lambda d: (sum(c * c for c in d), d)))
+
+
+def forward_half(offsets: Sequence[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    """One offset of each pair ``d, -d``: those whose first non-zero component is positive."""
+    return tuple(d for d in offsets if next(c for c in d if c) > 0)
+
 
 class Lattice:
     """A finite lattice: geometry, shape and boundary.
@@ -66,8 +98,10 @@ class Lattice:
     """
 
     def __init__(
-        self, name: str, size: int | Sequence[int], boundary: str = "periodic"
+        self, name: str, size: int | Sequence[int], boundary: str = "periodic", colourable: bool = True
     ) -> None:
+        """``colourable``: require periodic sizes that the colouring wraps around (the
+        spin samplers update colour classes); the cellular Potts model does without."""
         if name not in GEOMETRIES:
             raise ConfigError("lattice.name", name, f"choose one of {', '.join(GEOMETRIES)}")
         if boundary not in ("periodic", "open"):
@@ -75,6 +109,7 @@ class Lattice:
         self.geometry = GEOMETRIES[name]
         self.name = name
         self.boundary = boundary
+        self.colourable = colourable
         self.shape = self._parse_size(size)
         self._cache: dict[tuple, torch.Tensor] = {}
 
@@ -85,13 +120,11 @@ class Lattice:
         elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == dim:
             shape = tuple(size)
         else:
-            raise ConfigError(
-                "lattice.size", size, f"an integer or a list of {dim} integers for {self.name}"
-            )
+            raise ConfigError("lattice.size", size, f"an integer or a list of {dim} integers for {self.name}")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
             raise ConfigError("lattice.size", size, "every size must be a positive integer")
         k = self.geometry.n_colors
-        if self.periodic and any(n % k for n in shape):
+        if self.colourable and self.periodic and any(n % k for n in shape):
             raise ConfigError(
                 "lattice.size",
                 size,
@@ -218,6 +251,60 @@ class Lattice:
         """``out[..., x] = in[..., x + offset_k]`` (wrapping; mask open bonds yourself)."""
         offset = self.neighbour_offsets[k]
         return torch.roll(x, shifts=tuple(-c for c in offset), dims=self.spatial_dims)
+
+    # -- neighbourhood tables (cellular Potts model) ------------------------------
+    @property
+    def hypercubic(self) -> bool:
+        """Square or cubic: the lattices with order-n neighbourhoods."""
+        return self.name in ("square", "cubic")
+
+    def neighbour_index(
+        self, offsets: Sequence[tuple[int, ...]], device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """Long ``[n_sites, K]``: flat index of site ``x + offsets[k]`` for every flat site x.
+
+        Periodic boundaries wrap; with open boundaries an offset that leaves the
+        lattice gives -1 (no neighbour there: a wall).
+        """
+        key = ("neighbour_index", tuple(offsets), str(device))
+        if key not in self._cache:
+            coords = [c.reshape(-1) for c in self._coordinates(device)]
+            columns = []
+            for d in offsets:
+                flat = torch.zeros_like(coords[0])
+                inside = torch.ones_like(coords[0], dtype=torch.bool)
+                for c, n, step in zip(coords, self.shape, d):
+                    moved = c + step
+                    inside &= (moved >= 0) & (moved < n)
+                    flat = flat * n + moved % n
+                if not self.periodic:
+                    flat = torch.where(inside, flat, torch.full_like(flat, -1))
+                columns.append(flat)
+            self._cache[key] = torch.stack(columns, 1)
+        return self._cache[key]
+
+    def block_colors(self, reach: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Long ``[*shape]``: colours such that two distinct sites of one colour differ
+        by more than ``reach`` in some coordinate (so neither lies in the other's
+        neighbourhood when every offset has components of at most ``reach``).
+
+        Along a direction of length L = q k + r with k = reach + 1, coordinate i
+        gets ``i mod k`` for i < q k and one extra colour each for the last r
+        coordinates (so periodic wrap-around never brings one colour within
+        reach); the colour of a site is the mixed-radix combination over
+        directions.
+        """
+        k = reach + 1
+        colours = torch.zeros(self.shape, dtype=torch.long, device=device)
+        for c, n in zip(self._coordinates(device), self.shape):
+            if n <= k or not self.periodic:
+                per_dim, count = c % k, min(n, k)
+            else:
+                q = n // k
+                per_dim = torch.where(c < q * k, c % k, k + c - q * k)
+                count = k + n - q * k
+            colours = colours * count + per_dim
+        return colours
 
     def all_sites(self) -> Sequence[tuple[int, ...]]:
         return list(itertools.product(*(range(n) for n in self.shape)))

@@ -23,10 +23,14 @@ class RunProgress:
     """Context manager: ``advance(n)`` after each n sweeps.
 
     ``spins`` is the number of spins updated per sweep (sites x replicas).
-    Disabled (``enabled=False``) it prints nothing.
+    Disabled (``enabled=False``) it prints nothing. ``unit`` names what is
+    attempted per site (``flips``; the cellular Potts model: copy ``attempts``).
     """
 
-    def __init__(self, total: int, spins: int, description: str, enabled: bool = True) -> None:
+    def __init__(
+        self, total: int, spins: int, description: str, enabled: bool = True, unit: str = "flips"
+    ) -> None:
+        self.unit = unit
         self.total = total
         self.spins = spins
         self.description = description
@@ -43,7 +47,9 @@ class RunProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("sweeps  {task.fields[rate]:>8.1f} sweeps/s  {task.fields[fpns]:.3g} flips/ns"),
+                TextColumn(
+                    "sweeps  {task.fields[rate]:>8.1f} sweeps/s  {task.fields[fpns]:.3g} " + f"{self.unit}/ns"
+                ),
                 TimeRemainingColumn(),
                 console=self.console,
             )
@@ -71,7 +77,7 @@ class RunProgress:
             pct = 100.0 * self.done / max(1, self.total)
             print(
                 f"{self.description}: sweep {self.done}/{self.total} ({pct:.0f}%)  "
-                f"{rate:.1f} sweeps/s  {fpns:.3g} flips/ns",
+                f"{rate:.1f} sweeps/s  {fpns:.3g} {self.unit}/ns",
                 file=sys.stderr,
                 flush=True,
             )

@@ -40,8 +40,31 @@ def summary_table(summary: Mapping[str, np.ndarray], title: str) -> Table:
     return table
 
 
-def print_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
+def cpm_summary_table(summary: Mapping[str, np.ndarray], title: str) -> Table:
+    """Final state of a cellular Potts run: one row per observable, one column per
+    temperature, mean(error) over that temperature's replicas."""
+    table = Table(title=title)
+    table.add_column("observable", no_wrap=True)
+    for T, n in zip(summary["temperature"], summary["n"]):
+        table.add_column(f"T = {T:.6g} ({int(n)} replicas)", justify="right", no_wrap=True)
+    for name in summary:
+        if name in ("temperature", "n") or name.endswith("_err"):
+            continue
+        errors = summary.get(f"{name}_err", np.full(len(summary[name]), np.nan))
+        table.add_row(name, *(with_error(m, e) for m, e in zip(summary[name], errors)))
+    return table
+
+
+def _console() -> Console:
     console = Console()
     if not console.is_terminal:  # a log file or pipe: do not squeeze into 80 columns
         console = Console(width=160)
-    console.print(summary_table(summary, title))
+    return console
+
+
+def print_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
+    _console().print(summary_table(summary, title))
+
+
+def print_cpm_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
+    _console().print(cpm_summary_table(summary, f"{title}: final state"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import torch
 
 from spinsim.analysis import Estimate, binning
 from spinsim.engine import ReferenceEngine
+from spinsim.io import load
 from spinsim.observables import measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +60,34 @@ def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = 
         timeout=timeout,
         env=full_env,
     )
+
+
+def wait_for_flushes(path, n_steps=1, timeout=60, name="e"):
+    """Until the file holds measurements (it is flushed every 2 s)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            run = load(path)  # the writer holds the file's lock: load reads around it
+            if name in run.observables and len(run.observables[name].step) >= n_steps:
+                return
+        except (OSError, KeyError):
+            pass
+    raise AssertionError("the run never flushed")
+
+
+def interrupt_after_flushes(proc, path, n_steps=1, name="e"):
+    """Ctrl-C (SIGINT) a run once its file holds measurements; it must stop cleanly with exit
+    status 130 and say so. Returns its stderr."""
+    try:
+        wait_for_flushes(path, n_steps, name=name)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    return stderr
 
 
 @pytest.fixture(autouse=True)

@@ -29,10 +29,11 @@ def test_simulate_help_shows_groups_and_keys(tmp_path):
     out = spinsim_cli("simulate", "--help", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     for line in (
-        "model: ising, potts",
+        "model: cpm, ising, potts",
         "lattice: chain, cubic, honeycomb, square, triangular",
-        "sampler: heat_bath, metropolis",
+        "sampler: cpm_parallel, cpm_sequential, heat_bath, metropolis",
         "device: auto, cpu, cuda",
+        "experiment: cell_sorting_a, cell_sorting_b, cell_sorting_d, cell_sorting_f, cell_sorting_gg",
     ):
         assert line in out.stdout
     assert "schema" not in out.stdout
@@ -68,9 +69,9 @@ def test_multirun_sweep(tmp_path):
 
 
 BAD = [
-    (["model=foo"], "model=foo: no such option; choose one of ising, potts"),
+    (["model=foo"], "model=foo: no such option; choose one of cpm, ising, potts"),
     (["lattice=hexagonal"], "lattice=hexagonal: no such option; choose one of"),
-    (["sampler=wolff"], "sampler=wolff: no such option; choose one of heat_bath, metropolis"),
+    (["sampler=wolff"], "sampler=wolff: no such option; choose one of cpm_parallel, cpm_sequential, heat_bath, metropolis"),  # noqa: E501
     (["device=tpu"], "device=tpu: no such option; choose one of auto, cpu, cuda"),
     (["temperature=-1"], "temperature=-1: must be a positive number"),
     (["temperature=0"], "temperature=0: must be a positive number"),

@@ -118,8 +118,7 @@ AGREEMENT = {
     "ising cubic 12^3 open": (lambda: ising(Lattice("cubic", 12, "open")), 4.5, 4),
 }
 AGREEMENT_PARAMS = [
-    pytest.param(name, marks=[pytest.mark.slow] if AGREEMENT[name][2] > 1 else [])
-    for name in AGREEMENT
+    pytest.param(name, marks=[pytest.mark.slow] if AGREEMENT[name][2] > 1 else []) for name in AGREEMENT
 ]
 
 

@@ -1,6 +1,5 @@
 """The run file: H5MD-style layout, reader, no overwrites, safe under kill and Ctrl-C."""
 
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import spinsim
+from conftest import interrupt_after_flushes, wait_for_flushes
 from spinsim.commands import simulate
 from spinsim.errors import ConfigError
 from spinsim.io import load
@@ -92,20 +92,6 @@ def long_run(path):
     )  # fmt: skip
 
 
-def wait_for_flushes(path, n_steps=1, timeout=60):
-    """Until the file holds measurements (it is flushed every 2 s)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            run = load(path)  # the writer holds the file's lock: load reads around it
-            if "e" in run.observables and len(run.observables["e"].step) >= n_steps:
-                return
-        except (OSError, KeyError):
-            pass
-    raise AssertionError("the run never flushed")
-
-
 def test_killed_run_leaves_a_readable_file(tmp_path):
     path = tmp_path / "killed.h5"
     proc = long_run(path)
@@ -126,15 +112,7 @@ def test_killed_run_leaves_a_readable_file(tmp_path):
 
 def test_interrupt_keeps_data_and_exits_130(tmp_path):
     path = tmp_path / "interrupted.h5"
-    proc = long_run(path)
-    try:
-        wait_for_flushes(path)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    interrupt_after_flushes(long_run(path), path)
     run = load(path)
     assert run.status == "interrupted"
     assert run.summary is not None and run.summary["n"][0] == len(run.observables["e"].step)

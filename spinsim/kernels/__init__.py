@@ -5,6 +5,8 @@
 * :mod:`spinsim.kernels.cpu`: numba kernels and :class:`CPUEngine` (multispin
   Ising, compact Potts), threaded with ``numba.prange``.
 * :mod:`spinsim.kernels.gpu`: Triton kernels and :class:`TritonEngine`.
+* :mod:`spinsim.kernels.cpm`: the cellular Potts model's random-sequential copy
+  attempts (numba), behind ``sampler=cpm_sequential``.
 
 numba and triton are imported only when these modules are, so the package
 works without either; :func:`spinsim.engine.build_engine` chooses.

@@ -16,20 +16,13 @@ honeycomb lattice, Potts heat bath) runs on the reference engine:
 from __future__ import annotations
 
 import math
-import os
 
-import numba
-
-# numba's OpenMP layer shares libgomp with torch, whose idle threads spin and
-# starve numba's (measured: 4x slower on 2 cores); the workqueue layer does not.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 from spinsim.kernels.ising_cpu import N_PLANES, ising_sums, sweep_ising
 from spinsim.kernels.layout import SlabLayout, lanes_for
+from spinsim.kernels.numba_setup import numba
 from spinsim.kernels.philox import split_seed
 from spinsim.kernels.potts_cpu import potts_sums, sweep_potts
 from spinsim.kernels.support import unsupported

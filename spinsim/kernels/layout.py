@@ -135,6 +135,6 @@ class SlabLayout:
             return words.reshape(B, *self.lattice.shape)
         shifts = np.arange(W, dtype=np.uint64).reshape(1, W, 1)
         bits = (words.reshape(B, 1, -1) >> shifts) & np.uint64(1)
-        return bits.astype(np.uint8).reshape(B, W * H, *self.lattice.shape[1:]).reshape(
-            B, *self.lattice.shape
+        return (
+            bits.astype(np.uint8).reshape(B, W * H, *self.lattice.shape[1:]).reshape(B, *self.lattice.shape)
         )

@@ -2,7 +2,8 @@
 
 from spinsim.models.base import SpinModel
 from spinsim.models.couplings import Couplings
+from spinsim.models.cpm import CellularPottsModel
 from spinsim.models.ising import IsingModel
 from spinsim.models.potts import PottsModel
 
-__all__ = ["Couplings", "IsingModel", "PottsModel", "SpinModel"]
+__all__ = ["CellularPottsModel", "Couplings", "IsingModel", "PottsModel", "SpinModel"]

@@ -64,11 +64,7 @@ class Couplings(nn.Module):
     @property
     def convolvable(self) -> bool:
         """True when the neighbour sum is one convolution with the lattice kernel."""
-        return (
-            self.uniform is not None
-            and self.lattice.geometry.bravais
-            and not self.values.requires_grad
-        )
+        return self.uniform is not None and self.lattice.geometry.bravais and not self.values.requires_grad
 
     def per_neighbour(self) -> torch.Tensor:
         """``[K, *shape]``: J between x and its neighbour x + offset_k (neighbour_offsets order)."""

@@ -76,9 +76,9 @@ class PottsModel(SpinModel):
 
     def propose(self, state: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One of the q-1 other states, uniformly."""
-        shift = torch.randint(
-            1, self.q, state.shape, generator=generator, device=state.device
-        ).to(state.dtype)
+        shift = torch.randint(1, self.q, state.shape, generator=generator, device=state.device).to(
+            state.dtype
+        )
         return torch.remainder(state + shift, self.q)
 
     def counts(self, state: torch.Tensor) -> torch.Tensor:

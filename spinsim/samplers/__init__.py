@@ -1,10 +1,19 @@
-"""Update rules: one file each, all with ``sweep(model, state, beta, generator) -> state``."""
+"""Update rules: one file each.
+
+Spin models: ``sweep(model, state, beta, generator) -> state`` (Metropolis, HeatBath).
+Cellular Potts model: ``engine(model, state, temperature, generator, seed)`` giving an
+engine that the driver advances (CPMSequential, compiled; CPMParallel, torch, whose
+``sweep`` has the spin samplers' signature).
+"""
 
 from spinsim.errors import ConfigError
+from spinsim.samplers.cpm_parallel import CPMParallel
+from spinsim.samplers.cpm_sequential import CPMSequential
 from spinsim.samplers.heat_bath import HeatBath
 from spinsim.samplers.metropolis import Metropolis
 
 SAMPLERS = {"metropolis": Metropolis, "heat_bath": HeatBath}
+CPM_SAMPLERS = {"cpm_sequential": CPMSequential, "cpm_parallel": CPMParallel}
 
 
 def build_sampler(name: str):
@@ -14,4 +23,14 @@ def build_sampler(name: str):
     return SAMPLERS[name]()
 
 
-__all__ = ["HeatBath", "Metropolis", "SAMPLERS", "build_sampler"]
+def build_cpm_sampler(name: str, copy_order: int | None = None):
+    """A cellular Potts sampler; ``copy_order``: neighbourhood copied from (None: the model's)."""
+    if name not in CPM_SAMPLERS:
+        raise ConfigError("sampler.name", name, f"choose one of {', '.join(CPM_SAMPLERS)}")
+    return CPM_SAMPLERS[name](copy_order)
+
+
+__all__ = [
+    "CPMParallel", "CPMSequential", "CPM_SAMPLERS", "HeatBath", "Metropolis", "SAMPLERS",
+    "build_cpm_sampler", "build_sampler",
+]  # fmt: skip

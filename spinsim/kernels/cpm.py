@@ -1,0 +1,201 @@
+"""Random-sequential copy attempts of the cellular Potts model, compiled with numba.
+
+One call performs ``n_attempts`` copy attempts on each of a range of replicas
+(the engine runs ranges in parallel threads; one random stream per replica, so
+results do not depend on the thread count). A copy attempt: draw a site x and one of its copy neighbours y
+uniformly; if y exists (not beyond a wall) and holds another id, compute the
+energy change of setting x to that id and accept with min(1, exp(-beta dH))
+(with ``keep``, a copy that would remove a cell's last site is rejected).
+The energy change is the one of :class:`spinsim.models.cpm.CellularPottsModel`
+(tests hold the two equal); areas and perimeters are kept up to date in place.
+
+Random numbers: splitmix64, one 64-bit state per replica. The site and the
+neighbour come from the high and low 32 bits of one draw (multiply-shift
+mapping, bias below n/2^32); the acceptance uniform from a second draw, made
+only when dH > 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spinsim.kernels.numba_setup import numba
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+
+
+@numba.njit(inline="always")
+def _splitmix(state):
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return state, z ^ (z >> _S31)
+
+
+@numba.njit(inline="always")
+def _delta(
+    ids, areas, perims, x, old, new,
+    nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+):  # fmt: skip
+    """Energy change of setting site x from id ``old`` to ``new``, and the perimeter
+    changes of the two cells: ``(dH, dp_old, dp_new)``."""
+    t_new = cell_type[new]
+    t_old = cell_type[old]
+    dH = 0.0
+    n_old = 0
+    n_new = 0
+    n_nb = 0
+    for q in range(nb_energy.shape[1]):
+        z = nb_energy[x, q]
+        if z < 0:
+            continue
+        n_nb += 1
+        c = ids[z]
+        tc = cell_type[c]
+        if c != new:
+            dH += contact[t_new, tc]
+        else:
+            n_new += 1
+        if c != old:
+            dH -= contact[t_old, tc]
+        else:
+            n_old += 1
+    dH += lam_a[old] * (1.0 - 2.0 * (areas[old] - tgt_a[old]))
+    dH += lam_a[new] * (1.0 + 2.0 * (areas[new] - tgt_a[new]))
+    dp_old = 2 * n_old - n_nb
+    dp_new = n_nb - 2 * n_new
+    if use_perim:
+        p_old = perims[old] - tgt_p[old]
+        p_new = perims[new] - tgt_p[new]
+        dH += lam_p[old] * ((p_old + dp_old) ** 2 - p_old**2)
+        dH += lam_p[new] * ((p_new + dp_new) ** 2 - p_new**2)
+    if use_phi:
+        dH += (mu[t_new] - mu[t_old]) * phi[x]
+    return dH, dp_old, dp_new
+
+
+@numba.njit(cache=True)
+def delta_at(
+    ids, areas, perims, x, new,
+    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+):  # fmt: skip
+    """The energy change the kernel uses for setting site x of one replica to ``new``
+    (+inf where ``keep`` forbids it; 0 if nothing changes). For tests and checks."""
+    old = ids[x]
+    if new == old:
+        return 0.0
+    if keep and old != 0 and areas[old] == 1:
+        return np.inf
+    dH, _, _ = _delta(
+        ids, areas, perims, x, old, new,
+        nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+    )  # fmt: skip
+    return dH
+
+
+@numba.njit(cache=True, nogil=True)
+def _replica(
+    ids, areas, perims, rng, b, n_attempts, beta,
+    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+):  # fmt: skip
+    n_sites = np.uint64(ids.shape[0])
+    n_copy = np.uint64(nb_copy.shape[1])
+    state = rng[b]
+    accepted = 0
+    for _ in range(n_attempts):
+        state, r = _splitmix(state)
+        x = np.int64(((r >> _S32) * n_sites) >> _S32)
+        k = np.int64(((r & _LOW32) * n_copy) >> _S32)
+        y = nb_copy[x, k]
+        if y < 0:
+            continue
+        new = ids[y]
+        old = ids[x]
+        if new == old or (keep and old != 0 and areas[old] == 1):
+            continue
+        dH, dp_old, dp_new = _delta(
+            ids, areas, perims, x, old, new,
+            nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+        )  # fmt: skip
+        if dH > 0.0:
+            state, r = _splitmix(state)
+            if (r >> _S11) * _TO_UNIT >= math.exp(-beta * dH):
+                continue
+        ids[x] = new
+        areas[old] -= 1
+        areas[new] += 1
+        if use_perim:
+            perims[old] += dp_old
+            perims[new] += dp_new
+        accepted += 1
+    rng[b] = state
+    return accepted
+
+
+@numba.njit(cache=True, nogil=True)
+def copy_attempts(
+    ids, areas, perims, rng, first, last, n_attempts, beta,
+    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+):  # fmt: skip
+    """``n_attempts`` copy attempts on each replica ``first .. last - 1``; returns the
+    accepted copies of each. Releases the GIL: callers run disjoint replica ranges in
+    threads (plain threads, not an OpenMP pool that would spin between calls).
+
+    ``ids [B, n_sites]`` int32, ``areas``/``perims [B, n_ids]`` int64 and
+    ``rng [B]`` uint64 are updated in place. ``beta [B]``; neighbour tables
+    ``[n_sites, K]`` int32 (-1: wall); ``cell_type [n_ids]``; ``contact [T, T]``;
+    per-id ``lam_a, tgt_a, lam_p, tgt_p``; ``phi [n_sites]`` and ``mu [T]``;
+    ``keep``: reject copies that remove a cell's last site.
+    """
+    accepted = np.zeros(last - first, dtype=np.int64)
+    for b in range(first, last):
+        accepted[b - first] = _replica(
+            ids[b], areas[b], perims[b], rng, b, n_attempts, beta[b], nb_energy, nb_copy,
+            cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+        )  # fmt: skip
+    return accepted
+
+
+@numba.njit(inline="always")
+def _root(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving
+        x = parent[x]
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def component_counts(ids, nearest, n_ids):
+    """``[B, n_ids]``: connected pieces of each cell (union-find over the ``nearest``
+    neighbour table ``[n_sites, K]``, -1: wall); column 0 (the medium) is 0."""
+    B, N = ids.shape
+    out = np.zeros((B, n_ids), dtype=np.int64)
+    parent = np.empty(N, dtype=np.int64)
+    for b in range(B):
+        for x in range(N):
+            parent[x] = x
+        for x in range(N):
+            a = ids[b, x]
+            if a == 0:
+                continue
+            for k in range(nearest.shape[1]):
+                y = nearest[x, k]
+                if y < 0 or ids[b, y] != a:
+                    continue
+                rx = _root(parent, x)
+                ry = _root(parent, y)
+                if rx != ry:
+                    parent[max(rx, ry)] = min(rx, ry)
+        for x in range(N):
+            a = ids[b, x]
+            if a != 0 and _root(parent, x) == x:
+                out[b, a] += 1
+    return out

@@ -1,0 +1,383 @@
+"""The cellular Potts model (Graner & Glazier): cells as domains of equal ids on a lattice.
+
+State: an integer tensor ``[B, 1, *shape]`` of cell ids; id 0 is the medium,
+ids 1..n are the cells. Every id has a type, ``cell_type[id]``; type 0 is the
+medium's. The Hamiltonian is
+
+    H = sum_<x,y> J(t(s_x), t(s_y)) (1 - delta(s_x, s_y))        contact
+      + sum_c lambda_V(c) (a_c - A_c)^2                           area (volume)
+      + sum_c lambda_P(c) (p_c - P_c)^2                           perimeter (optional)
+      + sum_x mu(t(s_x)) phi(x)                                   external potential (optional)
+
+* ``<x,y>``: every unordered pair of sites within the energy neighbourhood
+  (order 1-4, see :func:`spinsim.lattice.neighbourhood_offsets`), counted once;
+  open boundaries are walls with no contact energy.
+* ``a_c``: the number of sites of cell c; ``p_c``: the number of (site of c,
+  neighbour not in c) pairs in the energy neighbourhood. The medium (id 0)
+  has no area or perimeter term (lambda = 0).
+* ``mu`` per type, with mu(medium) = 0 (a medium coupling would only shift the
+  cells' couplings by a constant: sum_x mu_M phi(x) is the same for every state).
+* ``contact_scale`` multiplies the contact table: J in the formula above is
+  ``contact_scale * contact[s][t]`` (the Neural CPM code divides its contact
+  sum by 4, half the Moore neighbours; Morpheus by 3.074).
+* ``keep_cells``: a copy that would remove the last site of a cell is
+  rejected (its energy change is +inf), as in the Neural CPM code. This is a
+  constraint on the dynamics; :meth:`CellularPottsModel.energy` is unchanged.
+
+Energies are in the units of J; the temperature enters only through the
+samplers. A copy attempt sets one site x to the id of a neighbour;
+:meth:`CellularPottsModel.delta_energy` gives the energy change of changing
+each site alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from spinsim.lattice import Lattice, forward_half, neighbourhood_offsets
+
+MEDIUM = 0
+
+
+def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table.reshape(-1)[index]``, shaped like ``index``.
+
+    Written with ``index_select``: torch's advanced indexing runs a parallel
+    kernel even for small tensors, which on a busy CPU costs milliseconds.
+    """
+    return table.reshape(-1).index_select(0, index.reshape(-1)).reshape(index.shape)
+
+
+def pick(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``values[mask]`` for 1D tensors (see :func:`lookup` for why not plain indexing)."""
+    return torch.masked_select(values, mask)
+
+
+class CellularPottsModel(nn.Module):
+    """Graner-Glazier Hamiltonian with optional perimeter term and external potential.
+
+    Per-cell parameters are tensors indexed by cell id (``[n_ids]``, id 0 the
+    medium, whose area and perimeter multipliers are forced to 0).
+
+    >>> lat = Lattice("square", 16)
+    >>> model = CellularPottsModel(lat, type_names=["medium", "a"], cell_type=[0, 1, 1],
+    ...                            contact=[[0, 2], [2, 1]], target_area=[0, 9, 9],
+    ...                            lambda_area=[0, 1, 1])
+    """
+
+    def __init__(
+        self,
+        lattice: Lattice,
+        *,
+        type_names: Sequence[str],
+        cell_type: Sequence[int] | torch.Tensor,
+        contact: Sequence[Sequence[float]] | torch.Tensor,
+        target_area: Sequence[float] | torch.Tensor,
+        lambda_area: Sequence[float] | torch.Tensor,
+        target_perimeter: Sequence[float] | torch.Tensor | None = None,
+        lambda_perimeter: Sequence[float] | torch.Tensor | None = None,
+        potential: torch.Tensor | None = None,
+        coupling: Sequence[float] | torch.Tensor | None = None,
+        order: int = 2,
+        contact_scale: float = 1.0,
+        keep_cells: bool = False,
+    ) -> None:
+        super().__init__()
+        if not lattice.hypercubic:
+            raise ValueError(f"the cellular Potts model needs a square or cubic lattice, not {lattice.name}")
+        self.lattice = lattice
+        self.order = order
+        self.keep_cells = bool(keep_cells)
+        self.type_names = tuple(type_names)
+        f64 = dict(dtype=torch.float64)
+        cell_type = torch.as_tensor(cell_type, dtype=torch.long)
+        n_ids = len(cell_type)
+        self.register_buffer("cell_type", cell_type)
+        self.register_buffer("contact", torch.as_tensor(contact, **f64) * float(contact_scale))
+        medium_zero = torch.ones(n_ids, **f64)
+        medium_zero[MEDIUM] = 0.0
+        self.register_buffer("target_area", torch.as_tensor(target_area, **f64) * medium_zero)
+        self.register_buffer("lambda_area", torch.as_tensor(lambda_area, **f64) * medium_zero)
+        tp = (
+            torch.zeros(n_ids, **f64)
+            if target_perimeter is None
+            else torch.as_tensor(target_perimeter, **f64)
+        )
+        lp = (
+            torch.zeros(n_ids, **f64)
+            if lambda_perimeter is None
+            else torch.as_tensor(lambda_perimeter, **f64)
+        )
+        self.register_buffer("target_perimeter", tp * medium_zero)
+        self.register_buffer("lambda_perimeter", lp * medium_zero)
+        mu = (
+            torch.zeros(self.n_types, **f64) if coupling is None else torch.as_tensor(coupling, **f64).clone()
+        )
+        mu[MEDIUM] = 0.0
+        self.register_buffer("coupling", mu)
+        phi = None if potential is None else torch.as_tensor(potential, **f64).reshape(-1)
+        self.register_buffer("potential", phi)
+        self.offsets = neighbourhood_offsets(lattice.dim, order)
+        self.pair_offsets = forward_half(self.offsets)
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        T, n = self.n_types, self.n_ids
+        if tuple(self.contact.shape) != (T, T):
+            raise ValueError(f"contact must be {T}x{T}, got {tuple(self.contact.shape)}")
+        if not torch.equal(self.contact, self.contact.T):
+            raise ValueError("contact must be symmetric")
+        for name in ("target_area", "lambda_area", "target_perimeter", "lambda_perimeter"):
+            if tuple(getattr(self, name).shape) != (n,):
+                raise ValueError(f"{name} must have one value per cell id ({n})")
+        if self.cell_type[MEDIUM] != MEDIUM or (self.cell_type[1:] == MEDIUM).any():
+            raise ValueError("id 0 (and only id 0) has the medium's type 0")
+        if int(self.cell_type.max()) >= T or int(self.cell_type.min()) < 0:
+            raise ValueError("cell types must index type_names")
+        if tuple(self.coupling.shape) != (T,):
+            raise ValueError(f"coupling must have one value per type ({T})")
+        if self.potential is not None and self.potential.numel() != self.lattice.n_sites:
+            raise ValueError(f"potential must have one value per site ({self.lattice.n_sites})")
+
+    # -- sizes -------------------------------------------------------------------
+    @property
+    def n_ids(self) -> int:
+        """Cell ids including the medium's 0."""
+        return len(self.cell_type)
+
+    @property
+    def n_cells(self) -> int:
+        return self.n_ids - 1
+
+    @property
+    def n_types(self) -> int:
+        return len(self.type_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.contact.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Energies are float64 (areas squared of large cells need the digits)."""
+        return torch.float64
+
+    @property
+    def has_perimeter(self) -> bool:
+        return bool((self.lambda_perimeter != 0).any())
+
+    @property
+    def has_potential(self) -> bool:
+        return self.potential is not None and bool((self.coupling != 0).any())
+
+    @property
+    def reach(self) -> int:
+        """Largest coordinate of an energy-neighbourhood offset."""
+        return max(max(abs(c) for c in d) for d in self.offsets)
+
+    def neighbours(self, offsets: Sequence[tuple[int, ...]] | None = None) -> torch.Tensor:
+        """``[n_sites, K]`` flat neighbour index (-1: wall) for ``offsets`` (default: energy)."""
+        return self.lattice.neighbour_index(self.offsets if offsets is None else offsets, self.device)
+
+    # -- per-cell quantities ---------------------------------------------------------
+    def _flat(self, state: torch.Tensor) -> torch.Tensor:
+        return state.reshape(state.shape[0], -1).long()
+
+    def _per_cell_sum(self, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, n_ids]``: sum of ``weights`` (default 1) over the sites of each id, per replica."""
+        B = ids.shape[0]
+        offset = torch.arange(B, device=ids.device).unsqueeze(1) * self.n_ids
+        flat_w = None if weights is None else weights.reshape(-1)
+        counts = torch.bincount((ids + offset).reshape(-1), weights=flat_w, minlength=B * self.n_ids)
+        return counts.reshape(B, self.n_ids)
+
+    def areas(self, state: torch.Tensor) -> torch.Tensor:
+        """``[B, n_ids]`` long: number of sites of each id (column 0: the medium)."""
+        return self._per_cell_sum(self._flat(state))
+
+    def unlike_neighbours(self, state: torch.Tensor) -> torch.Tensor:
+        """``[B, n_sites]`` long: energy-neighbourhood neighbours of each site with another id."""
+        ids = self._flat(state)
+        nb = self.neighbours()
+        other = ids.index_select(1, nb.clamp(min=0).reshape(-1)).reshape(*ids.shape, -1)
+        return ((other != ids.unsqueeze(2)) & (nb >= 0)).sum(2)
+
+    def perimeters(self, state: torch.Tensor) -> torch.Tensor:
+        """``[B, n_ids]`` long: p_c, the (site of c, neighbour not in c) pairs of each id."""
+        ids = self._flat(state)
+        return self._per_cell_sum(ids, self.unlike_neighbours(state).double()).round().long()
+
+    # -- energy ------------------------------------------------------------------
+    def energy_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each term of H per replica, ``[B]`` float64: contact, area, perimeter, potential."""
+        ids = self._flat(state)
+        types = lookup(self.cell_type, ids)
+        nb = self.neighbours(self.pair_offsets)
+        T = self.n_types
+        contact = torch.zeros(ids.shape[0], dtype=torch.float64, device=ids.device)
+        for k in range(nb.shape[1]):
+            exists = nb[:, k] >= 0
+            j = nb[:, k].clamp(min=0)
+            unlike = (ids != ids.index_select(1, j)) & exists
+            contact = contact + (lookup(self.contact, types * T + types.index_select(1, j)) * unlike).sum(1)
+        area = (self.lambda_area * (self.areas(state) - self.target_area) ** 2).sum(1)
+        terms = {"contact": contact, "area": area}
+        perimeter = torch.zeros_like(contact)
+        if self.has_perimeter:
+            p = self.perimeters(state)
+            perimeter = (self.lambda_perimeter * (p - self.target_perimeter) ** 2).sum(1)
+        terms["perimeter"] = perimeter
+        potential = torch.zeros_like(contact)
+        if self.potential is not None:
+            potential = (lookup(self.coupling, types) * self.potential).sum(1)
+        terms["potential"] = potential
+        return terms
+
+    def energy(self, state: torch.Tensor) -> torch.Tensor:
+        """Total energy H per replica, ``[B]`` float64."""
+        return sum(self.energy_terms(state).values())
+
+    def delta_energy(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, *shape]`` float64: H(state with x set to proposal[x]) - H(state), for
+        every site x changed alone (0 where ``proposal == state``)."""
+        ids = self._flat(state)
+        new = self._flat(proposal)
+        B, N = ids.shape
+        replica, site = torch.nonzero(new != ids, as_tuple=True)
+        flat = replica * N + site
+        dH = self.copy_delta(
+            ids, replica, site, lookup(ids, flat), lookup(new, flat),
+            self.areas(state), self.perimeters(state) if self.has_perimeter else None,
+        )  # fmt: skip
+        out = torch.zeros(B * N, dtype=torch.float64, device=ids.device)
+        return out.scatter_(0, flat, dH).reshape(state.shape)
+
+    # -- the pieces of a copy attempt (shared by delta_energy and the samplers) -------
+    def local_delta(
+        self,
+        ids: torch.Tensor,
+        replica: torch.Tensor,
+        site: torch.Tensor,
+        old: torch.Tensor,
+        new: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For M copy attempts (site ``site`` of replica ``replica`` from id ``old`` to ``new``,
+        ``ids`` the flat state ``[B, n_sites]``): the contact and potential change, and the
+        perimeter changes ``dp_old``, ``dp_new`` of the two cells. These depend only on the
+        site's neighbourhood, not on any cell's area or perimeter."""
+        nb = self.neighbours().index_select(0, site)  # [M, K]
+        exists = nb >= 0
+        other = lookup(ids, replica.unsqueeze(1) * ids.shape[1] + nb.clamp(min=0))
+        t_other = lookup(self.cell_type, other)
+        t_new, t_old = lookup(self.cell_type, new), lookup(self.cell_type, old)
+        T = self.n_types
+        J_new = lookup(self.contact, t_new.unsqueeze(1) * T + t_other) * (other != new.unsqueeze(1))
+        J_old = lookup(self.contact, t_old.unsqueeze(1) * T + t_other) * (other != old.unsqueeze(1))
+        local = ((J_new - J_old) * exists).sum(1)
+        if self.potential is not None:
+            mu = self.coupling
+            local = local + (lookup(mu, t_new) - lookup(mu, t_old)) * self.potential.index_select(0, site)
+        n_sites = exists.sum(1)
+        dp_old = 2 * ((other == old.unsqueeze(1)) & exists).sum(1) - n_sites
+        dp_new = n_sites - 2 * ((other == new.unsqueeze(1)) & exists).sum(1)
+        return local, dp_old, dp_new
+
+    def constraint_delta(
+        self,
+        replica: torch.Tensor,
+        old: torch.Tensor,
+        new: torch.Tensor,
+        areas: torch.Tensor,
+        perimeters: torch.Tensor | None = None,
+        dp_old: torch.Tensor | None = None,
+        dp_new: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Area (and perimeter) energy change of moving one site from cell ``old`` to ``new``,
+        given the current ``areas`` (and ``perimeters``) ``[B, n_ids]``; +inf for removing
+        a cell's last site when ``keep_cells``."""
+        at_old = replica * self.n_ids + old
+        at_new = replica * self.n_ids + new
+        a_old = lookup(areas, at_old).double() - lookup(self.target_area, old)
+        a_new = lookup(areas, at_new).double() - lookup(self.target_area, new)
+        dH = lookup(self.lambda_area, old) * (1 - 2 * a_old) + lookup(self.lambda_area, new) * (1 + 2 * a_new)
+        if self.keep_cells:
+            last = (lookup(areas, at_old) == 1) & (old != MEDIUM)
+            dH = torch.where(last, torch.inf, dH)
+        if perimeters is not None and self.has_perimeter:
+            p_old = lookup(perimeters, at_old).double() - lookup(self.target_perimeter, old)
+            p_new = lookup(perimeters, at_new).double() - lookup(self.target_perimeter, new)
+            dH = dH + lookup(self.lambda_perimeter, old) * ((p_old + dp_old) ** 2 - p_old**2)
+            dH = dH + lookup(self.lambda_perimeter, new) * ((p_new + dp_new) ** 2 - p_new**2)
+        return dH
+
+    def copy_delta(self, ids, replica, site, old, new, areas, perimeters=None) -> torch.Tensor:
+        """Full energy change of M single copy attempts, each applied alone to the state."""
+        local, dp_old, dp_new = self.local_delta(ids, replica, site, old, new)
+        return local + self.constraint_delta(replica, old, new, areas, perimeters, dp_old, dp_new)
+
+    # -- layouts -----------------------------------------------------------------
+    def type_counts(self) -> list[int]:
+        """Number of cells of each type (the medium's entry is 0)."""
+        counts = torch.bincount(self.cell_type[1:], minlength=self.n_types).tolist()
+        return [0] + counts[1:]
+
+    def mean_target_area(self) -> float:
+        return float(self.target_area[1:].mean()) if self.n_cells else 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"CellularPottsModel({self.lattice!r}, types={list(self.type_names)}, "
+            f"cells={self.type_counts()[1:]}, order={self.order})"
+        )
+
+
+def aggregate_layout(
+    lattice: Lattice, n_cells: int, cell_size: int, batch: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Cells as cubes of side ``cell_size`` packed in a centred block (Graner & Glazier's start).
+
+    The block has ``ceil(n_cells^(1/d))`` cells along each direction (fewer
+    along the last if that suffices), filled in order; each replica places the
+    ids 1..n_cells on the slots in its own random order. Returns long ``[B, 1, *shape]``.
+    """
+    d = lattice.dim
+    per_side = math.ceil(round(n_cells ** (1 / d), 9))
+    counts = [per_side] * d
+    while counts[0] > 1 and math.prod(counts[1:]) * (counts[0] - 1) >= n_cells:
+        counts[0] -= 1
+    extent = [c * cell_size for c in counts]
+    if any(e > n for e, n in zip(extent, lattice.shape)):
+        raise ValueError(
+            f"{n_cells} cells of side {cell_size} need a block of {'x'.join(map(str, extent))} sites"
+        )
+    start = [(n - e) // 2 for n, e in zip(lattice.shape, extent)]
+    state = torch.zeros((batch, *lattice.shape), dtype=torch.long)
+    slots = list(itertools.product(*(range(c) for c in counts)))[:n_cells]
+    for b in range(batch):
+        order = torch.randperm(n_cells, generator=generator) + 1
+        for slot, cell in zip(slots, order.tolist()):
+            region = tuple(slice(s + i * cell_size, s + (i + 1) * cell_size) for s, i in zip(start, slot))
+            state[(b, *region)] = cell
+    return state.unsqueeze(1)
+
+
+def scatter_layout(
+    lattice: Lattice, n_cells: int, radius: float, batch: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Cells as single sites at distinct random positions in a centred disc (ball) of
+    ``radius`` (the Neural CPM papers' start). Returns long ``[B, 1, *shape]``."""
+    coords = torch.stack(lattice._coordinates(), -1).reshape(-1, lattice.dim).double()
+    centre = (torch.tensor(lattice.shape, dtype=torch.float64) - 1) / 2
+    inside = torch.nonzero(((coords - centre) ** 2).sum(1) <= radius**2).squeeze(1)
+    if len(inside) < n_cells:
+        raise ValueError(f"{n_cells} cells do not fit on the {len(inside)} sites within radius {radius}")
+    state = torch.zeros((batch, lattice.n_sites), dtype=torch.long)
+    for b in range(batch):
+        chosen = inside[torch.randperm(len(inside), generator=generator)[:n_cells]]
+        state[b, chosen] = torch.arange(1, n_cells + 1)
+    return state.reshape(batch, 1, *lattice.shape)
