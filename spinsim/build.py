@@ -50,6 +50,18 @@ def at_least(key: str, value: Any, minimum: int) -> int:
     return value
 
 
+def exchange_every(value: Any, temps: list[float]) -> int:
+    """``exchange_every`` (parallel tempering): 0 (off), or sweeps between exchanges
+    when there are at least two temperatures."""
+    every = at_least("exchange_every", value, 0)
+    if every and len(temps) < 2:
+        raise ConfigError(
+            "exchange_every", every,
+            "parallel tempering needs at least two temperatures (give temperature a list) or 0 (off)",
+        )  # fmt: skip
+    return every
+
+
 def lattice(cfg: DictConfig) -> Lattice:
     return Lattice(plain(cfg.name), plain(cfg.size), plain(cfg.boundary))
 

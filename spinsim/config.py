@@ -119,6 +119,9 @@ class SimulateConfig:
     measure_every: int = _key(1, "sweeps between measurements")
     snapshot_every: int = _key(100, "sweeps between stored lattices (0: none)")
     seed: int = _key(0, "seed of the run's random numbers")
+    exchange_every: int = _key(
+        0, "parallel tempering: sweeps between exchanges of neighbouring temperatures (0: off)"
+    )
     init: InitialState = _key(InitialState.random, "initial state: random or ordered")
     output: str = _key("simulate.h5", "HDF5 file; a relative path lands in the run directory")
     progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")

@@ -15,6 +15,8 @@ Layout (H5MD-style)::
       step                 [n]
       value                [n, B, *shape] compact integers (spins: int8), chunked, gzip
     /summary               one dataset per column of the end-of-run table
+    /tempering             parallel tempering only: exchange counts and rates per
+                           pair of neighbouring temperatures, attr exchange_every
 
 Everything is appended to resizable datasets and flushed, so a run killed at
 any moment leaves a readable file holding everything up to its last flush.
@@ -131,14 +133,11 @@ class RunWriter:
 
     def write_summary(self, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
         """Write the end-of-run table, one dataset per column (replaces an earlier one)."""
-        if "summary" in self.file:
-            del self.file["summary"]
-        g = self.file.create_group("summary")
-        g.attrs["columns"] = np.array(list(table), dtype=_STR)
-        for key, value in attrs.items():
-            g.attrs[key] = value
-        for name, column in table.items():
-            g.create_dataset(name, data=np.asarray(column))
+        self.write_table("summary", table, attrs)
+
+    def write_table(self, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
+        """Write ``/<group>``: one dataset per column, attr ``columns`` in order (replaces an earlier one)."""
+        write_table(self.file, group, table, attrs)
 
     def flush(self) -> None:
         self.file.flush()
@@ -158,6 +157,34 @@ class RunWriter:
             self.close("interrupted")
         else:
             self.close("failed")
+
+
+def write_table(
+    file: h5py.File, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}
+) -> h5py.Group:
+    """``/<group>`` with one dataset per column and attr ``columns`` giving their order."""
+    if group in file:
+        del file[group]
+    g = file.create_group(group)
+    g.attrs["columns"] = np.array(list(table), dtype=_STR)
+    for key, value in attrs.items():
+        g.attrs[key] = value
+    for name, column in table.items():
+        column = np.asarray(column)
+        g.create_dataset(name, data=column, dtype=_STR if column.dtype.kind in "OU" else None)
+    return g
+
+
+def read_table(g: h5py.Group) -> dict[str, np.ndarray]:
+    """The columns of a group written by :func:`write_table`, in order (strings decoded)."""
+    columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
+    out = {}
+    for c in columns:
+        value = g[c][...]
+        if value.dtype.kind in "OS":
+            value = np.array([_plain(v) for v in value.reshape(-1)], dtype=object).reshape(value.shape)
+        out[c] = value
+    return out
 
 
 def _append(dataset: h5py.Dataset, rows: np.ndarray) -> None:
@@ -193,6 +220,7 @@ class Run:
     observables: dict[str, Series] = field(default_factory=dict)
     snapshots: Series | None = None
     summary: dict[str, np.ndarray] | None = None
+    tempering: dict[str, np.ndarray] | None = None  # exchange rates per temperature pair
 
     @property
     def status(self) -> str:
@@ -227,9 +255,9 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
             g = f["snapshots"]
             run.snapshots = Series(g["step"][...], g["value"][...])
         if "summary" in f:
-            g = f["summary"]
-            columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
-            run.summary = {c: g[c][...] for c in columns}
+            run.summary = read_table(f["summary"])
+        if "tempering" in f:
+            run.tempering = read_table(f["tempering"])
     return run
 
 

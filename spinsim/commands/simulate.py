@@ -23,9 +23,10 @@ from spinsim.errors import ConfigError
 from spinsim.io import RunWriter
 from spinsim.observables import SPIN_OBSERVABLES, measure
 from spinsim.progress import RunProgress, flips_per_ns
-from spinsim.report import print_summary
+from spinsim.report import print_exchange_rates, print_summary
 from spinsim.samplers import build_sampler
 from spinsim.signals import GracefulStop
+from spinsim.tempering import ParallelTempering, exchange_generator
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,16 @@ def run(cfg: DictConfig) -> SimulationResult:
     else:
         state = model.random_state(n_replicas, generator)
     engine = ReferenceEngine(model, sampler, state, replica_T.to(dev), generator)
+    exchange_every = build.exchange_every(cfg.exchange_every, temps)
+    if exchange_every:
+        engine = ParallelTempering(
+            engine,
+            lambda s: model.energy(s.to(torch.float64)),
+            temps,
+            batch,
+            exchange_every,
+            exchange_generator(seed, dev),
+        )
 
     parameters = {
         "seed": seed,
@@ -89,6 +100,7 @@ def run(cfg: DictConfig) -> SimulationResult:
         "sweeps": schedule.sweeps,
         "measure_every": schedule.measure_every,
         "snapshot_every": schedule.snapshot_every,
+        "exchange_every": exchange_every,
         "spinsim_version": spinsim.__version__,
         "torch_version": str(torch.__version__),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -132,10 +144,14 @@ def run(cfg: DictConfig) -> SimulationResult:
             summary = {}
         speed = flips_per_ns(progress.done, spins, seconds)
         writer.write_summary(summary, {"seconds": seconds, "flips_per_ns": speed})
+        if exchange_every:
+            writer.write_table("tempering", engine.rates(), {"exchange_every": exchange_every})
         if stop.requested:
             raise KeyboardInterrupt(f"stopped after {progress.done} of {total} sweeps")
 
     if summary:
         print_summary(summary, f"{description}, {sampler.name}, {schedule.sweeps} sweeps x {batch} replicas")
+    if exchange_every:
+        print_exchange_rates(engine.rates(), exchange_every)
     log.info("%d sweeps in %.2f s: %.4g flips/ns; results in %s", total, seconds, speed, path)
     return SimulationResult(path, summary, seconds, speed)
