@@ -227,8 +227,11 @@ class Run:
         return self.parameters.get("status", "unknown")
 
 
-def load(path: str | Path, snapshots: bool = True) -> Run:
+def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> Run:
     """Read a run file written by spinsim: finished, cut short, or still running.
+
+    ``snapshots=False`` / ``observables=False`` skip those (possibly large)
+    datasets; :func:`read_snapshots` reads a selection of snapshots.
 
     >>> run = spinsim.load("outputs/.../simulate.h5")
     >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
@@ -249,7 +252,7 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
             config=OmegaConf.create(config_yaml),
             temperature=par["temperature"][...],
         )
-        for name, g in f.get("observables", {}).items():
+        for name, g in f.get("observables", {}).items() if observables else ():
             run.observables[name] = Series(g["step"][...], g["value"][...])
         if snapshots and "snapshots" in f:
             g = f["snapshots"]
@@ -259,6 +262,25 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
         if "tempering" in f:
             run.tempering = read_table(f["tempering"])
     return run
+
+
+def snapshot_steps(path: str | Path) -> np.ndarray:
+    """The steps at which a run stored snapshots (empty if none)."""
+    with _open_for_reading(Path(path)) as f:
+        return f["snapshots/step"][...] if "snapshots" in f else np.zeros(0, dtype=np.int64)
+
+
+def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[int]) -> np.ndarray:
+    """Snapshots number ``index`` (positions in ``/snapshots/step``) of ``replicas``:
+    ``[len(index), len(replicas), *shape]``, reading only those from the file."""
+    wanted = np.unique(replicas)  # h5py reads increasing, distinct indices
+    where = np.searchsorted(wanted, replicas)
+    with _open_for_reading(Path(path)) as f:
+        value = f["snapshots/value"]
+        out = np.zeros((len(index), len(replicas), *value.shape[2:]), dtype=value.dtype)
+        for k, i in enumerate(index):
+            out[k] = value[int(i), wanted][where]
+    return out
 
 
 def _open_for_reading(path: Path) -> h5py.File:

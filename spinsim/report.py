@@ -41,7 +41,7 @@ def summary_table(summary: Mapping[str, np.ndarray], title: str) -> Table:
 
 
 def print_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
-    _console().print(summary_table(summary, title))
+    console().print(summary_table(summary, title))
 
 
 def print_exchange_rates(rates: Mapping[str, np.ndarray], exchange_every: int) -> None:
@@ -52,10 +52,10 @@ def print_exchange_rates(rates: Mapping[str, np.ndarray], exchange_every: int) -
     columns = ("temperature_low", "temperature_high", "accepted", "attempts", "rate")
     for lo, hi, acc, att, rate in zip(*(rates[c] for c in columns)):
         table.add_row(f"{lo:.6g}", f"{hi:.6g}", str(int(acc)), str(int(att)), f"{rate:.3f}")
-    _console().print(table)
+    console().print(table)
 
 
-def _console() -> Console:
+def console() -> Console:
     console = Console()
     if not console.is_terminal:  # a log file or pipe: do not squeeze into 80 columns
         console = Console(width=160)
