@@ -131,6 +131,7 @@ def run_command(command: Command, args: list[str]) -> None:
     module = importlib.import_module(command.module)
     prog = f"spinsim {command.name}"
     args = positional_override(command, args)
+    cli_pid = os.getpid()
 
     @hydra.main(version_base="1.3", config_path="pkg://spinsim.conf", config_name=command.name)
     def task(cfg) -> None:
@@ -141,8 +142,12 @@ def run_command(command: Command, args: list[str]) -> None:
             fail(prog, f"{missing[0]}: no value given; usage: {command.usage}")
         try:
             module.run(cfg)
-        except ConfigError as error:  # before Hydra's job runner reports it with a traceback
-            fail(prog, str(error))
+        except ConfigError as error:
+            if os.getpid() != cli_pid:
+                # A job that a launcher (joblib, submitit) runs in another process: the
+                # launcher hands the error back, and the launching command prints it.
+                raise
+            fail(prog, str(error))  # before Hydra's job runner reports it with a traceback
 
     # Let Hydra's exceptions reach us, so each becomes one line and exit status 2.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -150,8 +155,9 @@ def run_command(command: Command, args: list[str]) -> None:
     jobs = sweep_jobs(args)
     if jobs is not None:
         os.environ[SWEEP_JOBS_ENV] = str(jobs)
-    saved_argv = sys.argv
+    saved_argv, saved_stderr = sys.argv, sys.stderr
     sys.argv = [prog, *args]
+    sys.stderr = held = HoldJobFailures(sys.stderr)
     try:
         task()
     except KeyboardInterrupt as error:
@@ -162,9 +168,37 @@ def run_command(command: Command, args: list[str]) -> None:
         message = describe_config_error(error) or job_error(error, prog)
         if message is None:
             raise
+        held.held.clear()  # the failure is reported as our one line instead
         fail(prog, message)
     finally:
-        sys.argv = saved_argv
+        sys.argv, sys.stderr = saved_argv, saved_stderr
+        held.release()
+
+
+class HoldJobFailures:
+    """stderr that holds back Hydra's "Error executing job with overrides: ..." line
+    until ``release()``: dropped when the failure becomes our one-line error, shown
+    before the traceback of anything else."""
+
+    PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.held: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            self.held.append(text)
+            return len(text)
+        return self.stream.write(text)
+
+    def release(self) -> None:
+        for text in self.held:
+            self.stream.write(text)
+        self.held.clear()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 def positional_override(command: Command, args: list[str]) -> list[str]:
@@ -222,12 +256,20 @@ def describe_config_error(error: BaseException) -> str | None:
 
 
 def job_error(error: BaseException, prog: str) -> str | None:
-    """The one-line error of a job that a launcher ran in another process (submitit
-    reports a job's stderr inside its exception), or None."""
-    marker = f"{prog}: error: "
-    for line in str(error).splitlines():
-        if line.startswith(marker):
-            return line[len(marker):]
+    """The one-line error of a job that a launcher ran in another process, or None.
+
+    joblib hands back the job's ConfigError itself; submitit raises its own
+    error whose text holds the job's traceback (``...ConfigError: <line>``) or,
+    when the job died without a result, its stderr (``<prog>: error: <line>``).
+    """
+    from spinsim.errors import ConfigError
+
+    if isinstance(error, ConfigError):
+        return str(error)
+    for line in reversed(str(error).splitlines()):
+        for marker in ("spinsim.errors.ConfigError: ", f"{prog}: error: "):
+            if line.startswith(marker):
+                return line[len(marker):]
     return None
 
 

@@ -29,9 +29,8 @@ The number of jobs in the sweep is counted by the command line from its
 from __future__ import annotations
 
 import logging
-import math
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -65,35 +64,39 @@ def sweep_jobs(args: Sequence[str]) -> int | None:
         return None
 
 
-def threads_per_job(requested: int, cores: int | None = None) -> int:
+def threads_per_job(requested: int) -> int:
     """Torch CPU threads for this job (0: leave torch's default); the rule in the module docs."""
     if requested > 0:
         return requested
     launcher = _multirun_launcher()
     if launcher is None:
         return 0
-    cores = cores or available_cores()
-    target = str(launcher.get("_target_", ""))
+    cores = available_cores()
     jobs = _int_or_none(os.environ.get(SWEEP_JOBS_ENV))
+    threads = threads_for(launcher, cores, jobs, _int_or_none(os.environ.get("SLURM_CPUS_PER_TASK")))
+    if threads:
+        log.info("%s: %d torch threads per job (%d cores, %s jobs in the sweep)",
+                 str(launcher.get("_target_")).rsplit(".", 1)[-1], threads, cores, jobs or "?")  # fmt: skip
+    return threads
+
+
+def threads_for(
+    launcher: Mapping[str, Any], cores: int, jobs: int | None, slurm_cpus: int | None = None
+) -> int:
+    """Threads per job for a Hydra launcher config (``hydra.launcher``), ``cores`` CPUs,
+    ``jobs`` in the sweep (None: unknown) and SLURM's ``SLURM_CPUS_PER_TASK``; 0: torch's default."""
+    target = str(launcher.get("_target_", ""))
     if target.endswith("JoblibLauncher"):
         n_jobs = _int_or_none(launcher.get("n_jobs"))
         at_once = 1 if n_jobs is None else (n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs))
         if jobs:
             at_once = min(at_once, jobs)
-        threads = max(1, cores // at_once)
-    elif target.endswith("submitit_launcher.SlurmLauncher"):
-        threads = (
-            _int_or_none(os.environ.get("SLURM_CPUS_PER_TASK"))
-            or _int_or_none(launcher.get("cpus_per_task"))
-            or 1
-        )
-    elif target.endswith("submitit_launcher.LocalLauncher"):
-        threads = _int_or_none(launcher.get("cpus_per_task")) or max(1, cores // max(1, jobs or cores))
-    else:
-        return 0
-    log.info("%s: %d torch threads per job (%d cores, %s jobs in the sweep)",
-             target.rsplit(".", 1)[-1], threads, cores, jobs or "?")  # fmt: skip
-    return threads
+        return max(1, cores // at_once)
+    if target.endswith("submitit_launcher.SlurmLauncher"):
+        return slurm_cpus or _int_or_none(launcher.get("cpus_per_task")) or 1
+    if target.endswith("submitit_launcher.LocalLauncher"):
+        return _int_or_none(launcher.get("cpus_per_task")) or max(1, cores // max(1, jobs or cores))
+    return 0
 
 
 def _multirun_launcher() -> Any:
@@ -113,7 +116,6 @@ def _multirun_launcher() -> Any:
 
 def _int_or_none(value: Any) -> int | None:
     try:
-        number = int(value)
+        return int(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None

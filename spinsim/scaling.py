@@ -61,6 +61,9 @@ class CriticalTemperature:
         pairs = ", ".join(
             f"{c.small}/{c.large}: {with_error(c.temperature, c.error)}" for c in self.crossings
         )
+        if not math.isfinite(self.temperature):
+            sizes = ", ".join(dict.fromkeys(s for c in self.crossings for s in (c.small, c.large)))
+            return f"Tc: the Binder cumulants of {sizes} do not cross inside the measured temperatures"
         return f"Tc = {with_error(self.temperature, self.error)} from Binder cumulant crossings ({pairs})"
 
 

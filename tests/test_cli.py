@@ -21,7 +21,9 @@ def test_top_level_help_lists_commands(tmp_path):
 def test_unknown_command(tmp_path):
     out = spinsim_cli("simulat", cwd=tmp_path)
     assert out.returncode == 2
-    assert out.stderr.strip() == "spinsim: error: command=simulat: unknown command; choose one of simulate, collect, render"
+    assert out.stderr.strip() == (
+        "spinsim: error: command=simulat: unknown command; choose one of simulate, collect, render"
+    )
 
 
 def test_simulate_help_shows_groups_and_keys(tmp_path):

@@ -1,7 +1,5 @@
 """Parallel tempering: the exchange rule, exact averages with exchanges, faster spin-glass equilibration."""
 
-import contextlib
-import io
 import math
 
 import numpy as np
@@ -9,8 +7,8 @@ import pytest
 import torch
 
 import spinsim
+from conftest import simulate_quiet
 from spinsim import build
-from spinsim.commands import simulate
 from spinsim.errors import ConfigError
 from spinsim.exact import exact_averages
 from spinsim.io import load
@@ -86,13 +84,7 @@ def test_configurations_move_temperatures_stay():
 
 
 def run_quiet(overrides, tmp_path, name):
-    cfg = spinsim.compose(
-        "simulate",
-        ["snapshot_every=0", "progress=false", "device=cpu", "device.threads=1",
-         f"output={tmp_path / name}", *overrides],
-    )  # fmt: skip
-    with contextlib.redirect_stdout(io.StringIO()):
-        return simulate.run(cfg)
+    return simulate_quiet(tmp_path / name, "snapshot_every=0", *overrides)
 
 
 EXACT_CASES = {

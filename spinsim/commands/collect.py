@@ -77,9 +77,11 @@ def run(cfg: DictConfig) -> CollectResult:
     plot_curves(files[2], table, tc)
 
     print_table(table)
+    if not tc:
+        print("Tc: no Binder crossing (it needs runs of at least two lattice sizes)")
     for system, estimate in tc.items():
         print(f"{system + ': ' if system else ''}{estimate}")
-        if estimate.failed_fraction > 0.05:
+        if math.isfinite(estimate.temperature) and estimate.failed_fraction > 0.05:
             print(f"  ({100 * estimate.failed_fraction:.0f}% of the bootstrap resamples did not cross: "
                   "measure more temperatures around the crossing or longer)")  # fmt: skip
     log.info("%d runs collected; wrote %s", len(runs), ", ".join(str(f) for f in files))
@@ -142,7 +144,7 @@ def collect(runs: Sequence[Run]) -> dict[str, np.ndarray]:
     varying = sorted(k for k in set().union(*systems) if len({repr(s.get(k)) for s in systems}) > 1)
     points: dict[tuple, list[tuple[Run, int]]] = {}
     for r, system in zip(runs, systems):
-        label = ", ".join(f"{k}={system.get(k)}" for k in varying)
+        label = ", ".join(f"{k}={system[k]}" for k in varying if k in system)
         shape = tuple(int(s) for s in r.parameters["lattice_shape"])
         for t, T in enumerate(r.summary["temperature"]):
             key = (label, int(np.prod(shape)), size_label(shape), round(float(T), 12))
