@@ -1,7 +1,9 @@
 """Engines advance a batch of replicas by whole sweeps.
 
 The driver talks to an engine through two members: ``advance(n_sweeps)`` and
-``state`` (the current ``[B, 1, *shape]`` tensor of spin values). The torch
+``state`` (the current ``[B, 1, *shape]`` tensor of spin values). Parallel
+tempering (:mod:`spinsim.tempering`) also assigns ``state`` (the same
+configurations, permuted along the batch), so an engine must accept that. The torch
 reference engine here is the readable, differentiable truth; faster engines
 implement the same two members and must agree with it statistically.
 """

@@ -22,10 +22,14 @@ TC_ISING = 2.0 / math.log(1.0 + math.sqrt(2.0))  # 2.2691853...
 
 
 def test_crossing_takes_the_most_significant_downward_sign_change():
-    T = np.array([1.0, 1.5, 2.0, 2.2, 2.4, 2.6, 3.0])
-    d = np.array([-1e-5, 2e-5, -1e-5, 0.04, -0.02, 0.01, -0.01])  # noise at both ends
-    err = np.array([1e-5, 1e-5, 1e-5, 0.01, 0.01, 0.03, 0.03])
-    assert crossing(T, d, err) == pytest.approx(2.2 + 0.04 * 0.2 / 0.06)
+    """d(T) = -(T - 2.27)(1 + 2 (T - 2.27)) around the crossing (cubic interpolation is exact
+    for it), with downward sign changes of noise at low and high T."""
+    T = np.array([1.0, 1.5, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 3.0, 3.5])
+    d = -(T - 2.27) * (1 + 2 * (T - 2.27))
+    d[:2], d[-2:] = (2e-5, -1e-5), (0.01, -0.01)
+    err = np.array([1e-5, 1e-5, *[0.01] * 6, 0.03, 0.03])
+    assert crossing(T, d, err) == pytest.approx(2.27, abs=1e-12)
+    assert crossing(T[4:6], d[4:6], err[4:6]) == pytest.approx(2.2 + 0.1 * d[4] / (d[4] - d[5]))  # linear
     assert math.isnan(crossing(T, np.abs(d) + 0.1, err))  # never crosses
 
 
@@ -36,7 +40,7 @@ def test_binder_crossings_of_straight_lines():
     curves = [Curve(f"L={L}", L * L, T, 0.6 - s * (T - 2.3), np.full(7, 0.002))
               for L, s in ((8, 0.5), (16, 1.0), (32, 2.0))]  # fmt: skip
     estimate = binder_crossings(curves, samples=2000, seed=1)
-    assert estimate.temperature == pytest.approx(2.3, abs=1e-12)
+    assert estimate.temperature == pytest.approx(2.3, abs=1e-9)
     assert [c.temperature for c in estimate.crossings] == pytest.approx([2.3, 2.3])
     assert [(c.small, c.large) for c in estimate.crossings] == [("L=8", "L=16"), ("L=16", "L=32")]
     # d = U4(16) - U4(8) has slope -0.5 and error 0.002 * sqrt(2) on each bracketing point
@@ -45,7 +49,10 @@ def test_binder_crossings_of_straight_lines():
         c.U4_err = 2 * c.U4_err
     doubled = binder_crossings(curves, samples=2000, seed=1)
     assert doubled.error == pytest.approx(2 * estimate.error, rel=0.15)
-    assert estimate.failed_fraction == 0.0 and "Tc = 2.3" in str(estimate)
+    assert estimate.error == estimate.crossings[1].error
+    assert estimate.failed_fraction == 0.0
+    assert str(estimate).startswith("Tc = 2.3000(")
+    assert "crossing of L=16 and L=32 (all crossings: L=8/L=16: 2.3000(" in str(estimate)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +148,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         assert capsys.readouterr().err.strip() == f"spinsim collect: error: {message}"
 
 
-SWEEP = ["temperature=[2.15,2.2,2.25,2.3,2.35,2.4]", "batch=8", "thermalize=300", "exchange_every=1",
+SWEEP = ["temperature=[2.19,2.22,2.25,2.28,2.31,2.34]", "batch=8", "thermalize=300", "exchange_every=1",
          "snapshot_every=0", "progress=false", "device=cpu", "hydra/launcher=joblib",
          "hydra.launcher.n_jobs=2"]  # fmt: skip
 
@@ -153,8 +160,9 @@ def binder_sweep(folder, *overrides, timeout=600):
     assert out.returncode == 0, out.stderr
     out = spinsim_cli("collect", str(folder), cwd=folder.parent)
     assert out.returncode == 0, out.stderr
-    match = re.search(r"^Tc = (\S+) from Binder cumulant crossings \(L=8/L=16: (\S+), L=16/L=32: (\S+)\)$",
-                      out.stdout, re.MULTILINE)  # fmt: skip
+    pattern = (r"^Tc = (\S+) from the Binder cumulant crossing of L=16 and L=32 "
+               r"\(all crossings: L=8/L=16: (\S+), L=16/L=32: (\S+)\)$")  # fmt: skip
+    match = re.search(pattern, out.stdout, re.MULTILINE)
     assert match, out.stdout
     with h5py.File(folder / "collect" / "table.h5", "r") as f:
         tc = read_table(f["tc"])
@@ -162,9 +170,10 @@ def binder_sweep(folder, *overrides, timeout=600):
 
 
 def test_binder_crossing_of_2d_ising(tmp_path):
-    """2D Ising, L = 8, 16, 32, six temperatures 2.15 ... 2.40, 8 replicas each, 2000 sweeps with
-    parallel tempering, run as a joblib sweep (2 jobs at once). The Binder crossings give Tc
-    within 0.02 of 2.2692 (the bootstrap error is about 0.003; measured: Tc = 2.2660(33))."""
+    """2D Ising, L = 8, 16, 32, six temperatures 2.19 ... 2.34, 8 replicas each, 2000 sweeps with
+    parallel tempering, run as a joblib sweep (2 jobs at once). The 16/32 Binder crossing gives
+    Tc within 0.02 of 2.2692: over six seeds it spread by 0.0034 around 2.2675 (bootstrap error
+    about 0.007); seed 0 gives 2.2693(74)."""
     tc, err, line = binder_sweep(tmp_path / "sweep", "sweeps=2000")
     print(line)
     assert abs(tc - TC_ISING) < 0.02, line
@@ -177,11 +186,11 @@ def test_binder_crossing_of_2d_ising(tmp_path):
 @pytest.mark.slow
 def test_binder_crossing_of_2d_ising_tight(tmp_path):
     """The same, 2.23 ... 2.31 in steps of 0.02, 16 replicas x 8000 sweeps: Tc within 0.006 of
-    2.2692 (about 3 bootstrap errors; the 8/16 crossing sits a few thousandths low, a finite-size
-    shift, which the tolerance allows for)."""
+    2.2692 (the 16/32 crossing sits about 0.0015 low, a finite-size shift, plus about 3 bootstrap
+    errors)."""
     tc, err, line = binder_sweep(
         tmp_path / "sweep", "sweeps=8000", "batch=16", "temperature=[2.23,2.25,2.27,2.29,2.31]"
     )
     print(line)
     assert abs(tc - TC_ISING) < 0.006, line
-    assert err < 0.002, line
+    assert err < 0.003, line

@@ -7,8 +7,8 @@ folder, any folder of runs, or a single run file), and writes into
 * ``table.h5`` and ``table.csv``: per system, lattice size and temperature the
   means and error bars of e, |m|, m², C, χ and U4;
 * ``curves.png``: those against temperature, one curve per size;
-* Tc from the crossings of U4 between consecutive sizes (:mod:`spinsim.scaling`),
-  printed and stored in ``table.h5``.
+* Tc from the crossing of U4 between the two largest sizes, with the crossings
+  of all consecutive sizes (:mod:`spinsim.scaling`), printed and stored in ``table.h5``.
 
 Runs are grouped by *system*: the model and the lattice (geometry, boundary)
 apart from its size; sampler, seed, sweeps and the like do not matter to
@@ -212,7 +212,7 @@ def write_hdf5(
             "system": np.array(list(tc), dtype=object),
             "temperature": np.array([e.temperature for e in tc.values()], dtype=np.float64),
             "temperature_err": np.array([e.error for e in tc.values()], dtype=np.float64),
-        }, {"method": "mean of U4 crossings of consecutive sizes; error: parametric bootstrap"})  # fmt: skip
+        }, {"method": "U4 crossing of the two largest sizes; error: parametric bootstrap"})  # fmt: skip
     tmp.replace(path)  # a reader never sees a half-written table
 
 
