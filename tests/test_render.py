@@ -163,3 +163,14 @@ def test_positional_path_is_taken_literally(runs, tmp_path, capsys):
     main(["render", str(folder / "run 1.h5"), "steps=80", "replicas=1"])
     assert (folder / "run 1_render" / "snapshots.gif").is_file()
     assert Image.open(folder / "run 1_render" / "snapshots.gif").n_frames == 1
+
+
+def test_help_shows_usage_and_keys(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["render", "--help"])
+    assert info.value.code in (None, 0)
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: spinsim render RUN.h5 [key=value ...]")
+    assert "Config groups (group=option) ==\n  (none)" in out
+    for key in ("path", "replicas", "steps", "columns", "fps", "scale", "output"):
+        assert f"\n  {key} " in out
