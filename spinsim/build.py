@@ -7,6 +7,7 @@ value and what is allowed; the command line prints it as one line.
 from __future__ import annotations
 
 import math
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spinsim.errors import ConfigError
+from spinsim.io import Run, load
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.models.base import SpinModel
 from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
+from spinsim.parallel import threads_per_job
 
 MODELS = ("ising", "potts")
 SPIN_SAMPLERS = ("metropolis", "heat_bath")
@@ -55,6 +58,46 @@ def at_least(key: str, value: Any, minimum: int) -> int:
     return value
 
 
+def exchange_every(value: Any, temps: list[float]) -> int:
+    """``exchange_every`` (parallel tempering): 0 (off), or sweeps between exchanges
+    when there are at least two temperatures."""
+    every = at_least("exchange_every", value, 0)
+    if every and len(temps) < 2:
+        raise ConfigError(
+            "exchange_every", every,
+            "parallel tempering needs at least two temperatures (give temperature a list) or 0 (off)",
+        )  # fmt: skip
+    return every
+
+
+def existing_path(key: str, value: Any) -> Path:
+    """A file or folder that must exist (``path`` of ``collect`` and ``render``)."""
+    value = plain(value)
+    if value is None or str(value) == "":
+        raise ConfigError(key, "", "give a path, e.g. spinsim <command> PATH")
+    path = Path(os.path.expanduser(str(value)))
+    if not path.exists():
+        raise ConfigError(key, str(value), "no such file or folder")
+    return path
+
+
+def run_file(key: str, value: Any, snapshots: bool = False, observables: bool = True) -> Run:
+    """A spinsim run file, read with :func:`spinsim.io.load`; one-line errors when it
+    is missing, a folder, not HDF5, unreadable or not written by spinsim."""
+    path = existing_path(key, value)
+    if path.is_dir():
+        raise ConfigError(key, str(value), "is a folder; give a run file (.h5)")
+    try:
+        return load(path, snapshots=snapshots, observables=observables)
+    except (OSError, KeyError, ValueError) as error:
+        if isinstance(error, KeyError):
+            raise ConfigError(key, str(value), "not a spinsim run file (no /parameters group)") from None
+        if "signature" in str(error):
+            raise ConfigError(key, str(value), "not an HDF5 file, so not a spinsim run file") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(key, str(value), f"cannot read it ({reason})") from None
+
+
 def lattice(cfg: DictConfig, colourable: bool = True) -> Lattice:
     """``colourable=False`` for the cellular Potts model: any periodic size."""
     return Lattice(plain(cfg.name), plain(cfg.size), plain(cfg.boundary), colourable)
@@ -79,9 +122,10 @@ def model(
 
 
 def device(cfg: DictConfig) -> torch.device:
-    """``device.name`` (cpu, cuda, auto) as a torch device; sets ``device.threads``."""
+    """``device.name`` (cpu, cuda, auto) as a torch device; sets torch's CPU threads to
+    ``device.threads``, or when 0 under a parallel sweep to :func:`spinsim.parallel.threads_per_job`."""
     name = plain(cfg.name)
-    threads = at_least("device.threads", plain(cfg.threads), 0)
+    threads = threads_per_job(at_least("device.threads", plain(cfg.threads), 0))
     if threads:
         torch.set_num_threads(threads)
     if name == "cpu":

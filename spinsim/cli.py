@@ -2,7 +2,9 @@
 
 Every command is a Hydra app over its primary config ``conf/<command>.yaml``
 and a ``run(cfg)`` function in ``spinsim.commands.<command>``; adding a
-command means adding both and one line to ``COMMANDS``.
+command means adding both and one entry to ``COMMANDS``. A command that works
+on a file or folder declares a ``positional`` config key: ``spinsim render
+RUN.h5 fps=5`` is the same as ``spinsim render path=RUN.h5 fps=5``.
 
 Bad input (an unknown option or key, a value of the wrong type, a value the
 physics cannot take) is reported as one line, ``spinsim <command>: error:
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Sequence
@@ -25,17 +28,56 @@ EXIT_INTERRUPTED = 130
 class Command:
     name: str
     summary: str
+    examples: tuple[str, ...] = ()
+    # A config key set by a leading positional argument (``metavar`` in usage lines).
+    positional: str | None = None
+    metavar: str = ""
 
     @property
     def module(self) -> str:
         return f"spinsim.commands.{self.name}"
 
+    @property
+    def usage(self) -> str:
+        path = f" {self.metavar}" if self.positional else ""
+        return f"spinsim {self.name}{path} [key=value ...]"
+
 
 COMMANDS = {
     c.name: c
     for c in (
-        Command("simulate", "Monte Carlo of Ising, Potts and cellular Potts models, written to HDF5"),
-        Command("bench", "time the fast engines against the torch reference (flips/ns, sweeps/s)"),
+        Command(
+            "simulate",
+            "Monte Carlo of Ising, Potts and cellular Potts models, written to HDF5",
+            examples=(
+                "spinsim simulate model=potts model.q=3 lattice=triangular temperature=[0.5,0.63,0.8]",
+                "spinsim simulate -m temperature=1.5,2.0,2.5",
+                "spinsim simulate -m lattice.size=8,16,32 hydra/launcher=joblib",
+                "spinsim simulate experiment=cell_sorting_gg",
+            ),
+        ),
+        Command(
+            "collect",
+            "table, curves and Binder-crossing Tc of a sweep's runs",
+            examples=("spinsim collect multirun/2026-11-25/12-00-00",),
+            positional="path",
+            metavar="DIR",
+        ),
+        Command(
+            "render",
+            "PNG snapshot grid, animated GIF and observable plots of a run",
+            examples=(
+                "spinsim render outputs/2026-11-25/12-00-00/simulate.h5",
+                "spinsim render RUN.h5 replicas=[0,4] steps=[100,1000,2000] fps=5 output=figures",
+            ),
+            positional="path",
+            metavar="RUN.h5",
+        ),
+        Command(
+            "bench",
+            "time the fast engines against the torch reference (flips/ns, sweeps/s)",
+            examples=("spinsim bench cases=[ising-square-2560-b1] device.threads=2",),
+        ),
     )
 }
 
@@ -50,15 +92,13 @@ def usage() -> str:
         "usage: spinsim <command> [group=option ...] [key=value ...]",
         "       spinsim <command> -m key=a,b,c        (a sweep: one run per value)",
         "       spinsim <command> --help              (the command's groups and keys)",
+        *(f"       {c.usage}" for c in COMMANDS.values() if c.positional),
         "",
         "commands:",
         *(f"  {c.name.ljust(width)}  {c.summary}" for c in COMMANDS.values()),
         "",
         "examples:",
-        "  spinsim simulate model=ising device=cpu",
-        "  spinsim simulate model=potts model.q=3 lattice=triangular temperature=[0.5,0.63,0.8]",
-        "  spinsim simulate -m temperature=1.5,2.0,2.5",
-        "  spinsim bench cases=[ising-square-2560-b1] device.threads=2",
+        *(f"  {example}" for c in COMMANDS.values() for example in c.examples),
     ]
     return "\n".join(lines)
 
@@ -91,22 +131,39 @@ def run_command(command: Command, args: list[str]) -> None:
 
     from spinsim.config import register
     from spinsim.errors import ConfigError
+    from spinsim.parallel import SWEEP_JOBS_ENV, sweep_jobs
 
     register()
     module = importlib.import_module(command.module)
     prog = f"spinsim {command.name}"
+    args = positional_override(command, args)
+    cli_pid = os.getpid()
 
     @hydra.main(version_base="1.3", config_path="pkg://spinsim.conf", config_name=command.name)
     def task(cfg) -> None:
+        from omegaconf import OmegaConf
+
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            fail(prog, f"{missing[0]}: no value given; usage: {command.usage}")
         try:
             module.run(cfg)
-        except ConfigError as error:  # before Hydra's job runner reports it with a traceback
-            fail(prog, str(error))
+        except ConfigError as error:
+            if os.getpid() != cli_pid:
+                # A job that a launcher (joblib, submitit) runs in another process: the
+                # launcher hands the error back, and the launching command prints it.
+                raise
+            fail(prog, str(error))  # before Hydra's job runner reports it with a traceback
 
     # Let Hydra's exceptions reach us, so each becomes one line and exit status 2.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    saved_argv = sys.argv
+    # Jobs in a sweep, for the threads per job under parallel launchers (spinsim.parallel).
+    jobs = sweep_jobs(args)
+    if jobs is not None:
+        os.environ[SWEEP_JOBS_ENV] = str(jobs)
+    saved_argv, saved_stderr = sys.argv, sys.stderr
     sys.argv = [prog, *args]
+    sys.stderr = held = HoldJobFailures(sys.stderr)
     try:
         task()
     except KeyboardInterrupt as error:
@@ -114,12 +171,63 @@ def run_command(command: Command, args: list[str]) -> None:
         print(f"{prog}: interrupted{detail}; data written so far is kept", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:
-        message = describe_config_error(error)
+        message = describe_config_error(error) or job_error(error, prog)
         if message is None:
             raise
+        held.held.clear()  # the failure is reported as our one line instead
         fail(prog, message)
     finally:
-        sys.argv = saved_argv
+        sys.argv, sys.stderr = saved_argv, saved_stderr
+        held.release()
+
+
+class HoldJobFailures:
+    """stderr that holds back Hydra's "Error executing job with overrides: ..." line
+    until ``release()``: dropped when the failure becomes our one-line error, shown
+    before the traceback of anything else."""
+
+    PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.held: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            self.held.append(text)
+            return len(text)
+        return self.stream.write(text)
+
+    def release(self) -> None:
+        for text in self.held:
+            self.stream.write(text)
+        self.held.clear()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def positional_override(command: Command, args: list[str]) -> list[str]:
+    """``[PATH, *rest] -> [<positional>='PATH', *rest]`` for a command with a positional key.
+
+    The first argument counts as positional when it is an existing path, or
+    when it is neither an option (``-...``) nor an override (``key=value``).
+    """
+    if not command.positional or not args:
+        return args
+    first = args[0]
+    if os.path.exists(first) or not (first.startswith("-") or "=" in first):
+        return [f"{command.positional}={quote_override(first)}", *args[1:]]
+    return args
+
+
+def quote_override(value: str) -> str:
+    """A string as a quoted Hydra override value: taken literally (spaces, commas,
+    brackets, quotes and ``$`` included), never split into a sweep or interpolated."""
+    # Hydra reads a backslash as an escape only before a quote or at the end of the string.
+    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    escaped = escaped.replace("'", "\\'").replace("${", "\\${")
+    return f"'{escaped}'"
 
 
 def describe_config_error(error: BaseException) -> str | None:
@@ -150,6 +258,24 @@ def describe_config_error(error: BaseException) -> str | None:
         return f"{key}: {message}"
     if isinstance(error, HydraException):
         return _first_line(error)
+    return None
+
+
+def job_error(error: BaseException, prog: str) -> str | None:
+    """The one-line error of a job that a launcher ran in another process, or None.
+
+    joblib hands back the job's ConfigError itself; submitit raises its own
+    error whose text holds the job's traceback (``...ConfigError: <line>``) or,
+    when the job died without a result, its stderr (``<prog>: error: <line>``).
+    """
+    from spinsim.errors import ConfigError
+
+    if isinstance(error, ConfigError):
+        return str(error)
+    for line in reversed(str(error).splitlines()):
+        for marker in ("spinsim.errors.ConfigError: ", f"{prog}: error: "):
+            if line.startswith(marker):
+                return line[len(marker) :]
     return None
 
 

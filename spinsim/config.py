@@ -160,6 +160,9 @@ class SimulateConfig:
     measure_every: int = _key(1, "sweeps between measurements")
     snapshot_every: int = _key(100, "sweeps between stored lattices (0: none)")
     seed: int = _key(0, "seed of the run's random numbers")
+    exchange_every: int = _key(
+        0, "parallel tempering: sweeps between exchanges of neighbouring temperatures (0: off)"
+    )
     init: InitialState = _key(InitialState.random, "initial state: random or ordered")
     output: str = _key("simulate.h5", "HDF5 file; a relative path lands in the run directory")
     progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")
@@ -179,8 +182,32 @@ class BenchConfig:
     output: str = _key("bench.json", "results file (JSON); a relative path lands in the run directory")
 
 
+@dataclass
+class CollectConfig:
+    path: str = _key(MISSING, "a sweep folder (searched recursively for run files) or one run file")
+    output: Any = _key(None, "folder for table.h5, table.csv, curves.png (null: <DIR>/collect)")
+    bootstrap: int = _key(2000, "resamples for the uncertainty of the Binder crossings")
+    seed: int = _key(0, "seed of the bootstrap resamples")
+
+
+@dataclass
+class RenderConfig:
+    path: str = _key(MISSING, "the run file (.h5) to draw")
+    replicas: Any = _key(None, "replica indices (null: the first replica of each temperature)")
+    steps: Any = _key(None, "snapshot steps for the grid and GIF (null: 6 for the grid, all for the GIF)")
+    columns: int = _key(6, "snapshot columns in the grid when steps is null")
+    fps: float = _key(10.0, "frames per second of the GIF")
+    scale: int = _key(0, "pixels per lattice site (0: about 256 pixels per lattice)")
+    output: Any = _key(None, "output folder (null: <run folder>/<run name>_render)")
+
+
 # The primary schema of each command, by command name.
-SCHEMAS: dict[str, type] = {"simulate": SimulateConfig, "bench": BenchConfig}
+SCHEMAS: dict[str, type] = {
+    "simulate": SimulateConfig,
+    "collect": CollectConfig,
+    "render": RenderConfig,
+    "bench": BenchConfig,
+}
 
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml
 # lists /schema/<group>/<option> first in its defaults.
@@ -212,6 +239,8 @@ def register() -> None:
             store.store(group=f"schema/{group}", name=option, node=schema)
     OmegaConf.register_new_resolver("spinsim_groups", _help_groups, replace=True)
     OmegaConf.register_new_resolver("spinsim_keys", _help_keys, replace=True)
+    OmegaConf.register_new_resolver("spinsim_usage", _help_usage, replace=True)
+    OmegaConf.register_new_resolver("spinsim_examples", _help_examples, replace=True)
     _registered = True
 
 
@@ -237,8 +266,23 @@ def group_options() -> dict[str, list[str]]:
     return groups
 
 
-def _help_groups() -> str:
-    return "\n".join(f"  {g}: {', '.join(opts)}" for g, opts in group_options().items())
+def _help_groups(command: str) -> str:
+    """The config groups of ``command`` (fields of its schema that have a folder in conf/)."""
+    own = {f.name for f in fields(SCHEMAS[command])}
+    rows = [f"  {g}: {', '.join(opts)}" for g, opts in group_options().items() if g in own]
+    return "\n".join(rows) if rows else "  (none)"
+
+
+def _help_usage(command: str) -> str:
+    from spinsim.cli import COMMANDS
+
+    return COMMANDS[command].usage
+
+
+def _help_examples(command: str) -> str:
+    from spinsim.cli import COMMANDS
+
+    return "\n".join(f"  {example}" for example in COMMANDS[command].examples)
 
 
 def _help_keys(command: str) -> str:

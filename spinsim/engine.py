@@ -4,7 +4,9 @@ The driver talks to an engine through two members: ``advance(n_sweeps)`` and
 ``state`` (the current ``[B, 1, *shape]`` tensor of spin values). Engines
 with a compact state of their own (the fast ones) also offer ``measure()``,
 the observables of :func:`spinsim.observables.measure` computed without
-building ``state``.
+building ``state``. Parallel tempering
+(:mod:`spinsim.tempering`) also assigns ``state`` (the same configurations,
+permuted along the batch), so an engine must accept that.
 
 * :class:`ReferenceEngine`: the torch sampler, the readable, differentiable truth.
 * ``spinsim.kernels.cpu.CPUEngine`` (``numba``): compiled CPU kernels.

@@ -18,6 +18,10 @@ class ConfigError(ValueError):
         self.allowed = allowed
         super().__init__(f"{key}={format_value(value)}: {allowed}")
 
+    def __reduce__(self):
+        # picklable, so a job in another process (joblib, submitit) can hand it back
+        return (type(self), (self.key, self.value, self.allowed))
+
 
 def format_value(value: Any) -> str:
     """Render a config value the way a user would type it as an override."""

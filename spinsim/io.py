@@ -18,6 +18,8 @@ Layout (H5MD-style)::
       value                [n, B, *shape] compact integers (spins: int8, cell ids: int16),
                            chunked, gzip
     /summary               one dataset per column of the end-of-run table
+    /tempering             parallel tempering only: exchange counts and rates per
+                           pair of neighbouring temperatures, attr exchange_every
 
 Everything is appended to resizable datasets and flushed, so a run killed at
 any moment leaves a readable file holding everything up to its last flush.
@@ -143,14 +145,11 @@ class RunWriter:
 
     def write_summary(self, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
         """Write the end-of-run table, one dataset per column (replaces an earlier one)."""
-        if "summary" in self.file:
-            del self.file["summary"]
-        g = self.file.create_group("summary")
-        g.attrs["columns"] = np.array(list(table), dtype=_STR)
-        for key, value in attrs.items():
-            g.attrs[key] = value
-        for name, column in table.items():
-            g.create_dataset(name, data=np.asarray(column))
+        self.write_table("summary", table, attrs)
+
+    def write_table(self, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
+        """Write ``/<group>``: one dataset per column, attr ``columns`` in order (replaces an earlier one)."""
+        write_table(self.file, group, table, attrs)
 
     def flush(self) -> None:
         self.file.flush()
@@ -170,6 +169,34 @@ class RunWriter:
             self.close("interrupted")
         else:
             self.close("failed")
+
+
+def write_table(
+    file: h5py.File, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}
+) -> h5py.Group:
+    """``/<group>`` with one dataset per column and attr ``columns`` giving their order."""
+    if group in file:
+        del file[group]
+    g = file.create_group(group)
+    g.attrs["columns"] = np.array(list(table), dtype=_STR)
+    for key, value in attrs.items():
+        g.attrs[key] = value
+    for name, column in table.items():
+        column = np.asarray(column)
+        g.create_dataset(name, data=column, dtype=_STR if column.dtype.kind in "OU" else None)
+    return g
+
+
+def read_table(g: h5py.Group) -> dict[str, np.ndarray]:
+    """The columns of a group written by :func:`write_table`, in order (strings decoded)."""
+    columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
+    out = {}
+    for c in columns:
+        value = g[c][...]
+        if value.dtype.kind in "OS":
+            value = np.array([_plain(v) for v in value.reshape(-1)], dtype=object).reshape(value.shape)
+        out[c] = value
+    return out
 
 
 def _append(dataset: h5py.Dataset, rows: np.ndarray) -> None:
@@ -205,14 +232,18 @@ class Run:
     observables: dict[str, Series] = field(default_factory=dict)
     snapshots: Series | None = None
     summary: dict[str, np.ndarray] | None = None
+    tempering: dict[str, np.ndarray] | None = None  # exchange rates per temperature pair
 
     @property
     def status(self) -> str:
         return self.parameters.get("status", "unknown")
 
 
-def load(path: str | Path, snapshots: bool = True) -> Run:
+def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> Run:
     """Read a run file written by spinsim: finished, cut short, or still running.
+
+    ``snapshots=False`` / ``observables=False`` skip those (possibly large)
+    datasets; :func:`read_snapshots` reads a selection of snapshots.
 
     >>> run = spinsim.load("outputs/.../simulate.h5")
     >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
@@ -237,16 +268,35 @@ def load(path: str | Path, snapshots: bool = True) -> Run:
             if name not in ("config", "temperature"):
                 value = dataset[...]
                 run.parameters[name] = value.astype(str) if dataset.dtype.kind == "O" else value
-        for name, g in f.get("observables", {}).items():
+        for name, g in f.get("observables", {}).items() if observables else ():
             run.observables[name] = Series(g["step"][...], g["value"][...])
         if snapshots and "snapshots" in f:
             g = f["snapshots"]
             run.snapshots = Series(g["step"][...], g["value"][...])
         if "summary" in f:
-            g = f["summary"]
-            columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
-            run.summary = {c: g[c][...] for c in columns}
+            run.summary = read_table(f["summary"])
+        if "tempering" in f:
+            run.tempering = read_table(f["tempering"])
     return run
+
+
+def snapshot_steps(path: str | Path) -> np.ndarray:
+    """The steps at which a run stored snapshots (empty if none)."""
+    with _open_for_reading(Path(path)) as f:
+        return f["snapshots/step"][...] if "snapshots" in f else np.zeros(0, dtype=np.int64)
+
+
+def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[int]) -> np.ndarray:
+    """Snapshots number ``index`` (positions in ``/snapshots/step``) of ``replicas``:
+    ``[len(index), len(replicas), *shape]``, reading only those from the file."""
+    wanted = np.unique(replicas)  # h5py reads increasing, distinct indices
+    where = np.searchsorted(wanted, replicas)
+    with _open_for_reading(Path(path)) as f:
+        value = f["snapshots/value"]
+        out = np.zeros((len(index), len(replicas), *value.shape[2:]), dtype=value.dtype)
+        for k, i in enumerate(index):
+            out[k] = value[int(i), wanted][where]
+    return out
 
 
 def _open_for_reading(path: Path) -> h5py.File:

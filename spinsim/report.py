@@ -55,16 +55,27 @@ def cpm_summary_table(summary: Mapping[str, np.ndarray], title: str) -> Table:
     return table
 
 
-def _console() -> Console:
+def print_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
+    console().print(summary_table(summary, title))
+
+
+def print_cpm_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
+    console().print(cpm_summary_table(summary, f"{title}: final state"))
+
+
+def print_exchange_rates(rates: Mapping[str, np.ndarray], exchange_every: int) -> None:
+    """Parallel tempering: the acceptance rate of exchanges per neighbouring temperature pair."""
+    table = Table(title=f"parallel tempering: exchanges every {exchange_every} sweeps")
+    for name in ("T_low", "T_high", "accepted", "attempts", "rate"):
+        table.add_column(name, justify="right", no_wrap=True)
+    columns = ("temperature_low", "temperature_high", "accepted", "attempts", "rate")
+    for lo, hi, acc, att, rate in zip(*(rates[c] for c in columns)):
+        table.add_row(f"{lo:.6g}", f"{hi:.6g}", str(int(acc)), str(int(att)), f"{rate:.3f}")
+    console().print(table)
+
+
+def console() -> Console:
     console = Console()
     if not console.is_terminal:  # a log file or pipe: do not squeeze into 80 columns
         console = Console(width=160)
     return console
-
-
-def print_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
-    _console().print(summary_table(summary, title))
-
-
-def print_cpm_summary(summary: Mapping[str, np.ndarray], title: str) -> None:
-    _console().print(cpm_summary_table(summary, f"{title}: final state"))

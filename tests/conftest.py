@@ -47,6 +47,22 @@ def within(estimate: Estimate, exact: float, n_sigma: float = 4.0) -> bool:
     return abs(estimate.mean - exact) < n_sigma * estimate.error
 
 
+def simulate_quiet(path: Path, *overrides: str):
+    """``spinsim simulate`` in this process, 1 thread, no progress bar or table; writes ``path``."""
+    import contextlib
+    import io
+
+    import spinsim
+    from spinsim.commands import simulate
+
+    cfg = spinsim.compose(
+        "simulate",
+        ["progress=false", "device=cpu", "device.threads=1", f"output={path}", *overrides],
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        return simulate.run(cfg)
+
+
 def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
     """Run ``python -m spinsim <args>`` in a subprocess; returns CompletedProcess."""
     full_env = dict(os.environ)

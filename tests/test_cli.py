@@ -21,8 +21,9 @@ def test_top_level_help_lists_commands(tmp_path):
 def test_unknown_command(tmp_path):
     out = spinsim_cli("simulat", cwd=tmp_path)
     assert out.returncode == 2
-    expected = "spinsim: error: command=simulat: unknown command; choose one of simulate, bench"
-    assert out.stderr.strip() == expected
+    assert out.stderr.strip() == (
+        "spinsim: error: command=simulat: unknown command; choose one of simulate, collect, render, bench"
+    )
 
 
 def test_simulate_help_shows_groups_and_keys(tmp_path):

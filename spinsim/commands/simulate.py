@@ -26,9 +26,10 @@ from spinsim.errors import ConfigError
 from spinsim.io import RunWriter
 from spinsim.observables import SPIN_OBSERVABLES, measure
 from spinsim.progress import RunProgress, flips_per_ns
-from spinsim.report import print_cpm_summary, print_summary
+from spinsim.report import print_cpm_summary, print_exchange_rates, print_summary
 from spinsim.samplers import build_cpm_sampler, build_sampler
 from spinsim.signals import GracefulStop
+from spinsim.tempering import ParallelTempering, exchange_generator
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,20 @@ def run(cfg: DictConfig) -> SimulationResult:
     setup = make_setup(cfg, lattice, temps, batch, replica_T)
     path = output_path(cfg.output)
     engine = setup.engine
+    exchange_every = build.exchange_every(cfg.exchange_every, temps)
+    if exchange_every:
+        if model_name == "cpm":
+            raise ConfigError(
+                "exchange_every", exchange_every, "0: parallel tempering runs Ising and Potts models"
+            )
+        engine = ParallelTempering(
+            engine,
+            lambda s: setup.model.energy(s.to(torch.float64)),
+            temps,
+            batch,
+            exchange_every,
+            exchange_generator(seed, setup.device),
+        )
 
     parameters = {
         "seed": seed,
@@ -236,6 +251,7 @@ def run(cfg: DictConfig) -> SimulationResult:
         "sweeps": schedule.sweeps,
         "measure_every": schedule.measure_every,
         "snapshot_every": schedule.snapshot_every,
+        "exchange_every": exchange_every,
         "spinsim_version": spinsim.__version__,
         "torch_version": str(torch.__version__),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -275,11 +291,15 @@ def run(cfg: DictConfig) -> SimulationResult:
         if setup.speed is not None:
             attrs = {"seconds": seconds, **setup.speed(progress.done, spins, seconds)}
         writer.write_summary(summary, attrs)
+        if exchange_every:
+            writer.write_table("tempering", engine.rates(), {"exchange_every": exchange_every})
         if stop.requested:
             raise KeyboardInterrupt(f"stopped after {progress.done} of {total} sweeps")
 
     if summary:
         title = f"{description}, {setup.sampler_name}, {schedule.sweeps} sweeps x {batch} replicas"
         setup.print_summary(summary, title)
+    if exchange_every:
+        print_exchange_rates(engine.rates(), exchange_every)
     log.info("%d sweeps in %.2f s: %.4g %s/ns; results in %s", total, seconds, speed, setup.unit, path)
     return SimulationResult(path, summary, seconds, speed)

@@ -1,0 +1,280 @@
+"""``spinsim collect DIR``: one table, curves and a Binder-crossing Tc from a sweep's runs.
+
+Reads the ``/summary`` of every ``simulate`` run file under DIR (a multirun
+folder, any folder of runs, or a single run file), and writes into
+``<DIR>/collect/`` (or ``output``):
+
+* ``table.h5`` and ``table.csv``: per system, lattice size and temperature the
+  means and error bars of e, |m|, m², C, χ and U4;
+* ``curves.png``: those against temperature, one curve per size;
+* Tc from the crossing of U4 between the two largest sizes, with the crossings
+  of all consecutive sizes (:mod:`spinsim.scaling`), printed and stored in ``table.h5``.
+
+Runs are grouped by *system*: the model and the lattice (geometry, boundary)
+apart from its size; sampler, seed, sweeps and the like do not matter to
+equilibrium values. Several runs at the same system, size and temperature
+(say, several seeds) are combined by inverse-variance weighting:
+``x = sum(x_i / s_i^2) / sum(1 / s_i^2)``, ``s = sum(1 / s_i^2)^(-1/2)``.
+The outputs are derived data and are replaced when collect runs again.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+import spinsim
+from spinsim import build
+from spinsim.errors import ConfigError
+from spinsim.io import Run, load, write_table
+from spinsim.report import with_error
+from spinsim.scaling import CriticalTemperature, Curve, binder_crossings
+
+log = logging.getLogger(__name__)
+
+# Columns of the summary that collect carries, each with its error.
+QUANTITIES = ("e", "abs_m", "m2", "C", "chi", "U4")
+LABELS = {"e": "e", "abs_m": "|m|", "m2": "m²", "C": "C", "chi": "χ", "U4": "U4"}
+TABLE_COLUMNS = (
+    "system", "size", "n_sites", "temperature", "n_runs", "n",
+    *(c for q in QUANTITIES for c in (q, f"{q}_err")), "tau_e", "tau_abs_m",
+)  # fmt: skip
+
+
+@dataclass
+class CollectResult:
+    table: dict[str, np.ndarray]
+    tc: dict[str, CriticalTemperature]  # by system label
+    runs: list[Path]
+    files: list[Path]
+
+
+def run(cfg: DictConfig) -> CollectResult:
+    root = build.existing_path("path", cfg.path)
+    folder = root if root.is_dir() else root.parent
+    out = Path(build.plain(cfg.output)) if cfg.output else folder / "collect"
+    samples = build.at_least("bootstrap", cfg.bootstrap, 0)
+    if root.is_file():
+        build.run_file("path", cfg.path, observables=False)  # a one-line error if it is not a run
+    runs = find_runs(root, skip=out)
+    if not runs:
+        raise ConfigError("path", str(cfg.path), "holds no spinsim simulate run with a summary")
+    table = collect(runs)
+    tc = critical_temperatures(table, samples, int(cfg.seed))
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "table.h5", out / "table.csv", out / "curves.png"]
+    write_hdf5(files[0], table, tc, [r.path for r in runs], root)
+    write_csv(files[1], table)
+    plot_curves(files[2], table, tc)
+
+    print_table(table)
+    if not tc:
+        print("Tc: no Binder crossing (it needs runs of at least two lattice sizes)")
+    for system, estimate in tc.items():
+        print(f"{system + ': ' if system else ''}{estimate}")
+        if math.isfinite(estimate.temperature) and estimate.failed_fraction > 0.05:
+            print(f"  ({100 * estimate.failed_fraction:.0f}% of the bootstrap resamples did not cross: "
+                  "measure more temperatures around the crossing or longer)")  # fmt: skip
+    log.info("%d runs collected; wrote %s", len(runs), ", ".join(str(f) for f in files))
+    return CollectResult(table, tc, [r.path for r in runs], files)
+
+
+# -- reading -----------------------------------------------------------------
+def find_runs(root: Path, skip: Path | None = None) -> list[Run]:
+    """Every ``simulate`` run file with a summary under ``root`` (or ``root`` itself)."""
+    paths = [root] if root.is_file() else sorted(root.rglob("*.h5"))
+    runs = []
+    for path in paths:
+        if skip is not None and skip.resolve() in path.resolve().parents:
+            continue
+        try:
+            r = load(path, snapshots=False, observables=False)
+        except (OSError, KeyError, ValueError):
+            log.warning("skipped %s: not a spinsim run file", path)
+            continue
+        if r.parameters.get("command") != "simulate":
+            continue
+        if not r.summary or len(r.summary.get("temperature", ())) == 0:
+            log.warning("skipped %s: no summary yet (status %s)", path, r.status)
+            continue
+        if r.status != "completed":
+            log.warning("included %s although its status is %s", path, r.status)
+        runs.append(r)
+    return runs
+
+
+def system_of(r: Run) -> dict[str, Any]:
+    """What defines the equilibrium ensemble apart from size and temperature:
+    ``model.*`` and ``lattice.*`` other than ``lattice.size``."""
+    cfg = OmegaConf.to_container(r.config, resolve=True, enum_to_str=True)
+    out = {f"model.{k}": v for k, v in cfg.get("model", {}).items()}
+    out.update({f"lattice.{k}": v for k, v in cfg.get("lattice", {}).items() if k != "size"})
+    return out
+
+
+def size_label(shape: Sequence[int]) -> str:
+    """``L=16`` for a 16x16 lattice, ``16x32`` for anything else."""
+    shape = [int(s) for s in shape]
+    return f"L={shape[0]}" if len(set(shape)) == 1 else "x".join(map(str, shape))
+
+
+def combine(means: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
+    """Inverse-variance weighted mean of independent estimates (plain mean, nan error,
+    when some error is missing or zero)."""
+    if len(means) == 1:
+        return float(means[0]), float(errors[0])
+    if np.all(np.isfinite(errors)) and np.all(errors > 0):
+        w = 1.0 / errors**2
+        return float((w * means).sum() / w.sum()), float(1.0 / math.sqrt(w.sum()))
+    return float(np.mean(means)), math.nan
+
+
+def collect(runs: Sequence[Run]) -> dict[str, np.ndarray]:
+    """The table: one row per (system, size, temperature), ordered by system, size, T."""
+    systems = [system_of(r) for r in runs]
+    varying = sorted(k for k in set().union(*systems) if len({repr(s.get(k)) for s in systems}) > 1)
+    points: dict[tuple, list[tuple[Run, int]]] = {}
+    for r, system in zip(runs, systems):
+        label = ", ".join(f"{k}={system[k]}" for k in varying if k in system)
+        shape = tuple(int(s) for s in r.parameters["lattice_shape"])
+        for t, T in enumerate(r.summary["temperature"]):
+            key = (label, int(np.prod(shape)), size_label(shape), round(float(T), 12))
+            points.setdefault(key, []).append((r, t))
+    rows = []
+    for (label, n_sites, size, T), members in sorted(points.items()):
+        row: dict[str, Any] = {"system": label, "size": size, "n_sites": n_sites, "temperature": T}
+        row["n_runs"] = len(members)
+        row["n"] = int(sum(r.summary["n"][t] for r, t in members))
+        for q in QUANTITIES:
+            means = np.array([r.summary[q][t] for r, t in members], dtype=np.float64)
+            errors = np.array([r.summary[f"{q}_err"][t] for r, t in members], dtype=np.float64)
+            row[q], row[f"{q}_err"] = combine(means, errors)
+        for q in ("tau_e", "tau_abs_m"):
+            row[q] = float(np.nanmax([r.summary[q][t] for r, t in members]))
+        rows.append(row)
+    table = {c: np.array([row[c] for row in rows]) for c in TABLE_COLUMNS}
+    for c in ("system", "size"):
+        table[c] = table[c].astype(object)
+    return table
+
+
+def critical_temperatures(
+    table: Mapping[str, np.ndarray], samples: int, seed: int
+) -> dict[str, CriticalTemperature]:
+    """Binder-crossing Tc per system that has at least two sizes."""
+    out = {}
+    for system in dict.fromkeys(table["system"]):
+        rows = table["system"] == system
+        curves = []
+        for size in dict.fromkeys(table["size"][rows]):
+            sel = rows & (table["size"] == size)
+            curves.append(
+                Curve(size, int(table["n_sites"][sel][0]), table["temperature"][sel], table["U4"][sel],
+                      table["U4_err"][sel])
+            )  # fmt: skip
+        if len(curves) >= 2:
+            out[system] = binder_crossings(curves, samples, seed)
+    return out
+
+
+# -- writing -----------------------------------------------------------------
+def write_hdf5(
+    path: Path, table, tc: Mapping[str, CriticalTemperature], runs: Sequence[Path], root: Path
+) -> None:
+    """``/table`` (columns as in the CSV), ``/binder`` (one row per pair of consecutive
+    sizes) and ``/tc`` (one row per system), ``/parameters`` (attrs ``command``, ``source``,
+    dataset ``runs``)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        par = f.create_group("parameters")
+        par.attrs.update({"command": "collect", "source": str(root), "spinsim_version": spinsim.__version__})
+        names = np.array([str(p) for p in runs], dtype=object)
+        par.create_dataset("runs", data=names, dtype=h5py.string_dtype())
+        write_table(f, "table", table)
+        pairs = [(s, c) for s, est in tc.items() for c in est.crossings]
+        write_table(f, "binder", {
+            "system": np.array([s for s, _ in pairs], dtype=object),
+            "size_small": np.array([c.small for _, c in pairs], dtype=object),
+            "size_large": np.array([c.large for _, c in pairs], dtype=object),
+            "temperature": np.array([c.temperature for _, c in pairs], dtype=np.float64),
+            "temperature_err": np.array([c.error for _, c in pairs], dtype=np.float64),
+        })  # fmt: skip
+        write_table(f, "tc", {
+            "system": np.array(list(tc), dtype=object),
+            "temperature": np.array([e.temperature for e in tc.values()], dtype=np.float64),
+            "temperature_err": np.array([e.error for e in tc.values()], dtype=np.float64),
+        }, {"method": "U4 crossing of the two largest sizes; error: parametric bootstrap"})  # fmt: skip
+    tmp.replace(path)  # a reader never sees a half-written table
+
+
+def write_csv(path: Path, table: Mapping[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(TABLE_COLUMNS)
+        for i in range(len(table["temperature"])):
+            writer.writerow([_csv_value(table[c][i]) for c in TABLE_COLUMNS])
+    tmp.replace(path)
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
+
+
+def plot_curves(path: Path, table: Mapping[str, np.ndarray], tc: Mapping[str, CriticalTemperature]) -> None:
+    """A 2x3 panel figure: e, |m|, m², C, χ, U4 against T; one curve per (system, size)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 7.5), dpi=100, layout="constrained")
+    axes = fig.subplots(2, 3).reshape(-1)
+    for ax, q in zip(axes, QUANTITIES):
+        for system in dict.fromkeys(table["system"]):
+            for size in dict.fromkeys(table["size"][table["system"] == system]):
+                sel = (table["system"] == system) & (table["size"] == size)
+                label = f"{system}, {size}" if system else size
+                ax.errorbar(table["temperature"][sel], table[q][sel], yerr=table[f"{q}_err"][sel],
+                            marker="o", markersize=3, capsize=2, linewidth=1, label=label)  # fmt: skip
+        ax.set_xlabel("T")
+        ax.set_ylabel(LABELS[q])
+        ax.grid(alpha=0.3)
+    for estimate in tc.values():
+        if math.isfinite(estimate.temperature):
+            for ax in axes:
+                ax.axvline(estimate.temperature, color="grey", linestyle="--", linewidth=0.8)
+            err = estimate.error if math.isfinite(estimate.error) else 0.0
+            axes[-1].axvspan(estimate.temperature - err, estimate.temperature + err, color="grey", alpha=0.2)
+    axes[-1].legend(fontsize=8)
+    title = "; ".join(
+        f"{s + ': ' if s else ''}Tc = {with_error(e.temperature, e.error)}" for s, e in tc.items()
+    )
+    fig.suptitle(title or "spinsim collect")
+    fig.savefig(path)
+
+
+def print_table(table: Mapping[str, np.ndarray]) -> None:
+    from rich.table import Table
+
+    from spinsim.report import console
+
+    for system in dict.fromkeys(table["system"]):
+        t = Table(title=system or None)
+        for name in ("size", "T", "<e>", "<|m|>", "C", "chi", "U4", "runs"):
+            t.add_column(name, justify="right", no_wrap=True)
+        for i in np.flatnonzero(table["system"] == system):
+            t.add_row(
+                table["size"][i], f"{table['temperature'][i]:.6g}",
+                *(with_error(table[q][i], table[f"{q}_err"][i]) for q in ("e", "abs_m", "C", "chi", "U4")),
+                str(int(table["n_runs"][i])),
+            )  # fmt: skip
+        console().print(t)

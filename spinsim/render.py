@@ -1,0 +1,280 @@
+"""Pictures of runs: lattice snapshots as images, grids and GIF frames; observable plots.
+
+A *painter* turns one stored lattice (``[*shape]`` integers, as in
+``/snapshots/value``) into RGB pixels, ``scale`` pixels per site. Which
+painter draws a run depends on its model (``/parameters`` attr ``model``):
+Ising spins in two colours (s = -1 dark, s = +1 light), Potts spins in q
+colours (matplotlib's ``tab10`` for q <= 10, else evenly spaced on ``turbo``).
+
+Lattices are drawn as their arrays: row i, column j is site (i, j); the
+triangular (sheared) and honeycomb (brick wall) lattices therefore appear as
+their square storage arrays. A chain is drawn as a band a few sites tall, a
+cubic lattice by its middle slice along the first axis.
+
+Image sizes are exact, so they can be checked (``grid_size``, ``frame_size``):
+
+* grid: ``LABEL_WIDTH + cols (w + PAD)`` by ``HEADER + rows (h + PAD)`` pixels,
+  one row per replica, one column per snapshot step;
+* GIF frame: ``PAD + n (w + PAD)`` by ``2 HEADER + h + PAD``, the replicas side by side;
+
+where ``w x h`` is one lattice at ``scale`` pixels per site.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from spinsim.io import Run, Series
+
+PAD = 4  # pixels between lattices
+HEADER = 16  # pixels of a text line above the lattices
+LABEL_WIDTH = 120  # pixels of the replica labels left of a grid
+BACKGROUND = (255, 255, 255)
+INK = (0, 0, 0)
+ISING_COLOURS = np.array([[35, 45, 90], [245, 238, 215]], dtype=np.uint8)  # s = -1, s = +1
+MAX_POINTS = 2000  # observable plots show block means beyond this many points per line
+
+
+@dataclass
+class SpinPainter:
+    """Spin value ``values[k]`` is drawn in ``colours[k]``."""
+
+    values: np.ndarray
+    colours: np.ndarray  # [n, 3] uint8
+
+    def __call__(self, frame: np.ndarray, scale: int) -> np.ndarray:
+        """``[*shape]`` lattice -> ``[h * scale, w * scale, 3]`` uint8 RGB."""
+        plane = as_plane(frame)
+        index = np.searchsorted(self.values, plane).clip(0, len(self.values) - 1)
+        return upscale(self.colours[index], scale)
+
+
+def potts_colours(q: int) -> np.ndarray:
+    from matplotlib import colormaps
+
+    if q <= 10:
+        rgb = colormaps["tab10"](np.arange(q))[:, :3]
+    else:
+        rgb = colormaps["turbo"](np.linspace(0.05, 0.95, q))[:, :3]
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def _ising(run: Run) -> SpinPainter:
+    return SpinPainter(np.array([-1, 1]), ISING_COLOURS)
+
+
+def _potts(run: Run) -> SpinPainter:
+    q = int(run.config.model.q)
+    return SpinPainter(np.arange(q), potts_colours(q))
+
+
+# Painters by model name (``/parameters`` attr ``model``).
+PAINTERS: dict[str, Callable[[Run], SpinPainter]] = {"ising": _ising, "potts": _potts}
+
+
+def painter_for(run: Run) -> SpinPainter:
+    """The painter of the run's model; KeyError for a model without one."""
+    return PAINTERS[run.parameters["model"]](run)
+
+
+def as_plane(frame: np.ndarray) -> np.ndarray:
+    """A lattice as a 2D array: 2D as is, 3D its middle slice along axis 0,
+    1D a band ``max(1, L // 16)`` rows tall."""
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        return frame
+    if frame.ndim == 3:
+        return frame[frame.shape[0] // 2]
+    if frame.ndim == 1:
+        return np.broadcast_to(frame, (max(1, frame.shape[0] // 16), frame.shape[0]))
+    raise ValueError(f"cannot draw a {frame.ndim}D lattice")
+
+
+def upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+
+
+def auto_scale(shape: Sequence[int], target: int = 256) -> int:
+    """Pixels per site so that a lattice is about ``target`` pixels across (1 to 16)."""
+    h, w = as_plane(np.zeros(shape, dtype=np.int8)).shape
+    return int(np.clip(target // max(h, w), 1, 16))
+
+
+def lattice_size(shape: Sequence[int], scale: int) -> tuple[int, int]:
+    """(width, height) in pixels of one lattice drawn at ``scale``."""
+    h, w = as_plane(np.zeros(shape, dtype=np.int8)).shape
+    return w * scale, h * scale
+
+
+def grid_size(shape: Sequence[int], scale: int, rows: int, cols: int) -> tuple[int, int]:
+    w, h = lattice_size(shape, scale)
+    return LABEL_WIDTH + cols * (w + PAD), HEADER + rows * (h + PAD)
+
+
+def frame_size(shape: Sequence[int], scale: int, n: int) -> tuple[int, int]:
+    w, h = lattice_size(shape, scale)
+    return PAD + n * (w + PAD), 2 * HEADER + h + PAD
+
+
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=11)
+    except TypeError:  # Pillow < 10.1: the bitmap font
+        return ImageFont.load_default()
+
+
+def snapshot_grid(
+    snapshots: np.ndarray,
+    steps: Sequence[int],
+    replicas: Sequence[int],
+    temperatures: Sequence[float],
+    painter: SpinPainter,
+    scale: int,
+) -> Image.Image:
+    """``snapshots [len(steps), len(replicas), *shape]`` as one image: a row per
+    replica (labelled with its index and temperature), a column per step."""
+    shape = snapshots.shape[2:]
+    w, h = lattice_size(shape, scale)
+    image = Image.new("RGB", grid_size(shape, scale, len(replicas), len(steps)), BACKGROUND)
+    draw, font = ImageDraw.Draw(image), _font()
+    for c, step in enumerate(steps):
+        draw.text((LABEL_WIDTH + c * (w + PAD), 2), f"step {step}", fill=INK, font=font)
+    for r, (replica, T) in enumerate(zip(replicas, temperatures)):
+        y = HEADER + r * (h + PAD)
+        draw.text((4, y + h // 2 - 12), f"replica {replica}", fill=INK, font=font)
+        draw.text((4, y + h // 2 + 1), f"T = {T:.6g}", fill=INK, font=font)
+        for c in range(len(steps)):
+            image.paste(Image.fromarray(painter(snapshots[c, r], scale)), (LABEL_WIDTH + c * (w + PAD), y))
+    return image
+
+
+def animation_frames(
+    snapshots: np.ndarray,
+    steps: Sequence[int],
+    replicas: Sequence[int],
+    temperatures: Sequence[float],
+    painter: SpinPainter,
+    scale: int,
+) -> list[Image.Image]:
+    """One frame per step: the replicas side by side under the step and their temperatures.
+
+    Frames use one fixed palette (the painter's colours plus greys for text),
+    so colours do not flicker between frames.
+    """
+    shape = snapshots.shape[2:]
+    w, h = lattice_size(shape, scale)
+    size = frame_size(shape, scale, len(replicas))
+    font = _font()
+    palette = _palette_image(painter.colours)
+    frames = []
+    for k, step in enumerate(steps):
+        image = Image.new("RGB", size, BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        draw.text((PAD, 2), f"step {step}", fill=INK, font=font)
+        for r, (replica, T) in enumerate(zip(replicas, temperatures)):
+            x = PAD + r * (w + PAD)
+            draw.text((x, HEADER + 2), f"#{replica} T={T:.4g}", fill=INK, font=font)
+            image.paste(Image.fromarray(painter(snapshots[k, r], scale)), (x, 2 * HEADER))
+        frames.append(image.quantize(palette=palette, dither=Image.Dither.NONE))
+    return frames
+
+
+def _palette_image(colours: np.ndarray) -> Image.Image:
+    greys = np.repeat(np.linspace(0, 255, 32).round().astype(np.uint8)[:, None], 3, axis=1)
+    entries = np.concatenate([colours.astype(np.uint8), greys])[:256]
+    flat = entries.reshape(-1).tolist()
+    flat += flat[-3:] * (256 - len(entries))  # pad with the last colour
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(flat)
+    return palette
+
+
+def save_gif(frames: Sequence[Image.Image], path: Path, fps: float) -> None:
+    """Animated GIF looping forever; GIF delays are whole centiseconds, so
+    ``1 / fps`` is rounded to 10 ms (at least 20 ms, as browsers play faster ones slowly)."""
+    delay_ms = max(20, 10 * round(100.0 / fps))
+    frames[0].save(
+        path, save_all=True, append_images=list(frames[1:]), duration=delay_ms, loop=0, optimize=False
+    )
+
+
+# -- observables ---------------------------------------------------------------
+LABELS = {
+    "e": "energy per spin e",
+    "m": "magnetisation m",
+    "abs_m": "|m|",
+    "m2": "m²",
+    "m4": "m⁴",
+}
+PLOT_SIZE = (7.0, 4.0)  # inches at PLOT_DPI: 700 x 400 pixels
+PLOT_DPI = 100
+
+
+def thin(step: np.ndarray, value: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Block means so that at most ``max_points`` remain (all points when fewer)."""
+    n = len(step)
+    if n <= max_points:
+        return step, value
+    b = math.ceil(n / max_points)
+    m = n // b * b
+    return step[:m].reshape(-1, b).mean(1), value[:m].reshape(-1, b, *value.shape[1:]).mean(1)
+
+
+def plot_observable(
+    name: str,
+    series: Series,
+    temperature: np.ndarray,
+    batch: int,
+    replicas: Sequence[int] | None,
+    thermalize: int,
+    title: str,
+) -> "Figure":  # noqa: F821
+    """One observable against MC step: the selected replicas, or (``replicas=None``)
+    the mean over the replicas of each temperature."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
+    ax = fig.subplots()
+    step, value = thin(series.step, series.value)
+    if replicas is None:
+        n_T = value.shape[1] // batch
+        lines = [(value[:, t * batch:(t + 1) * batch].mean(1), f"T = {temperature[t * batch]:.4g}")
+                 for t in range(n_T)]  # fmt: skip
+        if batch > 1:
+            title += f" (mean of {batch} replicas per temperature)"
+    else:
+        lines = [(value[:, r], f"#{r}, T = {temperature[r]:.4g}") for r in replicas]
+    colours = colormaps["viridis"](np.linspace(0, 0.9, len(lines)))
+    for (y, label), colour in zip(lines, colours):
+        ax.plot(step, y, linewidth=0.8, color=colour, label=label)
+    if thermalize:
+        ax.axvline(thermalize, color="grey", linestyle=":", linewidth=1, label="end of thermalization")
+    ax.set_xlabel("MC step (sweeps)")
+    ax.set_ylabel(LABELS.get(name, name))
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=max(1, math.ceil(len(lines) / 8)))
+    return fig
+
+
+def plot_exchange_rates(rates: Mapping[str, np.ndarray], title: str) -> "Figure":  # noqa: F821
+    """Parallel tempering: acceptance rate per neighbouring temperature pair."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
+    ax = fig.subplots()
+    lo, hi = rates["temperature_low"], rates["temperature_high"]
+    ax.plot(0.5 * (lo + hi), rates["rate"], marker="o")
+    ax.set_xlabel("T (pair midpoint)")
+    ax.set_ylabel("exchange acceptance rate")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    return fig
