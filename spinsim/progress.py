@@ -23,10 +23,15 @@ class RunProgress:
     """Context manager: ``advance(n)`` after each n sweeps.
 
     ``spins`` is the number of spins updated per sweep (sites x replicas).
-    Disabled (``enabled=False``) it prints nothing.
+    ``unit`` names what ``advance`` counts (``sweeps``; ``optimize``: ``steps``,
+    with ``spins`` the spin updates per step). Disabled (``enabled=False``) it
+    prints nothing.
     """
 
-    def __init__(self, total: int, spins: int, description: str, enabled: bool = True) -> None:
+    def __init__(
+        self, total: int, spins: int, description: str, enabled: bool = True, unit: str = "sweeps"
+    ) -> None:
+        self.unit = unit
         self.total = total
         self.spins = spins
         self.description = description
@@ -43,7 +48,10 @@ class RunProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("sweeps  {task.fields[rate]:>8.1f} sweeps/s  {task.fields[fpns]:.3g} flips/ns"),
+                TextColumn(
+                    f"{self.unit}  {{task.fields[rate]:>8.1f}} {self.unit}/s  "
+                    "{task.fields[fpns]:.3g} flips/ns"
+                ),
                 TimeRemainingColumn(),
                 console=self.console,
             )
@@ -70,8 +78,8 @@ class RunProgress:
             self._next_line = now + 5.0
             pct = 100.0 * self.done / max(1, self.total)
             print(
-                f"{self.description}: sweep {self.done}/{self.total} ({pct:.0f}%)  "
-                f"{rate:.1f} sweeps/s  {fpns:.3g} flips/ns",
+                f"{self.description}: {self.unit} {self.done}/{self.total} ({pct:.0f}%)  "
+                f"{rate:.1f} {self.unit}/s  {fpns:.3g} flips/ns",
                 file=sys.stderr,
                 flush=True,
             )
