@@ -35,6 +35,7 @@ COMMANDS = {
     c.name: c
     for c in (
         Command("simulate", "Monte Carlo simulation of Ising and Potts models, written to HDF5"),
+        Command("optimize", "differentiable Monte Carlo: learn couplings, search ground states"),
     )
 }
 
@@ -57,6 +58,8 @@ def usage() -> str:
         "  spinsim simulate model=ising device=cpu",
         "  spinsim simulate model=potts model.q=3 lattice=triangular temperature=[0.5,0.63,0.8]",
         "  spinsim simulate -m temperature=1.5,2.0,2.5",
+        "  spinsim optimize task=couplings task.target=disc",
+        "  spinsim optimize task=ground_state task.method=dmc model.couplings=pm",
     ]
     return "\n".join(lines)
 

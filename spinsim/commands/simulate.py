@@ -24,10 +24,11 @@ from spinsim.io import RunWriter
 from spinsim.observables import SPIN_OBSERVABLES, measure
 from spinsim.progress import RunProgress, flips_per_ns
 from spinsim.report import print_summary
-from spinsim.samplers import build_sampler
 from spinsim.signals import GracefulStop
 
 log = logging.getLogger(__name__)
+
+SAMPLING = ("heat_bath", "metropolis")  # the samplers of the Boltzmann distribution
 
 
 @dataclass
@@ -63,7 +64,12 @@ def run(cfg: DictConfig) -> SimulationResult:
     dev = build.device(cfg.device)
     lattice = build.lattice(cfg.lattice)
     model = build.model(cfg.model, lattice, dev)
-    sampler = build_sampler(build.plain(cfg.sampler.name))
+    sampler = build.sampler(cfg.sampler)
+    if sampler.name not in SAMPLING:
+        allowed = ", ".join(SAMPLING)
+        raise ConfigError(
+            "sampler", sampler.name, f"a relaxed chain is for `spinsim optimize`; choose one of {allowed}"
+        )
     path = output_path(cfg.output)
 
     replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
