@@ -217,7 +217,9 @@ class Lattice:
     def neighbour(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """``out[..., x] = in[..., x + offset_k]`` (wrapping; mask open bonds yourself)."""
         offset = self.neighbour_offsets[k]
-        return torch.roll(x, shifts=tuple(-c for c in offset), dims=self.spatial_dims)
+        # only the directions the offset moves along: a zero shift still costs a full copy
+        moved = [(-c, d) for c, d in zip(offset, self.spatial_dims) if c]
+        return torch.roll(x, shifts=tuple(s for s, _ in moved), dims=tuple(d for _, d in moved))
 
     def all_sites(self) -> Sequence[tuple[int, ...]]:
         return list(itertools.product(*(range(n) for n in self.shape)))

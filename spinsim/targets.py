@@ -25,6 +25,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from spinsim.errors import ConfigError
@@ -70,7 +71,7 @@ def image(path: str | Path, shape: Sequence[int], key: str = "task.target") -> t
         ) from None
     except (UnidentifiedImageError, OSError) as error:
         raise ConfigError(key, str(path), f"not an image Pillow can read ({error})") from None
-    levels = torch.tensor(list(grey.getdata()), dtype=torch.float32).reshape(shape[0], shape[1])
+    levels = torch.from_numpy(np.asarray(grey, dtype=np.float32).copy())
     return torch.where(levels >= 127.5, 1.0, -1.0)
 
 

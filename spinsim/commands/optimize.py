@@ -7,7 +7,9 @@ reach a target pattern (:mod:`spinsim.state_preparation`);
 driver's schedule is one optimisation step (couplings) or one sweep
 (ground_state). Checkpoints (``<output>.ckpt.pt`` beside the run file) are
 written every ``checkpoint_every`` steps and at the end; ``resume=<checkpoint>``
-continues in a new run file.
+continues in a new run file (couplings: possibly with more ``steps``; a
+ground-state search only with the same ``steps``, which its annealing
+schedule spans).
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ from spinsim.targets import target as build_target
 log = logging.getLogger(__name__)
 
 TASKS = ("couplings", "ground_state")
-# Keys that define the problem: a checkpoint continues only a run that agrees on all of them.
-PROBLEM_KEYS = ("model", "lattice", "sampler", "optimizer", "task", "batch")
+# Keys that define the problem: a checkpoint continues only a run that agrees on all of them
+# (a ground-state search's annealing schedule spans `steps`, so it cannot be extended).
+PROBLEM_KEYS = {
+    "couplings": ("model", "lattice", "sampler", "optimizer", "task", "batch"),
+    "ground_state": ("model", "lattice", "sampler", "optimizer", "task", "batch", "steps"),
+}
 
 
 @dataclass
@@ -130,7 +136,7 @@ def run(cfg: DictConfig) -> OptimizeResult:
     if cfg.resume is not None:
         resumed_from = str(Path(str(cfg.resume)).resolve())
         payload = checkpoint.load(resumed_from)
-        checkpoint.check_compatible(payload, config, dev.type, PROBLEM_KEYS, resumed_from)
+        checkpoint.check_compatible(payload, config, dev.type, PROBLEM_KEYS[task_name], resumed_from)
         start = int(payload["step"])
         if steps <= start:
             reason = f"must exceed the checkpoint's step {start} to continue from it"

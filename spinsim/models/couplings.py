@@ -70,12 +70,17 @@ class Couplings(nn.Module):
             and not self.values.requires_grad
         )
 
-    def per_neighbour(self) -> torch.Tensor:
-        """``[K, *shape]``: J between x and its neighbour x + offset_k (neighbour_offsets order)."""
-        dims = tuple(range(self.lattice.dim))
+    def per_neighbour(self) -> list[torch.Tensor]:
+        """K tensors ``[*shape]``: J between x and its neighbour x + offset_k (neighbour_offsets order).
+
+        A list rather than one stacked tensor: models use the terms one by one,
+        and stacking would copy them (and their gradients) for nothing.
+        """
         out = []
         for d, e in enumerate(self.lattice.forward_offsets):
             out.append(self.values[d])
-            # J of the bond (x - e_d, x), stored at x - e_d
-            out.append(torch.roll(self.values[d], shifts=e, dims=dims))
-        return torch.stack(out)
+            # J of the bond (x - e_d, x), stored at x - e_d (rolled only where e_d moves)
+            moved = [(c, axis) for axis, c in enumerate(e) if c]
+            shifts, dims = tuple(c for c, _ in moved), tuple(a for _, a in moved)
+            out.append(torch.roll(self.values[d], shifts=shifts, dims=dims))
+        return out

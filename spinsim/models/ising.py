@@ -31,8 +31,8 @@ class IsingModel(SpinModel):
         if c.convolvable:
             return c.uniform * self.lattice.convolve(state, self.lattice.kernel(state.dtype, state.device))
         J = c.per_neighbour()
-        out = torch.zeros_like(state)
-        for k in range(J.shape[0]):
+        out = J[0] * self.lattice.neighbour(state, 0)
+        for k in range(1, len(J)):
             out = out + J[k] * self.lattice.neighbour(state, k)
         return out
 

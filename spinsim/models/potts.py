@@ -56,8 +56,8 @@ class PottsModel(SpinModel):
             kernel = self.lattice.kernel(onehot.dtype, onehot.device)
             return c.uniform * self.lattice.convolve(flat, kernel).reshape(onehot.shape)
         J = c.per_neighbour()
-        out = torch.zeros_like(onehot)
-        for k in range(J.shape[0]):
+        out = J[0] * self.lattice.neighbour(onehot, 0)
+        for k in range(1, len(J)):
             out = out + J[k] * self.lattice.neighbour(onehot, k)
         return out
 

@@ -35,13 +35,15 @@ Discretisation (``discretize``)
 * ``straight_through``: the chain stays relaxed; at the end the step in the
   forward pass and the identity in the backward pass, so a loss of the
   discrete state has gradients.
-* ``every_sweep``: the straight-through step after every colour update. The
-  forward pass is then *exactly* the Metropolis chain for any ``alpha``
-  (a site moves iff ``q > 1/2``, i.e. iff ``r < p``), and ``alpha`` only sets
-  the width of the surrogate gradient. Relaxed chains shrink spins towards 0
-  wherever ``q`` is neither 0 nor 1 (``|q s' + (1-q) s| = |1 - 2q|`` for a flip),
-  which over tens of sweeps leaves nothing to differentiate at small alpha;
-  this mode avoids that.
+* ``every_sweep``: straight-through after every colour update: the forward
+  pass takes the Metropolis decision ``r < p`` (where ``q > 1/2``), the
+  backward pass the gradient of ``q s' + (1 - q) s``. The forward chain is
+  then *exactly* the Metropolis chain for any ``alpha``, which only sets the
+  width of the surrogate gradient; without gradients (``torch.no_grad``) the
+  sweep is delegated to :class:`~spinsim.samplers.Metropolis`, which is
+  cheaper. Relaxed chains shrink spins towards 0 wherever ``q`` is neither 0
+  nor 1 (``|q s' + (1-q) s| = |1 - 2q|`` for a flip), which over tens of
+  sweeps leaves nothing to differentiate at small alpha; this mode avoids that.
 
 Numerics: ``-beta dE`` is clipped at ``MAX_EXPONENT`` before the exponential,
 so that ``p`` cannot overflow (an overflowed ``p`` would give ``inf * 0 = nan``
@@ -59,6 +61,7 @@ import torch
 from spinsim.errors import ConfigError
 from spinsim.models import IsingModel, PottsModel
 from spinsim.models.base import SpinModel
+from spinsim.samplers.metropolis import Metropolis
 
 MAX_EXPONENT = 30.0
 DISCRETIZE = ("step", "straight_through", "every_sweep")
@@ -153,6 +156,8 @@ class RelaxedMetropolis:
         if not potts:
             _check_model(model)
         every_sweep = self.discretization == "every_sweep"
+        if every_sweep and not (torch.is_grad_enabled() and state.requires_grad or _needs_grad(model)):
+            return self._metropolis_sweep(model, state, beta, generator)
         for on in model.lattice.color_masks(state.device):
             if potts:
                 current = state.detach().argmax(1, keepdim=True).to(state.dtype)
@@ -164,12 +169,32 @@ class RelaxedMetropolis:
                 dE = model.delta_energy(state, proposal)
                 moved = proposal
             r = torch.rand(dE.shape, generator=generator, device=state.device, dtype=state.dtype)
-            q = relaxed_acceptance(dE, beta, r, self.alpha)
-            mixed = q * moved + (1 - q) * state
-            if every_sweep:
-                mixed = straight_through(self._hard(model, mixed), mixed)
-            state = torch.where(on, mixed, state)
+            # q s' + (1 - q) s on this colour, written as s + q (s' - s) with q = 0 elsewhere
+            q = relaxed_acceptance(dE, beta, r, self.alpha) * on.to(state.dtype)
+            mixed = state + q * (moved - state)
+            if every_sweep:  # Metropolis's own decision forward, the relaxed update backward
+                accept = on & (r < torch.exp(-beta * dE))
+                mixed = straight_through(torch.where(accept, moved, state), mixed)
+            state = mixed
         return state
+
+    def _metropolis_sweep(
+        self,
+        model: SpinModel,
+        state: torch.Tensor,
+        beta: torch.Tensor | float,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """The forward pass of ``every_sweep`` with nothing to differentiate: a Metropolis sweep."""
+        beta = torch.as_tensor(beta, dtype=state.dtype, device=state.device)
+        if isinstance(model, PottsModel):
+            states = state.argmax(1, keepdim=True).to(state.dtype)
+            return model.one_hot(Metropolis().sweep(model, states, beta, generator))
+        return Metropolis().sweep(model, state, beta, generator)
+
+
+def _needs_grad(model: SpinModel) -> bool:
+    return torch.is_grad_enabled() and (model.couplings.values.requires_grad or model.field.requires_grad)
 
 
 def _check_model(model: SpinModel) -> None:
