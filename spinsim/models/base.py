@@ -70,6 +70,13 @@ class SpinModel(nn.Module):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------
+    def add_field(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + h``, skipping the addition when h is a plain zero (no gradient wanted, on the CPU)."""
+        h = self.field
+        if h.dim() == 0 and not h.requires_grad and h.device.type == "cpu" and float(h) == 0.0:
+            return x
+        return x + h
+
     @property
     def dtype(self) -> torch.dtype:
         return self.couplings.values.dtype

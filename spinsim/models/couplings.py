@@ -34,6 +34,10 @@ class Couplings(nn.Module):
             raise ValueError(f"couplings must have shape {expected}, got {tuple(values.shape)}")
         self.lattice = lattice
         self.uniform = uniform
+        # torch.roll arguments taking J of bond (x, x + e_d), stored at x, to x + e_d
+        self._rolls = [
+            tuple(zip(*[(c, axis) for axis, c in enumerate(e) if c])) for e in lattice.forward_offsets
+        ]
         self.register_buffer("values", values * lattice.bond_mask(values.device))
 
     @classmethod
@@ -77,10 +81,7 @@ class Couplings(nn.Module):
         and stacking would copy them (and their gradients) for nothing.
         """
         out = []
-        for d, e in enumerate(self.lattice.forward_offsets):
+        for d, (shifts, dims) in enumerate(self._rolls):
             out.append(self.values[d])
-            # J of the bond (x - e_d, x), stored at x - e_d (rolled only where e_d moves)
-            moved = [(c, axis) for axis, c in enumerate(e) if c]
-            shifts, dims = tuple(c for c, _ in moved), tuple(a for _, a in moved)
-            out.append(torch.roll(self.values[d], shifts=shifts, dims=dims))
+            out.append(torch.roll(self.values[d], shifts=shifts, dims=dims))  # J of (x - e_d, x)
         return out

@@ -37,15 +37,15 @@ class IsingModel(SpinModel):
         return out
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
-        per_site = 0.5 * self.local_field(state) + self.field
+        per_site = self.add_field(0.5 * self.local_field(state))
         return -(state * per_site).flatten(1).sum(1)
 
     def local_energies(self, state: torch.Tensor) -> torch.Tensor:
-        H = self.local_field(state) + self.field
+        H = self.add_field(self.local_field(state))
         return torch.cat([H, -H], dim=1)  # E_x(-1) = +H, E_x(+1) = -H
 
     def delta_energy(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
-        return -(proposal - state) * (self.local_field(state) + self.field)
+        return (state - proposal) * self.add_field(self.local_field(state))
 
     def propose(self, state: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return -state
