@@ -113,7 +113,11 @@ def test_large_alpha_reproduces_metropolis_statistics():
     model = make("ising", lat, couplings="pm", h=0.0, seed=3)
     exact = exact_averages(model, 1.0)
     got = sample_reference(model, RelaxedMetropolis(1e9, "step"), 1.0, replicas=128, sweeps=400)
-    message = f"<e> {got.e.mean:.5f} +- {got.e.error:.5f} vs {exact['e']:.5f}"
+    message = (
+        f"<e> {got.e.mean:.5f} +- {got.e.error:.5f} vs {exact['e']:.5f}; "
+        f"<|m|> {got.abs_m.mean:.5f} +- {got.abs_m.error:.5f} vs {exact['abs_m']:.5f}"
+    )
+    print(message)
     assert got.e.error < 0.01 and within(got.e, exact["e"]), message
     assert within(got.abs_m, exact["abs_m"]), message
 
