@@ -10,7 +10,7 @@ import math
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -119,6 +119,46 @@ def model(
     else:
         built = PottsModel(lat, couplings, q=plain(cfg.q), field=float(cfg.h))
     return built.to(device)
+
+
+def positive(key: str, value: Any) -> float:
+    """A real run key that must be > 0 and finite."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise ConfigError(key, value, "must be a positive number")
+    return float(value)
+
+
+def sampler(cfg: DictConfig):
+    """The sampler of a ``sampler`` config node, with its options (relaxed_metropolis: alpha, discretize)."""
+    from spinsim.samplers import build_sampler
+
+    options = {k: plain(v) for k, v in cfg.items() if k != "name"}
+    return build_sampler(plain(cfg.name), **options)
+
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def optimizer_factory(cfg: DictConfig) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+    """``params -> torch optimiser`` for an ``optimizer`` config node (values checked here)."""
+    name = plain(cfg.name)
+    lr = positive("optimizer.lr", plain(cfg.lr))
+    if name == "adam":
+        betas = []
+        for key in ("beta1", "beta2"):
+            b = plain(cfg[key])
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
+                raise ConfigError(f"optimizer.{key}", b, "must be a number in [0, 1)")
+            betas.append(float(b))
+        eps = positive("optimizer.eps", plain(cfg.eps))
+        return lambda params: torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps)
+    if name == "sgd":
+        momentum = plain(cfg.momentum)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+            raise ConfigError("optimizer.momentum", momentum, "must be a number in [0, 1)")
+        return lambda params: torch.optim.SGD(params, lr=lr, momentum=float(momentum))
+    raise ConfigError("optimizer.name", name, f"choose one of {', '.join(OPTIMIZERS)}")
 
 
 def device(cfg: DictConfig) -> torch.device:
@@ -336,11 +376,16 @@ def cpm_initial_state(
 
 
 def check_sampler(model_name: str, sampler_name: str) -> None:
-    """The CPM takes the CPM samplers, the spin models the others."""
+    """The CPM takes the CPM samplers, ``simulate``'s spin models Metropolis and heat bath."""
     if model_name == "cpm" and sampler_name not in CPM_SAMPLERS:
         raise ConfigError(
             "sampler", sampler_name, f"model=cpm takes sampler={' or sampler='.join(CPM_SAMPLERS)}"
         )
+    if model_name != "cpm" and sampler_name == "relaxed_metropolis":
+        raise ConfigError(
+            "sampler", sampler_name,
+            f"a relaxed chain is for `spinsim optimize`; choose sampler={' or sampler='.join(SPIN_SAMPLERS)}",
+        )  # fmt: skip
     if model_name != "cpm" and sampler_name in CPM_SAMPLERS:
         raise ConfigError(
             "sampler", sampler_name, f"model={model_name} takes sampler={' or sampler='.join(SPIN_SAMPLERS)}"

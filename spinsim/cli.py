@@ -57,6 +57,14 @@ COMMANDS = {
             ),
         ),
         Command(
+            "optimize",
+            "differentiable Monte Carlo: learn couplings, search ground states",
+            examples=(
+                "spinsim optimize task=couplings task.target=disc",
+                "spinsim optimize task=ground_state task.method=dmc model.couplings=pm",
+            ),
+        ),
+        Command(
             "collect",
             "table, curves and Binder-crossing Tc of a sweep's runs",
             examples=("spinsim collect multirun/2026-11-25/12-00-00",),

@@ -136,6 +136,21 @@ class SamplerConfig:
     name: str = _key(MISSING, "update rule")
 
 
+class Discretize(Enum):
+    step = "step"  # relaxed chain; step function at the end, no gradient through it (the paper)
+    straight_through = "straight_through"  # relaxed chain; step at the end, identity gradient
+    every_sweep = "every_sweep"  # straight-through step after every colour update
+
+
+@dataclass
+class RelaxedMetropolisConfig(SamplerConfig):
+    name: str = "relaxed_metropolis"
+    alpha: float = _key(3.0, "sharpness of the logistic accept step (alpha -> inf: Metropolis)")
+    discretize: Discretize = _key(
+        Discretize.every_sweep, "step, straight_through (at the end of a chain) or every_sweep"
+    )
+
+
 @dataclass
 class CPMSamplerConfig(SamplerConfig):
     copy_neighbourhood: Optional[int] = _key(None, "neighbourhood order copied from (null: the model's)")
@@ -201,9 +216,90 @@ class RenderConfig:
     output: Any = _key(None, "output folder (null: <run folder>/<run name>_render)")
 
 
+class Loss(Enum):
+    l2 = "l2"  # the paper's ||t - x||^2 / N
+    l2_up_to_flip = "l2_up_to_flip"  # min(||t - x||^2, ||t + x||^2) / N
+
+
+class GroundStateMethod(Enum):
+    anneal = "anneal"  # simulated annealing (Metropolis, T lowered linearly)
+    gradient = "gradient"  # gradient descent on relaxed spins with quantised updates
+    dmc = "dmc"  # differentiable Monte Carlo: Monte Carlo moves plus gradient steps
+
+
+@dataclass
+class TaskConfig:
+    name: str = _key(MISSING, "what to optimise")
+
+
+@dataclass
+class CouplingsTaskConfig(TaskConfig):
+    name: str = "couplings"
+    target: str = _key("stripes", "stripes, checkerboard, disc, or the path of an image file")
+    width: int = _key(4, "stripe width and checkerboard block size, in sites")
+    radius: float = _key(0.3, "disc radius as a fraction of the smaller lattice side")
+    invert: bool = _key(False, "swap +1 and -1 in the target (images: white is +1)")
+    temperature: float = _key(0.9, "k_B T of the chains, in units of J")
+    chain_sweeps: int = _key(20, "relaxed Metropolis sweeps per chain and optimisation step")
+    backprop_sweeps: int = _key(1, "differentiate through the last k sweeps of a chain (0: all)")
+    loss: Loss = _key(
+        Loss.l2_up_to_flip,
+        "l2 (the paper) or l2_up_to_flip (the model cannot tell a pattern from its negative)",
+    )  # noqa: E501
+    learn_field: bool = _key(False, "also learn a field h per site (the paper: no field)")
+
+
+@dataclass
+class GroundStateTaskConfig(TaskConfig):
+    name: str = "ground_state"
+    method: GroundStateMethod = _key(GroundStateMethod.dmc, "anneal, gradient or dmc")
+    T_start: float = _key(3.0, "temperature of the first sweep (anneal, dmc)")
+    T_end: float = _key(0.01, "temperature of the last sweep, lowered linearly (anneal, dmc)")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = _key(MISSING, "which optimiser")
+    lr: float = _key(1e-3, "learning rate")
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    name: str = "adam"
+    beta1: float = _key(0.9, "decay of the first-moment average")
+    beta2: float = _key(0.999, "decay of the second-moment average")
+    eps: float = _key(1e-8, "added to the denominator")
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    name: str = "sgd"
+    momentum: float = _key(0.0, "momentum factor (0: plain gradient descent)")
+
+
+@dataclass
+class OptimizeConfig:
+    model: ModelConfig = MISSING
+    lattice: LatticeConfig = MISSING
+    sampler: SamplerConfig = MISSING
+    device: DeviceConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    task: TaskConfig = MISSING
+    batch: int = _key(16, "chains per optimisation step (couplings) or independent runs (ground_state)")
+    steps: int = _key(1000, "optimisation steps (couplings) or sweeps (ground_state)")
+    measure_every: int = _key(1, "steps between recorded observables")
+    snapshot_every: int = _key(50, "steps between stored states and couplings (0: none)")
+    checkpoint_every: int = _key(100, "steps between checkpoints (0: none)")
+    seed: int = _key(0, "seed of the run's random numbers")
+    resume: Optional[str] = _key(None, "checkpoint file to continue from (a new run file is written)")
+    output: str = _key("optimize.h5", "HDF5 file; a relative path lands in the run directory")
+    progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")
+
+
 # The primary schema of each command, by command name.
 SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
+    "optimize": OptimizeConfig,
     "collect": CollectConfig,
     "render": RenderConfig,
     "bench": BenchConfig,
@@ -219,8 +315,11 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "heat_bath": SamplerConfig,
         "cpm_sequential": CPMSamplerConfig,
         "cpm_parallel": CPMSamplerConfig,
+        "relaxed_metropolis": RelaxedMetropolisConfig,
     },
     "device": {name.value: DeviceConfig for name in DeviceName},
+    "optimizer": {"adam": AdamConfig, "sgd": SGDConfig},
+    "task": {"couplings": CouplingsTaskConfig, "ground_state": GroundStateTaskConfig},
 }
 
 _registered = False
@@ -254,11 +353,15 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name=command, overrides=list(overrides))
 
 
-def group_options() -> dict[str, list[str]]:
-    """The config groups shipped in ``conf/`` and the options of each."""
+def group_options(command: str | None = None) -> dict[str, list[str]]:
+    """The config groups shipped in ``conf/`` and the options of each
+    (only the groups of ``command``'s schema when given)."""
     root = resources.files("spinsim.conf")
+    wanted = {f.name for f in fields(SCHEMAS[command])} if command in SCHEMAS else None
     groups = {}
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if wanted is not None and entry.name not in wanted:
+            continue
         if entry.is_dir() and entry.name not in ("hydra", "__pycache__"):
             options = sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
             if options:
@@ -268,8 +371,7 @@ def group_options() -> dict[str, list[str]]:
 
 def _help_groups(command: str) -> str:
     """The config groups of ``command`` (fields of its schema that have a folder in conf/)."""
-    own = {f.name for f in fields(SCHEMAS[command])}
-    rows = [f"  {g}: {', '.join(opts)}" for g, opts in group_options().items() if g in own]
+    rows = [f"  {g}: {', '.join(opts)}" for g, opts in group_options(command).items()]
     return "\n".join(rows) if rows else "  (none)"
 
 

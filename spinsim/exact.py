@@ -1,8 +1,9 @@
 """Exact thermal averages by enumerating every state of a small lattice.
 
-Used by the tests to check the samplers, and handy for anyone validating a
-new model: ``exact_averages(model, beta)`` sums over all ``n_states ** N``
-configurations with the model's own ``energy``.
+Used by the tests to check the samplers and ground-state searches, and handy
+for anyone validating a new model: ``exact_averages(model, beta)`` sums over
+all ``n_states ** N`` configurations with the model's own ``energy``;
+``ground_states(model)`` finds the lowest energy and every state that has it.
 """
 
 from __future__ import annotations
@@ -64,3 +65,16 @@ def exact_averages(model: SpinModel, beta: float) -> dict[str, float]:
     out["chi"] = beta * N * (out["m2"] - out["abs_m"] ** 2)
     out["U4"] = 1 - out["m4"] / (3 * out["m2"] ** 2) if out["m2"] > 0 else math.nan
     return out
+
+
+def ground_states(model: SpinModel) -> tuple[float, torch.Tensor]:
+    """The lowest energy (total, float64) and every state that has it, ``[n, 1, *shape]``.
+
+    For checking ground-state searches on lattices small enough to enumerate.
+    """
+    model = copy.deepcopy(model).to(torch.float64).cpu()
+    states = all_states(model)
+    E = torch.cat([model.energy(chunk) for chunk in torch.split(states, 1 << 16)])
+    lowest = E.min()
+    tolerance = 1e-9 * max(1.0, float(lowest.abs()))
+    return float(lowest), states[E <= lowest + tolerance]

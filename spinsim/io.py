@@ -17,6 +17,8 @@ Layout (H5MD-style)::
       step                 [n]
       value                [n, B, *shape] compact integers (spins: int8, cell ids: int16),
                            chunked, gzip
+    /<frames>              other per-step arrays, same {step, value} layout
+                           (optimize: /couplings [n, D, *shape] learned J)
     /summary               one dataset per column of the end-of-run table
     /tempering             parallel tempering only: exchange counts and rates per
                            pair of neighbouring temperatures, attr exchange_every
@@ -83,8 +85,12 @@ class RunWriter:
         par.create_dataset("temperature", data=np.asarray(temperature, dtype=np.float64))
 
         self.observables = self.file.create_group("observables")
-        self._snapshots: tuple[h5py.Dataset, h5py.Dataset] | None = None
+        self._frames: dict[str, tuple[h5py.Dataset, h5py.Dataset]] = {}
         self.file.flush()
+
+    def add_parameter_array(self, name: str, value: np.ndarray) -> None:
+        """Store a fixed array of the run's set-up under ``/parameters/<name>`` (e.g. ``target``)."""
+        self.file["parameters"].create_dataset(name, data=np.asarray(value))
 
     # -- appending -------------------------------------------------------------
     def append_observables(self, steps: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
@@ -108,29 +114,38 @@ class RunWriter:
             _append(g["value"], value)
 
     def append_snapshots(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """Append lattices: ``steps [n]``, ``values [n, B, *shape]``.
+        """Append lattices: ``steps [n]``, ``values [n, B, *shape]`` (under ``/snapshots``).
 
-        The dataset takes the integer dtype of the first values appended
-        (int8 for Ising and Potts spins).
+        The dataset takes the dtype of the first values appended (int8 for
+        Ising and Potts spins).
+        """
+        self.append_frames("snapshots", steps, values)
+
+    def append_frames(self, name: str, steps: np.ndarray, values: np.ndarray) -> None:
+        """Append arrays ``values [n, *frame]`` at ``steps [n]`` to ``/<name>/{step, value}``.
+
+        ``/snapshots`` holds the lattices ``[n, B, *shape]``; other groups hold
+        other per-step arrays of a run (``/couplings``: learned J). The value
+        dataset takes the dtype of the first values appended, and is chunked
+        one frame (at most ~1 MiB) per chunk and gzip-compressed.
         """
         values = np.asarray(values)
-        if self._snapshots is None:
-            g = self.file.create_group("snapshots")
-            shape = (self.n_replicas, *self.lattice_shape)
-            n_sites = int(np.prod(self.lattice_shape))
-            per_chunk = min(self.n_replicas, _chunk_rows(n_sites))
+        if name not in self._frames:
+            g = self.file.create_group(name)
+            frame = values.shape[1:]
+            rows = min(frame[0], _chunk_rows(int(np.prod(frame[1:], dtype=np.int64)) * values.itemsize))
             step = g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
             value = g.create_dataset(
                 "value",
-                (0, *shape),
-                maxshape=(None, *shape),
+                (0, *frame),
+                maxshape=(None, *frame),
                 dtype=values.dtype,
-                chunks=(1, per_chunk, *self.lattice_shape),
+                chunks=(1, max(1, rows), *frame[1:]),
                 compression="gzip",
                 compression_opts=1,
             )
-            self._snapshots = (step, value)
-        step, value = self._snapshots
+            self._frames[name] = (step, value)
+        step, value = self._frames[name]
         _append(step, np.asarray(steps, dtype=np.int64))
         _append(value, values.astype(value.dtype, copy=False))
 
@@ -233,6 +248,8 @@ class Run:
     snapshots: Series | None = None
     summary: dict[str, np.ndarray] | None = None
     tempering: dict[str, np.ndarray] | None = None  # exchange rates per temperature pair
+    frames: dict[str, Series] = field(default_factory=dict)  # other /<name>/{step, value}, e.g. couplings
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # other /parameters datasets, e.g. target
 
     @property
     def status(self) -> str:
@@ -270,9 +287,15 @@ def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> 
                 run.parameters[name] = value.astype(str) if dataset.dtype.kind == "O" else value
         for name, g in f.get("observables", {}).items() if observables else ():
             run.observables[name] = Series(g["step"][...], g["value"][...])
+        for name, item in par.items():
+            if name not in ("config", "temperature"):
+                run.arrays[name] = item[...]
         if snapshots and "snapshots" in f:
             g = f["snapshots"]
             run.snapshots = Series(g["step"][...], g["value"][...])
+        for name, g in f.items():
+            if name not in _KNOWN_GROUPS and isinstance(g, h5py.Group) and "step" in g and "value" in g:
+                run.frames[name] = Series(g["step"][...], g["value"][...])
         if "summary" in f:
             run.summary = read_table(f["summary"])
         if "tempering" in f:
@@ -297,6 +320,9 @@ def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[in
         for k, i in enumerate(index):
             out[k] = value[int(i), wanted][where]
     return out
+
+
+_KNOWN_GROUPS = ("h5md", "parameters", "observables", "snapshots", "summary")
 
 
 def _open_for_reading(path: Path) -> h5py.File:

@@ -112,6 +112,13 @@ class Lattice:
         self.colourable = colourable
         self.shape = self._parse_size(size)
         self._cache: dict[tuple, torch.Tensor] = {}
+        self._mask_lists: dict[torch.device, list[torch.Tensor]] = {}
+        # torch.roll arguments of each neighbour, only along the directions the offset moves
+        # (a zero shift still costs a full copy)
+        self._rolls = [
+            tuple(zip(*[(-c, d) for c, d in zip(offset, self.spatial_dims) if c]))
+            for offset in self.neighbour_offsets
+        ]
 
     def _parse_size(self, size: int | Sequence[int]) -> tuple[int, ...]:
         dim = self.geometry.dim
@@ -215,11 +222,14 @@ class Lattice:
 
     def color_masks(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
         """One bool ``[*shape]`` mask per colour (cached per device)."""
-        key = ("color_masks", str(device))
-        if key not in self._cache:
-            c = self.colors(device)
-            self._cache[key] = torch.stack([c == k for k in range(self.n_colors)])
-        return list(self._cache[key])
+        masks = self._mask_lists.get(device)
+        if masks is None:
+            key = ("color_masks", str(device))
+            if key not in self._cache:
+                c = self.colors(device)
+                self._cache[key] = torch.stack([c == k for k in range(self.n_colors)])
+            masks = self._mask_lists[device] = list(self._cache[key])
+        return list(masks)
 
     # -- neighbour sums --------------------------------------------------------
     def kernel(self, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
@@ -249,8 +259,8 @@ class Lattice:
 
     def neighbour(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """``out[..., x] = in[..., x + offset_k]`` (wrapping; mask open bonds yourself)."""
-        offset = self.neighbour_offsets[k]
-        return torch.roll(x, shifts=tuple(-c for c in offset), dims=self.spatial_dims)
+        shifts, dims = self._rolls[k]
+        return torch.roll(x, shifts=shifts, dims=dims)
 
     # -- neighbourhood tables (cellular Potts model) ------------------------------
     @property

@@ -23,14 +23,23 @@ class RunProgress:
     """Context manager: ``advance(n)`` after each n sweeps.
 
     ``spins`` is the number of spins updated per sweep (sites x replicas).
-    Disabled (``enabled=False``) it prints nothing. ``unit`` names what is
-    attempted per site (``flips``; the cellular Potts model: copy ``attempts``).
+    ``unit`` names what ``advance`` counts (``sweeps``; ``optimize``: ``steps``,
+    with ``spins`` the spin updates per step); ``update`` what is attempted per
+    site (``flips``; the cellular Potts model: copy ``attempts``). Disabled
+    (``enabled=False``) it prints nothing.
     """
 
     def __init__(
-        self, total: int, spins: int, description: str, enabled: bool = True, unit: str = "flips"
+        self,
+        total: int,
+        spins: int,
+        description: str,
+        enabled: bool = True,
+        unit: str = "sweeps",
+        update: str = "flips",
     ) -> None:
         self.unit = unit
+        self.update = update
         self.total = total
         self.spins = spins
         self.description = description
@@ -48,7 +57,8 @@ class RunProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(
-                    "sweeps  {task.fields[rate]:>8.1f} sweeps/s  {task.fields[fpns]:.3g} " + f"{self.unit}/ns"
+                    f"{self.unit}  {{task.fields[rate]:>8.1f}} {self.unit}/s  "
+                    "{task.fields[fpns]:.3g} " + f"{self.update}/ns"
                 ),
                 TimeRemainingColumn(),
                 console=self.console,
@@ -76,8 +86,8 @@ class RunProgress:
             self._next_line = now + 5.0
             pct = 100.0 * self.done / max(1, self.total)
             print(
-                f"{self.description}: sweep {self.done}/{self.total} ({pct:.0f}%)  "
-                f"{rate:.1f} sweeps/s  {fpns:.3g} {self.unit}/ns",
+                f"{self.description}: {self.unit} {self.done}/{self.total} ({pct:.0f}%)  "
+                f"{rate:.1f} {self.unit}/s  {fpns:.3g} {self.update}/ns",
                 file=sys.stderr,
                 flush=True,
             )

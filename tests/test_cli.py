@@ -22,7 +22,8 @@ def test_unknown_command(tmp_path):
     out = spinsim_cli("simulat", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == (
-        "spinsim: error: command=simulat: unknown command; choose one of simulate, collect, render, bench"
+        "spinsim: error: command=simulat: unknown command; "
+        "choose one of simulate, optimize, collect, render, bench"
     )
 
 
@@ -38,6 +39,7 @@ def test_simulate_help_shows_groups_and_keys(tmp_path):
     ):
         assert line in out.stdout
     assert "schema" not in out.stdout
+    assert "optimizer:" not in out.stdout and "task:" not in out.stdout  # optimize's groups only
     assert "snapshot_every" in out.stdout and "temperature" in out.stdout
 
 

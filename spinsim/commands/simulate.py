@@ -27,7 +27,7 @@ from spinsim.io import RunWriter
 from spinsim.observables import SPIN_OBSERVABLES, measure
 from spinsim.progress import RunProgress, flips_per_ns
 from spinsim.report import print_cpm_summary, print_exchange_rates, print_summary
-from spinsim.samplers import build_cpm_sampler, build_sampler
+from spinsim.samplers import build_cpm_sampler
 from spinsim.signals import GracefulStop
 from spinsim.tempering import ParallelTempering, exchange_generator
 
@@ -85,7 +85,7 @@ def spin_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica
     build.check_sampler(build.plain(cfg.model.name), build.plain(cfg.sampler.name))
     dev = build.device(cfg.device)
     model = build.model(cfg.model, lattice, dev)
-    sampler = build_sampler(build.plain(cfg.sampler.name))
+    sampler = build.sampler(cfg.sampler)
     seed = int(cfg.seed)
     generator = torch.Generator(device=dev).manual_seed(seed)
     n_replicas = len(replica_T)
@@ -273,7 +273,7 @@ def run(cfg: DictConfig) -> SimulationResult:
     description = f"{model_name} {lattice.name} {'x'.join(map(str, lattice.shape))}"
 
     with writer, GracefulStop() as stop:
-        with RunProgress(total, spins, description, bool(cfg.progress), setup.unit) as progress:
+        with RunProgress(total, spins, description, bool(cfg.progress), update=setup.unit) as progress:
             seconds = run_schedule(
                 engine,
                 schedule,

@@ -12,6 +12,11 @@ from spinsim.models.couplings import Couplings
 class SpinModel(nn.Module):
     """A Hamiltonian of discrete spins on a lattice, with bond couplings and a field.
 
+    ``field`` is a tensor buffer in the couplings' dtype: a scalar h (a number
+    is converted), or one value per site (shape ``lattice.shape``). Call
+    ``field.requires_grad_()`` to differentiate with respect to it, as with
+    ``couplings.values``.
+
     States are float tensors ``[B, 1, *lattice.shape]`` whose entries are the
     spin values (``state_values()``). Energies are in units of the couplings;
     the temperature enters only through the samplers (``beta = 1 / T``).
@@ -31,11 +36,17 @@ class SpinModel(nn.Module):
     n_states: int
     ordered_value: float
 
-    def __init__(self, lattice: Lattice, couplings: Couplings, field: float = 0.0):
+    field: torch.Tensor
+
+    def __init__(self, lattice: Lattice, couplings: Couplings, field: float | torch.Tensor = 0.0) -> None:
         super().__init__()
         self.lattice = lattice
         self.couplings = couplings
-        self.field = float(field)
+        values = couplings.values
+        h = torch.as_tensor(field, dtype=values.dtype, device=values.device)
+        if h.dim() and tuple(h.shape) != lattice.shape:
+            raise ValueError(f"field must be a number or have shape {lattice.shape}, got {tuple(h.shape)}")
+        self.register_buffer("field", h.detach().clone())
 
     # -- to implement ----------------------------------------------------------
     def state_values(self, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
@@ -57,6 +68,13 @@ class SpinModel(nn.Module):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------
+    def add_field(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + h``, skipping the addition when h is a plain zero (no gradient wanted, on the CPU)."""
+        h = self.field
+        if h.dim() == 0 and not h.requires_grad and h.device.type == "cpu" and float(h) == 0.0:
+            return x
+        return x + h
+
     @property
     def dtype(self) -> torch.dtype:
         return self.couplings.values.dtype

@@ -34,6 +34,10 @@ class Couplings(nn.Module):
             raise ValueError(f"couplings must have shape {expected}, got {tuple(values.shape)}")
         self.lattice = lattice
         self.uniform = uniform
+        # torch.roll arguments taking J of bond (x, x + e_d), stored at x, to x + e_d
+        self._rolls = [
+            tuple(zip(*[(c, axis) for axis, c in enumerate(e) if c])) for e in lattice.forward_offsets
+        ]
         self.register_buffer("values", values * lattice.bond_mask(values.device))
 
     @classmethod
@@ -66,12 +70,14 @@ class Couplings(nn.Module):
         """True when the neighbour sum is one convolution with the lattice kernel."""
         return self.uniform is not None and self.lattice.geometry.bravais and not self.values.requires_grad
 
-    def per_neighbour(self) -> torch.Tensor:
-        """``[K, *shape]``: J between x and its neighbour x + offset_k (neighbour_offsets order)."""
-        dims = tuple(range(self.lattice.dim))
+    def per_neighbour(self) -> list[torch.Tensor]:
+        """K tensors ``[*shape]``: J between x and its neighbour x + offset_k (neighbour_offsets order).
+
+        A list rather than one stacked tensor: models use the terms one by one,
+        and stacking would copy them (and their gradients) for nothing.
+        """
         out = []
-        for d, e in enumerate(self.lattice.forward_offsets):
+        for d, (shifts, dims) in enumerate(self._rolls):
             out.append(self.values[d])
-            # J of the bond (x - e_d, x), stored at x - e_d
-            out.append(torch.roll(self.values[d], shifts=e, dims=dims))
-        return torch.stack(out)
+            out.append(torch.roll(self.values[d], shifts=shifts, dims=dims))  # J of (x - e_d, x)
+        return out

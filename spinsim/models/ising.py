@@ -31,21 +31,21 @@ class IsingModel(SpinModel):
         if c.convolvable:
             return c.uniform * self.lattice.convolve(state, self.lattice.kernel(state.dtype, state.device))
         J = c.per_neighbour()
-        out = torch.zeros_like(state)
-        for k in range(J.shape[0]):
+        out = J[0] * self.lattice.neighbour(state, 0)
+        for k in range(1, len(J)):
             out = out + J[k] * self.lattice.neighbour(state, k)
         return out
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
-        per_site = 0.5 * self.local_field(state) + self.field
+        per_site = self.add_field(0.5 * self.local_field(state))
         return -(state * per_site).flatten(1).sum(1)
 
     def local_energies(self, state: torch.Tensor) -> torch.Tensor:
-        H = self.local_field(state) + self.field
+        H = self.add_field(self.local_field(state))
         return torch.cat([H, -H], dim=1)  # E_x(-1) = +H, E_x(+1) = -H
 
     def delta_energy(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
-        return -(proposal - state) * (self.local_field(state) + self.field)
+        return (state - proposal) * self.add_field(self.local_field(state))
 
     def propose(self, state: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return -state

@@ -37,22 +37,27 @@ class PottsModel(SpinModel):
         return (state == a.view(1, -1, *([1] * self.lattice.dim))).to(state.dtype)
 
     def neighbour_weights(self, state: torch.Tensor) -> torch.Tensor:
-        """``W[b, a, x] = sum_k J_k(x) delta(a, s_{x + offset_k})``, ``[B, q, *shape]``.
+        """``W[b, a, x] = sum_k J_k(x) delta(a, s_{x + offset_k})``, ``[B, q, *shape]``."""
+        return self.weights_of(self.one_hot(state))
 
-        Uniform couplings on a Bravais lattice: the one-hot state convolved
-        with the lattice kernel (one group per state). Otherwise a sum over
-        neighbour offsets weighted by each bond's J.
+    def weights_of(self, onehot: torch.Tensor) -> torch.Tensor:
+        """``W[b, a, x] = sum_k J_k(x) P_{x + offset_k}(a)`` for state weights ``P [B, q, *shape]``.
+
+        ``P`` is a one-hot state, or a relaxed one (each site a probability
+        vector over the q states, as the relaxed Metropolis sampler keeps).
+        Uniform couplings on a Bravais lattice: P convolved with the lattice
+        kernel (one group per state). Otherwise a sum over neighbour offsets
+        weighted by each bond's J.
         """
-        onehot = self.one_hot(state)
         c = self.couplings
         if c.convolvable:
-            B = state.shape[0]
+            B = onehot.shape[0]
             flat = onehot.reshape(B * self.q, 1, *self.lattice.shape)
-            kernel = self.lattice.kernel(state.dtype, state.device)
+            kernel = self.lattice.kernel(onehot.dtype, onehot.device)
             return c.uniform * self.lattice.convolve(flat, kernel).reshape(onehot.shape)
         J = c.per_neighbour()
-        out = torch.zeros_like(onehot)
-        for k in range(J.shape[0]):
+        out = J[0] * self.lattice.neighbour(onehot, 0)
+        for k in range(1, len(J)):
             out = out + J[k] * self.lattice.neighbour(onehot, k)
         return out
 
@@ -65,7 +70,11 @@ class PottsModel(SpinModel):
         return -per_site.flatten(1).sum(1)
 
     def local_energies(self, state: torch.Tensor) -> torch.Tensor:
-        E = -self.neighbour_weights(state)
+        return self.local_energies_of(self.one_hot(state))
+
+    def local_energies_of(self, onehot: torch.Tensor) -> torch.Tensor:
+        """``E[b, a, x]``: energy of site x in state a, its neighbours weighted by ``onehot``."""
+        E = -self.weights_of(onehot)
         E[:, 0] -= self.field
         return E
 
@@ -73,6 +82,19 @@ class PottsModel(SpinModel):
         W = self.neighbour_weights(state)
         gain = torch.gather(W, 1, proposal.long()) - torch.gather(W, 1, state.long())
         return -gain - self._field_term(proposal) + self._field_term(state)
+
+    def relaxed_delta_energy(self, weights: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+        """Energy change ``[B, 1, *shape]`` of moving each site's weights to ``proposal``.
+
+        ``weights [B, q, *shape]`` is a relaxed state (probability vectors;
+        one-hot for an ordinary state), ``proposal [B, 1, *shape]`` integer
+        states. The site energy is linear in its own weights,
+        ``E_x = sum_a P_x(a) E_x(a)`` with ``E_x(a)`` the local energies given
+        the neighbours' weights, so the change is ``E_x(a') - sum_a P_x(a) E_x(a)``.
+        On one-hot weights this equals ``delta_energy``.
+        """
+        E = self.local_energies_of(weights)
+        return torch.gather(E, 1, proposal.long()) - (weights * E).sum(1, keepdim=True)
 
     def propose(self, state: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One of the q-1 other states, uniformly."""

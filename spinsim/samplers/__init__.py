@@ -1,6 +1,9 @@
 """Update rules: one file each.
 
-Spin models: ``sweep(model, state, beta, generator) -> state`` (Metropolis, HeatBath).
+Spin models: ``sweep(model, state, beta, generator) -> state``: ``metropolis`` and
+``heat_bath`` sample the Boltzmann distribution; ``relaxed_metropolis`` is the
+differentiable (relaxed) Metropolis of the paper's Algorithm 2, on relaxed states,
+used by ``spinsim optimize``.
 Cellular Potts model: ``engine(model, state, temperature, generator, seed)`` giving an
 engine that the driver advances (CPMSequential, compiled; CPMParallel, torch, whose
 ``sweep`` has the spin samplers' signature).
@@ -11,16 +14,17 @@ from spinsim.samplers.cpm_parallel import CPMParallel
 from spinsim.samplers.cpm_sequential import CPMSequential
 from spinsim.samplers.heat_bath import HeatBath
 from spinsim.samplers.metropolis import Metropolis
+from spinsim.samplers.relaxed_metropolis import RelaxedMetropolis
 
-SAMPLERS = {"metropolis": Metropolis, "heat_bath": HeatBath}
+SAMPLERS = {"metropolis": Metropolis, "heat_bath": HeatBath, "relaxed_metropolis": RelaxedMetropolis}
 CPM_SAMPLERS = {"cpm_sequential": CPMSequential, "cpm_parallel": CPMParallel}
 
 
-def build_sampler(name: str):
-    """The sampler called ``name`` (``sampler.name`` in the config)."""
+def build_sampler(name: str, **options):
+    """The sampler called ``name`` (``sampler.name`` in the config), with its options."""
     if name not in SAMPLERS:
         raise ConfigError("sampler.name", name, f"choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name]()
+    return SAMPLERS[name](**options)
 
 
 def build_cpm_sampler(name: str, copy_order: int | None = None):
@@ -31,6 +35,6 @@ def build_cpm_sampler(name: str, copy_order: int | None = None):
 
 
 __all__ = [
-    "CPMParallel", "CPMSequential", "CPM_SAMPLERS", "HeatBath", "Metropolis", "SAMPLERS",
+    "CPMParallel", "CPMSequential", "CPM_SAMPLERS", "HeatBath", "Metropolis", "RelaxedMetropolis", "SAMPLERS",
     "build_cpm_sampler", "build_sampler",
 ]  # fmt: skip

@@ -1,0 +1,83 @@
+"""Checkpoints of long runs: save atomically, load with a one-line error, check compatibility.
+
+A checkpoint is a ``torch.save`` file holding plain data: the step reached,
+the resolved config, the device type and the task's ``state_dict()``
+(parameters, optimiser state, random generator state). It is written to a
+temporary name and renamed, so a crash while saving leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from spinsim.errors import ConfigError
+
+FORMAT = "spinsim-checkpoint"
+VERSION = 1
+
+
+def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, state: dict) -> None:
+    """Write the checkpoint of ``step`` to ``path`` (atomically)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": int(step),
+        "config": dict(config),
+        "device": device,
+        "state": state,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: str | Path, key: str = "resume") -> dict:
+    """Read a checkpoint written by :func:`save`; a ConfigError naming ``key`` if it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(key, str(path), "no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file: say so in one line
+        reason = f"not a readable spinsim checkpoint ({type(error).__name__})"
+        raise ConfigError(key, str(path), reason) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ConfigError(key, str(path), "not a spinsim checkpoint")
+    if payload.get("version") != VERSION:
+        raise ConfigError(key, str(path), f"checkpoint format {payload.get('version')}, expected {VERSION}")
+    return payload
+
+
+def first_difference(saved: Any, current: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first key (dotted) whose value differs between two nested configs, or None."""
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        for k in sorted(set(saved) | set(current), key=str):
+            found = first_difference(saved.get(k), current.get(k), f"{prefix}{k}.")
+            if found:
+                return found
+        return None
+    if saved != current:
+        return prefix.rstrip("."), saved, current
+    return None
+
+
+def check_compatible(
+    payload: dict, config: Mapping[str, Any], device: str, keys: Sequence[str], path: str | Path
+) -> None:
+    """Raise a ConfigError if the run ``config`` differs from the checkpoint's in any of ``keys``."""
+    saved = payload["config"]
+    for key in keys:
+        found = first_difference(saved.get(key), config.get(key), f"{key}.")
+        if found:
+            name, old, new = found
+            reason = f"the checkpoint was written with {name}={old}, this run has {name}={new}"
+            raise ConfigError("resume", str(path), reason)
+    if payload["device"] != device:
+        reason = f"the checkpoint was written on {payload['device']}; resume on the same device type"
+        raise ConfigError("resume", str(path), reason)
