@@ -353,11 +353,21 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name=command, overrides=list(overrides))
 
 
+def command_groups(command: str) -> set[str]:
+    """The config groups in the defaults list of ``conf/<command>.yaml`` (Hydra's own excluded)."""
+    primary = OmegaConf.create(resources.files("spinsim.conf").joinpath(f"{command}.yaml").read_text())
+    groups = set()
+    for entry in primary.get("defaults", []):
+        if isinstance(entry, DictConfig):
+            groups.update(k for k in entry if not k.startswith(("override ", "hydra/")))
+    return groups
+
+
 def group_options(command: str | None = None) -> dict[str, list[str]]:
     """The config groups shipped in ``conf/`` and the options of each
-    (only the groups of ``command``'s schema when given)."""
+    (only the groups ``command`` composes when given)."""
     root = resources.files("spinsim.conf")
-    wanted = {f.name for f in fields(SCHEMAS[command])} if command in SCHEMAS else None
+    wanted = command_groups(command) if command in SCHEMAS else None
     groups = {}
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if wanted is not None and entry.name not in wanted:
@@ -370,7 +380,7 @@ def group_options(command: str | None = None) -> dict[str, list[str]]:
 
 
 def _help_groups(command: str) -> str:
-    """The config groups of ``command`` (fields of its schema that have a folder in conf/)."""
+    """The config groups of ``command`` and their options."""
     rows = [f"  {g}: {', '.join(opts)}" for g, opts in group_options(command).items()]
     return "\n".join(rows) if rows else "  (none)"
 
