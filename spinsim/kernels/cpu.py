@@ -94,19 +94,29 @@ def ising_tables(
 
 
 def potts_tables(z: int, J: float, h: float, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``kinds, thresholds`` ``[B, (2z + 1) * 3]`` indexed by ``(n_new - n_old + z) * 3 + field + 1``."""
+    """``high, low`` ``[B, (2z + 1) * 3]`` indexed by ``(n_new - n_old + z) * 3 + field + 1``.
+
+    The acceptance probability ``p = min(1, exp(-beta dE))`` as ``t = floor(p 2^64)``
+    split into its top 32 bits ``high`` (uint32) and its low 32 bits ``low``: a
+    uniform 64-bit number is below t when its top word is below ``high``, or
+    equal to it and its low word below ``low``. ``p = 1`` is ``high = 2^32 - 1,
+    low = 2^32``: every number is below.
+    """
     B = len(betas)
-    kinds = np.zeros((B, (2 * z + 1) * 3), dtype=np.int8)
-    thresholds = np.zeros((B, (2 * z + 1) * 3), dtype=np.uint64)
+    high = np.zeros((B, (2 * z + 1) * 3), dtype=np.uint32)
+    low = np.zeros((B, (2 * z + 1) * 3), dtype=np.uint64)
     for b, beta in enumerate(betas):
         for gain in range(-z, z + 1):
             for field in (-1, 0, 1):
                 dE = -J * gain - h * field
                 p = 1.0 if dE <= 0 else math.exp(-beta * dE)
                 k = (gain + z) * 3 + field + 1
-                kinds[b, k], t = _fixed_point(p)
-                thresholds[b, k] = np.uint64(t)
-    return kinds, thresholds
+                kind, t = _fixed_point(p)
+                if kind == 1:
+                    high[b, k], low[b, k] = 0xFFFFFFFF, 1 << 32
+                else:
+                    high[b, k], low[b, k] = t >> 32, t & 0xFFFFFFFF
+    return high, low
 
 
 class CPUEngine:
@@ -194,10 +204,10 @@ class CPUEngine:
                     t["cls_bits"], t["thresholds"],
                 )  # fmt: skip
             else:
-                kinds, thresholds = t
+                high, low = t
                 sweep_potts(
                     *common, self.model.q, self.lattice.n_colors, self.lattice.periodic, lay.nb_row,
-                    lay.nb_col, lay.nb_lanes, lay.row_color, lay.row_len, lay.words, kinds, thresholds,
+                    lay.nb_col, lay.nb_lanes, lay.row_color, lay.row_len, lay.words, high, low,
                 )  # fmt: skip
         self.sweeps_done += n_sweeps
 
