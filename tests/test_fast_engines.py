@@ -8,6 +8,9 @@ reference engine on every supported lattice; thread-count independence; and
 its own measurements against :func:`spinsim.observables.measure`.
 """
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -17,9 +20,10 @@ from spinsim.analysis import binning
 from spinsim.engine import ReferenceEngine, build_engine
 from spinsim.errors import ConfigError
 from spinsim.exact import exact_averages
-from spinsim.kernels.cpu import CPUEngine
+from spinsim.kernels.cpu import CPUEngine, potts_tables
 from spinsim.kernels.layout import SlabLayout, lanes_for
 from spinsim.kernels.philox import philox4x32, philox4x32_py
+from spinsim.kernels.potts_cpu import proposal_bits
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.observables import measure
@@ -71,6 +75,10 @@ CASES = {
     "potts q=3 3x3 triangular": (lambda: potts(Lattice("triangular", 3)), Metropolis(), 1.5),
     "potts q=4 2x2x2 cubic, field": (lambda: potts(Lattice("cubic", 2), q=4, h=0.3), Metropolis(), 2.0),
     "potts q=3 open chain of 10": (lambda: potts(Lattice("chain", 10, "open"), h=-0.2), Metropolis(), 0.6),
+    "potts q=5 2x3 open square, field": (lambda: potts(Lattice("square", [2, 3], "open"), q=5, h=0.4),
+                                         Metropolis(), 0.7),
+    "potts q=2 3x3 open square, field": (lambda: potts(Lattice("square", 3, "open"), q=2, h=0.3),
+                                         Metropolis(), 0.9),
 }  # fmt: skip
 
 
@@ -180,6 +188,33 @@ def test_state_round_trip_through_the_packed_layout():
         engine.state = state
         assert torch.equal(engine.state, state)
         assert lanes_for(lattice) == SlabLayout.build(lattice, lanes_for(lattice)).lanes
+
+
+def test_potts_acceptance_thresholds_are_exact():
+    """The Potts tables hold t = floor(p 2^n) for every (gain, field) class, n = 64 - proposal bits.
+
+    The kernel accepts when an n-bit uniform number (top bits from the acceptance
+    word, the next 32 from a fallback word on a tie) is below ``high 2^32 + low``.
+    """
+    assert [proposal_bits(q) for q in (2, 3, 4, 5, 9, 17, 33, 65, 127)] == [0, 1, -1, 2, 3, 4, 5, 6, -1]
+    z, J, h, betas = 4, 0.8, -0.3, np.array([0.05, 1.0, 7.0, 60.0])
+    for q in (2, 3, 4, 5, 127):
+        bits = proposal_bits(q)
+        n = 64 - max(bits, 0)
+        high, low = potts_tables(z, J, h, betas, bits)
+        assert high.dtype == np.uint32
+        for b, beta in enumerate(betas):
+            for gain in range(-z, z + 1):
+                for field in (-1, 0, 1):
+                    k = (gain + z) * 3 + field + 1
+                    t = int(high[b, k]) * 2**32 + int(low[b, k])
+                    dE = -J * gain - h * field
+                    if dE <= 0:  # every n-bit number is below t
+                        assert t == 2**n, (q, beta, gain, field)
+                    else:
+                        p = Fraction(math.exp(-float(beta) * dE))  # as the tables compute it
+                        assert t <= p * 2**n < t + 1, (q, beta, gain, field)
+                        assert int(low[b, k]) < 2**32
 
 
 def test_philox_known_answers():
