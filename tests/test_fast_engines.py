@@ -217,6 +217,87 @@ def test_potts_acceptance_thresholds_are_exact():
                         assert int(low[b, k]) < 2**32
 
 
+# as Python, the kernel's unsigned index arithmetic wraps (as intended, compiled) and numpy warns
+@pytest.mark.filterwarnings("ignore:overflow encountered in scalar add:RuntimeWarning")
+def test_potts_ties_and_redraws_decide_as_the_rules_say(monkeypatch):
+    """The rare second passes (a tie with the threshold's top bits, a biased Lemire draw).
+
+    The row update runs as Python with a stand-in for Philox whose words often
+    equal the thresholds' top bits or are biased, and every site's outcome is
+    checked against the rules written out: proposal ``old + 1 + step`` (mod q),
+    accepted iff the n-bit number (acceptance bits, then the fallback draw's
+    fourth word) is below ``high 2^32 + low``.
+    """
+    from spinsim.kernels import potts_cpu
+
+    lat = Lattice("square", [4, 12], "open")
+    lay = SlabLayout.build(lat, 1)
+    z, n_rows, row_len = 4, 4, 12
+    draws = {}
+    pool = fallback_pool = []
+
+    def words(c0, c1, c2, c3=0, k0=0, k1=0):
+        key = (int(c0), int(c1), int(c2))
+        if key not in draws:
+            choices = fallback_pool if int(c1) & 1 << 29 else pool
+            draws[key] = tuple(np.uint64(w) for w in np.random.default_rng(list(key)).choice(choices, 4))
+        return draws[key]
+
+    monkeypatch.setattr(potts_cpu, "philox4x32", words)
+    for q in (3, 65, 13):
+        draws.clear()
+        bits = proposal_bits(q)
+        shift = max(bits, 0)
+        high, low = potts_tables(z, 1.0, 0.3, np.array([0.7]), bits)
+        # acceptance bits equal to a threshold's top bits (ties), fallback words equal to its low
+        # bits, and 0: a biased proposal word for q = 13
+        pool = [int(t) << shift | m for t in set(high[0].tolist()) for m in (0, 1)] + [0, 1, 0xFFFFFFFF]
+        fallback_pool = [int(t) for t in set(low[0].tolist()) if t < 2**32] + [0, 1, 0xFFFFFFFF]
+        spins = np.random.default_rng(q).integers(0, q, size=lat.n_sites).astype(np.int8)
+        types = (np.uint32, np.uint32, np.int8, np.int8, np.int8)
+        scratch = [np.empty(row_len + 3, dtype) for dtype in types]
+        ties = redraws = exact = 0
+        for sweep in range(40):
+            for r in range(n_rows):
+                for colour in range(2):
+                    grid = spins.reshape(n_rows, row_len).copy()
+                    potts_cpu._update_row.py_func(
+                        spins, 0, r, colour, sweep, np.uint64(1), np.uint64(2), q, 2, False, lay.nb_row,
+                        lay.nb_col, lay.nb_lanes, lay.row_color, row_len, lay.words, bits, high[0], low[0],
+                        *scratch,
+                    )  # fmt: skip
+                    expected = grid.copy()
+                    start = (colour - lay.row_color[r]) % 2
+                    for t, j in enumerate(range(start, row_len, 2)):
+                        fallback = [int(w) for w in words(r, colour << 27 | 1 << 29 | j, sweep)]
+                        if bits >= 0:
+                            w = int(words(r, colour << 27 | t // 4, sweep)[t % 4])
+                            step, a = w & (q - 2), w >> shift
+                        else:
+                            pair = words(r, colour << 27 | t // 2, sweep)
+                            a = int(pair[2 * (t % 2) + 1])
+                            biased = [(c * (q - 1)) % 2**32 < 2**32 % (q - 1) for c in fallback[:3]]
+                            first = int(pair[2 * (t % 2)])
+                            m = first * (q - 1)
+                            if (m % 2**32) < 2**32 % (q - 1):
+                                redraws += 1
+                                m = fallback[0 if not biased[0] else 1 if not biased[1] else 2] * (q - 1)
+                            step = m >> 32
+                        old = int(grid[r, j])
+                        new = (old + 1 + step) % q
+                        nbs = [grid[i, j] for i in (r - 1, r + 1) if 0 <= i < n_rows]
+                        nbs += [grid[r, jj] for jj in (j - 1, j + 1) if 0 <= jj < row_len]
+                        gain = sum(v == new for v in nbs) - sum(v == old for v in nbs)
+                        k = (gain + z) * 3 + int(new == 0) - int(old == 0) + 1
+                        ties += a == int(high[0, k])
+                        exact += a == int(high[0, k]) and fallback[3] == int(low[0, k])
+                        below = a * 2**32 + fallback[3] < int(high[0, k]) * 2**32 + int(low[0, k])
+                        expected[r, j] = new if below else old
+                    assert np.array_equal(spins.reshape(n_rows, row_len), expected), (q, sweep, r, colour)
+        # every rare case came up: ties, ties with the low word equal too, and (q = 13) redraws
+        assert ties > 50 and exact > 0 and (redraws > 20 or bits >= 0), (q, ties, exact, redraws)
+
+
 def test_philox_known_answers():
     """Random123's known-answer vectors for Philox4x32-10, in Python and compiled."""
     vectors = [
