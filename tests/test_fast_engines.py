@@ -8,6 +8,9 @@ reference engine on every supported lattice; thread-count independence; and
 its own measurements against :func:`spinsim.observables.measure`.
 """
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -17,9 +20,10 @@ from spinsim.analysis import binning
 from spinsim.engine import ReferenceEngine, build_engine
 from spinsim.errors import ConfigError
 from spinsim.exact import exact_averages
-from spinsim.kernels.cpu import CPUEngine
+from spinsim.kernels.cpu import CPUEngine, potts_tables
 from spinsim.kernels.layout import SlabLayout, lanes_for
 from spinsim.kernels.philox import philox4x32, philox4x32_py
+from spinsim.kernels.potts_cpu import proposal_bits
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.observables import measure
@@ -71,6 +75,10 @@ CASES = {
     "potts q=3 3x3 triangular": (lambda: potts(Lattice("triangular", 3)), Metropolis(), 1.5),
     "potts q=4 2x2x2 cubic, field": (lambda: potts(Lattice("cubic", 2), q=4, h=0.3), Metropolis(), 2.0),
     "potts q=3 open chain of 10": (lambda: potts(Lattice("chain", 10, "open"), h=-0.2), Metropolis(), 0.6),
+    "potts q=5 2x3 open square, field": (lambda: potts(Lattice("square", [2, 3], "open"), q=5, h=0.4),
+                                         Metropolis(), 0.7),
+    "potts q=2 3x3 open square, field": (lambda: potts(Lattice("square", 3, "open"), q=2, h=0.3),
+                                         Metropolis(), 0.9),
 }  # fmt: skip
 
 
@@ -179,6 +187,114 @@ def test_state_round_trip_through_the_packed_layout():
         engine.state = state
         assert torch.equal(engine.state, state)
         assert lanes_for(lattice) == SlabLayout.build(lattice, lanes_for(lattice)).lanes
+
+
+def test_potts_acceptance_thresholds_are_exact():
+    """The Potts tables hold t = floor(p 2^n) for every (gain, field) class, n = 64 - proposal bits.
+
+    The kernel accepts when an n-bit uniform number (top bits from the acceptance
+    word, the next 32 from a fallback word on a tie) is below ``high 2^32 + low``.
+    """
+    assert [proposal_bits(q) for q in (2, 3, 4, 5, 9, 17, 33, 65, 127)] == [0, 1, -1, 2, 3, 4, 5, 6, -1]
+    z, J, h, betas = 4, 0.8, -0.3, np.array([0.05, 1.0, 7.0, 60.0])
+    for q in (2, 3, 4, 5, 127):
+        bits = proposal_bits(q)
+        n = 64 - max(bits, 0)
+        high, low = potts_tables(z, J, h, betas, bits)
+        assert high.dtype == np.uint32
+        for b, beta in enumerate(betas):
+            for gain in range(-z, z + 1):
+                for field in (-1, 0, 1):
+                    k = (gain + z) * 3 + field + 1
+                    t = int(high[b, k]) * 2**32 + int(low[b, k])
+                    dE = -J * gain - h * field
+                    if dE <= 0:  # every n-bit number is below t
+                        assert t == 2**n, (q, beta, gain, field)
+                    else:
+                        p = Fraction(math.exp(-float(beta) * dE))  # as the tables compute it
+                        assert t <= p * 2**n < t + 1, (q, beta, gain, field)
+                        assert int(low[b, k]) < 2**32
+
+
+# as Python, the kernel's unsigned index arithmetic wraps (as intended, compiled) and numpy warns
+@pytest.mark.filterwarnings("ignore:overflow encountered in scalar add:RuntimeWarning")
+def test_potts_ties_and_redraws_decide_as_the_rules_say(monkeypatch):
+    """The rare second passes (a tie with the threshold's top bits, a biased Lemire draw).
+
+    The row update runs as Python with a stand-in for Philox whose words often
+    equal the thresholds' top bits or are biased, and every site's outcome is
+    checked against the rules written out: proposal ``old + 1 + step`` (mod q),
+    accepted iff the n-bit number (acceptance bits, then the fallback draw's
+    fourth word) is below ``high 2^32 + low``.
+    """
+    from spinsim.kernels import potts_cpu
+
+    lat = Lattice("square", [4, 12], "open")
+    lay = SlabLayout.build(lat, 1)
+    z, n_rows, row_len = 4, 4, 12
+    draws = {}
+    pool = fallback_pool = []
+
+    def words(c0, c1, c2, c3=0, k0=0, k1=0):
+        key = (int(c0), int(c1), int(c2))
+        if key not in draws:
+            choices = fallback_pool if int(c1) & 1 << 29 else pool
+            draws[key] = tuple(np.uint64(w) for w in np.random.default_rng(list(key)).choice(choices, 4))
+        return draws[key]
+
+    monkeypatch.setattr(potts_cpu, "philox4x32", words)
+    for q in (3, 65, 13):
+        draws.clear()
+        bits = proposal_bits(q)
+        shift = max(bits, 0)
+        high, low = potts_tables(z, 1.0, 0.3, np.array([0.7]), bits)
+        # acceptance bits equal to a threshold's top bits (ties), fallback words equal to its low
+        # bits, and 0: a biased proposal word for q = 13
+        pool = [int(t) << shift | m for t in set(high[0].tolist()) for m in (0, 1)] + [0, 1, 0xFFFFFFFF]
+        fallback_pool = [int(t) for t in set(low[0].tolist()) if t < 2**32] + [0, 1, 0xFFFFFFFF]
+        spins = np.random.default_rng(q).integers(0, q, size=lat.n_sites).astype(np.int8)
+        types = (np.uint32, np.uint32, np.int8, np.int8, np.int8)
+        scratch = [np.empty(row_len + 3, dtype) for dtype in types]
+        ties = redraws = exact = 0
+        for sweep in range(40):
+            for r in range(n_rows):
+                for colour in range(2):
+                    grid = spins.reshape(n_rows, row_len).copy()
+                    potts_cpu._update_row.py_func(
+                        spins, 0, r, colour, sweep, np.uint64(1), np.uint64(2), q, 2, False, lay.nb_row,
+                        lay.nb_col, lay.nb_lanes, lay.row_color, row_len, lay.words, bits, high[0], low[0],
+                        *scratch,
+                    )  # fmt: skip
+                    expected = grid.copy()
+                    start = (colour - lay.row_color[r]) % 2
+                    for t, j in enumerate(range(start, row_len, 2)):
+                        fallback = [int(w) for w in words(r, colour << 27 | 1 << 29 | j, sweep)]
+                        if bits >= 0:
+                            w = int(words(r, colour << 27 | t // 4, sweep)[t % 4])
+                            step, a = w & (q - 2), w >> shift
+                        else:
+                            pair = words(r, colour << 27 | t // 2, sweep)
+                            a = int(pair[2 * (t % 2) + 1])
+                            biased = [(c * (q - 1)) % 2**32 < 2**32 % (q - 1) for c in fallback[:3]]
+                            first = int(pair[2 * (t % 2)])
+                            m = first * (q - 1)
+                            if (m % 2**32) < 2**32 % (q - 1):
+                                redraws += 1
+                                m = fallback[0 if not biased[0] else 1 if not biased[1] else 2] * (q - 1)
+                            step = m >> 32
+                        old = int(grid[r, j])
+                        new = (old + 1 + step) % q
+                        nbs = [grid[i, j] for i in (r - 1, r + 1) if 0 <= i < n_rows]
+                        nbs += [grid[r, jj] for jj in (j - 1, j + 1) if 0 <= jj < row_len]
+                        gain = sum(v == new for v in nbs) - sum(v == old for v in nbs)
+                        k = (gain + z) * 3 + int(new == 0) - int(old == 0) + 1
+                        ties += a == int(high[0, k])
+                        exact += a == int(high[0, k]) and fallback[3] == int(low[0, k])
+                        below = a * 2**32 + fallback[3] < int(high[0, k]) * 2**32 + int(low[0, k])
+                        expected[r, j] = new if below else old
+                    assert np.array_equal(spins.reshape(n_rows, row_len), expected), (q, sweep, r, colour)
+        # every rare case came up: ties, ties with the low word equal too, and (q = 13) redraws
+        assert ties > 50 and exact > 0 and (redraws > 20 or bits >= 0), (q, ties, exact, redraws)
 
 
 def test_philox_known_answers():

@@ -24,7 +24,7 @@ from spinsim.kernels.ising_cpu import N_PLANES, ising_sums, sweep_ising
 from spinsim.kernels.layout import SlabLayout, lanes_for
 from spinsim.kernels.numba_setup import numba
 from spinsim.kernels.philox import split_seed
-from spinsim.kernels.potts_cpu import potts_sums, sweep_potts
+from spinsim.kernels.potts_cpu import potts_sums, proposal_bits, sweep_potts
 from spinsim.kernels.support import unsupported
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
@@ -86,20 +86,35 @@ def ising_tables(
     )  # fmt: skip
 
 
-def potts_tables(z: int, J: float, h: float, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``kinds, thresholds`` ``[B, (2z + 1) * 3]`` indexed by ``(n_new - n_old + z) * 3 + field + 1``."""
+def potts_tables(
+    z: int, J: float, h: float, betas: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``high, low`` ``[B, (2z + 1) * 3]`` indexed by ``(n_new - n_old + z) * 3 + field + 1``.
+
+    With ``n = 64 - max(bits, 0)`` (``bits``: :func:`proposal_bits`), the
+    acceptance probability ``p = min(1, exp(-beta dE))`` as ``t = floor(p 2^n)``
+    split into its top ``n - 32`` bits ``high`` (uint32) and its low 32 bits
+    ``low``: a uniform n-bit number is below t when its top bits are below
+    ``high``, or equal to them and its low word below ``low``. ``p = 1`` is
+    ``high = 2^(n - 32) - 1, low = 2^32``: every number is below.
+    """
+    n = 64 - max(bits, 0)
     B = len(betas)
-    kinds = np.zeros((B, (2 * z + 1) * 3), dtype=np.int8)
-    thresholds = np.zeros((B, (2 * z + 1) * 3), dtype=np.uint64)
+    high = np.zeros((B, (2 * z + 1) * 3), dtype=np.uint32)
+    low = np.zeros((B, (2 * z + 1) * 3), dtype=np.uint64)
     for b, beta in enumerate(betas):
         for gain in range(-z, z + 1):
             for field in (-1, 0, 1):
                 dE = -J * gain - h * field
                 p = 1.0 if dE <= 0 else math.exp(-beta * dE)
                 k = (gain + z) * 3 + field + 1
-                kinds[b, k], t = _fixed_point(p)
-                thresholds[b, k] = np.uint64(t)
-    return kinds, thresholds
+                kind, t = _fixed_point(p)
+                t >>= 64 - n
+                if kind == 1:
+                    high[b, k], low[b, k] = (1 << (n - 32)) - 1, 1 << 32
+                else:
+                    high[b, k], low[b, k] = t >> 32, t & 0xFFFFFFFF
+    return high, low
 
 
 class CPUEngine:
@@ -153,7 +168,7 @@ class CPUEngine:
         if self.is_ising:
             self.tables = ising_tables(z, J, h, betas, self.heat_bath, self.lattice.periodic)
         else:
-            self.tables = potts_tables(z, J, h, betas)
+            self.tables = potts_tables(z, J, h, betas, proposal_bits(self.model.q))
 
     @property
     def state(self) -> torch.Tensor:
@@ -187,10 +202,11 @@ class CPUEngine:
                     t["cls_bits"], t["thresholds"],
                 )  # fmt: skip
             else:
-                kinds, thresholds = t
+                high, low = t
                 sweep_potts(
                     *common, self.model.q, self.lattice.n_colors, self.lattice.periodic, lay.nb_row,
-                    lay.nb_col, lay.nb_lanes, lay.row_color, lay.row_len, lay.words, kinds, thresholds,
+                    lay.nb_col, lay.nb_lanes, lay.row_color, lay.row_len, lay.words,
+                    proposal_bits(self.model.q), high, low,
                 )  # fmt: skip
         self.sweeps_done += n_sweeps
 

@@ -10,12 +10,27 @@ and the proposed state (``n_new``), and accept with probability
 ``min(1, exp(-beta dE))``, ``dE = -J (n_new - n_old) - h (δ(new, 0) - δ(old, 0))``,
 from a per-replica table indexed by ``(n_new - n_old + z, δ(new,0) - δ(old,0) + 1)``.
 
-Random numbers: one Philox4x32-10 draw per pair of sites of a row (counter
-``(row, pair | colour << 27, sweep)``, the seed as key), two 32-bit words a
-site: the proposal by Lemire's multiply-shift with rejection, the acceptance
-by comparing with the top 32 bits of ``t = floor(p 2^64)``. The rare
-rejections and ties draw again from a per-site fallback counter (draw tag 1),
-so the proposal is exactly uniform and ``P(accept) = t / 2^64``.
+Random numbers: Philox4x32-10 draws counted by ``(row, draw | colour << 27,
+sweep)`` with the seed as key, drawn for a whole row in one loop before
+branch-free loops over its sites (the proposals, the neighbour counts, the
+acceptance), so the loops vectorise. Exactness:
+
+* ``q - 1 = 2^k`` (q = 2, 3, 5, 9, 17, 33, 65): one 32-bit word ``a`` a site
+  (four sites a draw). Its low k bits pick the proposal ``old + 1 + (a mod 2^k)``
+  (mod q), exactly uniform; its top ``32 - k`` bits, a uniform number
+  independent of them, are compared with the top ``32 - k`` bits of
+  ``t = floor(p 2^(64 - k))``.
+* other q: two words a site (two sites a draw): the proposal by Lemire's
+  multiply-shift of the first into ``0 .. q-2``, the acceptance word compared
+  with the top 32 bits of ``t = floor(p 2^64)``. A biased multiply-shift
+  (probability below ``(q - 1) / 2^32`` a site) draws again from a per-site
+  fallback counter (draw tag 1), so the proposal is exactly uniform.
+
+A tie in the comparison (probability at most ``2^-(32 - k)``) compares the
+fourth word of the fallback draw with the next 32 bits of t, so
+``P(accept) = t / 2^(64 - k)``, within ``2^-(64 - k)`` below ``p`` (and exactly
+1 where p = 1). The rare redraws and ties are flagged in the vector loops
+and handled in a second pass.
 """
 
 from __future__ import annotations
@@ -29,6 +44,12 @@ _U32 = np.uint64(32)
 _LO32 = np.uint64(0xFFFFFFFF)
 _COLOUR_SHIFT = np.uint64(27)
 _FALLBACK = np.uint64(1 << 29)
+
+
+def proposal_bits(q: int) -> int:
+    """k where ``q - 1 = 2^k`` (the proposal takes k bits of the acceptance word), else -1."""
+    k = (q - 1).bit_length() - 1
+    return k if q - 1 == 1 << k else -1
 
 
 @njit(inline="always", cache=True)
@@ -49,12 +70,17 @@ def _neighbour_value(spins, base, row_len, periodic, nb_row, nb_col, nb_lanes, r
     return spins[base + nr * row_len + jj]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(inline="always", cache=True)
 def _update_row(
-    spins, b, r, colour, sweep, key0, key1, q, n_colors, periodic,
-    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, kinds, thresholds,
+    spins, b, r, colour, sweep, key0, key1, q, n_colors, periodic, nb_row, nb_col, nb_lanes,
+    row_color, row_len, sites_per_replica, bits, high, low, prop, acc, old, new, gain,
 ):  # fmt: skip
-    """Update the sites of one colour in row r (``start, start + n_colors, ...``)."""
+    """Update the sites of one colour in row r (``start, start + n_colors, ...``).
+
+    ``bits``: :func:`proposal_bits` of q; ``high, low``: this replica's tables of
+    :func:`spinsim.kernels.cpu.potts_tables`; ``prop, acc, old, new, gain``:
+    scratch arrays of at least ``row_len + 3``.
+    """
     z = nb_col.shape[0]
     n_rows = nb_row.shape[0]
     base = b * sites_per_replica
@@ -63,36 +89,50 @@ def _update_row(
     count = (row_len - start + n_colors - 1) // n_colors
     if count <= 0:
         return
-    n_pairs = (count + 1) // 2
     row_id = np.uint64(b * n_rows + r)
     c0 = row_id & _LO32
     c1_base = (np.uint64(colour) << _COLOUR_SHIFT) | ((row_id >> _U32) << np.uint64(30))
     c2 = np.uint64(sweep) & _LO32
     c3 = np.uint64(sweep) >> _U32
-    # per site: a proposal word and an acceptance word (a vectorisable loop)
-    draws = np.empty(4 * n_pairs, dtype=np.uint64)
-    for p in range(n_pairs):
-        w0, w1, w2, w3 = philox4x32(c0, c1_base | np.uint64(p), c2, c3, key0, key1)
-        draws[4 * p] = w0
-        draws[4 * p + 1] = w1
-        draws[4 * p + 2] = w2
-        draws[4 * p + 3] = w3
-    # proposals: old + 1 + (Lemire's multiply-shift of a 32-bit word into 0 .. q-2)
+    u_first = np.uint64(row_base + start)
+    u_step = np.uint64(n_colors)
+    u_count = np.uint64(count)
     other = np.uint64(q - 1)
     reject_below = np.uint64((1 << 32) % (q - 1))  # low words below this are biased: redraw
-    old = np.empty(count, dtype=np.int8)
-    new = np.empty(count, dtype=np.int8)
-    redraw = False
-    for t in range(count):
-        m = draws[2 * t] * other
-        redraw |= (m & _LO32) < reject_below
-        o = np.int64(spins[row_base + start + t * n_colors])
-        x = o + 1 + np.int64(m >> _U32)
-        old[t] = o
-        new[t] = x - q if x >= q else x
-    if redraw:  # rare
+    biased = np.int64(0)
+    if bits >= 0:
+        # one word a site: the proposal from its low bits, the acceptance from the others
+        for p in range((count + 3) // 4):
+            w0, w1, w2, w3 = philox4x32(c0, c1_base | np.uint64(p), c2, c3, key0, key1)
+            acc[4 * p] = w0
+            acc[4 * p + 1] = w1
+            acc[4 * p + 2] = w2
+            acc[4 * p + 3] = w3
+        mask = np.uint32(q - 2)
+        for t in range(u_count):
+            o = np.int64(spins[u_first + t * u_step])
+            x = o + 1 + np.int64(acc[t] & mask)
+            old[t] = o
+            new[t] = x - q if x >= q else x
+    else:
+        # a proposal word and an acceptance word a site
+        for p in range((count + 1) // 2):
+            w0, w1, w2, w3 = philox4x32(c0, c1_base | np.uint64(p), c2, c3, key0, key1)
+            prop[2 * p] = w0
+            acc[2 * p] = w1
+            prop[2 * p + 1] = w2
+            acc[2 * p + 1] = w3
+        # old + 1 + (Lemire's multiply-shift of a 32-bit word into 0 .. q-2)
+        for t in range(u_count):
+            m = np.uint64(prop[t]) * other
+            biased |= np.int64((m & _LO32) < reject_below)
+            o = np.int64(spins[u_first + t * u_step])
+            x = o + 1 + np.int64(m >> _U32)
+            old[t] = o
+            new[t] = x - q if x >= q else x
+    if biased:  # rare (never when q - 1 is a power of two)
         for t in range(count):
-            m = draws[2 * t] * other
+            m = np.uint64(prop[t]) * other
             if (m & _LO32) < reject_below:
                 j = np.uint64(start + t * n_colors)
                 f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
@@ -104,7 +144,8 @@ def _update_row(
                 x = np.int64(old[t]) + 1 + np.int64(m >> _U32)
                 new[t] = x - q if x >= q else x
     # gain[t] = n_new - n_old + z over the present neighbours
-    gain = np.full(count, z, dtype=np.int8)
+    for t in range(u_count):
+        gain[t] = z
     for n in range(z):
         nr = nb_row[r, n]
         if nr < 0 or nb_lanes[r, n] == 0:
@@ -118,7 +159,6 @@ def _update_row(
         while t_hi > t_lo and start + (t_hi - 1) * n_colors + nb_col[n] >= row_len:
             t_hi -= 1
         u_src = np.uint64(src)  # unsigned indices: no negative-index checks, so the loop vectorises
-        u_step = np.uint64(n_colors)
         for t in range(np.uint64(t_lo), np.uint64(t_hi)):
             v = spins[u_src + t * u_step]
             gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
@@ -129,42 +169,84 @@ def _update_row(
             for t in range(t_hi, count):
                 v = spins[src + t * n_colors - row_len]
                 gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
-    # accept: compare the acceptance word with the top 32 bits of the threshold
-    n_k = kinds.shape[1]
-    high_words = np.empty(n_k, dtype=np.uint64)
-    for k in range(n_k):
-        kind = kinds[b, k]
-        high_words[k] = (thresholds[b, k] >> _U32) if kind == 2 else (np.uint64(1 << 32) if kind == 1 else 0)
-    u_first = np.uint64(row_base + start)
-    u_step = np.uint64(n_colors)
-    for t in range(np.uint64(count)):
+    # accept where the acceptance bits are below the top bits of the threshold; a tie
+    # compares a fallback word with the next 32 bits, below
+    shift = np.uint32(max(bits, 0))
+    tie = np.int64(0)
+    for t in range(u_count):
         o = np.int64(old[t])
         x = np.int64(new[t])
-        k = np.uint64(np.int64(gain[t]) * 3 + np.int64(x == 0) - np.int64(o == 0) + 1)
-        word = draws[np.uint64(2) * t + np.uint64(1)]
-        high = high_words[k]
-        accept = np.int64(word < high)  # high is 2^32 where p = 1, 0 where p = 0
-        if word == high and kinds[b, k] == 2:  # rare: a tie in the top 32 bits, compare the next 32
-            j = np.uint64(start) + t * u_step
-            f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
-            accept = np.int64(f3 < (thresholds[b, k] & _LO32))
-        spins[u_first + t * u_step] = o + (x - o) * accept
+        k = np.int64(gain[t]) * 3 + np.int64(x == 0) - np.int64(o == 0) + 1
+        a = acc[t] >> shift
+        hk = high[np.uint64(k)]
+        tie |= np.int64(a == hk)
+        spins[u_first + t * u_step] = x if a < hk else o
+    if tie:  # rare
+        for t in range(count):
+            o = np.int64(old[t])
+            x = np.int64(new[t])
+            k = np.int64(gain[t]) * 3 + np.int64(x == 0) - np.int64(o == 0) + 1
+            if acc[t] >> shift == high[k]:
+                j = np.uint64(start + t * n_colors)
+                f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
+                spins[row_base + j] = x if f3 < low[k] else o
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update_rows(
+    spins, first, stop, colour, sweep, key0, key1, q, n_colors, periodic, nb_row, nb_col, nb_lanes,
+    row_color, row_len, sites_per_replica, bits, high, low,
+):  # fmt: skip
+    """Update the sites of one colour in the rows ``first .. stop - 1`` of ``B * n_rows``."""
+    n_rows = nb_row.shape[0]
+    prop = np.empty(row_len + 3, dtype=np.uint32)
+    acc = np.empty(row_len + 3, dtype=np.uint32)
+    old = np.empty(row_len + 3, dtype=np.int8)
+    new = np.empty(row_len + 3, dtype=np.int8)
+    gain = np.empty(row_len + 3, dtype=np.int8)
+    for i in range(first, stop):
+        b = i // n_rows
+        # a compile-time stride (the colour count) lets the loops vectorise
+        if n_colors == 2:  # chain, square, cubic
+            _update_row(
+                spins, b, i % n_rows, colour, sweep, key0, key1, q, 2, periodic, nb_row, nb_col,
+                nb_lanes, row_color, row_len, sites_per_replica, bits, high[b], low[b],
+                prop, acc, old, new, gain,
+            )  # fmt: skip
+        elif n_colors == 3:  # triangular
+            _update_row(
+                spins, b, i % n_rows, colour, sweep, key0, key1, q, 3, periodic, nb_row, nb_col,
+                nb_lanes, row_color, row_len, sites_per_replica, bits, high[b], low[b],
+                prop, acc, old, new, gain,
+            )  # fmt: skip
+        else:
+            _update_row(
+                spins, b, i % n_rows, colour, sweep, key0, key1, q, n_colors, periodic, nb_row, nb_col,
+                nb_lanes, row_color, row_len, sites_per_replica, bits, high[b], low[b],
+                prop, acc, old, new, gain,
+            )  # fmt: skip
+
+
+ROWS_PER_TASK = 16
 
 
 @njit(parallel=True, cache=True)
 def sweep_potts(
     spins, n_sweeps, sweep0, key0, key1, q, n_colors, periodic,
-    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, kinds, thresholds,
+    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, bits, high, low,
 ):  # fmt: skip
     """``n_sweeps`` Metropolis sweeps of every replica (``spins`` is int8 ``[B * sites]``)."""
     n_rows = nb_row.shape[0]
     B = spins.shape[0] // sites_per_replica
+    total = B * n_rows
+    n_tasks = (total + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for s in range(n_sweeps):
         for colour in range(n_colors):
-            for t in prange(B * n_rows):
-                _update_row(
-                    spins, t // n_rows, t % n_rows, colour, sweep0 + s, key0, key1, q, n_colors, periodic,
-                    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, kinds, thresholds,
+            for task in prange(n_tasks):
+                _update_rows(
+                    spins, task * ROWS_PER_TASK, min(total, (task + 1) * ROWS_PER_TASK), colour,
+                    sweep0 + s, key0, key1, q, n_colors, periodic, nb_row, nb_col, nb_lanes, row_color,
+                    row_len, sites_per_replica, bits, high, low,
                 )  # fmt: skip
 
 
