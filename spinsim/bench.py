@@ -2,14 +2,17 @@
 
 A :class:`BenchCase` knows how to build a :class:`Workload` for an engine on
 a device; :func:`time_workload` times any workload the same way (a warm-up
-step, then the median of several repeats, each long enough to time). Adding
-a benchmark (say CPM copy attempts or a relaxed differentiable sweep) means
-registering a case with its own ``build``, ``step_unit`` and
-``update_unit``; the timing, table and file code stay as they are.
+step, then the median of several repeats, each long enough to time). Three
+kinds are registered: Ising and Potts sweeps (reference: the torch engine;
+fast: numba or triton), cellular Potts MCS (reference: ``cpm_parallel`` in
+torch; fast: the compiled ``cpm_sequential``) and one relaxed Metropolis
+sweep forward and backward (reference: the paper's Algorithm 2 written out;
+fast: spinsim's sampler). Adding one means registering a case with its own
+``build``, ``step_unit`` and ``update_unit``.
 
-Figures: ``steps/s`` (sweeps/s for spin models) and ``updates/ns`` (spin-flip
-attempts per nanosecond, ``sweeps x sites x replicas / ns``), and for every
-non-reference engine its ratio to the reference measured in the same run.
+Figures: ``steps/s`` (sweeps or MCS per second) and ``updates/ns`` (spin-flip
+or copy attempts per nanosecond, ``steps x sites x replicas / ns``), and for
+every non-reference engine its ratio to the reference measured in the same run.
 """
 
 from __future__ import annotations
@@ -110,6 +113,67 @@ spin_case("ising-triangular-1536-b1", "ising", "triangular", 1536, 1, 3.641)
 spin_case("ising-square-2560-b1-heat-bath", "ising", "square", 2560, 1, ISING_TC, sampler="heat_bath")
 
 
+def cpm_case(
+    name: str, overrides: list[str], what: str, warmup: int = 100, default: bool = False
+) -> BenchCase:
+    """Register a cellular Potts case: ``reference`` is ``cpm_parallel`` (torch, on the
+    device), ``fast`` is ``cpm_sequential`` (numba, CPU). One step is one MCS of the
+    batch; updates are copy attempts. ``warmup`` MCS first move the cells away from
+    their initial layout (single sites grow into cells), so the timing sees a tissue."""
+
+    def build(kind: str, device: torch.device, threads: int) -> Workload:
+        from spinsim.cpm_timing import cpm_run
+
+        sampler = "cpm_parallel" if kind == "reference" else "cpm_sequential"
+        extra = [f"sampler={sampler}", f"device.threads={threads or 0}"]
+        if sampler == "cpm_parallel":
+            extra.append(f"device={device.type}")
+        run = cpm_run([*overrides, *extra])
+        engine = run.setup.engine
+        engine.advance(warmup if sampler == "cpm_sequential" else max(1, warmup // 10))
+        run.sync()
+        used = len(engine.ranges) if hasattr(engine, "ranges") else torch.get_num_threads()
+        return Workload(sampler, engine.advance, run.lattice.n_sites * run.n_replicas, used, run.sync)
+
+    return register(BenchCase(name, what, build, step_unit="MCS", update_unit="attempts"), default=default)
+
+
+def relaxed_case(name: str, size: int, batch: int, default: bool = False) -> BenchCase:
+    """Register one relaxed Metropolis sweep forward and backward (``spinsim optimize``'s
+    inner step): ``reference`` is the paper's Algorithm 2 written out in torch, ``fast``
+    spinsim's :class:`~spinsim.samplers.RelaxedMetropolis`, on the same inputs."""
+    what = f"relaxed sweep + backward, ising square {size}x{size} gaussian J, batch {batch}"
+
+    def build(kind: str, device: torch.device, threads: int) -> Workload:
+        from spinsim.bench_relaxed import cases
+
+        sweep = cases(size, batch, device)["algorithm2" if kind == "reference" else "spinsim"]
+
+        def step(n: int) -> None:
+            for _ in range(n):
+                sweep()
+
+        engine = "algorithm2" if kind == "reference" else "relaxed"
+        return Workload(engine, step, size * size * batch, torch.get_num_threads(), _sync(device))
+
+    return register(BenchCase(name, what, build), default=default)
+
+
+cpm_case(
+    "cpm-sorting-gg-200",
+    ["experiment=cell_sorting_gg", "lattice.size=200", "model.cells=[50,50]", "batch=2"],
+    "cell sorting (Graner-Glazier), 200x200, 100 cells, batch 2",
+    default=True,
+)
+cpm_case(
+    "cpm-sorting-b",
+    ["experiment=cell_sorting_b", "batch=2"],
+    "cell sorting (Neural CPM scenario b), 100x100, 50 cells, batch 2",
+    default=True,
+)
+relaxed_case("relaxed-square-64-b16", 64, 16, default=True)
+
+
 @dataclass
 class Timing:
     seconds_per_step: float  # median over the repeats
@@ -155,6 +219,7 @@ def run_case(
     """Time each engine kind of ``case``; rows of the results table."""
     rows = []
     reference_rate = None
+    torch_threads = torch.get_num_threads()  # a case may change them (the CPM runs torch on 1)
     for kind in [k for k in case.engines if k in engines]:
         work = case.build(kind, device, threads)
         n_repeats = reference_repeats if kind == "reference" else repeats
@@ -180,4 +245,5 @@ def run_case(
             }
         )
         del work
+        torch.set_num_threads(torch_threads)
     return rows

@@ -344,11 +344,15 @@ def register() -> None:
 
 
 def compose(command: str, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/<command>.yaml`` with overrides, as the command line does."""
+    """Compose ``conf/<command>.yaml`` with overrides, as the command line does
+    (also from inside a running spinsim command, whose Hydra already searches ``conf/``)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
 
     register()
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name=command, overrides=list(overrides))
     with initialize_config_module(config_module="spinsim.conf", version_base="1.3"):
         return hydra_compose(config_name=command, overrides=list(overrides))
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
 from spinsim import build
 from spinsim.commands.simulate import cpm_setup
+from spinsim.lattice import Lattice
 
 # (name, overrides): the cases of `spinsim bench`, each timed with both samplers.
 CPM_CASES: list[tuple[str, list[str]]] = [
@@ -50,6 +52,32 @@ class CPMTiming:
         return asdict(self)
 
 
+@dataclass
+class CPMRun:
+    """A cellular Potts run set up as ``spinsim simulate`` would, ready to advance."""
+
+    setup: Any  # spinsim.commands.simulate.Setup
+    lattice: Lattice
+    n_replicas: int
+
+    def sync(self) -> None:
+        """Wait for queued GPU work (timing)."""
+        if self.setup.device.type == "cuda":
+            torch.cuda.synchronize(self.setup.device)
+
+
+def cpm_run(overrides: list[str]) -> CPMRun:
+    """Build the CPM run that ``spinsim simulate`` overrides describe (model, layout, sampler, engine)."""
+    from spinsim.config import compose
+
+    cfg = compose("simulate", ["progress=false", *overrides])
+    temps = build.temperatures(cfg.temperature)
+    batch = build.at_least("batch", cfg.batch, 1)
+    lattice = build.lattice(cfg.lattice, colourable=False)
+    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
+    return CPMRun(cpm_setup(cfg, lattice, temps, batch, replica_T), lattice, len(replica_T))
+
+
 def time_cpm(
     overrides: list[str],
     sweeps: int = 100,
@@ -62,38 +90,26 @@ def time_cpm(
     ``warmup`` MCS run first (not timed). Wall-clock seconds are the median of
     ``repeats``; on the GPU each repeat ends with a synchronisation.
     """
-    from spinsim.config import compose
-
-    cfg = compose("simulate", ["progress=false", *overrides])
-    temps = build.temperatures(cfg.temperature)
-    batch = build.at_least("batch", cfg.batch, 1)
-    lattice = build.lattice(cfg.lattice, colourable=False)
-    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
-    setup = cpm_setup(cfg, lattice, temps, batch, replica_T)
-    engine = setup.engine
-
-    def sync() -> None:
-        if setup.device.type == "cuda":
-            torch.cuda.synchronize(setup.device)
-
+    run = cpm_run(overrides)
+    setup, engine = run.setup, run.setup.engine
     engine.advance(warmup)
-    sync()
+    run.sync()
     runs = []
     for _ in range(repeats):
         start, cpu = time.perf_counter(), time.process_time()
         engine.advance(sweeps)
-        sync()
+        run.sync()
         runs.append((time.perf_counter() - start, time.process_time() - cpu))
     seconds, cpu_seconds = sorted(runs)[len(runs) // 2]
     if hasattr(engine, "close"):
         engine.close()
-    attempts = sweeps * lattice.n_sites * len(replica_T)
+    attempts = sweeps * run.lattice.n_sites * run.n_replicas
     return CPMTiming(
         case=case,
         sampler=setup.sampler_name,
         device=setup.device_description or build.describe_device(setup.device),
-        lattice=list(lattice.shape),
-        batch=len(replica_T),
+        lattice=list(run.lattice.shape),
+        batch=run.n_replicas,
         cells=setup.model.n_cells,
         sweeps=sweeps,
         seconds=seconds,

@@ -13,7 +13,8 @@ from spinsim.errors import ConfigError
 def test_default_cases_are_the_papers_table():
     assert bench.DEFAULT_CASES == [
         "ising-square-640-b1", "ising-square-640-b16", "ising-square-2560-b1", "ising-square-2560-b16",
-        "potts3-square-2560-b1", "ising-cubic-128-b1",
+        "potts3-square-2560-b1", "ising-cubic-128-b1", "cpm-sorting-gg-200", "cpm-sorting-b",
+        "relaxed-square-64-b16",
     ]  # fmt: skip
     assert case_names("all") == list(bench.CASES)
     with pytest.raises(ConfigError, match="^cases=nope: no such case"):
@@ -43,6 +44,21 @@ def test_bench_command_writes_results(tmp_path):
     assert rows[1]["ratio"] > 1 and rows[0]["updates_per_ns"] > 0
     assert data["machine"]["cores"] >= 1 and "cpu" in data["machine"]
     assert "ising-square-64-b1" in out.stdout and "flips/ns" in out.stdout
+
+
+def test_bench_times_cellular_potts_and_relaxed_cases(tmp_path):
+    out = spinsim_cli("bench", "cases=[cpm-sorting-b,relaxed-square-64-b16]", "repeats=1",
+                      "reference_repeats=1", "min_seconds=0", "device=cpu", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(next((tmp_path / "outputs").glob("*/*/bench.json")).read_text())["results"]
+    assert [(r["case"], r["engine"]) for r in rows] == [
+        ("cpm-sorting-b", "cpm_parallel"), ("cpm-sorting-b", "cpm_sequential"),
+        ("relaxed-square-64-b16", "algorithm2"), ("relaxed-square-64-b16", "relaxed"),
+    ]  # fmt: skip
+    assert rows[0]["update_unit"] == "attempts" and rows[0]["step_unit"] == "MCS"
+    assert rows[1]["ratio"] > 5  # the compiled sequential kernel, on a CPU, against torch
+    assert all(r["updates_per_ns"] > 0 for r in rows)
+    assert "MCS/s" in out.stdout and "attempts/ns" in out.stdout
 
 
 def test_bench_rejects_unknown_case(tmp_path):

@@ -96,16 +96,16 @@ def describe_machine(device: torch.device) -> dict:
 def results_table(rows: list[dict], machine: dict) -> Table:
     title = f"spinsim bench on {machine['device']}, CPU: {machine['cpu']} ({machine['cores']} cores)"
     table = Table(title=title)
-    for name in ("case", "engine", "threads", "sweeps/s", "flips/ns", "x reference"):
+    for name in ("case", "engine", "threads", "steps/s", "updates/ns", "x reference"):
         table.add_column(name, justify="left" if name in ("case", "engine") else "right", no_wrap=True)
     for row in rows:
         table.add_row(
             row["case"],
             row["engine"],
             str(row["threads"]),
-            f"{row['steps_per_s']:.4g}",
-            f"{row['updates_per_ns']:.4g}",
-            "" if row["ratio"] is None else f"{row['ratio']:.0f}x",
+            f"{row['steps_per_s']:.4g} {row['step_unit']}/s",
+            f"{row['updates_per_ns']:.4g} {row['update_unit']}/ns",
+            "" if row["ratio"] is None else f"{row['ratio']:.3g}x",
         )
     return table
 

@@ -86,9 +86,7 @@ def ising_tables(
     )  # fmt: skip
 
 
-def potts_tables(
-    z: int, J: float, h: float, betas: np.ndarray, bits: int
-) -> tuple[np.ndarray, np.ndarray]:
+def potts_tables(z: int, J: float, h: float, betas: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """``high, low`` ``[B, (2z + 1) * 3]`` indexed by ``(n_new - n_old + z) * 3 + field + 1``.
 
     With ``n = 64 - max(bits, 0)`` (``bits``: :func:`proposal_bits`), the
