@@ -4,7 +4,8 @@ A *painter* turns one stored lattice (``[*shape]`` integers, as in
 ``/snapshots/value``) into RGB pixels, ``scale`` pixels per site. Which
 painter draws a run depends on its model (``/parameters`` attr ``model``):
 Ising spins in two colours (s = -1 dark, s = +1 light), Potts spins in q
-colours (matplotlib's ``tab10`` for q <= 10, else evenly spaced on ``turbo``).
+colours (matplotlib's ``tab10`` for q <= 10, else evenly spaced on ``turbo``),
+cellular Potts cells coloured by type with their borders drawn.
 
 Lattices are drawn as their arrays: row i, column j is site (i, j); the
 triangular (sheared) and honeycomb (brick wall) lattices therefore appear as
@@ -65,6 +66,56 @@ def potts_colours(q: int) -> np.ndarray:
     return (rgb * 255).round().astype(np.uint8)
 
 
+MEDIUM_COLOUR = (250, 250, 250)
+
+
+def border_colours(rgb: np.ndarray) -> np.ndarray:
+    """A cell border on a site of colour ``rgb [n, 3]``: darker on light cells, lighter on dark ones."""
+    rgb = rgb.astype(np.float64)
+    light = (rgb @ np.array([0.299, 0.587, 0.114])) > 110
+    out = np.where(light[:, None], rgb * 0.45, rgb + (255 - rgb) * 0.55)
+    return out.round().astype(np.uint8)
+
+
+@dataclass
+class CellPainter:
+    """Cellular Potts lattices: each site in the colour of its cell's type
+    (``cell_type[id]``; :func:`cell_type_colours`), and a
+    one-pixel border (:func:`border_colours`) wherever a site's right or lower neighbour holds another id."""
+
+    cell_type: np.ndarray  # [n_ids] type of every cell id, id 0 the medium
+    colours: np.ndarray  # [n_types, 3] uint8
+
+    def __call__(self, frame: np.ndarray, scale: int) -> np.ndarray:
+        ids = upscale(as_plane(frame)[..., None], scale)[..., 0]
+        types = self.cell_type[np.clip(ids, 0, len(self.cell_type) - 1)]
+        rgb = self.colours[types]
+        border = np.zeros(ids.shape, dtype=bool)
+        border[:, :-1] |= ids[:, :-1] != ids[:, 1:]
+        border[:-1, :] |= ids[:-1, :] != ids[1:, :]
+        rgb[border] = border_colours(rgb[border])
+        return rgb
+
+
+# The first two cell types light and dark (Graner-Glazier's "light" and "dark" cells), then tab10.
+FIRST_CELL_COLOURS = [(240, 200, 90), (45, 70, 140)]
+
+
+def cell_type_colours(n_types: int) -> np.ndarray:
+    """``[n_types, 3]``: the medium near white, cell types light amber, dark blue, then ``tab10``."""
+    more = [tuple(c) for c in potts_colours(10)[[2, 3, 4, 5, 6, 8, 9]]] if n_types > 3 else []
+    colours = [MEDIUM_COLOUR, *FIRST_CELL_COLOURS, *more]
+    if n_types > len(colours):  # many types: evenly spaced on turbo
+        colours = [MEDIUM_COLOUR, *map(tuple, potts_colours(n_types - 1))]
+    return np.array(colours[:n_types], dtype=np.uint8)
+
+
+def _cpm(run: Run) -> CellPainter:
+    cell_type = np.asarray(run.parameters["cell_type"], dtype=np.int64)
+    n_types = len(run.parameters.get("type_names", [])) or int(cell_type.max()) + 1
+    return CellPainter(cell_type, cell_type_colours(n_types))
+
+
 def _ising(run: Run) -> SpinPainter:
     return SpinPainter(np.array([-1, 1]), ISING_COLOURS)
 
@@ -75,10 +126,14 @@ def _potts(run: Run) -> SpinPainter:
 
 
 # Painters by model name (``/parameters`` attr ``model``).
-PAINTERS: dict[str, Callable[[Run], SpinPainter]] = {"ising": _ising, "potts": _potts}
+PAINTERS: dict[str, Callable[[Run], SpinPainter | CellPainter]] = {
+    "ising": _ising,
+    "potts": _potts,
+    "cpm": _cpm,
+}
 
 
-def painter_for(run: Run) -> SpinPainter:
+def painter_for(run: Run) -> SpinPainter | CellPainter:
     """The painter of the run's model; KeyError for a model without one."""
     return PAINTERS[run.parameters["model"]](run)
 
@@ -134,7 +189,7 @@ def snapshot_grid(
     steps: Sequence[int],
     replicas: Sequence[int],
     temperatures: Sequence[float],
-    painter: SpinPainter,
+    painter: SpinPainter | CellPainter,
     scale: int,
 ) -> Image.Image:
     """``snapshots [len(steps), len(replicas), *shape]`` as one image: a row per
@@ -159,7 +214,7 @@ def animation_frames(
     steps: Sequence[int],
     replicas: Sequence[int],
     temperatures: Sequence[float],
-    painter: SpinPainter,
+    painter: SpinPainter | CellPainter,
     scale: int,
 ) -> list[Image.Image]:
     """One frame per step: the replicas side by side under the step and their temperatures.

@@ -133,7 +133,11 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys):
     ising = str(runs["ising"])
     (tmp_path / "text.h5").write_text("not HDF5")
     h5py.File(tmp_path / "other.h5", "w").close()
-    cpm = tmp_path / "cpm.h5"
+    xy = tmp_path / "xy.h5"
+    shutil.copy(ising, xy)
+    with h5py.File(xy, "r+") as f:
+        f["parameters"].attrs["model"] = "xy"
+    cpm = tmp_path / "cpm.h5"  # a cellular Potts run without its table of cell types
     shutil.copy(ising, cpm)
     with h5py.File(cpm, "r+") as f:
         f["parameters"].attrs["model"] = "cpm"
@@ -143,7 +147,8 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys):
         ((str(tmp_path),), f"path={tmp_path}: is a folder; give a run file (.h5)"),
         ((str(tmp_path / "text.h5"),), f"path={tmp_path / 'text.h5'}: not an HDF5 file, so not a spinsim run file"),  # noqa: E501
         ((str(tmp_path / "other.h5"),), f"path={tmp_path / 'other.h5'}: not a spinsim run file (no /parameters group)"),  # noqa: E501
-        ((str(cpm),), f"path={cpm}: drawing cpm runs is not supported; supported models: ising, potts"),
+        ((str(xy),), f"path={xy}: drawing xy runs is not supported; supported models: ising, potts, cpm"),
+        ((str(cpm),), f"path={cpm}: a cpm run file without /parameters/cell_type; cannot colour its cells"),
         ((ising, "replicas=[0,4]"), "replicas=[0,4]: give replica indices from 0 to 3 (an index or a list)"),
         ((ising, "steps=[20,30]"), "steps=[20,30]: give steps with a stored snapshot: 20 to 80 every 20"),
         ((ising, "fps=0"), "fps=0.0: must be a number of frames per second in (0, 50]"),
@@ -174,3 +179,24 @@ def test_help_shows_usage_and_keys(capsys):
     assert "Config groups (group=option) ==\n  (none)" in out
     for key in ("path", "replicas", "steps", "columns", "fps", "scale", "output"):
         assert f"\n  {key} " in out
+
+
+def test_cellular_potts_cells_by_type_with_borders(tmp_path):
+    """A CPM run: every site in its cell type's colour, except the one-pixel borders drawn where
+    the right or lower neighbour is another cell; the boundary lengths are plotted too."""
+    path = simulate_quiet(tmp_path / "cpm.h5", "experiment=cell_sorting_gg", "lattice.size=32",
+                          "model.cells=[8,8]", "batch=1", "sweeps=40", "snapshot_every=20").path  # fmt: skip
+    result = render_run(path, "scale=4")
+    run = load(path, snapshots=True)
+    assert {f.name for f in result.files} >= {"snapshots.png", "boundary_light_dark.png", "energy.png"}
+    pixels = cell(Image.open(result.output / "snapshots.png"), (32, 32), 4, 0, 1)
+    ids = run.snapshots.value[1, 0]
+    colours = draw.cell_type_colours(3)[run.parameters["cell_type"][ids]]
+    assert len({tuple(c) for c in colours.reshape(-1, 3)}) == 3  # medium, light and dark all present
+    inner = pixels[1::4, 1::4]  # a pixel inside every site block, away from its right/lower edge
+    assert np.array_equal(inner, colours)
+    edge = pixels[1::4, 3::4]  # each site block's right edge: a border where the id changes
+    changes = np.zeros(ids.shape, dtype=bool)
+    changes[:, :-1] = ids[:, :-1] != ids[:, 1:]
+    assert np.array_equal(np.any(edge != colours, axis=-1), changes)
+    assert changes.any() and not changes.all()

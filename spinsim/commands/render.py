@@ -62,7 +62,14 @@ def run(cfg: DictConfig) -> RenderResult:
     T = r.temperature[replicas]
 
     if len(stored):
-        painter = render.painter_for(r)
+        try:
+            painter = render.painter_for(r)
+        except KeyError as missing:
+            raise ConfigError(
+                "path",
+                str(cfg.path),
+                f"a {model} run file without /parameters/{missing.args[0]}; cannot colour its cells",
+            ) from None
         shape = tuple(int(s) for s in r.parameters["lattice_shape"])
         scale = scale or render.auto_scale(shape)
         wanted = sorted(set(grid_index) | set(gif_index))
