@@ -150,8 +150,9 @@ def test_fast_engine_agrees_with_reference(case):
 @pytest.mark.parametrize(
     "model",
     [ising(Lattice("square", [64, 12])), ising(Lattice("cubic", [6, 4, 4], "open"), h=0.1),
-     potts(Lattice("triangular", [9, 6]))],
-    ids=["ising square", "ising cubic open", "potts triangular"],
+     potts(Lattice("triangular", [9, 6])), ising(Lattice("chain", 256)), potts(Lattice("chain", 64), q=2)],
+    ids=["ising square", "ising cubic open", "potts triangular", "ising ring (ties at 1/2)",
+         "potts q=2 ring (ties at 1/2)"],
 )  # fmt: skip
 def test_same_states_with_one_and_two_threads(model):
     states = []

@@ -20,7 +20,9 @@ from conftest import REPO
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 
 # Exact averages against a sample drawn by the Triton kernels: every kernel branch (Ising
-# Metropolis, heat bath with a field on an open chain, Potts on the triangular lattice).
+# Metropolis, heat bath with a field on an open chain, Potts on the triangular lattice), and
+# Metropolis on the periodic chain, whose ties are accepted with probability 1/2 (Ising, Potts q = 2).
+# SWEEPS is a power of two: binning's blocks are then whole replicas, independent of each other.
 SCRIPT = r"""
 import json, sys, torch, numpy as np
 from spinsim.analysis import binning
@@ -32,20 +34,25 @@ from spinsim.observables import measure
 from spinsim.samplers import HeatBath, Metropolis
 
 square, chain, triangular = Lattice("square", 4), Lattice("chain", 8, "open"), Lattice("triangular", 3)
-cases = {
-    "ising square 4x4 metropolis": (IsingModel(square, Couplings.build(square)), Metropolis(), 2.269),
+ring = Lattice("chain", 8)
+cases = {  # model, sampler, temperature, thermalisation sweeps
+    "ising square 4x4 metropolis": (IsingModel(square, Couplings.build(square)), Metropolis(), 2.269, 20),
     "ising open chain heat bath, field": (
-        IsingModel(chain, Couplings.build(chain), field=0.2), HeatBath(), 1.2
+        IsingModel(chain, Couplings.build(chain), field=0.2), HeatBath(), 1.2, 20
     ),
-    "potts q=3 triangular 3x3": (PottsModel(triangular, Couplings.build(triangular), q=3), Metropolis(), 1.5),
+    "potts q=3 triangular 3x3": (
+        PottsModel(triangular, Couplings.build(triangular), q=3), Metropolis(), 1.5, 20
+    ),
+    "ising ring of 8 metropolis": (IsingModel(ring, Couplings.build(ring)), Metropolis(), 1.5, 200),
+    "potts q=2 ring of 8": (PottsModel(ring, Couplings.build(ring), q=2), Metropolis(), 0.75, 200),
 }
 out = {}
-for name, (model, sampler, T) in cases.items():
+for name, (model, sampler, T, thermalize) in cases.items():
     g = torch.Generator().manual_seed(1)
     replicas = 4096
     state = model.random_state(replicas, g)
     engine = TritonEngine(model, sampler, state, torch.full((replicas,), T), seed=7, block=1 << 16)
-    engine.advance(20)
+    engine.advance(thermalize)
     e, m = [], []
     for _ in range(SWEEPS):
         engine.advance(1)
@@ -60,7 +67,7 @@ print(json.dumps(out))
 
 def test_triton_kernels_match_enumeration_in_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
-    script = SCRIPT.replace("SWEEPS", "60")
+    script = SCRIPT.replace("SWEEPS", "64")
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]

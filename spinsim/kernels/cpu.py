@@ -28,6 +28,7 @@ from spinsim.kernels.potts_cpu import potts_sums, proposal_bits, sweep_potts
 from spinsim.kernels.support import unsupported
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
+from spinsim.samplers.metropolis import tie_acceptance
 
 
 def _fixed_point(p: float) -> tuple[int, int]:
@@ -38,14 +39,21 @@ def _fixed_point(p: float) -> tuple[int, int]:
     return (2, t) if t > 0 else (0, 0)
 
 
+def metropolis_probability(dE: float, beta: float, tie: float) -> float:
+    """``min(1, exp(-beta dE))``, and ``tie`` where dE = 0 (:func:`tie_acceptance`)."""
+    if dE == 0:
+        return tie
+    return 1.0 if dE < 0 else math.exp(-beta * dE)
+
+
 def ising_tables(
-    z: int, J: float, h: float, betas: np.ndarray, heat_bath: bool, periodic: bool
+    z: int, J: float, h: float, betas: np.ndarray, heat_bath: bool, periodic: bool, tie: float = 1.0
 ) -> dict[str, np.ndarray]:
     """Per-replica class tables for :func:`sweep_ising` (see its module docstring).
 
     Class ``c = V + (2z + 1) s`` with ``V = 2 n_x + n_miss`` and ``s`` the
     spin bit (only with a field, under Metropolis). ``cls_bits[c]`` is V with
-    s in bit ``N_PLANES``.
+    s in bit ``N_PLANES``. ``tie``: Metropolis's acceptance of ``dE = 0``.
     """
     use_spin = (not heat_bath) and h != 0.0
     n_v = 2 * z + 1
@@ -71,7 +79,7 @@ def ising_tables(
                 p = 0.0 if x > 700 else 1.0 / (1.0 + math.exp(x))
             else:
                 dE = 2.0 * J * v + (2.0 * h * (2 * s - 1) if use_spin else 0.0)
-                p = 1.0 if dE <= 0 else math.exp(-beta * dE)
+                p = metropolis_probability(dE, beta, tie)
             kind, t = _fixed_point(p)
             if kind == 2:
                 cls_cmp[b, n_cmp[b]] = c
@@ -86,11 +94,13 @@ def ising_tables(
     )  # fmt: skip
 
 
-def potts_tables(z: int, J: float, h: float, betas: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def potts_tables(
+    z: int, J: float, h: float, betas: np.ndarray, bits: int, tie: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """``high, low`` ``[B, (2z + 1) * 3]`` indexed by ``(n_new - n_old + z) * 3 + field + 1``.
 
     With ``n = 64 - max(bits, 0)`` (``bits``: :func:`proposal_bits`), the
-    acceptance probability ``p = min(1, exp(-beta dE))`` as ``t = floor(p 2^n)``
+    acceptance probability ``p = min(1, exp(-beta dE))`` (``tie`` where dE = 0) as ``t = floor(p 2^n)``
     split into its top ``n - 32`` bits ``high`` (uint32) and its low 32 bits
     ``low``: a uniform n-bit number is below t when its top bits are below
     ``high``, or equal to them and its low word below ``low``. ``p = 1`` is
@@ -104,7 +114,7 @@ def potts_tables(z: int, J: float, h: float, betas: np.ndarray, bits: int) -> tu
         for gain in range(-z, z + 1):
             for field in (-1, 0, 1):
                 dE = -J * gain - h * field
-                p = 1.0 if dE <= 0 else math.exp(-beta * dE)
+                p = metropolis_probability(dE, beta, tie)
                 k = (gain + z) * 3 + field + 1
                 kind, t = _fixed_point(p)
                 t >>= 64 - n
@@ -163,10 +173,11 @@ class CPUEngine:
             raise ValueError(f"{len(betas)} temperatures for {self.batch} replicas")
         z = len(self.lattice.neighbour_offsets)
         J, h = float(self.model.couplings.uniform), float(self.model.field)
+        tie = tie_acceptance(self.model)
         if self.is_ising:
-            self.tables = ising_tables(z, J, h, betas, self.heat_bath, self.lattice.periodic)
+            self.tables = ising_tables(z, J, h, betas, self.heat_bath, self.lattice.periodic, tie)
         else:
-            self.tables = potts_tables(z, J, h, betas, proposal_bits(self.model.q))
+            self.tables = potts_tables(z, J, h, betas, proposal_bits(self.model.q), tie)
 
     @property
     def state(self) -> torch.Tensor:

@@ -10,7 +10,8 @@ Random numbers: Philox4x32-10 (``triton.language.random.philox``, the
 generator behind ``tl.rand``), keyed by the seed, counter
 ``(site, colour, sweep)``, so results do not depend on the launch shape. The
 acceptance compares a uniform float32 with ``exp(-beta dE)`` in float32, the
-precision of the torch reference; Potts proposals take ``umulhi(r, q - 1)``
+precision of the torch reference (``dE = 0`` is accepted with the probability
+``tie``: :func:`spinsim.samplers.metropolis.tie_acceptance`); Potts proposals take ``umulhi(r, q - 1)``
 of a 32-bit word (bias below ``q / 2^32``).
 
 Supported: what :func:`spinsim.kernels.support.unsupported` allows. Set
@@ -28,6 +29,7 @@ from triton.language.random import philox, uint_to_uniform_float
 from spinsim.kernels.support import unsupported
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
+from spinsim.samplers.metropolis import tie_acceptance
 
 BLOCK = 1024
 GEOMETRY = {"chain": 0, "square": 1, "triangular": 2, "cubic": 3}
@@ -53,11 +55,14 @@ def _neighbour(spins, base, i0, i1, i2, d0: tl.constexpr, d1: tl.constexpr, d2: 
 
 @triton.jit
 def _sweep_colour(
-    spins, beta, n_total, L0, L1, L2, colour, seed, sweep_lo, sweep_hi, J, h,
+    spins, beta, n_total, L0, L1, L2, colour, seed, sweep_lo, sweep_hi, J, h, tie,
     GEOM: tl.constexpr, N_COLORS: tl.constexpr, PERIODIC: tl.constexpr, Q: tl.constexpr,
     HEAT_BATH: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """Update the sites of one colour. Q = 0: Ising (spins +-1), else Potts (spins 0..Q-1)."""
+    """Update the sites of one colour. Q = 0: Ising (spins +-1), else Potts (spins 0..Q-1).
+
+    Metropolis accepts with probability ``exp(-beta dE)`` (capped by u < 1), ``tie`` where dE = 0.
+    """
     pid = tl.program_id(0)
     idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     N = L0 * L1 * L2
@@ -111,7 +116,8 @@ def _sweep_colour(
             new = tl.where(u < p_up, 1, -1)
         else:
             dE = 2.0 * s.to(tl.float32) * local
-            new = tl.where(u < tl.exp(-bt * dE), -s, s)
+            p = tl.where(dE == 0.0, tie, tl.exp(-bt * dE))
+            new = tl.where(u < p, -s, s)
     else:  # Potts: propose one of the Q - 1 other states, count equal neighbours
         shift = 1 + tl.math.umulhi(r1, Q - 1).to(tl.int32)
         new = (s + shift) % Q
@@ -122,7 +128,8 @@ def _sweep_colour(
             gain += present * ((value == new).to(tl.int32) - (value == s).to(tl.int32))
         field = (new == 0).to(tl.float32) - (s == 0).to(tl.float32)
         dE = -J * gain.to(tl.float32) - h * field
-        new = tl.where(u < tl.exp(-bt * dE), new, s)
+        p = tl.where(dE == 0.0, tie, tl.exp(-bt * dE))
+        new = tl.where(u < p, new, s)
     tl.store(spins + idx, new.to(tl.int8), mask=mask & (new != s))
 
 
@@ -159,6 +166,7 @@ class TritonEngine:
         self.batch = state.shape[0]
         shape = tuple(self.lattice.shape) + (1,) * (3 - self.lattice.dim)
         self.dims = shape
+        self.tie = tie_acceptance(model)  # Metropolis's acceptance of dE = 0
         self.beta = (1.0 / temperature.to(torch.float64)).to(torch.float32).to(state.device).contiguous()
         self.state = state
 
@@ -180,7 +188,7 @@ class TritonEngine:
             for colour in range(self.lattice.n_colors):
                 _sweep_colour[grid](
                     self.spins, self.beta, n_total, *self.dims, colour, self.seed,
-                    sweep & 0xFFFFFFFF, sweep >> 32, J, h,
+                    sweep & 0xFFFFFFFF, sweep >> 32, J, h, self.tie,
                     GEOM=GEOMETRY[self.lattice.name], N_COLORS=self.lattice.n_colors,
                     PERIODIC=self.lattice.periodic, Q=0 if self.is_ising else self.model.q,
                     HEAT_BATH=self.heat_bath, BLOCK=self.block,

@@ -10,7 +10,8 @@ Spins are bits (1: s = +1, 0: s = -1) in the slab layout of
    (heat bath): it fixes the energy change, with the spin's own bit when
    there is a field;
 2. sorts the lanes into *classes* (V, spin) whose probability
-   ``p = min(1, exp(-beta dE))`` (Metropolis: flip) or
+   ``p = min(1, exp(-beta dE))`` (Metropolis: flip; 1/2 for ``dE = 0`` on the
+   periodic chain, :func:`spinsim.samplers.metropolis.tie_acceptance`) or
    ``1 / (1 + exp(-2 beta (J v + h)))`` (heat bath: up) comes from a
    per-replica table: ``p = 1`` lanes are accepted, ``p = 0`` rejected;
 3. draws a Bernoulli(p) bit for each remaining lane *exactly*, by comparing

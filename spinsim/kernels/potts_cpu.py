@@ -7,8 +7,10 @@ is the site in row ``nb_row[r, n]``, column ``j + nb_col[n]``.
 Per site of the colour being updated: propose one of the other ``q - 1``
 states uniformly, count the present neighbours equal to the old (``n_old``)
 and the proposed state (``n_new``), and accept with probability
-``min(1, exp(-beta dE))``, ``dE = -J (n_new - n_old) - h (δ(new, 0) - δ(old, 0))``,
-from a per-replica table indexed by ``(n_new - n_old + z, δ(new,0) - δ(old,0) + 1)``.
+``min(1, exp(-beta dE))``, ``dE = -J (n_new - n_old) - h (δ(new, 0) - δ(old, 0))``
+(1/2 for ``dE = 0`` with q = 2 on the periodic chain:
+:func:`spinsim.samplers.metropolis.tie_acceptance`), from a per-replica table
+indexed by ``(n_new - n_old + z, δ(new,0) - δ(old,0) + 1)``.
 
 Random numbers: Philox4x32-10 draws counted by ``(row, draw | colour << 27,
 sweep)`` with the seed as key, drawn for a whole row in one loop before

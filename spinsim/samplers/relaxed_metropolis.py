@@ -61,7 +61,7 @@ import torch
 from spinsim.errors import ConfigError
 from spinsim.models import IsingModel, PottsModel
 from spinsim.models.base import SpinModel
-from spinsim.samplers.metropolis import Metropolis
+from spinsim.samplers.metropolis import Metropolis, acceptance, tie_acceptance
 
 MAX_EXPONENT = 30.0
 DISCRETIZE = ("step", "straight_through", "every_sweep")
@@ -156,6 +156,7 @@ class RelaxedMetropolis:
         if not potts:
             _check_model(model)
         every_sweep = self.discretization == "every_sweep"
+        tie = tie_acceptance(model)  # every_sweep decides as Metropolis does
         if every_sweep and not (torch.is_grad_enabled() and state.requires_grad or _needs_grad(model)):
             return self._metropolis_sweep(model, state, beta, generator)
         for on in model.lattice.color_masks(state.device):
@@ -173,7 +174,7 @@ class RelaxedMetropolis:
             q = relaxed_acceptance(dE, beta, r, self.alpha) * on.to(state.dtype)
             mixed = state + q * (moved - state)
             if every_sweep:  # Metropolis's own decision forward, the relaxed update backward
-                accept = on & (r < torch.exp(-beta * dE))
+                accept = on & (r < acceptance(dE, beta, tie))
                 mixed = straight_through(torch.where(accept, moved, state), mixed)
             state = mixed
         return state
