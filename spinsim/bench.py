@@ -174,6 +174,11 @@ cpm_case(
 relaxed_case("relaxed-square-64-b16", 64, 16, default=True)
 
 
+# Pause after each timed engine: torch's OpenMP threads keep spinning for a while
+# after parallel work and would otherwise steal the cores from the next engine timed.
+SETTLE_SECONDS = 1.0
+
+
 @dataclass
 class Timing:
     seconds_per_step: float  # median over the repeats
@@ -246,4 +251,5 @@ def run_case(
         )
         del work
         torch.set_num_threads(torch_threads)
+        time.sleep(SETTLE_SECONDS)
     return rows
