@@ -83,7 +83,7 @@ COMMANDS = {
         ),
         Command(
             "bench",
-            "time the fast engines against the torch reference (flips/ns, sweeps/s)",
+            "time the fast engines against their references (flips/ns, sweeps/s, MCS/s)",
             examples=("spinsim bench cases=[ising-square-2560-b1] device.threads=2",),
         ),
     )

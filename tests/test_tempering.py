@@ -147,3 +147,12 @@ def test_exchange_every_needs_two_temperatures(tmp_path):
     with pytest.raises(ConfigError) as info:
         run_quiet(["temperature=[1.0,2.0]", "exchange_every=-1"], tmp_path, "y.h5")
     assert str(info.value) == "exchange_every=-1: must be an integer >= 0"
+
+
+def test_exchange_every_is_for_spin_models(tmp_path):
+    overrides = ["model=cpm", "lattice.size=16", "model.cells=[2,2]", "temperature=[4,8]"]
+    with pytest.raises(ConfigError) as info:
+        run_quiet([*overrides, "exchange_every=2"], tmp_path, "cpm.h5")
+    expected = "exchange_every=2: 0 with model=cpm (parallel tempering runs Ising and Potts models)"
+    assert str(info.value) == expected
+    assert not (tmp_path / "cpm.h5").exists()

@@ -226,7 +226,9 @@ def run(cfg: DictConfig) -> SimulationResult:
     if exchange_every:
         if model_name == "cpm":
             raise ConfigError(
-                "exchange_every", exchange_every, "0: parallel tempering runs Ising and Potts models"
+                "exchange_every",
+                exchange_every,
+                "0 with model=cpm (parallel tempering runs Ising and Potts models)",
             )
         engine = ParallelTempering(
             engine,
