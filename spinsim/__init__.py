@@ -8,7 +8,7 @@ The public API is small and explicit::
 __version__ = "0.1.0"
 
 from spinsim.errors import ConfigError
-from spinsim.io import load
+from spinsim.io.runfile import load
 from spinsim.lattice import Lattice
 from spinsim.models import CellularPottsModel, Couplings, IsingModel, PottsModel
 

@@ -139,9 +139,9 @@ def run_command(command: Command, args: list[str]) -> None:
 
     from spinsim.config import register
     from spinsim.errors import ConfigError
-    from spinsim.parallel import SWEEP_JOBS_ENV, sweep_jobs
+    from spinsim.run.parallel import SWEEP_JOBS_ENV, sweep_jobs
 
-    register()
+    register({c.name: (c.usage, c.examples) for c in COMMANDS.values()})
     module = importlib.import_module(command.module)
     prog = f"spinsim {command.name}"
     args = positional_override(command, args)
@@ -165,7 +165,7 @@ def run_command(command: Command, args: list[str]) -> None:
 
     # Let Hydra's exceptions reach us, so each becomes one line and exit status 2.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    # Jobs in a sweep, for the threads per job under parallel launchers (spinsim.parallel).
+    # Jobs in a sweep, for the threads per job under parallel launchers (spinsim.run.parallel).
     jobs = sweep_jobs(args)
     if jobs is not None:
         os.environ[SWEEP_JOBS_ENV] = str(jobs)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from spinsim.analysis import Estimate, binning
-from spinsim.engine import ReferenceEngine
-from spinsim.io import load
-from spinsim.observables import measure
+from spinsim.analysis.statistics import Estimate, binning
+from spinsim.engines import ReferenceEngine
+from spinsim.io.runfile import load
+from spinsim.observables.spin import measure
 
 REPO = Path(__file__).resolve().parents[1]
 

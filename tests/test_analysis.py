@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from spinsim.analysis import SUMMARY_COLUMNS, binning, block_size, jackknife, summarize
+from spinsim.analysis.statistics import SUMMARY_COLUMNS, binning, block_size, jackknife, summarize
 
 
 def ar1(rho, n, replicas, rng):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import spinsim_cli
-from spinsim import bench
+from spinsim.bench import cases as bench
 from spinsim.commands.bench import case_names
 from spinsim.errors import ConfigError
 

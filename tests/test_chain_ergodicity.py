@@ -20,13 +20,13 @@ import pytest
 import torch
 
 from conftest import within
-from spinsim.analysis import binning, block_size
-from spinsim.engine import ReferenceEngine
-from spinsim.exact import all_states, exact_averages
-from spinsim.kernels.cpu import CPUEngine
+from spinsim.analysis.statistics import binning, block_size
+from spinsim.engines import ReferenceEngine
+from spinsim.analysis.exact import all_states, exact_averages
+from spinsim.engines.cpu.engine import CPUEngine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables import measure
+from spinsim.observables.spin import measure
 from spinsim.samplers import Metropolis
 from spinsim.samplers.metropolis import acceptance, tie_acceptance
 

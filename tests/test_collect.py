@@ -14,9 +14,9 @@ import spinsim
 from conftest import simulate_quiet, spinsim_cli
 from spinsim.cli import main
 from spinsim.commands import collect
-from spinsim.io import load, read_table
-from spinsim.parallel import available_cores
-from spinsim.scaling import Curve, binder_crossings, crossing
+from spinsim.io.runfile import load, read_table
+from spinsim.run.parallel import available_cores
+from spinsim.analysis.scaling import Curve, binder_crossings, crossing
 
 TC_ISING = 2.0 / math.log(1.0 + math.sqrt(2.0))  # 2.2691853...
 

@@ -12,11 +12,11 @@ import torch
 
 import spinsim
 from conftest import interrupt_after_flushes, spinsim_cli
-from spinsim import build
+from spinsim.config import build
 from spinsim.commands import simulate
 from spinsim.commands.simulate import cpm_setup
 from spinsim.errors import ConfigError
-from spinsim.io import load
+from spinsim.io.runfile import load
 
 
 def test_experiment_writes_a_data_set_of_final_snapshots(tmp_path):

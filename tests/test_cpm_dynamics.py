@@ -9,7 +9,7 @@ import torch
 
 from conftest import within
 from cpm_exact import ExactChain
-from spinsim.analysis import binning
+from spinsim.analysis.statistics import binning
 from spinsim.lattice import Lattice
 from spinsim.models.cpm import CellularPottsModel
 from spinsim.samplers import CPMParallel, CPMSequential

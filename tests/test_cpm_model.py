@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from spinsim.cpm_observables import (
+from spinsim.observables.cpm import (
     boundary_lengths,
     component_counts,
     label_propagation_counts,
@@ -162,7 +162,7 @@ def single_copies(model, state, n=40, seed=2):
 def test_copy_energy_change_equals_energy_difference(name, size, boundary, order, terms):
     """torch (delta_energy, used by cpm_parallel) and the compiled kernel's energy change
     (used by cpm_sequential) both equal H(after) - H(before) for single copies."""
-    from spinsim.kernels.cpm import delta_at
+    from spinsim.engines.cpu.cpm import delta_at
 
     lat = lattice(name, size, boundary)
     model = make_model(lat, order, terms)
@@ -197,7 +197,7 @@ def test_delta_energy_of_many_sites_at_once_is_each_site_alone():
 
 
 def test_keep_cells_forbids_removing_a_last_site():
-    from spinsim.kernels.cpm import delta_at
+    from spinsim.engines.cpu.cpm import delta_at
 
     lat = lattice("square", 5, "periodic")
     model = make_model(lat, 2, keep_cells=True, n_per_type=(1, 1))

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import spinsim
-from spinsim import build
+from spinsim.config import build
 from spinsim.commands import simulate
 from spinsim.commands.simulate import cpm_setup
-from spinsim.cpm_observables import measure
+from spinsim.observables.cpm import measure
 
 SORTING_MCS = 6000
 

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import sample_reference, within
-from spinsim.exact import exact_averages
+from spinsim.analysis.exact import exact_averages
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.samplers import HeatBath, Metropolis

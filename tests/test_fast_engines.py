@@ -5,7 +5,7 @@ field, periodic and open; Potts Metropolis) is checked against exact
 enumeration within 4 binning standard errors, the same test as the
 reference samplers; Onsager's energy on a 64x64 torus; agreement with the
 reference engine on every supported lattice; thread-count independence; and
-its own measurements against :func:`spinsim.observables.measure`.
+its own measurements against :func:`spinsim.observables.spin.measure`.
 """
 
 import math
@@ -16,17 +16,17 @@ import pytest
 import torch
 
 from conftest import within
-from spinsim.analysis import binning
-from spinsim.engine import ReferenceEngine, build_engine
+from spinsim.analysis.statistics import binning
+from spinsim.engines import ReferenceEngine, build_engine
 from spinsim.errors import ConfigError
-from spinsim.exact import exact_averages
-from spinsim.kernels.cpu import CPUEngine, potts_tables
-from spinsim.kernels.layout import SlabLayout, lanes_for
-from spinsim.kernels.philox import philox4x32, philox4x32_py
-from spinsim.kernels.potts_cpu import proposal_bits
+from spinsim.analysis.exact import exact_averages
+from spinsim.engines.cpu.engine import CPUEngine, potts_tables
+from spinsim.engines.cpu.layout import SlabLayout, lanes_for
+from spinsim.engines.cpu.philox import philox4x32, philox4x32_py
+from spinsim.engines.cpu.potts import proposal_bits
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables import measure
+from spinsim.observables.spin import measure
 from spinsim.samplers import HeatBath, Metropolis
 
 BETA_C = 0.4406867935
@@ -228,7 +228,7 @@ def test_potts_ties_and_redraws_decide_as_the_rules_say(monkeypatch):
     accepted iff the n-bit number (acceptance bits, then the fallback draw's
     fourth word) is below ``high 2^32 + low``.
     """
-    from spinsim.kernels import potts_cpu
+    from spinsim.engines.cpu import potts as potts_cpu
 
     lat = Lattice("square", [4, 12], "open")
     lay = SlabLayout.build(lat, 1)

@@ -91,7 +91,7 @@ def fingerprint(values: np.ndarray) -> dict:
 
 
 def run_file_fingerprints(path: Path) -> dict:
-    from spinsim.io import load
+    from spinsim.io.runfile import load
 
     run = load(path)
     out = {}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spinsim.errors import ConfigError
-from spinsim.exact import exact_averages
+from spinsim.analysis.exact import exact_averages
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 

@@ -8,13 +8,13 @@ import spinsim
 from conftest import spinsim_cli
 from spinsim.commands import optimize, simulate
 from spinsim.errors import ConfigError
-from spinsim.exact import ground_states
-from spinsim.ground_state import GroundStateSearch, linear_schedule
-from spinsim.io import load
+from spinsim.analysis.exact import ground_states
+from spinsim.dmc.ground_state import GroundStateSearch, linear_schedule
+from spinsim.io.runfile import load
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel
-from spinsim.state_preparation import pattern_loss
-from spinsim.targets import checkerboard, disc, stripes, target
+from spinsim.dmc.state_preparation import pattern_loss
+from spinsim.dmc.targets import checkerboard, disc, stripes, target
 
 FAST = ["device=cpu", "device.threads=1", "progress=false"]
 SMALL = ["lattice.size=8", "batch=4", "task.chain_sweeps=4", "steps=20", "snapshot_every=10"]

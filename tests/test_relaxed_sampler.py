@@ -5,7 +5,7 @@ import torch
 
 from conftest import sample_reference, within
 from spinsim.errors import ConfigError
-from spinsim.exact import exact_averages
+from spinsim.analysis.exact import exact_averages
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.samplers import Metropolis, RelaxedMetropolis, build_sampler
@@ -201,7 +201,7 @@ def test_agrees_with_the_papers_algorithm_2_written_out():
 
 
 def test_bench_cases_run():
-    from spinsim.bench_relaxed import compare
+    from spinsim.bench.relaxed import compare
 
     result = compare(size=8, batch=2, repeats=2, warmup=1)
     assert set(result) == {"spinsim", "algorithm2"}
@@ -212,7 +212,7 @@ def test_bench_cases_run():
 def test_relaxed_sweep_at_least_as_fast_as_algorithm_2():
     """CPU time of one forward+backward sweep, 64x64 x 16, one thread, interleaved medians of 100.
     Measured 1.15-1.19x faster on a loaded 2-core machine; 10% allowed for timing noise."""
-    from spinsim.bench_relaxed import compare
+    from spinsim.bench.relaxed import compare
 
     torch.set_num_threads(1)
     result = compare(size=64, batch=16, repeats=100)

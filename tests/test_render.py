@@ -10,10 +10,10 @@ from PIL import Image
 
 import spinsim
 from conftest import simulate_quiet
-from spinsim import render as draw
+from spinsim.view import render as draw
 from spinsim.cli import main
 from spinsim.commands import render
-from spinsim.io import load
+from spinsim.io.runfile import load
 
 OBSERVABLES = ("e", "m", "abs_m", "m2", "m4")
 

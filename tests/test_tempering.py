@@ -8,11 +8,11 @@ import torch
 
 import spinsim
 from conftest import simulate_quiet
-from spinsim import build
+from spinsim.config import build
 from spinsim.errors import ConfigError
-from spinsim.exact import exact_averages
-from spinsim.io import load
-from spinsim.tempering import ParallelTempering
+from spinsim.analysis.exact import exact_averages
+from spinsim.io.runfile import load
+from spinsim.engines.tempering import ParallelTempering
 
 
 class FrozenEngine:
@@ -123,7 +123,7 @@ def test_tempering_reproduces_exact_enumeration(tmp_path, case):
 
 
 def test_spin_glass_equilibrates_faster_with_exchanges(tmp_path):
-    """8x8 +-J glass, T = 0.5 ... 2.0: the energy autocorrelation time (binning, spinsim.analysis)
+    """8x8 +-J glass, T = 0.5 ... 2.0: the energy autocorrelation time (binning, spinsim.analysis.statistics)
     summed over the three lowest temperatures drops more than twofold with exchanges.
     Measured: 26.6 sweeps without, 5.5 with (seed 3)."""
     temps = np.geomspace(0.5, 2.0, 6).round(3).tolist()

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from conftest import within
-from spinsim.analysis import binning
-from spinsim.engine import ReferenceEngine
+from spinsim.analysis.statistics import binning
+from spinsim.engines import ReferenceEngine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables import measure
+from spinsim.observables.spin import measure
 from spinsim.samplers import Metropolis
 
 # Onsager's energy per spin of the infinite square lattice (values in DESIGN.md);

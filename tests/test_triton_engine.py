@@ -25,12 +25,12 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reas
 # SWEEPS is a power of two: binning's blocks are then whole replicas, independent of each other.
 SCRIPT = r"""
 import json, sys, torch, numpy as np
-from spinsim.analysis import binning
-from spinsim.exact import exact_averages
-from spinsim.kernels.gpu import TritonEngine
+from spinsim.analysis.statistics import binning
+from spinsim.analysis.exact import exact_averages
+from spinsim.engines.gpu.triton import TritonEngine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables import measure
+from spinsim.observables.spin import measure
 from spinsim.samplers import HeatBath, Metropolis
 
 square, chain, triangular = Lattice("square", 4), Lattice("chain", 8, "open"), Lattice("triangular", 3)
@@ -84,12 +84,12 @@ def test_triton_engine_on_cuda_matches_enumeration():
     import numpy as np
 
     from conftest import within
-    from spinsim.analysis import binning
-    from spinsim.exact import exact_averages
-    from spinsim.kernels.gpu import TritonEngine
+    from spinsim.analysis.statistics import binning
+    from spinsim.analysis.exact import exact_averages
+    from spinsim.engines.gpu.triton import TritonEngine
     from spinsim.lattice import Lattice
     from spinsim.models import Couplings, IsingModel
-    from spinsim.observables import measure
+    from spinsim.observables.spin import measure
     from spinsim.samplers import Metropolis
 
     lat = Lattice("square", 4)

@@ -1,6 +1,6 @@
 """``spinsim bench``: time the fast engines against the torch reference, in one process.
 
-For each case of :mod:`spinsim.bench` and each engine kind: a warm-up step,
+For each case of :mod:`spinsim.bench.cases` and each engine kind: a warm-up step,
 then the median of several timed repeats; prints sweeps/s, flips/ns and the
 fast/reference ratio with the device and thread count, and writes the rows
 with a description of the machine to a JSON file in the run directory.
@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 import spinsim
-from spinsim import bench, build
+from spinsim.bench import cases as bench
+from spinsim.config import build
 from spinsim.commands.simulate import output_path
 from spinsim.errors import ConfigError
 

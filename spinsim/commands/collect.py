@@ -8,7 +8,7 @@ folder, any folder of runs, or a single run file), and writes into
   means and error bars of e, |m|, m², C, χ and U4;
 * ``curves.png``: those against temperature, one curve per size;
 * Tc from the crossing of U4 between the two largest sizes, with the crossings
-  of all consecutive sizes (:mod:`spinsim.scaling`), printed and stored in ``table.h5``.
+  of all consecutive sizes (:mod:`spinsim.analysis.scaling`), printed and stored in ``table.h5``.
 
 Runs are grouped by *system*: the model and the lattice (geometry, boundary)
 apart from its size; sampler, seed, sweeps and the like do not matter to
@@ -32,11 +32,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import spinsim
-from spinsim import build
+from spinsim.config import build
 from spinsim.errors import ConfigError
-from spinsim.io import Run, load, write_table
-from spinsim.report import with_error
-from spinsim.scaling import CriticalTemperature, Curve, binder_crossings
+from spinsim.io.runfile import Run, load, write_table
+from spinsim.view.report import with_error
+from spinsim.analysis.scaling import CriticalTemperature, Curve, binder_crossings
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def plot_curves(path: Path, table: Mapping[str, np.ndarray], tc: Mapping[str, Cr
 def print_table(table: Mapping[str, np.ndarray]) -> None:
     from rich.table import Table
 
-    from spinsim.report import console
+    from spinsim.view.report import console
 
     for system in dict.fromkeys(table["system"]):
         t = Table(title=system or None)

@@ -1,9 +1,9 @@
 """``spinsim optimize``: differentiable Monte Carlo (the paper's Section IV.D), written to HDF5.
 
 ``task=couplings`` learns every bond's J so that relaxed Metropolis chains
-reach a target pattern (:mod:`spinsim.state_preparation`);
+reach a target pattern (:mod:`spinsim.dmc.state_preparation`);
 ``task=ground_state`` searches low-energy states with ``method=anneal``,
-``gradient`` or ``dmc`` (:mod:`spinsim.ground_state`). One step of the
+``gradient`` or ``dmc`` (:mod:`spinsim.dmc.ground_state`). One step of the
 driver's schedule is one optimisation step (couplings) or one sweep
 (ground_state). Checkpoints (``<output>.ckpt.pt`` beside the run file) are
 written every ``checkpoint_every`` steps and at the end; ``resume=<checkpoint>``
@@ -24,17 +24,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import spinsim
-from spinsim import build, checkpoint
+from spinsim.config import build
+from spinsim.io import checkpoint
 from spinsim.commands.simulate import output_path
-from spinsim.driver import Schedule, run_schedule
+from spinsim.run.driver import Schedule, run_schedule
 from spinsim.errors import ConfigError
-from spinsim.ground_state import GroundStateSearch, linear_schedule
-from spinsim.io import RunWriter
+from spinsim.dmc.ground_state import GroundStateSearch, linear_schedule
+from spinsim.io.runfile import RunWriter
 from spinsim.models import IsingModel
-from spinsim.progress import RunProgress, flips_per_ns
-from spinsim.signals import GracefulStop
-from spinsim.state_preparation import StatePreparation
-from spinsim.targets import target as build_target
+from spinsim.run.progress import RunProgress, flips_per_ns
+from spinsim.run.signals import GracefulStop
+from spinsim.dmc.state_preparation import StatePreparation
+from spinsim.dmc.targets import target as build_target
 
 log = logging.getLogger(__name__)
 

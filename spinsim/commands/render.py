@@ -7,7 +7,7 @@ Writes into ``<run folder>/<run name>_render/`` (or ``output``):
 * ``observables/<name>.png``: every recorded observable against MC step;
 * ``tempering.png``: exchange acceptance per temperature pair (parallel tempering runs).
 
-How lattices are coloured depends on the run's model (:mod:`spinsim.render`).
+How lattices are coloured depends on the run's model (:mod:`spinsim.view.render`).
 Works on a run that is still going (as of its last flush). The outputs are
 derived data and are replaced when render runs again.
 """
@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from spinsim import build, render
+from spinsim.config import build
+from spinsim.view import render
 from spinsim.errors import ConfigError
-from spinsim.io import Run, read_snapshots, snapshot_steps
+from spinsim.io.runfile import Run, read_snapshots, snapshot_steps
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``spinsim simulate``: Monte Carlo of an Ising, Potts or cellular Potts model, written to HDF5.
 
 The schedule (thermalization, measurements, snapshots) is described in
-:mod:`spinsim.driver`. The run is the same for every model; what differs
+:mod:`spinsim.run.driver`. The run is the same for every model; what differs
 (model, engine, observables, snapshot dtype, summary) comes from a
 :class:`Setup` built for the model: :func:`spin_setup` or :func:`cpm_setup`.
 """
@@ -19,17 +19,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import spinsim
-from spinsim import analysis, build, cpm_observables
-from spinsim.driver import Measure, Schedule, Snapshot, run_schedule
-from spinsim.engine import build_engine
+from spinsim.analysis import statistics as analysis
+from spinsim.config import build
+from spinsim.observables import cpm as cpm_observables
+from spinsim.run.driver import Measure, Schedule, Snapshot, run_schedule
+from spinsim.engines import build_engine
 from spinsim.errors import ConfigError
-from spinsim.io import RunWriter
-from spinsim.observables import SPIN_OBSERVABLES, measure
-from spinsim.progress import RunProgress, flips_per_ns
-from spinsim.report import print_cpm_summary, print_exchange_rates, print_summary
+from spinsim.io.runfile import RunWriter
+from spinsim.observables.spin import SPIN_OBSERVABLES, measure
+from spinsim.run.progress import RunProgress, flips_per_ns
+from spinsim.view.report import print_cpm_summary, print_exchange_rates, print_summary
 from spinsim.samplers import build_cpm_sampler
-from spinsim.signals import GracefulStop
-from spinsim.tempering import ParallelTempering, exchange_generator
+from spinsim.run.signals import GracefulStop
+from spinsim.engines.tempering import ParallelTempering, exchange_generator
 
 log = logging.getLogger(__name__)
 

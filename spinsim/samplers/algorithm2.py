@@ -8,7 +8,7 @@ uniform ``r`` per site, ``q = sigmoid(alpha (p - r))``, ``s <- q s' + (1 - q) s`
 on one checkerboard colour, then the other. Nothing is shared with spinsim's
 models or samplers, on purpose: it is what a user would write from the paper,
 and :class:`spinsim.samplers.RelaxedMetropolis` (``discretize=step``) must
-agree with it and be at least as fast (``spinsim.bench_relaxed``).
+agree with it and be at least as fast (``spinsim.bench.relaxed``).
 
 ``J[0, x, y]`` couples ``(x, y)`` and ``(x, y + 1)``; ``J[1, x, y]`` couples
 ``(x, y)`` and ``(x + 1, y)``: spinsim's ``Couplings.values`` layout for the

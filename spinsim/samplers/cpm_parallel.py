@@ -62,7 +62,7 @@ class CPMParallel:
         return self._colour_cache[key]
 
     def engine(self, model, state, temperature, generator=None, seed: int = 0):
-        from spinsim.engine import ReferenceEngine
+        from spinsim.engines import ReferenceEngine
 
         if generator is None:
             generator = torch.Generator(device=model.device).manual_seed(seed)

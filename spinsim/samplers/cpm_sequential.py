@@ -74,7 +74,7 @@ class CPMSequentialEngine:
         seed: int = 0,
         threads: int = 0,
     ) -> None:
-        from spinsim.kernels import cpm as kernel  # numba loads only when the CPM runs
+        from spinsim.engines.cpu import cpm as kernel  # numba loads only when the CPM runs
 
         self._kernel = kernel
         model = model.to("cpu")

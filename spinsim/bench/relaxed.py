@@ -11,7 +11,7 @@ scalar loss of the result, and ``backward()`` to every J_ij.
 ``cases(...)`` returns the callables for a benchmark harness;
 ``compare(...)`` times them here. From a shell::
 
-    python -m spinsim.bench_relaxed --size 64 --batch 16
+    python -m spinsim.bench.relaxed --size 64 --batch 16
 """
 
 from __future__ import annotations

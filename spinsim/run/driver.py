@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from spinsim import build
-from spinsim.io import RunWriter
-from spinsim.progress import RunProgress
-from spinsim.signals import GracefulStop
+from spinsim.config import build
+from spinsim.io.runfile import RunWriter
+from spinsim.run.progress import RunProgress
+from spinsim.run.signals import GracefulStop
 
 FLUSH_SECONDS = 2.0  # the most a killed run can lose
 

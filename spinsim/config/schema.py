@@ -1,4 +1,5 @@
-"""The configuration schema: structured-config dataclasses registered with Hydra.
+"""The configuration schema: structured-config dataclasses (registered with Hydra by
+:mod:`spinsim.config.composition`).
 
 Every YAML option in ``conf/`` (installed as the package ``spinsim.conf``)
 extends one of these dataclasses through its defaults list, so a misspelt key
@@ -16,11 +17,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from importlib import resources
 from typing import Any, List, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING
 
 
 class LatticeName(Enum):
@@ -321,88 +320,3 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "optimizer": {"adam": AdamConfig, "sgd": SGDConfig},
     "task": {"couplings": CouplingsTaskConfig, "ground_state": GroundStateTaskConfig},
 }
-
-_registered = False
-
-
-def register() -> None:
-    """Register the schemas and the help resolvers with Hydra (idempotent)."""
-    global _registered
-    if _registered:
-        return
-    store = ConfigStore.instance()
-    for command, schema in SCHEMAS.items():
-        store.store(name=f"{command}_schema", node=schema)
-    for group, options in GROUP_SCHEMAS.items():
-        for option, schema in options.items():
-            store.store(group=f"schema/{group}", name=option, node=schema)
-    OmegaConf.register_new_resolver("spinsim_groups", _help_groups, replace=True)
-    OmegaConf.register_new_resolver("spinsim_keys", _help_keys, replace=True)
-    OmegaConf.register_new_resolver("spinsim_usage", _help_usage, replace=True)
-    OmegaConf.register_new_resolver("spinsim_examples", _help_examples, replace=True)
-    _registered = True
-
-
-def compose(command: str, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/<command>.yaml`` with overrides, as the command line does
-    (also from inside a running spinsim command, whose Hydra already searches ``conf/``)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    register()
-    if GlobalHydra.instance().is_initialized():
-        return hydra_compose(config_name=command, overrides=list(overrides))
-    with initialize_config_module(config_module="spinsim.conf", version_base="1.3"):
-        return hydra_compose(config_name=command, overrides=list(overrides))
-
-
-def command_groups(command: str) -> set[str]:
-    """The config groups in the defaults list of ``conf/<command>.yaml`` (Hydra's own excluded)."""
-    primary = OmegaConf.create(resources.files("spinsim.conf").joinpath(f"{command}.yaml").read_text())
-    groups = set()
-    for entry in primary.get("defaults", []):
-        if isinstance(entry, DictConfig):
-            groups.update(k for k in entry if not k.startswith(("override ", "hydra/")))
-    return groups
-
-
-def group_options(command: str | None = None) -> dict[str, list[str]]:
-    """The config groups shipped in ``conf/`` and the options of each
-    (only the groups ``command`` composes when given)."""
-    root = resources.files("spinsim.conf")
-    wanted = command_groups(command) if command in SCHEMAS else None
-    groups = {}
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if wanted is not None and entry.name not in wanted:
-            continue
-        if entry.is_dir() and entry.name not in ("hydra", "__pycache__"):
-            options = sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
-            if options:
-                groups[entry.name] = options
-    return groups
-
-
-def _help_groups(command: str) -> str:
-    """The config groups of ``command`` and their options."""
-    rows = [f"  {g}: {', '.join(opts)}" for g, opts in group_options(command).items()]
-    return "\n".join(rows) if rows else "  (none)"
-
-
-def _help_usage(command: str) -> str:
-    from spinsim.cli import COMMANDS
-
-    return COMMANDS[command].usage
-
-
-def _help_examples(command: str) -> str:
-    from spinsim.cli import COMMANDS
-
-    return "\n".join(f"  {example}" for example in COMMANDS[command].examples)
-
-
-def _help_keys(command: str) -> str:
-    schema = SCHEMAS[command]
-    rows = [(f.name, f.metadata["help"]) for f in fields(schema) if "help" in f.metadata]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"  {name.ljust(width)}  {text}" for name, text in rows)

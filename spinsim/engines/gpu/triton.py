@@ -14,7 +14,7 @@ precision of the torch reference (``dE = 0`` is accepted with the probability
 ``tie``: :func:`spinsim.samplers.metropolis.tie_acceptance`); Potts proposals take ``umulhi(r, q - 1)``
 of a 32-bit word (bias below ``q / 2^32``).
 
-Supported: what :func:`spinsim.kernels.support.unsupported` allows. Set
+Supported: what :func:`spinsim.engines.cpu.support.unsupported` allows. Set
 ``TRITON_INTERPRET=1`` before importing this module to run the kernels on
 CPU tensors (slowly), as the tests do.
 """
@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 from triton.language.random import philox, uint_to_uniform_float
 
-from spinsim.kernels.support import unsupported
+from spinsim.engines.cpu.support import unsupported
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
 from spinsim.samplers.metropolis import tie_acceptance
@@ -136,7 +136,7 @@ def _sweep_colour(
 class TritonEngine:
     """Fast GPU engine: int8 spins, one fused Triton kernel per colour.
 
-    Same interface as :class:`spinsim.engine.ReferenceEngine` (``advance``,
+    Same interface as :class:`spinsim.engines.ReferenceEngine` (``advance``,
     ``state``). ``temperature`` is ``[B]``, ``seed`` keys the random numbers,
     ``block`` is the number of sites per program (a power of 2; the tests
     run the interpreter with one program for the whole batch).

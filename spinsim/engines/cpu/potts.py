@@ -1,6 +1,6 @@
 """Potts kernels (numba): one int8 spin per site, checkerboard Metropolis.
 
-Spins sit in the slab layout of :mod:`spinsim.kernels.layout` with one lane
+Spins sit in the slab layout of :mod:`spinsim.engines.cpu.layout` with one lane
 (``W = 1``: the plain ``[B, *shape]`` array), so neighbour ``n`` of a site
 is the site in row ``nb_row[r, n]``, column ``j + nb_col[n]``.
 
@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from spinsim.kernels.philox import philox4x32
+from spinsim.engines.cpu.philox import philox4x32
 
 _U32 = np.uint64(32)
 _LO32 = np.uint64(0xFFFFFFFF)
@@ -80,7 +80,7 @@ def _update_row(
     """Update the sites of one colour in row r (``start, start + n_colors, ...``).
 
     ``bits``: :func:`proposal_bits` of q; ``high, low``: this replica's tables of
-    :func:`spinsim.kernels.cpu.potts_tables`; ``prop, acc, old, new, gain``:
+    :func:`spinsim.engines.cpu.engine.potts_tables`; ``prop, acc, old, new, gain``:
     scratch arrays of at least ``row_len + 3``.
     """
     z = nb_col.shape[0]

@@ -67,7 +67,7 @@ class CriticalTemperature:
     failed_fraction: float  # bootstrap resamples in which the pair giving Tc did not cross
 
     def __str__(self) -> str:
-        from spinsim.report import with_error
+        from spinsim.view.report import with_error
 
         pairs = ", ".join(
             f"{c.small}/{c.large}: {with_error(c.temperature, c.error)}" for c in self.crossings

@@ -17,12 +17,12 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from spinsim.errors import ConfigError
-from spinsim.io import Run, load
+from spinsim.io.runfile import Run, load
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.models.base import SpinModel
 from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
-from spinsim.parallel import threads_per_job
+from spinsim.run.parallel import threads_per_job
 
 MODELS = ("ising", "potts")
 SPIN_SAMPLERS = ("metropolis", "heat_bath")
@@ -82,7 +82,7 @@ def existing_path(key: str, value: Any) -> Path:
 
 
 def run_file(key: str, value: Any, snapshots: bool = False, observables: bool = True) -> Run:
-    """A spinsim run file, read with :func:`spinsim.io.load`; one-line errors when it
+    """A spinsim run file, read with :func:`spinsim.io.runfile.load`; one-line errors when it
     is missing, a folder, not HDF5, unreadable or not written by spinsim."""
     path = existing_path(key, value)
     if path.is_dir():
@@ -163,7 +163,7 @@ def optimizer_factory(cfg: DictConfig) -> Callable[[list[torch.Tensor]], torch.o
 
 def device(cfg: DictConfig) -> torch.device:
     """``device.name`` (cpu, cuda, auto) as a torch device; sets torch's CPU threads to
-    ``device.threads``, or when 0 under a parallel sweep to :func:`spinsim.parallel.threads_per_job`."""
+    ``device.threads``, or when 0 under a parallel sweep to :func:`spinsim.run.parallel.threads_per_job`."""
     name = plain(cfg.name)
     threads = threads_per_job(at_least("device.threads", plain(cfg.threads), 0))
     if threads:

@@ -3,14 +3,14 @@
 The driver talks to an engine through two members: ``advance(n_sweeps)`` and
 ``state`` (the current ``[B, 1, *shape]`` tensor of spin values). Engines
 with a compact state of their own (the fast ones) also offer ``measure()``,
-the observables of :func:`spinsim.observables.measure` computed without
+the observables of :func:`spinsim.observables.spin.measure` computed without
 building ``state``. Parallel tempering
-(:mod:`spinsim.tempering`) also assigns ``state`` (the same configurations,
+(:mod:`spinsim.engines.tempering`) also assigns ``state`` (the same configurations,
 permuted along the batch), so an engine must accept that.
 
 * :class:`ReferenceEngine`: the torch sampler, the readable, differentiable truth.
-* ``spinsim.kernels.cpu.CPUEngine`` (``numba``): compiled CPU kernels.
-* ``spinsim.kernels.gpu.TritonEngine`` (``triton``): fused GPU kernels.
+* ``spinsim.engines.cpu.engine.CPUEngine`` (``numba``): compiled CPU kernels.
+* ``spinsim.engines.gpu.triton.TritonEngine`` (``triton``): fused GPU kernels.
 
 :func:`build_engine` chooses (``engine=auto|reference|fast``).
 """
@@ -21,37 +21,11 @@ import importlib.util
 
 import torch
 
+from spinsim.engines.reference import ReferenceEngine
 from spinsim.errors import ConfigError
 from spinsim.models.base import SpinModel
 
 ENGINES = ("auto", "reference", "fast")
-
-
-class ReferenceEngine:
-    """Torch engine: a model, a sampler (``sweep``), the state and per-replica beta."""
-
-    name = "reference"
-
-    def __init__(
-        self,
-        model: SpinModel,
-        sampler,
-        state: torch.Tensor,
-        temperature: torch.Tensor,
-        generator: torch.Generator,
-    ) -> None:
-        self.model = model
-        self.sampler = sampler
-        self.state = state
-        shape = (-1,) + (1,) * (state.dim() - 1)
-        # the model's float dtype: states may hold integers (cell ids)
-        self.beta = (1.0 / temperature).to(getattr(model, "dtype", state.dtype)).reshape(shape)
-        self.generator = generator
-
-    @torch.no_grad()
-    def advance(self, n_sweeps: int) -> None:
-        for _ in range(n_sweeps):
-            self.state = self.sampler.sweep(self.model, self.state, self.beta, self.generator)
 
 
 def fast_unsupported(model: SpinModel, sampler, device: torch.device) -> str | None:
@@ -59,7 +33,7 @@ def fast_unsupported(model: SpinModel, sampler, device: torch.device) -> str | N
 
     The answer completes "the fast engine does not support ...".
     """
-    from spinsim.kernels.support import unsupported
+    from spinsim.engines.cpu.support import unsupported
 
     reason = unsupported(model, sampler)
     if reason:
@@ -96,10 +70,10 @@ def build_engine(
         reason = fast_unsupported(model, sampler, state.device)
         if reason is None:
             if state.device.type == "cuda":
-                from spinsim.kernels.gpu import TritonEngine
+                from spinsim.engines.gpu.triton import TritonEngine
 
                 return TritonEngine(model, sampler, state, temperature, seed)
-            from spinsim.kernels.cpu import CPUEngine
+            from spinsim.engines.cpu.engine import CPUEngine
 
             return CPUEngine(model, sampler, state, temperature, seed, threads)
         if kind == "fast":

@@ -1,7 +1,7 @@
 """The fast CPU engine: numba kernels, threaded with ``numba.prange``.
 
-Ising runs multispin (:mod:`spinsim.kernels.ising_cpu`, up to 64 sites per
-uint64 word), Potts one int8 per site (:mod:`spinsim.kernels.potts_cpu`).
+Ising runs multispin (:mod:`spinsim.engines.cpu.ising`, up to 64 sites per
+uint64 word), Potts one int8 per site (:mod:`spinsim.engines.cpu.potts`).
 Both draw every random number from Philox keyed by the seed and counted by
 (sweep, colour, site or word, draw), so a run gives the same states for any
 thread count. Rows of the word grid are shared out among threads.
@@ -10,7 +10,7 @@ Supported: Ising (Metropolis and heat bath) and Potts (Metropolis) with
 uniform couplings and any field, on the chain, square, triangular and cubic
 lattices, periodic or open. Everything else (per-bond couplings, the
 honeycomb lattice, Potts heat bath) runs on the reference engine:
-:func:`spinsim.kernels.support.unsupported` says why.
+:func:`spinsim.engines.cpu.support.unsupported` says why.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import math
 import numpy as np
 import torch
 
-from spinsim.kernels.ising_cpu import N_PLANES, ising_sums, sweep_ising
-from spinsim.kernels.layout import SlabLayout, lanes_for
-from spinsim.kernels.numba_setup import numba
-from spinsim.kernels.philox import split_seed
-from spinsim.kernels.potts_cpu import potts_sums, proposal_bits, sweep_potts
-from spinsim.kernels.support import unsupported
+from spinsim.engines.cpu.ising import N_PLANES, ising_sums, sweep_ising
+from spinsim.engines.cpu.layout import SlabLayout, lanes_for
+from spinsim.engines.cpu.numba_setup import numba
+from spinsim.engines.cpu.philox import split_seed
+from spinsim.engines.cpu.potts import potts_sums, proposal_bits, sweep_potts
+from spinsim.engines.cpu.support import unsupported
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
 from spinsim.samplers.metropolis import tie_acceptance
@@ -220,7 +220,7 @@ class CPUEngine:
         self.sweeps_done += n_sweeps
 
     def measure(self) -> dict[str, torch.Tensor]:
-        """The observables of :func:`spinsim.observables.measure`, from the compact state.
+        """The observables of :func:`spinsim.observables.spin.measure`, from the compact state.
 
         Sums are exact integers (bond and spin sums, state counts) turned into
         per-spin values in float64, as the reference computes them.

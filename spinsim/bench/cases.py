@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from spinsim.engine import build_engine
+from spinsim.engines import build_engine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.samplers import build_sampler
@@ -122,7 +122,7 @@ def cpm_case(
     their initial layout (single sites grow into cells), so the timing sees a tissue."""
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
-        from spinsim.cpm_timing import cpm_run
+        from spinsim.bench.cpm import cpm_run
 
         sampler = "cpm_parallel" if kind == "reference" else "cpm_sequential"
         extra = [f"sampler={sampler}", f"device.threads={threads or 0}"]
@@ -145,7 +145,7 @@ def relaxed_case(name: str, size: int, batch: int, default: bool = False) -> Ben
     what = f"relaxed sweep + backward, ising square {size}x{size} gaussian J, batch {batch}"
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
-        from spinsim.bench_relaxed import cases
+        from spinsim.bench.relaxed import cases
 
         sweep = cases(size, batch, device)["algorithm2" if kind == "reference" else "spinsim"]
 

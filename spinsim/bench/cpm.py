@@ -6,7 +6,7 @@ or loads its cache; the cells leave their initial layout), then times
 ``advance(sweeps)`` several times and reports the median. ``spinsim bench``
 calls it for its CPM cases (:data:`CPM_CASES`); so can a notebook::
 
-    from spinsim.cpm_timing import time_cpm
+    from spinsim.bench.cpm import time_cpm
     time_cpm(["experiment=cell_sorting_b", "batch=2"], sweeps=50)
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from spinsim import build
+from spinsim.config import build
 from spinsim.commands.simulate import cpm_setup
 from spinsim.lattice import Lattice
 

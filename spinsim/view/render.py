@@ -31,7 +31,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from spinsim.io import Run, Series
+from spinsim.io.runfile import Run, Series
 
 PAD = 4  # pixels between lattices
 HEADER = 16  # pixels of a text line above the lattices

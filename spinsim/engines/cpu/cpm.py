@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from spinsim.kernels.numba_setup import numba
+from spinsim.engines.cpu.numba_setup import numba
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -1,7 +1,7 @@
 """Multispin Ising kernels (numba): 64 sites per uint64 word, exact bit-sliced Metropolis and heat bath.
 
 Spins are bits (1: s = +1, 0: s = -1) in the slab layout of
-:mod:`spinsim.kernels.layout`. For every word of one colour the kernel
+:mod:`spinsim.engines.cpu.layout`. For every word of one colour the kernel
 
 1. counts, lane by lane and in bit-sliced arithmetic, ``V = 2 n_x + n_miss``
    where ``n_x`` counts the present neighbours *aligned* with the spin
@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from spinsim.kernels.philox import philox_2x64
+from spinsim.engines.cpu.philox import philox_2x64
 
 _ONE = np.uint64(1)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -1,0 +1,1 @@
+"""Statistics of Monte Carlo series, finite-size scaling, exact enumeration."""

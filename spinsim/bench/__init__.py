@@ -1,0 +1,1 @@
+"""``spinsim bench``: the registry of cases (:mod:`.cases`) and the workloads they time."""

@@ -1,0 +1,1 @@
+"""Differentiable Monte Carlo (``spinsim optimize``): state preparation and ground states."""

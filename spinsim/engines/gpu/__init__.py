@@ -1,0 +1,1 @@
+"""GPU engines: fused Triton kernels (:mod:`.triton`)."""

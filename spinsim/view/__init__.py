@@ -1,0 +1,1 @@
+"""What users look at: console tables (:mod:`.report`) and pictures (:mod:`.render`)."""
