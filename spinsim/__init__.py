@@ -5,12 +5,12 @@ The public API is small and explicit::
     from spinsim import Lattice, IsingModel, PottsModel, CellularPottsModel, compose, load
 """
 
-__version__ = "0.1.0"
-
+from spinsim.config import compose
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import load
+from spinsim.io import load
 from spinsim.lattice import Lattice
 from spinsim.models import CellularPottsModel, Couplings, IsingModel, PottsModel
+from spinsim.version import __version__
 
 __all__ = [
     "__version__",
@@ -24,14 +24,3 @@ __all__ = [
     "load",
 ]
 
-
-def compose(command: str = "simulate", overrides: list[str] | None = None):
-    """Compose the configuration of ``spinsim <command>`` with Hydra overrides.
-
-    Same result as the command line, for notebooks and tests::
-
-        cfg = spinsim.compose("simulate", ["model=potts", "temperature=0.9"])
-    """
-    from spinsim.config import compose as _compose
-
-    return _compose(command, overrides or [])

@@ -91,7 +91,7 @@ COMMANDS = {
 
 
 def usage() -> str:
-    from spinsim import __version__
+    from spinsim.version import __version__
 
     width = max(len(n) for n in COMMANDS)
     lines = [
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(usage())
         sys.exit(0 if args else EXIT_USAGE)
     if args[0] in ("-V", "--version"):
-        from spinsim import __version__
+        from spinsim.version import __version__
 
         print(f"spinsim {__version__}")
         return

@@ -27,7 +27,7 @@ Conventions
   ranges, on the square and cubic lattices): every offset d != 0 whose squared
   length |d|^2 is among the n smallest values, as in Morpheus. Square: order 1
   = 4 neighbours (von Neumann), 2 = 8 (Moore), 3 = 12, 4 = 20; cubic: 6, 18,
-  26, 32. ``block_colors`` colours sites so that two sites of one colour are
+  26, 32. ``block_colours`` colours sites so that two sites of one colour are
   never inside each other's neighbourhood of a given reach.
 """
 
@@ -40,15 +40,13 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from spinsim.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class Geometry:
     name: str
     dim: int
     forward: tuple[tuple[int, ...], ...]
-    n_colors: int
+    n_colours: int
     bravais: bool = True  # every site has the same neighbours (a single conv kernel)
 
 
@@ -93,7 +91,7 @@ class Lattice:
     """A finite lattice: geometry, shape and boundary.
 
     >>> lat = Lattice("square", 4)
-    >>> lat.shape, lat.n_sites, lat.n_colors
+    >>> lat.shape, lat.n_sites, lat.n_colours
     ((4, 4), 16, 2)
     """
 
@@ -101,11 +99,12 @@ class Lattice:
         self, name: str, size: int | Sequence[int], boundary: str = "periodic", colourable: bool = True
     ) -> None:
         """``colourable``: require periodic sizes that the colouring wraps around (the
-        spin samplers update colour classes); the cellular Potts model does without."""
+        spin samplers update colour classes); the cellular Potts model does without.
+        A bad name, boundary or size is a ``ValueError`` saying what is allowed."""
         if name not in GEOMETRIES:
-            raise ConfigError("lattice.name", name, f"choose one of {', '.join(GEOMETRIES)}")
+            raise ValueError(f"choose one of {', '.join(GEOMETRIES)}")
         if boundary not in ("periodic", "open"):
-            raise ConfigError("lattice.boundary", boundary, "choose periodic or open")
+            raise ValueError("choose periodic or open")
         self.geometry = GEOMETRIES[name]
         self.name = name
         self.boundary = boundary
@@ -127,14 +126,12 @@ class Lattice:
         elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == dim:
             shape = tuple(size)
         else:
-            raise ConfigError("lattice.size", size, f"an integer or a list of {dim} integers for {self.name}")
+            raise ValueError(f"an integer or a list of {dim} integers for {self.name}")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
-            raise ConfigError("lattice.size", size, "every size must be a positive integer")
-        k = self.geometry.n_colors
+            raise ValueError("every size must be a positive integer")
+        k = self.geometry.n_colours
         if self.colourable and self.periodic and any(n % k for n in shape):
-            raise ConfigError(
-                "lattice.size",
-                size,
+            raise ValueError(
                 f"a periodic {self.name} lattice needs every size to be a multiple of {k} "
                 f"(its {k}-colouring must wrap around), or use lattice.boundary=open",
             )
@@ -160,8 +157,8 @@ class Lattice:
         return n
 
     @property
-    def n_colors(self) -> int:
-        return self.geometry.n_colors
+    def n_colours(self) -> int:
+        return self.geometry.n_colours
 
     @property
     def spatial_dims(self) -> tuple[int, ...]:
@@ -215,19 +212,19 @@ class Lattice:
         return torch.cat(rows)
 
     # -- colouring -----------------------------------------------------------
-    def colors(self, device: torch.device | str = "cpu") -> torch.Tensor:
+    def colours(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """Long ``[*shape]``: colour of each site; equal colours share no bond."""
         coords = self._coordinates(device)
-        return sum(coords) % self.n_colors
+        return sum(coords) % self.n_colours
 
-    def color_masks(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    def colour_masks(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
         """One bool ``[*shape]`` mask per colour (cached per device)."""
         masks = self._mask_lists.get(device)
         if masks is None:
-            key = ("color_masks", str(device))
+            key = ("colour_masks", str(device))
             if key not in self._cache:
-                c = self.colors(device)
-                self._cache[key] = torch.stack([c == k for k in range(self.n_colors)])
+                c = self.colours(device)
+                self._cache[key] = torch.stack([c == k for k in range(self.n_colours)])
             masks = self._mask_lists[device] = list(self._cache[key])
         return list(masks)
 
@@ -293,7 +290,7 @@ class Lattice:
             self._cache[key] = torch.stack(columns, 1)
         return self._cache[key]
 
-    def block_colors(self, reach: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    def block_colours(self, reach: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """Long ``[*shape]``: colours such that two distinct sites of one colour differ
         by more than ``reach`` in some coordinate (so neither lies in the other's
         neighbourhood when every offset has components of at most ``reach``).

@@ -28,19 +28,37 @@ class Sampled:
     abs_m: Estimate
 
 
-def sample_reference(model, sampler, temperature, replicas=256, sweeps=800, thermalize=100, seed=1):
-    """Run the reference engine; binning estimates of <e> and <|m|> over replicas and sweeps."""
-    g = torch.Generator().manual_seed(seed)
-    state = model.random_state(replicas, g)
-    engine = ReferenceEngine(model, sampler, state, torch.full((replicas,), float(temperature)), g)
+def series(engine, model, sweeps: int, thermalize: int) -> dict[str, np.ndarray]:
+    """``{"e", "abs_m"}: [sweeps, B]`` after ``thermalize`` sweeps of any engine (its own
+    measurements where it has them: the fast engines measure their compact state)."""
     engine.advance(thermalize)
     e, m = [], []
     for _ in range(sweeps):
         engine.advance(1)
-        obs = measure(model, engine.state)
+        obs = engine.measure() if hasattr(engine, "measure") else measure(model, engine.state)
         e.append(obs["e"].numpy())
         m.append(obs["abs_m"].numpy())
-    return Sampled(binning(np.stack(e)), binning(np.stack(m)))
+    return {"e": np.stack(e).astype(np.float64), "abs_m": np.stack(m).astype(np.float64)}
+
+
+def sample(engine, model, sweeps: int, thermalize: int) -> Sampled:
+    """Binning estimates of <e> and <|m|> over the replicas and sweeps of an engine."""
+    s = series(engine, model, sweeps, thermalize)
+    return Sampled(binning(s["e"]), binning(s["abs_m"]))
+
+
+def beta_of(temperature, replicas: int) -> torch.Tensor:
+    """``[replicas]`` 1/T for one temperature (or ``[len(T)]`` for a list)."""
+    T = torch.as_tensor(temperature, dtype=torch.float64)
+    return (1.0 / T).expand(replicas).clone() if T.dim() == 0 else 1.0 / T
+
+
+def sample_reference(model, sampler, temperature, replicas=256, sweeps=800, thermalize=100, seed=1):
+    """Run the reference engine; binning estimates of <e> and <|m|> over replicas and sweeps."""
+    g = torch.Generator().manual_seed(seed)
+    state = model.random_state(replicas, g)
+    engine = ReferenceEngine(model, sampler, state, beta_of(float(temperature), replicas), g)
+    return sample(engine, model, sweeps, thermalize)
 
 
 def within(estimate: Estimate, exact: float, n_sigma: float = 4.0) -> bool:

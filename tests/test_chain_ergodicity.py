@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import within
+from conftest import beta_of, series, within
+from spinsim.analysis.exact import all_states, exact_averages
 from spinsim.analysis.statistics import binning, block_size
 from spinsim.engines import ReferenceEngine
-from spinsim.analysis.exact import all_states, exact_averages
 from spinsim.engines.cpu.engine import CPUEngine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables.spin import measure
 from spinsim.samplers import Metropolis
 from spinsim.samplers.metropolis import acceptance, tie_acceptance
 
@@ -56,7 +55,7 @@ def sweep_matrix(model, beta, tie):
     p = acceptance(dE, beta, tie).clamp(max=1.0)
     flips = states[:, None, 0] != states[None, :, 0]  # [S, S, L]: sites that differ
     P = torch.eye(len(states), dtype=torch.float64)
-    for on in model.lattice.color_masks():
+    for on in model.lattice.colour_masks():
         on = on.reshape(-1)
         step = torch.where(flips, p[:, None], 1 - p[:, None])  # per-site probability of x -> y
         allowed = ~(flips & ~on).any(-1)  # sites of other colours keep their value
@@ -81,20 +80,15 @@ def test_exact_sweep_matrix_of_the_ring_is_ergodic(T):
 
 def energies(engine, model):
     """``[SWEEPS, REPLICAS]`` energies per spin after ``THERMALIZE`` sweeps."""
-    engine.advance(THERMALIZE)
-    e = []
-    for _ in range(SWEEPS):
-        engine.advance(1)
-        e.append((engine.measure() if hasattr(engine, "measure") else measure(model, engine.state))["e"])
-    return np.stack([x.numpy() for x in e]).astype(np.float64)
+    return series(engine, model, SWEEPS, THERMALIZE)["e"]
 
 
 def run(model, engine, T, seed=1):
     g = torch.Generator().manual_seed(seed)
-    state, temperature = model.random_state(REPLICAS, g), torch.full((REPLICAS,), T)
+    state, beta = model.random_state(REPLICAS, g), beta_of(T, REPLICAS)
     if engine == "reference":
-        return energies(ReferenceEngine(model, Metropolis(), state, temperature, g), model)
-    return energies(CPUEngine(model, Metropolis(), state, temperature, seed=seed), model)
+        return energies(ReferenceEngine(model, Metropolis(), state, beta, g), model)
+    return energies(CPUEngine(model, Metropolis(), state, beta, seed=seed), model)
 
 
 # Potts q = 2 with J is Ising with J/2: its temperatures are half the Ising ones.

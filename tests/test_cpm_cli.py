@@ -12,16 +12,15 @@ import torch
 
 import spinsim
 from conftest import interrupt_after_flushes, spinsim_cli
-from spinsim.config import build
 from spinsim.commands import simulate
-from spinsim.commands.simulate import cpm_setup
+from spinsim.config.setup import build_simulation
 from spinsim.errors import ConfigError
 from spinsim.io.runfile import load
 
 
 def test_experiment_writes_a_data_set_of_final_snapshots(tmp_path):
-    """`spinsim simulate experiment=cell_sorting_b batch=N` (here N = 3, 30 MCS): one snapshot
-    per replica at the end, cell ids as int16, the type table in /parameters."""
+    """`spinsim simulate experiment=cell_sorting_b batch=N` (here N = 3, 30 MCS): the initial
+    layout and one snapshot per replica at the end, cell ids as int16, the type table in /parameters."""
     out = spinsim_cli("simulate", "experiment=cell_sorting_b", "batch=3", "sweeps=30", "measure_every=10",
                       "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -29,9 +28,9 @@ def test_experiment_writes_a_data_set_of_final_snapshots(tmp_path):
     path = tmp_path / "simulate.h5"
     with h5py.File(path, "r") as f:
         snap = f["snapshots/value"]
-        assert snap.shape == (1, 3, 100, 100) and snap.dtype == np.int16
-        assert f["snapshots/step"][...].tolist() == [30]
-        assert sorted(np.unique(snap[0, 0]).tolist()) == list(range(51))  # medium + 50 cells
+        assert snap.shape == (2, 3, 100, 100) and snap.dtype == np.int16
+        assert f["snapshots/step"][...].tolist() == [0, 30]  # the initial layout and the end
+        assert sorted(np.unique(snap[-1, 0]).tolist()) == list(range(51))  # medium + 50 cells
         par = f["parameters"]
         assert par["cell_type"].dtype == np.int16
         assert par["cell_type"][...].tolist() == [0] + [1] * 25 + [2] * 25
@@ -42,7 +41,7 @@ def test_experiment_writes_a_data_set_of_final_snapshots(tmp_path):
         assert par.attrs["model"] == "cpm" and par.attrs["sampler"] == "cpm_sequential"
         assert f["observables/energy/step"][...].tolist() == [0, 10, 20, 30]  # 0: the initial layout
         assert f["observables/boundary_type1_type2/value"].shape == (4, 3)
-        assert f["summary"].attrs["mcs_per_second"] > 0
+        assert f["timing/mcs_per_second"][()] > 0
     run = load(path)
     assert run.parameters["type_names"].tolist() == ["medium", "type1", "type2"]
     assert run.summary["lost"].tolist() == [0.0] and run.summary["area_mean"][0] > 40
@@ -105,10 +104,7 @@ def test_ising_rejects_cpm_samplers_and_cli_prints_one_line(tmp_path):
 
 def setup_of(overrides, batch=2):
     cfg = spinsim.compose("simulate", [*overrides, f"batch={batch}", "progress=false"])
-    temps = build.temperatures(cfg.temperature)
-    lattice = build.lattice(cfg.lattice, colourable=False)
-    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
-    return cpm_setup(cfg, lattice, temps, batch, replica_T)
+    return build_simulation(cfg)
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv", ".txt"])
@@ -161,6 +157,7 @@ def test_sequential_results_do_not_depend_on_the_thread_count():
     states = []
     for threads in (1, 2):
         setup = setup_of(["experiment=cell_sorting_gg", f"device.threads={threads}"], batch=4)
+        assert setup.engine.threads == threads  # device.threads reaches the engine's thread pool
         setup.engine.advance(50)
         states.append(setup.engine.state.clone())
     assert torch.equal(states[0], states[1])

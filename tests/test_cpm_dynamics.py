@@ -10,6 +10,7 @@ import torch
 from conftest import within
 from cpm_exact import ExactChain
 from spinsim.analysis.statistics import binning
+from spinsim.engines import build_engine
 from spinsim.lattice import Lattice
 from spinsim.models.cpm import CellularPottsModel
 from spinsim.samplers import CPMParallel, CPMSequential
@@ -70,7 +71,7 @@ def test_sequential_kernel_samples_its_exact_stationary_distribution(shape, boun
     chain = ExactChain(model, T)
     pi = chain.sequential()
     start = stationary_start(chain, pi, 512)
-    engine = CPMSequential(threads=1).engine(model, start, torch.full((512,), T), seed=5)
+    engine = build_engine("fast", model, CPMSequential(), start, torch.full((512,), 1.0 / T), seed=5, threads=1)
     e, a = sample_exact_observables(engine, chain, 3000, lambda eng: eng.ids)
     assert within(e, pi @ chain.energy), (e, pi @ chain.energy)
     assert within(a, pi @ chain.areas[:, 1]), (a, pi @ chain.areas[:, 1])
@@ -90,7 +91,7 @@ def test_parallel_sweep_samples_its_exact_stationary_distribution():
     assert max(len(c) for c in colours) == 2
     chain = ExactChain(model, 1.5)
     pi = chain.parallel(colours)
-    engine = sampler.engine(model, stationary_start(chain, pi, 2048), torch.full((2048,), 1.5), seed=5)
+    engine = build_engine("auto", model, sampler, stationary_start(chain, pi, 2048), torch.full((2048,), 1 / 1.5), 5)
     e, a = sample_exact_observables(engine, chain, 300, lambda eng: eng.state.reshape(2048, -1).numpy())
     assert within(e, pi @ chain.energy), (e, pi @ chain.energy)
     assert within(a, pi @ chain.areas[:, 1]), (a, pi @ chain.areas[:, 1])
@@ -154,8 +155,8 @@ def two_single_cells(sampler, lambdas, T, sweeps, batch, A=50, L=24, device="cpu
     state = torch.zeros(batch, 1, L, 2 * L, dtype=torch.long)
     state[:, :, 8:15, 8:15] = 1
     state[:, :, 8:15, L + 8 : L + 15] = 2
-    temperature = torch.full((batch,), float(T), device=device)
-    engine = sampler.engine(model, state.to(device), temperature, seed=3)
+    temperature = torch.full((batch,), float(T), dtype=torch.float64, device=device)
+    engine = build_engine("auto", model, sampler, state.to(device), 1.0 / temperature, seed=3)
     engine.advance(100)
     areas = []
     for _ in range(sweeps):

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from spinsim.engines import build_engine
+from spinsim.lattice import Lattice, neighbourhood_offsets
+from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
 from spinsim.observables.cpm import (
     boundary_lengths,
     component_counts,
@@ -15,8 +18,6 @@ from spinsim.observables.cpm import (
     measure,
     observable_names,
 )
-from spinsim.lattice import Lattice, neighbourhood_offsets
-from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
 from spinsim.samplers.cpm_sequential import CPMSequential
 
 # squared neighbour distances of orders 1-4 (Morpheus' definition), written out independently
@@ -115,7 +116,7 @@ COLOURINGS = [([8, 8], "periodic", 1), ([7, 9], "periodic", 2), ([5, 6], "open",
 @pytest.mark.parametrize("shape,boundary,reach", COLOURINGS)
 def test_block_colours_keep_same_colour_sites_out_of_reach(shape, boundary, reach):
     lat = Lattice("square" if len(shape) == 2 else "cubic", shape, boundary, colourable=False)
-    colours = lat.block_colors(reach).reshape(-1)
+    colours = lat.block_colours(reach).reshape(-1)
     coords = torch.stack(lat._coordinates(), -1).reshape(-1, lat.dim)
     n = torch.tensor(shape)
     for i, j in itertools.combinations(range(lat.n_sites), 2):
@@ -167,7 +168,7 @@ def test_copy_energy_change_equals_energy_difference(name, size, boundary, order
     lat = lattice(name, size, boundary)
     model = make_model(lat, order, terms)
     state = random_state(model, seed=order)
-    engine = CPMSequential().engine(model, state, torch.ones(state.shape[0]))
+    engine = build_engine("fast", model, CPMSequential(), state, torch.ones(state.shape[0]), 0)
     before = model.energy(state)
     for b, x, new in single_copies(model, state, n=25):
         after_state = state.clone()
@@ -209,10 +210,10 @@ def test_keep_cells_forbids_removing_a_last_site():
     proposal[0, 0, 0, 0] = 0
     dH = model.delta_energy(state, proposal)
     assert dH[0, 0, 2, 2] == torch.inf and torch.isfinite(dH[0, 0, 0, 0])
-    engine = CPMSequential().engine(model, state, torch.ones(1))
+    engine = build_engine("fast", model, CPMSequential(), state, torch.ones(1), 0)
     assert delta_at(engine.ids[0], engine.areas[0], engine.perimeters[0], 12, 0, *engine._tables) == np.inf
     # and the kernel never removes it, even at infinite temperature
-    engine = CPMSequential().engine(model, state, torch.full((1,), 1e9))
+    engine = build_engine("fast", model, CPMSequential(), state, torch.full((1,), 1e-9), 0)
     engine.advance(200)
     assert (engine.areas[0, 1:] >= 1).all()
 
@@ -257,7 +258,7 @@ def test_compiled_and_torch_component_counts_agree(boundary):
     lat = lattice("square", [9, 11], boundary)
     model = make_model(lat, 2)
     states = [random_state(model, batch=4), torch.randint(0, 3, (4, 1, 9, 11))]
-    engine = CPMSequential().engine(model, random_state(model, batch=4, seed=9), torch.full((4,), 2.0))
+    engine = build_engine("fast", model, CPMSequential(), random_state(model, batch=4, seed=9), torch.full((4,), 0.5), 0)
     engine.advance(200)
     states.append(engine.state.long())
     for s in states:

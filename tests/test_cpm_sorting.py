@@ -7,9 +7,8 @@ import pytest
 import torch
 
 import spinsim
-from spinsim.config import build
 from spinsim.commands import simulate
-from spinsim.commands.simulate import cpm_setup
+from spinsim.config.setup import build_simulation
 from spinsim.observables.cpm import measure
 
 SORTING_MCS = 6000
@@ -64,10 +63,7 @@ def test_no_cell_vanishes_at_the_papers_parameters(gg_run):
 
 def run_setup(overrides, batch):
     cfg = spinsim.compose("simulate", [*overrides, f"batch={batch}", "progress=false"])
-    temps = build.temperatures(cfg.temperature)
-    lattice = build.lattice(cfg.lattice, colourable=False)
-    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
-    return cpm_setup(cfg, lattice, temps, batch, replica_T)
+    return build_simulation(cfg)
 
 
 def observe(setup, checkpoints):

@@ -15,15 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import within
-from spinsim.analysis.statistics import binning
-from spinsim.engines import ReferenceEngine, build_engine
-from spinsim.errors import ConfigError
+from conftest import beta_of, within
+from conftest import sample as conftest_sample
 from spinsim.analysis.exact import exact_averages
+from spinsim.config import build
+from spinsim.engines import ReferenceEngine, build_engine
 from spinsim.engines.cpu.engine import CPUEngine, potts_tables
 from spinsim.engines.cpu.layout import SlabLayout, lanes_for
 from spinsim.engines.cpu.philox import philox4x32, philox4x32_py
 from spinsim.engines.cpu.potts import proposal_bits
+from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.observables.spin import measure
@@ -42,20 +43,14 @@ def potts(lattice, q=3, h=0.0):
 
 def sample(engine, sweeps, thermalize):
     """Binning estimates of <e> and <|m|> from the engine's own measurements."""
-    engine.advance(thermalize)
-    e, m = [], []
-    for _ in range(sweeps):
-        engine.advance(1)
-        obs = engine.measure() if hasattr(engine, "measure") else measure(engine.model, engine.state)
-        e.append(obs["e"].numpy())
-        m.append(obs["abs_m"].numpy())
-    return binning(np.stack(e)), binning(np.stack(m))
+    found = conftest_sample(engine, engine.model, sweeps, thermalize)
+    return found.e, found.abs_m
 
 
 def fast(model, sampler, T, replicas, seed=1, threads=0):
     g = torch.Generator().manual_seed(seed)
     state = model.random_state(replicas, g)
-    return CPUEngine(model, sampler, state, torch.full((replicas,), float(T)), seed=seed, threads=threads)
+    return CPUEngine(model, sampler, state, beta_of(float(T), replicas), seed=seed, threads=threads)
 
 
 # One case per fast path: lattice geometry, boundary, field, sampler, model.
@@ -137,7 +132,7 @@ def test_fast_engine_agrees_with_reference(case):
     model = build()
     replicas, sweeps = 16 * scale, 200 * scale
     g = torch.Generator().manual_seed(3)
-    ref = ReferenceEngine(model, Metropolis(), model.random_state(replicas, g), torch.full((replicas,), T), g)
+    ref = ReferenceEngine(model, Metropolis(), model.random_state(replicas, g), beta_of(T, replicas), g)
     ours = fast(model, Metropolis(), T, replicas)
     results = [sample(ref, sweeps, 50 * scale), sample(ours, sweeps, 50 * scale)]
     for k, name in enumerate(("e", "|m|")):
@@ -263,11 +258,11 @@ def test_potts_ties_and_redraws_decide_as_the_rules_say(monkeypatch):
                     grid = spins.reshape(n_rows, row_len).copy()
                     potts_cpu._update_row.py_func(
                         spins, 0, r, colour, sweep, np.uint64(1), np.uint64(2), q, 2, False, lay.nb_row,
-                        lay.nb_col, lay.nb_lanes, lay.row_color, row_len, lay.words, bits, high[0], low[0],
+                        lay.nb_col, lay.nb_lanes, lay.row_colour, row_len, lay.words, bits, high[0], low[0],
                         *scratch,
                     )  # fmt: skip
                     expected = grid.copy()
-                    start = (colour - lay.row_color[r]) % 2
+                    start = (colour - lay.row_colour[r]) % 2
                     for t, j in enumerate(range(start, row_len, 2)):
                         fallback = [int(w) for w in words(r, colour << 27 | 1 << 29 | j, sweep)]
                         if bits >= 0:
@@ -315,18 +310,18 @@ def test_philox_known_answers():
 def test_build_engine_chooses_and_explains():
     lat = Lattice("square", 4)
     model = ising(lat)
-    state, T, g = model.random_state(2), torch.ones(2), torch.Generator()
-    assert build_engine("auto", model, Metropolis(), state, T, g, 0).name == "numba"
-    assert build_engine("reference", model, Metropolis(), state, T, g, 0).name == "reference"
+    state, beta, g = model.random_state(2), torch.ones(2), torch.Generator()
+    assert build_engine("auto", model, Metropolis(), state, beta, 0, generator=g).name == "numba"
+    assert build_engine("reference", model, Metropolis(), state, beta, 0, generator=g).name == "reference"
     glass = IsingModel(lat, Couplings.build(lat, "pm"))
-    assert build_engine("auto", glass, Metropolis(), state, T, g, 0).name == "reference"
+    assert build_engine("auto", glass, Metropolis(), state, beta, 0, generator=g).name == "reference"
     with pytest.raises(ConfigError, match=r"^engine=fast: the fast engine does not support per-bond"):
-        build_engine("fast", glass, Metropolis(), state, T, g, 0)
+        build.engine("fast", glass, Metropolis(), state, beta, 0, generator=g)
     hc = Lattice("honeycomb", 4)
     with pytest.raises(ConfigError, match="lattice=honeycomb"):
-        build_engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), T, g, 0)
+        build.engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), beta, 0, generator=g)
     with pytest.raises(ConfigError, match="heat_bath with model=potts"):
-        build_engine("fast", potts(lat), HeatBath(), potts(lat).random_state(2), T, g, 0)
+        build.engine("fast", potts(lat), HeatBath(), potts(lat).random_state(2), beta, 0, generator=g)
 
 
 def test_simulate_records_the_engine(tmp_path):

@@ -25,7 +25,6 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from spinsim.config.build import make_lattice
 from spinsim.errors import ConfigError
 from spinsim.lattice import GEOMETRIES, Lattice
 
@@ -16,11 +17,11 @@ CASES = [
 @pytest.mark.parametrize("name,size", CASES)
 def test_colours_are_independent_sets(name, size, boundary):
     lat = Lattice(name, size, boundary)
-    colour = lat.colors().reshape(-1)
+    colour = lat.colours().reshape(-1)
     bonds = lat.bonds()
     assert len(bonds) > 0
     assert (colour[bonds[:, 0]] != colour[bonds[:, 1]]).all()
-    assert set(colour.tolist()) == set(range(lat.n_colors))
+    assert set(colour.tolist()) == set(range(lat.n_colours))
 
 
 @pytest.mark.parametrize(
@@ -81,8 +82,10 @@ def test_open_boundary_drops_edge_neighbours():
     ],
 )
 def test_bad_lattices(name, size, boundary, key):
+    with pytest.raises(ValueError):
+        Lattice(name, size, boundary)  # the lattice says what is wrong; the config layer names the key
     with pytest.raises(ConfigError) as info:
-        Lattice(name, size, boundary)
+        make_lattice(name, size, boundary)
     assert info.value.key == key
     assert "\n" not in str(info.value)
 

@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
-from spinsim.errors import ConfigError
+import spinsim
 from spinsim.analysis.exact import exact_averages
+from spinsim.config.families import build_model
+from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 
@@ -119,10 +121,14 @@ def test_potts_order_parameter():
 
 
 def test_bad_q():
+    """The model says what is wrong (ValueError); the config layer names the key."""
     lat = Lattice("square", 4)
     for q in (1, 0, -3):
-        with pytest.raises(ConfigError, match="model.q"):
+        with pytest.raises(ValueError, match="an integer >= 2"):
             make_model("potts", lat, q=q)
+        cfg = spinsim.compose("simulate", ["model=potts", f"model.q={q}"])
+        with pytest.raises(ConfigError, match="model.q"):
+            build_model(cfg.model, lat)
 
 
 def test_spin_glass_couplings_are_seeded_and_symmetric_in_sign():

@@ -6,15 +6,16 @@ import torch
 
 import spinsim
 from conftest import spinsim_cli
-from spinsim.commands import optimize, simulate
-from spinsim.errors import ConfigError
 from spinsim.analysis.exact import ground_states
+from spinsim.commands import optimize, simulate
+from spinsim.config.build import target
 from spinsim.dmc.ground_state import GroundStateSearch, linear_schedule
+from spinsim.dmc.state_preparation import pattern_loss
+from spinsim.dmc.targets import checkerboard, disc, stripes
+from spinsim.errors import ConfigError
 from spinsim.io.runfile import load
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel
-from spinsim.dmc.state_preparation import pattern_loss
-from spinsim.dmc.targets import checkerboard, disc, stripes, target
 
 FAST = ["device=cpu", "device.threads=1", "progress=false"]
 SMALL = ["lattice.size=8", "batch=4", "task.chain_sweeps=4", "steps=20", "snapshot_every=10"]
@@ -81,9 +82,9 @@ def test_couplings_optimisation_reduces_loss_threefold(tmp_path):
     for name in ("grad_norm", "J_mean", "J_std", "J_min", "J_max"):
         assert r.observables[name].value.shape == (1000, 1)
     assert r.observables["loss"].step.tolist() == list(range(1, 1001))
-    assert r.snapshots.value.shape == (4, 16, 16, 16) and r.snapshots.value.dtype == np.int8
-    assert r.frames["couplings"].value.shape == (4, 2, 16, 16)
-    assert r.frames["couplings"].step.tolist() == [250, 500, 750, 1000]
+    assert r.snapshots.value.shape == (5, 16, 16, 16) and r.snapshots.value.dtype == np.int8
+    assert r.frames["couplings"].value.shape == (5, 2, 16, 16)
+    assert r.frames["couplings"].step.tolist() == [0, 250, 500, 750, 1000]  # 0: before any step
     assert (r.arrays["target"] == stripes((16, 16), 4).numpy()).all()
     J = r.frames["couplings"].value[-1]
     boundary = stripes((16, 16), 4).numpy() * np.roll(stripes((16, 16), 4).numpy(), -1, 1) < 0
@@ -114,8 +115,9 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_interrupted_ground_state_resumes_exactly(tmp_path, monkeypatch):
-    """A run killed at step 13 keeps its file and its step-10 checkpoint; resuming reproduces the
-    uninterrupted run's steps 11..30 bit for bit (dmc: optimiser, annealing and random state)."""
+    """A run killed at step 13 keeps its file as of its last commit (the step-10 checkpoint) and
+    the checkpoint; resuming reproduces the uninterrupted run's steps 11..30 bit for bit (dmc:
+    optimiser, annealing and random state)."""
     args = ["task=ground_state", "task.method=dmc", "lattice.size=8", "batch=4", "snapshot_every=0",
             "steps=30", "checkpoint_every=5"]  # fmt: skip
     full = run(tmp_path, *args, name="full.h5")
@@ -131,7 +133,7 @@ def test_interrupted_ground_state_resumes_exactly(tmp_path, monkeypatch):
         run(tmp_path, *args, name="part.h5")
     monkeypatch.undo()
     part = load(tmp_path / "part.h5")
-    assert part.status == "interrupted" and part.observables["e"].step[-1] == 12
+    assert part.status == "interrupted" and part.observables["e"].step[-1] == 10
     resumed = run(tmp_path, *args, f"resume={tmp_path / 'part.ckpt.pt'}", name="resumed.h5")
     a, b = load(full.path), load(resumed.path)
     assert b.observables["e"].step.tolist() == list(range(11, 31))

@@ -10,10 +10,10 @@ from PIL import Image
 
 import spinsim
 from conftest import simulate_quiet
-from spinsim.view import render as draw
 from spinsim.cli import main
 from spinsim.commands import render
 from spinsim.io.runfile import load
+from spinsim.view import render as draw
 
 OBSERVABLES = ("e", "m", "abs_m", "m2", "m4")
 
@@ -43,8 +43,9 @@ def cell(image, shape, scale, row, col):
 
 
 def test_ising_defaults(runs, capsys):
-    """Defaults: the first replica of each temperature; 4 stored steps (all, as fewer than 6);
-    auto scale 16 px per site (12 x 16 = 192 px); GIF of every snapshot at 10 fps."""
+    """Defaults: the first replica of each temperature; 5 stored steps (all, as fewer than 6: the
+    initial state and 4 more); auto scale 16 px per site (12 x 16 = 192 px); GIF of every snapshot
+    at 10 fps."""
     result = render_run(runs["ising"])
     out = runs["ising"].parent / "ising_render"
     assert result.output == out
@@ -57,9 +58,9 @@ def test_ising_defaults(runs, capsys):
 
     grid = Image.open(out / "snapshots.png")
     grid.load()
-    assert grid.size == draw.grid_size(shape, scale, rows=2, cols=4) == (120 + 4 * 196, 16 + 2 * 196)
+    assert grid.size == draw.grid_size(shape, scale, rows=2, cols=5) == (120 + 5 * 196, 16 + 2 * 196)
     for row, replica in enumerate([0, 2]):
-        for col in range(4):
+        for col in range(5):
             expected = draw.ISING_COLOURS[(run.snapshots.value[col, replica] + 1) // 2]
             np.testing.assert_array_equal(cell(grid, shape, scale, row, col), draw.upscale(expected, scale))
     pixels = np.asarray(grid.convert("RGB")).reshape(-1, 3)
@@ -67,7 +68,7 @@ def test_ising_defaults(runs, capsys):
         assert (pixels == colour).all(1).mean() > 0.02
 
     gif = Image.open(out / "snapshots.gif")
-    assert gif.n_frames == 4 and gif.is_animated
+    assert gif.n_frames == 5 and gif.is_animated
     assert gif.size == draw.frame_size(shape, scale, 2) == (4 + 2 * 196, 32 + 192 + 4)
     assert gif.info["duration"] == 100 and gif.info["loop"] == 0
     frames = []
@@ -101,7 +102,7 @@ def test_potts_options_and_tempering(runs, tmp_path):
     grid = Image.open(out / "snapshots.png")
     assert grid.size == draw.grid_size((12, 12), 3, rows=2, cols=2)
     for row, replica in enumerate([5, 0]):
-        for col, index in enumerate([1, 3]):  # steps 40 and 80
+        for col, index in enumerate([2, 4]):  # steps 40 and 80 (after the initial state, 20, 60)
             expected = draw.upscale(colours[run.snapshots.value[index, replica].astype(int)], 3)
             np.testing.assert_array_equal(cell(grid, (12, 12), 3, row, col), expected)
 
@@ -150,7 +151,7 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys):
         ((str(xy),), f"path={xy}: drawing xy runs is not supported; supported models: ising, potts, cpm"),
         ((str(cpm),), f"path={cpm}: a cpm run file without /parameters/cell_type; cannot colour its cells"),
         ((ising, "replicas=[0,4]"), "replicas=[0,4]: give replica indices from 0 to 3 (an index or a list)"),
-        ((ising, "steps=[20,30]"), "steps=[20,30]: give steps with a stored snapshot: 20 to 80 every 20"),
+        ((ising, "steps=[20,30]"), "steps=[20,30]: give steps with a stored snapshot: 0 to 80 every 20"),
         ((ising, "fps=0"), "fps=0.0: must be a number of frames per second in (0, 50]"),
         ((ising, "scale=-1"), "scale=-1: must be an integer >= 0"),
         ((ising, "colour=red"), "colour: no such key; keys here: path, replicas, steps, columns, fps, scale, output"),  # noqa: E501

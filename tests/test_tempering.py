@@ -8,11 +8,12 @@ import torch
 
 import spinsim
 from conftest import simulate_quiet
-from spinsim.config import build
-from spinsim.errors import ConfigError
 from spinsim.analysis.exact import exact_averages
-from spinsim.io.runfile import load
+from spinsim.config import build
+from spinsim.config.families import build_model
 from spinsim.engines.tempering import ParallelTempering
+from spinsim.errors import ConfigError
+from spinsim.io.runfile import load
 
 
 class FrozenEngine:
@@ -39,7 +40,7 @@ def test_exchange_acceptance_is_min_1_exp_dbeta_de():
     low = torch.where(torch.arange(batch) % 2 == 0, 2.0, -2.0).double()
     high = torch.zeros(batch, dtype=torch.float64)
     engine = FrozenEngine(torch.cat([low, high]))
-    pt = ParallelTempering(engine, energy_of, [1.0, 2.0], batch, 1, torch.Generator().manual_seed(5))
+    pt = ParallelTempering(engine, energy_of, torch.tensor([1.0, 0.5]), batch, 1, torch.Generator().manual_seed(5))
     pt.advance(1)
     new_low, new_high = engine.state[:batch, 0], engine.state[batch:, 0]
     swapped = new_low != low
@@ -61,7 +62,8 @@ def test_rounds_alternate_even_and_odd_pairs_in_temperature_order():
     batch = 2
     energies = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     engine = FrozenEngine(energies)
-    pt = ParallelTempering(engine, energy_of, temps, batch, 3, torch.Generator().manual_seed(0))
+    beta = 1.0 / torch.tensor(temps, dtype=torch.float64)
+    pt = ParallelTempering(engine, energy_of, beta, batch, 3, torch.Generator().manual_seed(0), temperatures=temps)
     pt.advance(2)
     assert pt.rounds == 0 and engine.sweeps == 2
     pt.advance(5)  # exchanges after sweeps 3 and 6, however the calls are split
@@ -78,7 +80,7 @@ def test_rounds_alternate_even_and_odd_pairs_in_temperature_order():
 def test_configurations_move_temperatures_stay():
     """After an accepted exchange the slot keeps its temperature and receives the other configuration."""
     engine = FrozenEngine(torch.tensor([5.0, 7.0, 0.0, 0.0], dtype=torch.float64))  # T=1: 5, 7; T=10: 0, 0
-    pt = ParallelTempering(engine, energy_of, [1.0, 10.0], 2, 1, torch.Generator().manual_seed(0))
+    pt = ParallelTempering(engine, energy_of, torch.tensor([1.0, 0.1]), 2, 1, torch.Generator().manual_seed(0))
     pt.advance(1)  # log p = 0.9 * (E_low - 0) > 0: both ladders swap
     assert engine.state[:, 0].tolist() == [0.0, 0.0, 5.0, 7.0]
 
@@ -108,7 +110,7 @@ def test_tempering_reproduces_exact_enumeration(tmp_path, case):
         tmp_path, "pt.h5",
     )  # fmt: skip
     cfg = spinsim.compose("simulate", overrides)
-    model = build.model(cfg.model, build.lattice(cfg.lattice))
+    model = build_model(cfg.model, build.lattice(cfg.lattice))
     s = result.summary
     for t, T in enumerate(temps):
         exact = exact_averages(model, 1.0 / T)

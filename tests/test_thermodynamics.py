@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import within
+from conftest import series, within
 from spinsim.analysis.statistics import binning
 from spinsim.engines import ReferenceEngine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables.spin import measure
 from spinsim.samplers import Metropolis
 
 # Onsager's energy per spin of the infinite square lattice (values in DESIGN.md);
@@ -25,15 +24,9 @@ def run(model, temperatures, replicas, thermalize, sweeps, ordered, seed=0):
     temps = torch.tensor(temperatures, dtype=torch.float64).repeat_interleave(replicas)
     g = torch.Generator().manual_seed(seed)
     state = model.ordered_state(len(temps)) if ordered else model.random_state(len(temps), g)
-    engine = ReferenceEngine(model, Metropolis(), state, temps, g)
-    engine.advance(thermalize)
-    e, m = [], []
-    for _ in range(sweeps):
-        engine.advance(1)
-        obs = measure(model, engine.state)
-        e.append(obs["e"].numpy())
-        m.append(obs["abs_m"].numpy())
-    e, m = np.stack(e), np.stack(m)
+    engine = ReferenceEngine(model, Metropolis(), state, 1.0 / temps, g)
+    found = series(engine, model, sweeps, thermalize)
+    e, m = found["e"], found["abs_m"]
     cols = [slice(i * replicas, (i + 1) * replicas) for i in range(len(temperatures))]
     return [binning(e[:, c]) for c in cols], [binning(m[:, c]) for c in cols]
 

@@ -25,12 +25,12 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reas
 # SWEEPS is a power of two: binning's blocks are then whole replicas, independent of each other.
 SCRIPT = r"""
 import json, sys, torch, numpy as np
-from spinsim.analysis.statistics import binning
+sys.path.insert(0, TESTS)
+from conftest import sample
 from spinsim.analysis.exact import exact_averages
 from spinsim.engines.gpu.triton import TritonEngine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
-from spinsim.observables.spin import measure
 from spinsim.samplers import HeatBath, Metropolis
 
 square, chain, triangular = Lattice("square", 4), Lattice("chain", 8, "open"), Lattice("triangular", 3)
@@ -51,14 +51,9 @@ for name, (model, sampler, T, thermalize) in cases.items():
     g = torch.Generator().manual_seed(1)
     replicas = 4096
     state = model.random_state(replicas, g)
-    engine = TritonEngine(model, sampler, state, torch.full((replicas,), T), seed=7, block=1 << 16)
-    engine.advance(thermalize)
-    e, m = [], []
-    for _ in range(SWEEPS):
-        engine.advance(1)
-        obs = measure(model, engine.state)
-        e.append(obs["e"].numpy()); m.append(obs["abs_m"].numpy())
-    E, M = binning(np.stack(e)), binning(np.stack(m))
+    engine = TritonEngine(model, sampler, state, torch.full((replicas,), 1.0 / T), seed=7, block=1 << 16)
+    found = sample(engine, model, SWEEPS, thermalize)
+    E, M = found.e, found.abs_m
     exact = exact_averages(model, 1 / T)
     out[name] = [E.mean, E.error, exact["e"], M.mean, M.error, exact["abs_m"]]
 print(json.dumps(out))
@@ -67,7 +62,7 @@ print(json.dumps(out))
 
 def test_triton_kernels_match_enumeration_in_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
-    script = SCRIPT.replace("SWEEPS", "64")
+    script = SCRIPT.replace("SWEEPS", "64").replace("TESTS", repr(str(REPO / "tests")))
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -84,8 +79,8 @@ def test_triton_engine_on_cuda_matches_enumeration():
     import numpy as np
 
     from conftest import within
-    from spinsim.analysis.statistics import binning
     from spinsim.analysis.exact import exact_averages
+    from spinsim.analysis.statistics import binning
     from spinsim.engines.gpu.triton import TritonEngine
     from spinsim.lattice import Lattice
     from spinsim.models import Couplings, IsingModel
@@ -95,7 +90,7 @@ def test_triton_engine_on_cuda_matches_enumeration():
     lat = Lattice("square", 4)
     model = IsingModel(lat, Couplings.build(lat)).cuda()
     T = 1 / 0.4406867935
-    engine = TritonEngine(model, Metropolis(), model.random_state(1024), torch.full((1024,), T), seed=3)
+    engine = TritonEngine(model, Metropolis(), model.random_state(1024), torch.full((1024,), 1.0 / T), seed=3)
     engine.advance(100)
     e = []
     for _ in range(500):

@@ -39,6 +39,8 @@ from typing import Sequence
 
 import numpy as np
 
+from spinsim.analysis.statistics import with_error
+
 
 @dataclass
 class Curve:
@@ -67,7 +69,6 @@ class CriticalTemperature:
     failed_fraction: float  # bootstrap resamples in which the pair giving Tc did not cross
 
     def __str__(self) -> str:
-        from spinsim.view.report import with_error
 
         pairs = ", ".join(
             f"{c.small}/{c.large}: {with_error(c.temperature, c.error)}" for c in self.crossings

@@ -94,6 +94,17 @@ def jackknife(
     return Estimate(value, error)
 
 
+def with_error(mean: float, error: float) -> str:
+    """Compact notation: ``-1.5656(12)`` means -1.5656 ± 0.0012 (two digits of error)."""
+    if not math.isfinite(mean):
+        return "nan"
+    if not math.isfinite(error) or error <= 0:
+        return f"{mean:.6g}"
+    digits = max(0, 1 - int(math.floor(math.log10(error))))
+    last = round(error * 10**digits)
+    return f"{mean:.{digits}f}({last})"
+
+
 # -- the end-of-run table ----------------------------------------------------
 SUMMARY_COLUMNS = (
     "temperature", "n", "e", "e_err", "abs_m", "abs_m_err", "m2", "m2_err",

@@ -90,8 +90,8 @@ def spin_case(
         spin_model = spin_model.to(device)
         generator = torch.Generator(device=device).manual_seed(0)
         state = spin_model.random_state(batch, generator)
-        T = torch.full((batch,), float(temperature), dtype=torch.float64, device=device)
-        engine = build_engine(kind, spin_model, build_sampler(sampler), state, T, generator, 0, threads)
+        beta = torch.full((batch,), 1.0 / float(temperature), dtype=torch.float64, device=device)
+        engine = build_engine(kind, spin_model, build_sampler(sampler), state, beta, 0, threads, generator)
         threads_used = getattr(engine, "threads_used", torch.get_num_threads())
         return Workload(engine.name, engine.advance, lat.n_sites * batch, threads_used, _sync(device))
 
@@ -122,18 +122,19 @@ def cpm_case(
     their initial layout (single sites grow into cells), so the timing sees a tissue."""
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
-        from spinsim.bench.cpm import cpm_run
+        from spinsim.config import compose
+        from spinsim.config.setup import build_simulation
 
         sampler = "cpm_parallel" if kind == "reference" else "cpm_sequential"
-        extra = [f"sampler={sampler}", f"device.threads={threads or 0}"]
+        extra = ["progress=false", f"sampler={sampler}", f"device.threads={threads or 0}"]
         if sampler == "cpm_parallel":
             extra.append(f"device={device.type}")
-        run = cpm_run([*overrides, *extra])
-        engine = run.setup.engine
-        engine.advance(warmup if sampler == "cpm_sequential" else max(1, warmup // 10))
-        run.sync()
-        used = len(engine.ranges) if hasattr(engine, "ranges") else torch.get_num_threads()
-        return Workload(sampler, engine.advance, run.lattice.n_sites * run.n_replicas, used, run.sync)
+        sim = build_simulation(compose("simulate", [*overrides, *extra]))
+        sync = _sync(sim.device)
+        sim.engine.advance(warmup if sampler == "cpm_sequential" else max(1, warmup // 10))
+        sync()
+        used = sim.threads if sampler == "cpm_sequential" else torch.get_num_threads()
+        return Workload(sampler, sim.engine.advance, sim.lattice.n_sites * sim.n_replicas, used, sync)
 
     return register(BenchCase(name, what, build, step_unit="MCS", update_unit="attempts"), default=default)
 

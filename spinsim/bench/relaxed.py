@@ -4,7 +4,7 @@ Two implementations of the same computation on the same inputs, timed in the
 same process: spinsim's :class:`~spinsim.samplers.RelaxedMetropolis` on an
 Ising model with per-bond couplings (``discretize=step``, the relaxed chain
 of the paper), and the paper's Algorithm 2 written out literally
-(:func:`spinsim.samplers.algorithm2.algorithm2_sweep`). One call is one sweep
+(:func:`spinsim.bench.algorithm2.algorithm2_sweep`). One call is one sweep
 of ``batch`` replicas of an ``L x L`` torus from a fixed relaxed state, a
 scalar loss of the result, and ``backward()`` to every J_ij.
 
@@ -23,10 +23,10 @@ from typing import Callable
 
 import torch
 
+from spinsim.bench.algorithm2 import algorithm2_sweep
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel
 from spinsim.samplers import RelaxedMetropolis
-from spinsim.samplers.algorithm2 import algorithm2_sweep
 
 ALPHA = 3.0
 TEMPERATURE = 2.0

@@ -21,11 +21,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-import spinsim
 from spinsim.bench import cases as bench
 from spinsim.config import build
-from spinsim.commands.simulate import output_path
+from spinsim.config.build import output_path
 from spinsim.errors import ConfigError
+from spinsim.version import __version__
 
 log = logging.getLogger(__name__)
 ENGINE_KINDS = ("reference", "fast")
@@ -80,7 +80,7 @@ def describe_machine(device: torch.device) -> dict:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "spinsim_version": spinsim.__version__,
+        "spinsim_version": __version__,
         "torch_version": str(torch.__version__),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }

@@ -31,12 +31,12 @@ import h5py
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-import spinsim
+from spinsim.analysis.scaling import CriticalTemperature, Curve, binder_crossings
 from spinsim.config import build
 from spinsim.errors import ConfigError
 from spinsim.io.runfile import Run, load, write_table
+from spinsim.version import __version__
 from spinsim.view.report import with_error
-from spinsim.analysis.scaling import CriticalTemperature, Curve, binder_crossings
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def write_hdf5(
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as f:
         par = f.create_group("parameters")
-        par.attrs.update({"command": "collect", "source": str(root), "spinsim_version": spinsim.__version__})
+        par.attrs.update({"command": "collect", "source": str(root), "spinsim_version": __version__})
         names = np.array([str(p) for p in runs], dtype=object)
         par.create_dataset("runs", data=names, dtype=h5py.string_dtype())
         write_table(f, "table", table)

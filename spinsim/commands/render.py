@@ -23,9 +23,10 @@ import numpy as np
 from omegaconf import DictConfig
 
 from spinsim.config import build
-from spinsim.view import render
+from spinsim.config.families import FAMILIES
 from spinsim.errors import ConfigError
 from spinsim.io.runfile import Run, read_snapshots, snapshot_steps
+from spinsim.view import render
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ class RenderResult:
 def run(cfg: DictConfig) -> RenderResult:
     r = build.run_file("path", cfg.path)
     model = r.parameters.get("model")
-    if model not in render.PAINTERS:
+    if model not in FAMILIES:
         raise ConfigError(
             "path", str(cfg.path), f"drawing {model} runs is not supported; supported models: "
-            + ", ".join(render.PAINTERS),
+            + ", ".join(FAMILIES),
         )  # fmt: skip
     replicas = choose_replicas(cfg.replicas, r)
     fps = build.plain(cfg.fps)
@@ -64,7 +65,7 @@ def run(cfg: DictConfig) -> RenderResult:
 
     if len(stored):
         try:
-            painter = render.painter_for(r)
+            painter = FAMILIES[model].painter(r)
         except KeyError as missing:
             raise ConfigError(
                 "path",
@@ -93,7 +94,8 @@ def run(cfg: DictConfig) -> RenderResult:
     thermalize = int(r.parameters.get("thermalize", 0))
     for name, series in r.observables.items():
         title = f"{name}: {r.path}"
-        fig = render.plot_observable(name, series, r.temperature, batch, chosen, thermalize, title)
+        unit = r.parameters.get("step_unit", "sweeps")
+        fig = render.plot_observable(name, series, r.temperature, batch, chosen, thermalize, title, unit)
         result.files.append(_save_figure(fig, out / "observables" / f"{name}.png"))
     if r.tempering is not None:
         fig = render.plot_exchange_rates(r.tempering, f"parallel tempering: {r.path}")

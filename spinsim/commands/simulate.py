@@ -1,39 +1,41 @@
-"""``spinsim simulate``: Monte Carlo of an Ising, Potts or cellular Potts model, written to HDF5.
+"""``spinsim simulate``: Monte Carlo of any model family, written to HDF5; ``resume=`` continues one.
 
-The schedule (thermalization, measurements, snapshots) is described in
-:mod:`spinsim.run.driver`. The run is the same for every model; what differs
-(model, engine, observables, snapshot dtype, summary) comes from a
-:class:`Setup` built for the model: :func:`spin_setup` or :func:`cpm_setup`.
+The run is assembled by :func:`spinsim.config.setup.build_simulation` and driven
+by :func:`spinsim.run.driver.run_task` (schedule, commits, signals).
+``resume=RUN.h5`` continues a stopped, killed or completed run in its own
+file from its last commit, with the configuration it was started with
+(``sweeps`` may grow): the chain goes on exactly as an uninterrupted run
+would. ``resume=DIR`` inside a sweep (the command line re-launches a
+multirun folder this way) continues each job's own file, skips completed
+jobs and starts the missing ones.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-import spinsim
-from spinsim.analysis import statistics as analysis
-from spinsim.config import build
-from spinsim.observables import cpm as cpm_observables
-from spinsim.run.driver import Measure, Schedule, Snapshot, run_schedule
-from spinsim.engines import build_engine
+from spinsim.config import build, compose
+from spinsim.config.checks import plain
+from spinsim.config.setup import Simulation, build_simulation
+from spinsim.engines.base import from_bytes
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import RunWriter
-from spinsim.observables.spin import SPIN_OBSERVABLES, measure
+from spinsim.io.runfile import RunFile
+from spinsim.run.driver import Record, run_task
+from spinsim.run.files import create_run_file, standard_parameters
 from spinsim.run.progress import RunProgress, flips_per_ns
-from spinsim.view.report import print_cpm_summary, print_exchange_rates, print_summary
-from spinsim.samplers import build_cpm_sampler
 from spinsim.run.signals import GracefulStop
-from spinsim.engines.tempering import ParallelTempering, exchange_generator
+from spinsim.view.report import print_exchange_rates
 
 log = logging.getLogger(__name__)
+
+# Keys a resumed run may take from the command line; every other key is the run's own.
+RESUME_KEYS = ("resume", "sweeps", "progress", "output")
 
 
 @dataclass
@@ -42,268 +44,150 @@ class SimulationResult:
     summary: dict[str, np.ndarray]
     seconds: float
     flips_per_ns: float
-
-
-@dataclass
-class Setup:
-    """The model-specific half of a run."""
-
-    model: Any
-    engine: Any  # advance(n_sweeps), state
-    sampler_name: str
-    device: torch.device
-    measure: Measure
-    snapshot: Snapshot
-    # (writer, schedule, engine) -> per-temperature summary table
-    summarize: Callable[[RunWriter, Schedule, Any], dict[str, np.ndarray]]
-    print_summary: Callable[[dict[str, np.ndarray], str], None]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra /parameters datasets
-    speed: Callable[[int, int, float], dict[str, float]] | None = None  # (sweeps, sites, seconds)
-    unit: str = "flips"  # what one update per site is called (progress, log)
-    device_description: str | None = None  # default: build.describe_device(device)
-    measure_start: bool = False  # also measure the initial state (step 0)
-    # observables computed by the engine itself (fast engines: no float state built)
-    measure_engine: Callable[[], dict[str, torch.Tensor]] | None = None
-
-
-def output_path(output: str, key: str = "output") -> Path:
-    """Where the run file goes: a relative path lands in Hydra's run directory
-    (the working directory when called outside Hydra). Never an existing file."""
-    path = Path(output)
-    if not path.is_absolute():
-        from hydra.core.hydra_config import HydraConfig
-
-        base = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
-        path = base / path
-    if path.exists():
-        raise ConfigError(
-            key, str(path), "the file exists and spinsim never overwrites a run; choose another path"
-        )
-    return path
-
-
-def spin_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica_T: torch.Tensor) -> Setup:
-    """Ising or Potts model with a checkerboard sampler on the torch reference engine."""
-    build.check_sampler(build.plain(cfg.model.name), build.plain(cfg.sampler.name))
-    dev = build.device(cfg.device)
-    model = build.model(cfg.model, lattice, dev)
-    sampler = build.sampler(cfg.sampler)
-    seed = int(cfg.seed)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    n_replicas = len(replica_T)
-    if build.plain(cfg.init) == "ordered":
-        state = model.ordered_state(n_replicas)
-    else:
-        state = model.random_state(n_replicas, generator)
-    engine = build_engine(
-        build.plain(cfg.engine), model, sampler, state, replica_T.to(dev), generator, seed,
-        threads=build.plain(cfg.device.threads),
-    )  # fmt: skip
-
-    def summarize(writer: RunWriter, schedule: Schedule, engine) -> dict[str, np.ndarray]:
-        observables = {
-            name: writer.observables[name]["value"][...] for name in SPIN_OBSERVABLES
-            if name in writer.observables
-        }  # fmt: skip
-        steps = writer.observables["e"]["step"][...] if "e" in writer.observables else np.zeros(0)
-        measured = steps > schedule.thermalize
-        if not measured.any():
-            return {}
-        return analysis.summarize(
-            temps, batch, {k: v[measured] for k, v in observables.items()}, lattice.n_sites
-        )
-
-    return Setup(
-        model=model,
-        engine=engine,
-        sampler_name=sampler.name,
-        device=dev,
-        measure=lambda state: measure(model, state),
-        snapshot=lambda state: state[:, 0].to(torch.int8).cpu(),
-        summarize=summarize,
-        print_summary=print_summary,
-        measure_engine=getattr(engine, "measure", None),
-    )
-
-
-def cpm_device(cfg: DictConfig, sampler_name: str) -> torch.device:
-    """cpm_sequential runs on the CPU; cpm_parallel where ``device`` says.
-
-    On the CPU, torch works on the CPM's small tensors with one thread unless
-    ``device.threads`` says otherwise (a second thread gains little there and
-    costs milliseconds per operation on a busy machine); ``device.threads``
-    also sets the numba threads of cpm_sequential (one replica per thread).
-    """
-    threads = build.at_least("device.threads", build.plain(cfg.device.threads), 0)
-    if sampler_name == "cpm_sequential":
-        if build.plain(cfg.device.name) == "cuda":
-            raise ConfigError(
-                "device", "cuda", "sampler=cpm_sequential runs on the CPU; use sampler=cpm_parallel on cuda"
-            )
-        dev = build.device(OmegaConf.merge(cfg.device, {"name": "cpu"}))
-        if threads:
-            import numba
-
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    else:
-        dev = build.device(cfg.device)
-    if dev.type == "cpu" and not threads:
-        torch.set_num_threads(1)
-    return dev
-
-
-def cpm_snapshot_dtype(n_ids: int) -> torch.dtype:
-    """Cell ids stored compactly: int16 up to 32767 ids, else int32."""
-    return torch.int16 if n_ids <= torch.iinfo(torch.int16).max else torch.int32
-
-
-def cpm_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica_T: torch.Tensor) -> Setup:
-    """Cellular Potts model with ``cpm_sequential`` (numba, CPU) or ``cpm_parallel`` (torch)."""
-    sampler_name = build.plain(cfg.sampler.name)
-    build.check_sampler("cpm", sampler_name)
-    if build.plain(cfg.init) != "random":
-        raise ConfigError(
-            "init", build.plain(cfg.init),
-            "the cellular Potts model starts from model.layout (aggregate or scatter), placed at random; "
-            "use init=random",
-        )  # fmt: skip
-    copy_order = build.plain(cfg.sampler.copy_neighbourhood)
-    if copy_order is not None:
-        build.neighbourhood_order("sampler.copy_neighbourhood", copy_order, lattice)
-    dev = cpm_device(cfg, sampler_name)
-    model = build.cpm_model(cfg.model, lattice, dev)
-    sampler = build_cpm_sampler(sampler_name, copy_order)
-    seed = int(cfg.seed)
-    layout_generator = torch.Generator().manual_seed(seed)
-    state = build.cpm_initial_state(cfg.model, model, len(replica_T), layout_generator).to(dev)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    engine = sampler.engine(model, state, replica_T.to(dev), generator, seed)
-    snapshot_dtype = cpm_snapshot_dtype(model.n_ids)
-
-    def summarize(writer: RunWriter, schedule: Schedule, engine) -> dict[str, np.ndarray]:
-        final = cpm_observables.measure(model, engine.state.to(dev))
-        return analysis.replica_means(temps, batch, {k: v.cpu().numpy() for k, v in final.items()})
-
-    def speed(sweeps: int, sites: int, seconds: float) -> dict[str, float]:
-        rate = sweeps / seconds if seconds > 0 else float("nan")
-        return {"attempts_per_second": rate * sites, "mcs_per_second": rate}
-
-    arrays = {
-        "cell_type": model.cell_type.cpu().numpy().astype(np.int16),
-        "type_names": np.array(model.type_names, dtype=object),
-        "contact": model.contact.cpu().numpy(),
-        "target_area": model.target_area.cpu().numpy(),
-    }
-    return Setup(
-        model=model,
-        engine=engine,
-        sampler_name=sampler.name,
-        device=dev,
-        measure=lambda state: cpm_observables.measure(model, state.to(dev)),
-        snapshot=lambda state: state[:, 0].to(snapshot_dtype).cpu(),
-        summarize=summarize,
-        print_summary=print_cpm_summary,
-        arrays=arrays,
-        speed=speed,
-        measure_start=True,
-        unit="attempts",
-        device_description=f"cpu ({len(engine.ranges)} threads)" if hasattr(engine, "ranges") else None,
-    )
+    status: str = "completed"
 
 
 def run(cfg: DictConfig) -> SimulationResult:
-    """Run the simulation that ``cfg`` (``conf/simulate.yaml`` composed) describes."""
-    temps = build.temperatures(cfg.temperature)
-    batch = build.at_least("batch", cfg.batch, 1)
-    schedule = Schedule.from_config(cfg)
-    seed = int(cfg.seed)
-    model_name = build.plain(cfg.model.name)
-    lattice = build.lattice(cfg.lattice, colourable=model_name != "cpm")
-    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
-    make_setup = cpm_setup if model_name == "cpm" else spin_setup
-    setup = make_setup(cfg, lattice, temps, batch, replica_T)
-    path = output_path(cfg.output)
-    engine = setup.engine
-    exchange_every = build.exchange_every(cfg.exchange_every, temps)
-    if exchange_every:
-        if model_name == "cpm":
+    """Run (or with ``resume``, continue) the simulation that ``cfg`` describes."""
+    if plain(cfg.get("resume")):
+        return resume(cfg)
+    sim = build_simulation(cfg)
+    path = build.output_path(cfg.output)
+    parameters = {**standard_parameters(cfg, seed=sim.seed, device=_device(sim), threads=sim.threads),
+                  **sim.parameters()}  # fmt: skip
+    file = create_run_file(
+        path, "simulate", cfg, parameters=parameters, temperature=sim.replica_temperature,
+        layout=sim.task.layout(), arrays=sim.family.arrays(sim.model),
+    )  # fmt: skip
+    log.info("writing %s (%s, %s)", path, sim.lattice, parameters["device"])
+    return execute(sim, file, Record(), start=0, progress=bool(cfg.progress))
+
+
+def _device(sim: Simulation) -> str:
+    return build.describe_device(sim.device, sim.threads)
+
+
+def execute(sim: Simulation, file: RunFile, record: Record, start: int, progress: bool,
+            before: dict[str, float] | None = None) -> SimulationResult:  # fmt: skip
+    """Run the loop from ``start``, then the summary; the file ends ``completed``,
+    ``interrupted`` or ``failed`` (and keeps its last commit whatever happens)."""
+    spins = sim.lattice.n_sites * sim.n_replicas
+    status = "failed"
+    try:
+        with GracefulStop() as stop, RunProgress(
+            sim.schedule.total - start, spins, sim.description, progress, update=sim.family.unit
+        ) as bar:
+            outcome = run_task(sim.task, sim.schedule, file, record, bar, stop, start=start)
+            tables = sim.task.summary(record, outcome.step)
+            for group, table in tables.items():
+                file.write_table(group, table)
+            seconds = outcome.seconds + (before or {}).get("seconds", 0.0)
+            steps = outcome.steps_done + int((before or {}).get("steps", 0))
+            file.write_timing(timing(sim, steps, seconds))
+            status = "interrupted" if stop.requested else "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        file.close(status)
+    summary = tables.get("summary", {})
+    if stop.requested:
+        raise KeyboardInterrupt(f"stopped after {outcome.step} of {sim.schedule.total} sweeps; "
+                                f"continue with resume={file.path}")  # fmt: skip
+    if summary and int(np.max(summary.get("n", [1]))) > 0:
+        title = f"{sim.description}, {sim.sampler.name}, {sim.sweeps} sweeps x {sim.batch} replicas"
+        sim.family.print_summary(summary, title)
+    if "tempering" in tables:
+        print_exchange_rates(tables["tempering"], sim.exchange_every)
+    speed = flips_per_ns(outcome.steps_done, spins, outcome.seconds)
+    log.info("%d sweeps in %.2f s: %.4g %s/ns; results in %s", outcome.steps_done, outcome.seconds, speed,
+             sim.family.unit, file.path)  # fmt: skip
+    return SimulationResult(file.path, summary, seconds, speed, status)
+
+
+def timing(sim: Simulation, steps: int, seconds: float) -> dict[str, float]:
+    """``/timing``: seconds and sweeps of the run (all its parts), spin-flip (or copy) attempts per ns,
+    and for the cellular Potts model attempts and MCS per second."""
+    spins = sim.lattice.n_sites * sim.n_replicas
+    rate = steps / seconds if seconds > 0 else float("nan")
+    out = {"seconds": seconds, "steps": steps, "flips_per_ns": flips_per_ns(steps, spins, seconds)}
+    if sim.family.unit == "attempts":
+        out.update(attempts_per_second=rate * spins, mcs_per_second=rate)
+    return out
+
+
+# -- resume -----------------------------------------------------------------------------
+def resume(cfg: DictConfig) -> SimulationResult:
+    """Continue the run ``resume`` names (a run file; or a sweep folder: this job's own file)."""
+    value = plain(cfg.resume)
+    given = Path(str(value)).expanduser()
+    if given.is_dir():
+        path = build.output_path(cfg.output, exist_ok=True)
+        if given.resolve() not in path.resolve().parents:
+            raise ConfigError("resume", str(value), "a folder resumes the sweep it holds: give a run file (.h5) "
+                              "or run `spinsim simulate resume=DIR` on a multirun folder")  # fmt: skip
+        if not path.exists():
+            fresh = OmegaConf.merge(cfg, {"resume": None})
+            return run(fresh)
+    else:
+        path = build.existing_path("resume", value)
+        if path.is_dir():
+            raise ConfigError("resume", str(value), "give a run file (.h5)")
+    stored = build.run_file("resume", str(path))
+    if stored.parameters.get("command") != "simulate":
+        raise ConfigError("resume", str(path), f"a {stored.parameters.get('command')} run; resume continues simulate runs")
+    if stored.status == "running":
+        raise ConfigError("resume", str(path), "its run is still going (its writer process is alive)")
+    run_cfg = resumed_config(cfg, stored.config, str(path))
+    sim = build_simulation(run_cfg)
+    if stored.status == "completed" and stored.step >= sim.schedule.total:
+        print(f"{path}: completed ({stored.step} sweeps); nothing to resume (give sweeps= to extend it)")
+        return SimulationResult(path, stored.summary or {}, stored.timing.get("seconds", 0.0), float("nan"))
+    update = {"sweeps": sim.sweeps, "config": OmegaConf.to_yaml(run_cfg, resolve=True)}
+    try:
+        file, commit, state = RunFile.reopen(path, sim.task.layout(), update)
+    except ValueError as error:
+        raise ConfigError("resume", str(path), str(error)) from None
+    if state is not None:
+        sim.task.load_state_dict(from_bytes(state))
+    record = Record()
+    if commit.measurements:
+        names = list(sim.task.layout().observables)
+        record.extend(stored.observables[names[0]].step, {n: stored.observables[n].value for n in names})
+    log.info("resuming %s at sweep %d of %d", path, commit.step, sim.schedule.total)
+    return execute(sim, file, record, start=commit.step, progress=bool(run_cfg.progress), before=stored.timing)
+
+
+def resumed_config(cfg: DictConfig, stored: DictConfig, path: str) -> DictConfig:
+    """The stored run's config, with ``sweeps`` (never fewer) and ``progress`` from ``cfg``.
+
+    Any other key that ``cfg`` sets away from the defaults and that differs
+    from the stored run is refused: a resumed run keeps its configuration.
+    """
+    defaults = compose("simulate", [])
+    given = _flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    default = _flat(OmegaConf.to_container(defaults, resolve=True, enum_to_str=True))
+    old = _flat(OmegaConf.to_container(stored, resolve=True, enum_to_str=True))
+    for key, value in given.items():
+        if key.split(".")[0] in RESUME_KEYS or key.startswith("hydra"):
+            continue
+        if value != default.get(key) and value != old.get(key):
             raise ConfigError(
-                "exchange_every",
-                exchange_every,
-                "0 with model=cpm (parallel tempering runs Ising and Potts models)",
-            )
-        engine = ParallelTempering(
-            engine,
-            lambda s: setup.model.energy(s.to(torch.float64)),
-            temps,
-            batch,
-            exchange_every,
-            exchange_generator(seed, setup.device),
-        )
+                key, value,
+                f"a resumed run keeps its configuration ({key}={old.get(key)} in {path}); only sweeps may grow",
+            )  # fmt: skip
+    sweeps = plain(cfg.sweeps) if plain(cfg.sweeps) != default.get("sweeps") else plain(stored.sweeps)
+    if sweeps < plain(stored.sweeps):
+        raise ConfigError("sweeps", sweeps, f"at least the run's own {plain(stored.sweeps)} when resuming it")
+    merged = OmegaConf.merge(stored, {"sweeps": sweeps, "progress": plain(cfg.progress), "resume": None,
+                                      "output": str(path)})  # fmt: skip
+    return merged
 
-    parameters = {
-        "seed": seed,
-        "device": setup.device_description or build.describe_device(setup.device),
-        "engine": engine.name,
-        "lattice": lattice.name,
-        "boundary": lattice.boundary,
-        "lattice_shape": np.array(lattice.shape, dtype=np.int64),
-        "model": model_name,
-        "sampler": setup.sampler_name,
-        "batch": batch,
-        "thermalize": schedule.thermalize,
-        "sweeps": schedule.sweeps,
-        "measure_every": schedule.measure_every,
-        "snapshot_every": schedule.snapshot_every,
-        "exchange_every": exchange_every,
-        "spinsim_version": spinsim.__version__,
-        "torch_version": str(torch.__version__),
-        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-    writer = RunWriter(
-        path,
-        command="simulate",
-        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        parameters=parameters,
-        temperature=replica_T.tolist(),
-        lattice_shape=lattice.shape,
-        creator_version=spinsim.__version__,
-    )
-    for name, values in setup.arrays.items():
-        writer.write_parameter_array(name, values)
-    log.info("writing %s (%s, %s)", path, lattice, parameters["device"])
-    total = schedule.total
-    spins = lattice.n_sites * len(replica_T)
-    description = f"{model_name} {lattice.name} {'x'.join(map(str, lattice.shape))}"
 
-    with writer, GracefulStop() as stop:
-        with RunProgress(total, spins, description, bool(cfg.progress), update=setup.unit) as progress:
-            seconds = run_schedule(
-                engine,
-                schedule,
-                writer,
-                measure=setup.measure,
-                snapshot=setup.snapshot,
-                progress=progress,
-                stop=stop,
-                measure_engine=setup.measure_engine,
-                measure_start=setup.measure_start,
-            )
-        summary = setup.summarize(writer, schedule, engine)
-        speed = flips_per_ns(progress.done, spins, seconds)
-        attrs = {"seconds": seconds, "flips_per_ns": speed}
-        if setup.speed is not None:
-            attrs = {"seconds": seconds, **setup.speed(progress.done, spins, seconds)}
-        writer.write_summary(summary, attrs)
-        if exchange_every:
-            writer.write_table("tempering", engine.rates(), {"exchange_every": exchange_every})
-        if stop.requested:
-            raise KeyboardInterrupt(f"stopped after {progress.done} of {total} sweeps")
-
-    if summary:
-        title = f"{description}, {setup.sampler_name}, {schedule.sweeps} sweeps x {batch} replicas"
-        setup.print_summary(summary, title)
-    if exchange_every:
-        print_exchange_rates(engine.rates(), exchange_every)
-    log.info("%d sweeps in %.2f s: %.4g %s/ns; results in %s", total, seconds, speed, setup.unit, path)
-    return SimulationResult(path, summary, seconds, speed)
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): tree}

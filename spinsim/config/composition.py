@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from spinsim.config.families import FAMILIES
 from spinsim.config.schema import GROUP_SCHEMAS, SCHEMAS
 
 _registered = False
@@ -37,7 +38,8 @@ def register(usage: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> No
     store = ConfigStore.instance()
     for command, schema in SCHEMAS.items():
         store.store(name=f"{command}_schema", node=schema)
-    for group, options in GROUP_SCHEMAS.items():
+    groups = {**GROUP_SCHEMAS, "model": {name: family.schema for name, family in FAMILIES.items()}}
+    for group, options in groups.items():
         for option, schema in options.items():
             store.store(group=f"schema/{group}", name=option, node=schema)
     OmegaConf.register_new_resolver("spinsim_groups", _help_groups, replace=True)
@@ -47,9 +49,14 @@ def register(usage: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> No
     _registered = True
 
 
-def compose(command: str, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/<command>.yaml`` with overrides, as the command line does
-    (also from inside a running spinsim command, whose Hydra already searches ``conf/``)."""
+def compose(command: str = "simulate", overrides: Sequence[str] | None = None) -> DictConfig:
+    """Compose ``conf/<command>.yaml`` with Hydra overrides, as the command line does, for
+    notebooks, tests and code that builds runs (also from inside a running spinsim command,
+    whose Hydra already searches ``conf/``)::
+
+        cfg = spinsim.compose("simulate", ["model=potts", "temperature=0.9"])
+    """
+    overrides = list(overrides or [])
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra

@@ -15,9 +15,9 @@ colouring can handle) are checked where they are used and reported as
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
@@ -35,12 +35,6 @@ class Boundary(Enum):
     open = "open"
 
 
-class CouplingKind(Enum):
-    uniform = "uniform"  # J_ij = J on every bond
-    pm = "pm"  # J_ij = +J or -J with probability 1/2 each (the +-J spin glass)
-    gaussian = "gaussian"  # J_ij ~ Normal(0, J^2) (the Gaussian spin glass)
-
-
 class DeviceName(Enum):
     cpu = "cpu"
     cuda = "cuda"
@@ -53,17 +47,12 @@ class EngineName(Enum):
     fast = "fast"  # compiled kernels (CPU: numba, CUDA: triton); an error where unsupported
 
 
-class CPMLayout(Enum):
-    aggregate = "aggregate"  # square (cubic) cells packed in a centred block
-    scatter = "scatter"  # single-site cells at random positions in a centred disc
-
-
 class InitialState(Enum):
     random = "random"  # infinite temperature: every spin uniform over its states
     ordered = "ordered"  # zero temperature ferromagnet: every spin in state 0 (Ising: +1)
 
 
-def _key(default: Any, help: str) -> Any:
+def documented(default: Any, help: str) -> Any:
     """A dataclass field carrying its one-line help (shown by ``--help``)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
@@ -72,67 +61,21 @@ def _key(default: Any, help: str) -> Any:
 
 @dataclass
 class LatticeConfig:
-    name: LatticeName = _key(MISSING, "lattice geometry")
-    size: Any = _key(32, "linear size L (same in every direction) or a list, one per direction")
-    boundary: Boundary = _key(Boundary.periodic, "periodic (torus) or open (free edges)")
+    name: LatticeName = documented(MISSING, "lattice geometry")
+    size: Any = documented(32, "linear size L (same in every direction) or a list, one per direction")
+    boundary: Boundary = documented(Boundary.periodic, "periodic (torus) or open (free edges)")
 
 
 @dataclass
 class ModelConfig:
     """Base of every model option; ``name`` selects the Hamiltonian."""
 
-    name: str = _key(MISSING, "which Hamiltonian")
-
-
-@dataclass
-class SpinModelConfig(ModelConfig):
-    J: float = _key(1.0, "coupling scale (J > 0 ferromagnetic)")
-    h: float = _key(0.0, "external field")
-    couplings: CouplingKind = _key(CouplingKind.uniform, "uniform, pm (+-J glass) or gaussian")
-    couplings_seed: int = _key(0, "seed of the random couplings (pm, gaussian)")
-
-
-@dataclass
-class IsingConfig(SpinModelConfig):
-    name: str = "ising"
-
-
-@dataclass
-class PottsConfig(SpinModelConfig):
-    name: str = "potts"
-    q: int = _key(3, "number of Potts states, q >= 2")
-
-
-@dataclass
-class CPMConfig(ModelConfig):
-    """The cellular Potts model (spinsim.models.cpm). Per-type lists have one entry
-    per cell type after the medium; ``contact`` covers every type, the medium first."""
-
-    name: str = "cpm"
-    types: List[str] = _key(["medium", "light", "dark"], "type names, the medium (cell id 0) first")
-    cells: List[int] = _key([18, 18], "number of cells of each type after the medium")
-    contact: Any = _key(
-        [[0.0, 16.0, 16.0], [16.0, 14.0, 11.0], [16.0, 11.0, 2.0]],
-        "contact energies J: a symmetric table over all types, the medium first",
-    )
-    contact_scale: float = _key(1.0, "factor on every contact energy (Neural CPM code: 0.25)")
-    target_area: Any = _key(25.0, "target area A: a number, or one per cell type")
-    cell_target_area: Optional[List[float]] = _key(None, "one target area per cell (overrides target_area)")
-    lambda_area: Any = _key(1.0, "area multiplier lambda_V: a number, or one per cell type")
-    target_perimeter: Any = _key(0.0, "target perimeter P: a number, or one per cell type")
-    lambda_perimeter: Any = _key(0.0, "perimeter multiplier lambda_P (0: no perimeter term)")
-    potential: Optional[str] = _key(None, "external potential phi: array file (.npy, .npz, .txt, .csv)")
-    potential_coupling: Any = _key(0.0, "mu: coupling to phi, a number or one per cell type")
-    neighbourhood: int = _key(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
-    keep_cells: bool = _key(False, "reject copies that would remove a cell's last site")
-    layout: CPMLayout = _key(CPMLayout.aggregate, "initial cells: aggregate or scatter")
-    layout_cell_size: Optional[int] = _key(None, "aggregate: side of the square cells (default: sqrt(A))")
-    layout_radius: Optional[float] = _key(None, "scatter: disc radius (default: smallest size / 4)")
+    name: str = documented(MISSING, "which Hamiltonian")
 
 
 @dataclass
 class SamplerConfig:
-    name: str = _key(MISSING, "update rule")
+    name: str = documented(MISSING, "update rule")
 
 
 class Discretize(Enum):
@@ -144,21 +87,21 @@ class Discretize(Enum):
 @dataclass
 class RelaxedMetropolisConfig(SamplerConfig):
     name: str = "relaxed_metropolis"
-    alpha: float = _key(3.0, "sharpness of the logistic accept step (alpha -> inf: Metropolis)")
-    discretize: Discretize = _key(
+    alpha: float = documented(3.0, "sharpness of the logistic accept step (alpha -> inf: Metropolis)")
+    discretize: Discretize = documented(
         Discretize.every_sweep, "step, straight_through (at the end of a chain) or every_sweep"
     )
 
 
 @dataclass
 class CPMSamplerConfig(SamplerConfig):
-    copy_neighbourhood: Optional[int] = _key(None, "neighbourhood order copied from (null: the model's)")
+    copy_neighbourhood: Optional[int] = documented(None, "neighbourhood order copied from (null: the model's)")
 
 
 @dataclass
 class DeviceConfig:
-    name: DeviceName = _key(DeviceName.auto, "cpu, cuda or auto")
-    threads: int = _key(0, "CPU threads for torch (0: torch's default)")
+    name: DeviceName = documented(DeviceName.auto, "cpu, cuda or auto")
+    threads: int = documented(0, "CPU threads for torch (0: torch's default)")
 
 
 @dataclass
@@ -167,52 +110,55 @@ class SimulateConfig:
     lattice: LatticeConfig = MISSING
     sampler: SamplerConfig = MISSING
     device: DeviceConfig = MISSING
-    temperature: Any = _key(2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)")
-    batch: int = _key(1, "independent replicas per temperature")
-    sweeps: int = _key(1000, "sweeps after thermalization (one update attempt per site each)")
-    thermalize: int = _key(100, "first sweeps, left out of the summary statistics")
-    measure_every: int = _key(1, "sweeps between measurements")
-    snapshot_every: int = _key(100, "sweeps between stored lattices (0: none)")
-    seed: int = _key(0, "seed of the run's random numbers")
-    exchange_every: int = _key(
+    temperature: Any = documented(2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)")
+    batch: int = documented(1, "independent replicas per temperature")
+    sweeps: int = documented(1000, "sweeps after thermalization (one update attempt per site each)")
+    thermalize: int = documented(100, "first sweeps, left out of the summary statistics")
+    measure_every: int = documented(1, "sweeps between measurements")
+    snapshot_every: int = documented(100, "sweeps between stored lattices (0: none)")
+    seed: int = documented(0, "seed of the run's random numbers")
+    exchange_every: int = documented(
         0, "parallel tempering: sweeps between exchanges of neighbouring temperatures (0: off)"
     )
-    init: InitialState = _key(InitialState.random, "initial state: random or ordered")
-    output: str = _key("simulate.h5", "HDF5 file; a relative path lands in the run directory")
-    progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")
-    engine: EngineName = _key(
+    init: InitialState = documented(InitialState.random, "initial state: random or ordered")
+    output: str = documented("simulate.h5", "HDF5 file; a relative path lands in the run directory")
+    progress: bool = documented(True, "show a progress bar (plain lines when not on a terminal)")
+    engine: EngineName = documented(
         EngineName.auto, "auto (fast where supported), reference (torch) or fast (compiled kernels)"
+    )
+    resume: Optional[str] = documented(
+        None, "continue a run file (or a multirun folder) from its last commit; sweeps= may extend it"
     )
 
 
 @dataclass
 class BenchConfig:
     device: DeviceConfig = MISSING
-    cases: Any = _key("default", "case names (a list), default (the paper's Table III sizes) or all")
-    engines: Any = _key(["reference", "fast"], "engine kinds to time: reference, fast")
-    repeats: int = _key(5, "timed repeats per engine (the median is reported)")
-    reference_repeats: int = _key(3, "timed repeats of the (slow) reference engine")
-    min_seconds: float = _key(0.2, "least duration of one timed repeat (steps double until reached)")
-    output: str = _key("bench.json", "results file (JSON); a relative path lands in the run directory")
+    cases: Any = documented("default", "case names (a list), default (the paper's Table III sizes) or all")
+    engines: Any = documented(["reference", "fast"], "engine kinds to time: reference, fast")
+    repeats: int = documented(5, "timed repeats per engine (the median is reported)")
+    reference_repeats: int = documented(3, "timed repeats of the (slow) reference engine")
+    min_seconds: float = documented(0.2, "least duration of one timed repeat (steps double until reached)")
+    output: str = documented("bench.json", "results file (JSON); a relative path lands in the run directory")
 
 
 @dataclass
 class CollectConfig:
-    path: str = _key(MISSING, "a sweep folder (searched recursively for run files) or one run file")
-    output: Any = _key(None, "folder for table.h5, table.csv, curves.png (null: <DIR>/collect)")
-    bootstrap: int = _key(2000, "resamples for the uncertainty of the Binder crossings")
-    seed: int = _key(0, "seed of the bootstrap resamples")
+    path: str = documented(MISSING, "a sweep folder (searched recursively for run files) or one run file")
+    output: Any = documented(None, "folder for table.h5, table.csv, curves.png (null: <DIR>/collect)")
+    bootstrap: int = documented(2000, "resamples for the uncertainty of the Binder crossings")
+    seed: int = documented(0, "seed of the bootstrap resamples")
 
 
 @dataclass
 class RenderConfig:
-    path: str = _key(MISSING, "the run file (.h5) to draw")
-    replicas: Any = _key(None, "replica indices (null: the first replica of each temperature)")
-    steps: Any = _key(None, "snapshot steps for the grid and GIF (null: 6 for the grid, all for the GIF)")
-    columns: int = _key(6, "snapshot columns in the grid when steps is null")
-    fps: float = _key(10.0, "frames per second of the GIF")
-    scale: int = _key(0, "pixels per lattice site (0: about 256 pixels per lattice)")
-    output: Any = _key(None, "output folder (null: <run folder>/<run name>_render)")
+    path: str = documented(MISSING, "the run file (.h5) to draw")
+    replicas: Any = documented(None, "replica indices (null: the first replica of each temperature)")
+    steps: Any = documented(None, "snapshot steps for the grid and GIF (null: 6 for the grid, all for the GIF)")
+    columns: int = documented(6, "snapshot columns in the grid when steps is null")
+    fps: float = documented(10.0, "frames per second of the GIF")
+    scale: int = documented(0, "pixels per lattice site (0: about 256 pixels per lattice)")
+    output: Any = documented(None, "output folder (null: <run folder>/<run name>_render)")
 
 
 class Loss(Enum):
@@ -228,52 +174,52 @@ class GroundStateMethod(Enum):
 
 @dataclass
 class TaskConfig:
-    name: str = _key(MISSING, "what to optimise")
+    name: str = documented(MISSING, "what to optimise")
 
 
 @dataclass
 class CouplingsTaskConfig(TaskConfig):
     name: str = "couplings"
-    target: str = _key("stripes", "stripes, checkerboard, disc, or the path of an image file")
-    width: int = _key(4, "stripe width and checkerboard block size, in sites")
-    radius: float = _key(0.3, "disc radius as a fraction of the smaller lattice side")
-    invert: bool = _key(False, "swap +1 and -1 in the target (images: white is +1)")
-    temperature: float = _key(0.9, "k_B T of the chains, in units of J")
-    chain_sweeps: int = _key(20, "relaxed Metropolis sweeps per chain and optimisation step")
-    backprop_sweeps: int = _key(1, "differentiate through the last k sweeps of a chain (0: all)")
-    loss: Loss = _key(
+    target: str = documented("stripes", "stripes, checkerboard, disc, or the path of an image file")
+    width: int = documented(4, "stripe width and checkerboard block size, in sites")
+    radius: float = documented(0.3, "disc radius as a fraction of the smaller lattice side")
+    invert: bool = documented(False, "swap +1 and -1 in the target (images: white is +1)")
+    temperature: float = documented(0.9, "k_B T of the chains, in units of J")
+    chain_sweeps: int = documented(20, "relaxed Metropolis sweeps per chain and optimisation step")
+    backprop_sweeps: int = documented(1, "differentiate through the last k sweeps of a chain (0: all)")
+    loss: Loss = documented(
         Loss.l2_up_to_flip,
         "l2 (the paper) or l2_up_to_flip (the model cannot tell a pattern from its negative)",
     )  # noqa: E501
-    learn_field: bool = _key(False, "also learn a field h per site (the paper: no field)")
+    learn_field: bool = documented(False, "also learn a field h per site (the paper: no field)")
 
 
 @dataclass
 class GroundStateTaskConfig(TaskConfig):
     name: str = "ground_state"
-    method: GroundStateMethod = _key(GroundStateMethod.dmc, "anneal, gradient or dmc")
-    T_start: float = _key(3.0, "temperature of the first sweep (anneal, dmc)")
-    T_end: float = _key(0.01, "temperature of the last sweep, lowered linearly (anneal, dmc)")
+    method: GroundStateMethod = documented(GroundStateMethod.dmc, "anneal, gradient or dmc")
+    T_start: float = documented(3.0, "temperature of the first sweep (anneal, dmc)")
+    T_end: float = documented(0.01, "temperature of the last sweep, lowered linearly (anneal, dmc)")
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = _key(MISSING, "which optimiser")
-    lr: float = _key(1e-3, "learning rate")
+    name: str = documented(MISSING, "which optimiser")
+    lr: float = documented(1e-3, "learning rate")
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     name: str = "adam"
-    beta1: float = _key(0.9, "decay of the first-moment average")
-    beta2: float = _key(0.999, "decay of the second-moment average")
-    eps: float = _key(1e-8, "added to the denominator")
+    beta1: float = documented(0.9, "decay of the first-moment average")
+    beta2: float = documented(0.999, "decay of the second-moment average")
+    eps: float = documented(1e-8, "added to the denominator")
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     name: str = "sgd"
-    momentum: float = _key(0.0, "momentum factor (0: plain gradient descent)")
+    momentum: float = documented(0.0, "momentum factor (0: plain gradient descent)")
 
 
 @dataclass
@@ -284,15 +230,15 @@ class OptimizeConfig:
     device: DeviceConfig = MISSING
     optimizer: OptimizerConfig = MISSING
     task: TaskConfig = MISSING
-    batch: int = _key(16, "chains per optimisation step (couplings) or independent runs (ground_state)")
-    steps: int = _key(1000, "optimisation steps (couplings) or sweeps (ground_state)")
-    measure_every: int = _key(1, "steps between recorded observables")
-    snapshot_every: int = _key(50, "steps between stored states and couplings (0: none)")
-    checkpoint_every: int = _key(100, "steps between checkpoints (0: none)")
-    seed: int = _key(0, "seed of the run's random numbers")
-    resume: Optional[str] = _key(None, "checkpoint file to continue from (a new run file is written)")
-    output: str = _key("optimize.h5", "HDF5 file; a relative path lands in the run directory")
-    progress: bool = _key(True, "show a progress bar (plain lines when not on a terminal)")
+    batch: int = documented(16, "chains per optimisation step (couplings) or independent runs (ground_state)")
+    steps: int = documented(1000, "optimisation steps (couplings) or sweeps (ground_state)")
+    measure_every: int = documented(1, "steps between recorded observables")
+    snapshot_every: int = documented(50, "steps between stored states and couplings (0: none)")
+    checkpoint_every: int = documented(100, "steps between checkpoints (0: none)")
+    seed: int = documented(0, "seed of the run's random numbers")
+    resume: Optional[str] = documented(None, "checkpoint file to continue from (a new run file is written)")
+    output: str = documented("optimize.h5", "HDF5 file; a relative path lands in the run directory")
+    progress: bool = documented(True, "show a progress bar (plain lines when not on a terminal)")
 
 
 # The primary schema of each command, by command name.
@@ -305,9 +251,9 @@ SCHEMAS: dict[str, type] = {
 }
 
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml
-# lists /schema/<group>/<option> first in its defaults.
+# lists /schema/<group>/<option> first in its defaults. The model group's come from
+# the model families (spinsim.config.families).
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
-    "model": {"ising": IsingConfig, "potts": PottsConfig, "cpm": CPMConfig},
     "lattice": {name.value: LatticeConfig for name in LatticeName},
     "sampler": {
         "metropolis": SamplerConfig,

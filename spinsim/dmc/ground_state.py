@@ -29,14 +29,17 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
-from spinsim.errors import ConfigError
+from spinsim.io.runfile import Layout
 from spinsim.models import IsingModel
+from spinsim.run.driver import Record
 from spinsim.samplers import Metropolis, RelaxedMetropolis
 from spinsim.samplers.relaxed_metropolis import straight_through
 
 METHODS = ("anneal", "gradient", "dmc")
+SUMMARY_COLUMNS = ("steps_recorded", "e_final_min", "e_final_mean", "e_final_max", "e_best", "step_best")
 FIRST_MOMENTS = ("exp_avg", "momentum_buffer")  # Adam, SGD with momentum
 
 
@@ -72,9 +75,9 @@ class GroundStateSearch:
         sampler: RelaxedMetropolis | None = None,
     ) -> None:
         if not isinstance(model, IsingModel):
-            raise ConfigError("model", type(model).__name__, "ground-state search works with model=ising")
+            raise TypeError(f"ground-state search works with the Ising model, not {type(model).__name__}")
         if method not in METHODS:
-            raise ConfigError("task.method", method, f"choose one of {', '.join(METHODS)}")
+            raise ValueError(f"method: choose one of {', '.join(METHODS)}")
         self.model = model
         self.method = method
         self.temperatures = torch.as_tensor(temperatures, dtype=torch.float64)
@@ -82,10 +85,7 @@ class GroundStateSearch:
         self.metropolis = Metropolis()
         self.sampler = sampler or RelaxedMetropolis(discretize="every_sweep")
         if method == "dmc" and self.sampler.discretization != "every_sweep":
-            raise ConfigError(
-                "sampler.discretize", self.sampler.discretization,
-                "task=ground_state method=dmc moves discrete spins: use every_sweep",
-            )  # fmt: skip
+            raise ValueError("method=dmc moves discrete spins: the sampler must discretize every_sweep")
         self.n_sites = model.lattice.n_sites
         self.iteration = 0
         self.spins = model.random_state(batch, generator)  # the same start for every method
@@ -155,6 +155,33 @@ class GroundStateSearch:
 
     def frames(self) -> dict[str, torch.Tensor]:
         return {"snapshots": self.spins[:, 0].to(torch.int8).cpu()}
+
+    def layout(self) -> Layout:
+        """``e`` per replica, its min, mean and max, the temperature (anneal, dmc); the spins."""
+        observables = {"e": self.spins.shape[0], "e_min": 1, "e_mean": 1, "e_max": 1}
+        if self.method != "gradient":
+            observables["T"] = 1
+        frames = {"snapshots": ((self.spins.shape[0], *self.model.lattice.shape), np.int8)}
+        summary = {name: (1, np.int64 if name in ("steps_recorded", "step_best") else np.float64)
+                   for name in SUMMARY_COLUMNS}  # fmt: skip
+        return Layout(observables, frames, {"summary": summary}, timing=("seconds", "steps", "flips_per_ns"))
+
+    def summary(self, record: Record, step: int) -> dict[str, dict[str, np.ndarray]]:
+        """One row: the final energies per spin (min, mean, max over replicas) and the lowest seen."""
+        e = record.values.get("e")
+        if e is None or not len(e):
+            return {"summary": {}}
+        best = e.min(1)
+        i = int(best.argmin())
+        row = {
+            "steps_recorded": len(e),
+            "e_final_min": e[-1].min(),
+            "e_final_mean": e[-1].mean(),
+            "e_final_max": e[-1].max(),
+            "e_best": best[i],
+            "step_best": record.step[i],
+        }
+        return {"summary": {name: np.array([value]) for name, value in row.items()}}
 
     def state_dict(self) -> dict:
         return {

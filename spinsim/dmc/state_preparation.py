@@ -31,13 +31,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from spinsim.errors import ConfigError
+from spinsim.io.runfile import Layout
 from spinsim.models import IsingModel
+from spinsim.run.driver import Record
 from spinsim.samplers import RelaxedMetropolis
 
 LOSSES = ("l2", "l2_up_to_flip")
+SUMMARY_COLUMNS = (
+    "steps_recorded", "loss_first", "loss_final", "loss_ratio", "mismatch_first", "mismatch_final",
+    "grad_norm_mean", "grad_norm_max", "J_mean", "J_std",
+)  # fmt: skip
 
 
 def pattern_loss(x: torch.Tensor, target: torch.Tensor, kind: str = "l2_up_to_flip") -> torch.Tensor:
@@ -48,7 +54,7 @@ def pattern_loss(x: torch.Tensor, target: torch.Tensor, kind: str = "l2_up_to_fl
         return direct
     if kind == "l2_up_to_flip":
         return torch.minimum(direct, ((x + target) ** 2).mean(dims))
-    raise ConfigError("task.loss", kind, f"choose one of {', '.join(LOSSES)}")
+    raise ValueError(f"loss: choose one of {', '.join(LOSSES)}")
 
 
 def mismatch(states: torch.Tensor, target: torch.Tensor, up_to_flip: bool) -> torch.Tensor:
@@ -91,13 +97,11 @@ class StatePreparation:
         generator: torch.Generator | None = None,
     ) -> None:
         if not isinstance(model, IsingModel):
-            raise ConfigError("model", type(model).__name__, "state preparation works with model=ising")
+            raise TypeError(f"state preparation works with the Ising model, not {type(model).__name__}")
         if loss not in LOSSES:
-            raise ConfigError("task.loss", loss, f"choose one of {', '.join(LOSSES)}")
+            raise ValueError(f"loss: choose one of {', '.join(LOSSES)}")
         if backprop_sweeps > chain_sweeps:
-            raise ConfigError(
-                "task.backprop_sweeps", backprop_sweeps, f"must be at most task.chain_sweeps={chain_sweeps}"
-            )
+            raise ValueError(f"backprop_sweeps={backprop_sweeps} must be at most chain_sweeps={chain_sweeps}")
         self.model = model
         self.sampler = sampler
         self.target = target.to(model.device, model.dtype)
@@ -185,15 +189,69 @@ class StatePreparation:
         out.update(self.couplings_statistics())
         return {k: v.reshape(-1).to(torch.float64) for k, v in out.items()}
 
+    def layout(self) -> Layout:
+        """Observables per step, frames (states, couplings, field) and the one-row summary."""
+        observables = {"loss": self.batch, "mismatch": self.batch, "grad_norm": 1}
+        observables.update({name: 1 for name in ("J_mean", "J_std", "J_min", "J_max")})
+        shape = tuple(self.model.lattice.shape)
+        frames = {
+            "snapshots": ((self.batch, *shape), np.int8),
+            "couplings": (tuple(self.model.couplings.values.shape), np.float32),
+        }
+        if self.learn_field:
+            observables.update(h_mean=1, h_std=1)
+            frames["field"] = (shape, np.float32)
+        summary = {name: (1, np.int64 if name in ("steps_recorded", "step_best") else np.float64)
+                   for name in SUMMARY_COLUMNS}  # fmt: skip
+        return Layout(observables, frames, {"summary": summary}, timing=("seconds", "steps", "flips_per_ns"))
+
+    def initial_states(self) -> torch.Tensor:
+        """What chains reach with the couplings as they are, drawn with a generator of their own
+        (the run's chain is left as it is): the picture of step 0."""
+        seed = self.generator.initial_seed() if self.generator is not None else 0
+        generator = torch.Generator(device=self.model.device).manual_seed(seed + 1)
+        saved, self.generator = self.generator, generator
+        try:
+            with torch.no_grad():
+                return self.sampler.discretize(self.model, self.run_chains())
+        finally:
+            self.generator = saved
+
     def frames(self) -> dict[str, torch.Tensor]:
-        """Snapshots: the last step's discretised final states (int8) and the couplings (float32)."""
+        """Snapshots: the last step's discretised final states (int8) and the couplings (float32);
+        before the first step, :meth:`initial_states`."""
+        states = self.last.states if self.last is not None else self.initial_states()
         out = {
-            "snapshots": self.last.states[:, 0].to(torch.int8).cpu(),
+            "snapshots": states[:, 0].to(torch.int8).cpu(),
             "couplings": self.model.couplings.values.detach().to(torch.float32).cpu(),
         }
         if self.learn_field:
             out["field"] = self.model.field.detach().to(torch.float32).cpu()
         return out
+
+    def summary(self, record: Record, step: int) -> dict[str, dict[str, np.ndarray]]:
+        """One row: loss and mismatch over the first and the last tenth of the recorded steps,
+        their ratio, the mean and largest gradient norm, the final J statistics."""
+        observed = record.values
+        if "loss" not in observed or not len(observed["loss"]):
+            return {"summary": {}}
+        loss = observed["loss"].mean(1)  # batch mean per step
+        k = max(1, len(loss) // 10)
+        first, final = loss[:k].mean(), loss[-k:].mean()
+        grad = observed["grad_norm"][:, 0]
+        row = {
+            "steps_recorded": len(loss),
+            "loss_first": first,
+            "loss_final": final,
+            "loss_ratio": first / final if final > 0 else np.inf,
+            "mismatch_first": observed["mismatch"][:k].mean(),
+            "mismatch_final": observed["mismatch"][-k:].mean(),
+            "grad_norm_mean": grad.mean(),
+            "grad_norm_max": grad.max(),
+            "J_mean": observed["J_mean"][-1, 0],
+            "J_std": observed["J_std"][-1, 0],
+        }
+        return {"summary": {name: np.array([value]) for name, value in row.items()}}
 
     def state_dict(self) -> dict:
         return {

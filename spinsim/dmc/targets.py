@@ -28,8 +28,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from spinsim.errors import ConfigError
-
 PATTERNS = ("stripes", "checkerboard", "disc")
 
 
@@ -56,21 +54,20 @@ def disc(shape: Sequence[int], radius: float) -> torch.Tensor:
     return torch.where(r2 <= (radius * min(shape)) ** 2, 1.0, -1.0)
 
 
-def image(path: str | Path, shape: Sequence[int], key: str = "task.target") -> torch.Tensor:
-    """A black-and-white image as a ``[H, W]`` pattern: white ``+1``, black ``-1``."""
+def image(path: str | Path, shape: Sequence[int]) -> torch.Tensor:
+    """A black-and-white image as a ``[H, W]`` pattern: white ``+1``, black ``-1``
+    (``ValueError`` when it cannot be read or the lattice is not 2D)."""
     from PIL import Image, UnidentifiedImageError
 
     if len(shape) != 2:
-        raise ConfigError(key, str(path), f"an image target needs a 2D lattice, this one is {len(shape)}D")
+        raise ValueError(f"an image target needs a 2D lattice, this one is {len(shape)}D")
     try:
         with Image.open(path) as img:
             grey = img.convert("L").resize((shape[1], shape[0]), Image.BILINEAR)
     except FileNotFoundError:
-        raise ConfigError(
-            key, str(path), f"no such file; choose one of {', '.join(PATTERNS)} or an image file"
-        ) from None
+        raise ValueError(f"no such file; choose one of {', '.join(PATTERNS)} or an image file") from None
     except (UnidentifiedImageError, OSError) as error:
-        raise ConfigError(key, str(path), f"not an image Pillow can read ({error})") from None
+        raise ValueError(f"not an image Pillow can read ({error})") from None
     levels = torch.from_numpy(np.asarray(grey, dtype=np.float32).copy())
     return torch.where(levels >= 127.5, 1.0, -1.0)
 
@@ -81,13 +78,12 @@ def target(
     width: int = 4,
     radius: float = 0.3,
     invert: bool = False,
-    key: str = "task.target",
 ) -> torch.Tensor:
     """The target called ``name`` (a built-in pattern or an image path) on ``shape``, float ``+-1``."""
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ConfigError("task.width", width, "must be an integer >= 1 (sites)")
+        raise ValueError("width must be an integer >= 1 (sites)")
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not (0 < radius < math.inf):
-        raise ConfigError("task.radius", radius, "must be a positive number (a fraction of the smaller side)")
+        raise ValueError("radius must be a positive number (a fraction of the smaller side)")
     if name == "stripes":
         out = stripes(shape, width)
     elif name == "checkerboard":
@@ -95,5 +91,5 @@ def target(
     elif name == "disc":
         out = disc(shape, float(radius))
     else:
-        out = image(name, shape, key)
+        out = image(name, shape)
     return -out if invert else out

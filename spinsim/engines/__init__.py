@@ -1,38 +1,52 @@
-"""Engines advance a batch of replicas by whole sweeps.
+"""Engines advance a batch of replicas by whole sweeps, behind one :class:`Engine` protocol.
 
-The driver talks to an engine through two members: ``advance(n_sweeps)`` and
-``state`` (the current ``[B, 1, *shape]`` tensor of spin values). Engines
-with a compact state of their own (the fast ones) also offer ``measure()``,
-the observables of :func:`spinsim.observables.spin.measure` computed without
-building ``state``. Parallel tempering
-(:mod:`spinsim.engines.tempering`) also assigns ``state`` (the same configurations,
-permuted along the batch), so an engine must accept that.
+* :class:`ReferenceEngine` (``reference``): the sampler's torch ``sweep``, any
+  device; the readable, differentiable truth (spin models; ``cpm_parallel``).
+* :class:`spinsim.engines.cpu.engine.CPUEngine` (``numba``): compiled
+  multispin Ising and compact Potts kernels.
+* :class:`spinsim.engines.gpu.triton.TritonEngine` (``triton``): fused GPU kernels.
+* :class:`spinsim.engines.cpu.cpm.CPMSequentialEngine` (``numba``): the
+  cellular Potts model's random-sequential copy attempts, compiled.
+* :class:`spinsim.engines.tempering.ParallelTempering`: replica exchange around any of them.
 
-* :class:`ReferenceEngine`: the torch sampler, the readable, differentiable truth.
-* ``spinsim.engines.cpu.engine.CPUEngine`` (``numba``): compiled CPU kernels.
-* ``spinsim.engines.gpu.triton.TritonEngine`` (``triton``): fused GPU kernels.
-
-:func:`build_engine` chooses (``engine=auto|reference|fast``).
+:func:`build_engine` chooses for every model family: ``auto`` takes the
+compiled (fast) engine where one runs the model and sampler on the device,
+else the reference; ``fast`` and ``reference`` insist, and a combination no
+engine of that kind runs is a ``ValueError`` saying why. Engines with a
+compact state also offer ``measure()``: the observables of
+:func:`spinsim.observables.spin.measure` computed without building ``state``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import torch
 
+from spinsim.engines.base import Engine
 from spinsim.engines.reference import ReferenceEngine
-from spinsim.errors import ConfigError
 from spinsim.models.base import SpinModel
+from spinsim.models.cpm import CellularPottsModel
 
 ENGINES = ("auto", "reference", "fast")
+SPIN_SAMPLERS = ("metropolis", "heat_bath")
+
+__all__ = ["ENGINES", "Engine", "ReferenceEngine", "build_engine", "fast_unsupported"]
 
 
-def fast_unsupported(model: SpinModel, sampler, device: torch.device) -> str | None:
-    """Why no fast engine runs this config on ``device`` (None: one does).
+def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | None:
+    """Why no compiled engine runs this model and sampler on ``device`` (None: one does).
 
     The answer completes "the fast engine does not support ...".
     """
+    name = getattr(sampler, "name", type(sampler).__name__)
+    if isinstance(model, CellularPottsModel):
+        if name != "cpm_sequential":
+            return f"sampler={name} (its compiled cellular Potts engine runs cpm_sequential)"
+        if device.type != "cpu":
+            return f"device={device.type} (sampler=cpm_sequential runs on the CPU)"
+        return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
     from spinsim.engines.cpu.support import unsupported
 
     reason = unsupported(model, sampler)
@@ -45,39 +59,59 @@ def fast_unsupported(model: SpinModel, sampler, device: torch.device) -> str | N
     return f"device={device.type}"
 
 
+def reference_unsupported(model: Any, sampler: Any) -> str | None:
+    """Why the torch reference engine cannot run this sampler (None: it can)."""
+    if not hasattr(sampler, "sweep"):
+        name = getattr(sampler, "name", type(sampler).__name__)
+        return f"sampler={name} (it runs compiled only)"
+    return None
+
+
 def build_engine(
     kind: str,
-    model: SpinModel,
-    sampler,
+    model: Any,
+    sampler: Any,
     state: torch.Tensor,
-    temperature: torch.Tensor,
-    generator: torch.Generator,
+    beta: torch.Tensor,
     seed: int,
     threads: int = 0,
-):
+    generator: torch.Generator | None = None,
+) -> Engine:
     """The engine ``kind`` (``auto``, ``reference`` or ``fast``) for a model, sampler and state.
 
-    ``auto`` takes the fast engine where it supports the config (CPU: numba
-    kernels; CUDA: Triton kernels) and the reference engine elsewhere;
-    ``fast`` on a config it does not support is a :class:`ConfigError`.
-    ``generator`` drives the reference engine, ``seed`` keys the fast
-    engines' counter-based random numbers, ``threads`` (0: all cores) their
-    CPU threads.
+    ``beta [B]``: 1/T of every replica. ``seed`` keys the compiled engines'
+    random numbers; ``generator`` drives the reference engine (a new one
+    seeded with ``seed`` on the state's device when None); ``threads`` (0:
+    all cores) are the compiled CPU engines' threads. Raises ``ValueError``
+    naming why when ``kind`` cannot run the configuration.
     """
     if kind not in ENGINES:
-        raise ConfigError("engine", kind, f"choose one of {', '.join(ENGINES)}")
+        raise ValueError(f"choose one of {', '.join(ENGINES)}")
+    device = state.device
     if kind != "reference":
-        reason = fast_unsupported(model, sampler, state.device)
+        reason = fast_unsupported(model, sampler, device)
         if reason is None:
-            if state.device.type == "cuda":
-                from spinsim.engines.gpu.triton import TritonEngine
-
-                return TritonEngine(model, sampler, state, temperature, seed)
-            from spinsim.engines.cpu.engine import CPUEngine
-
-            return CPUEngine(model, sampler, state, temperature, seed, threads)
+            return _fast_engine(model, sampler, state, beta, seed, threads)
         if kind == "fast":
-            raise ConfigError(
-                "engine", "fast", f"the fast engine does not support {reason}; use engine=auto or reference"
-            )
-    return ReferenceEngine(model, sampler, state, temperature, generator)
+            raise ValueError(f"the fast engine does not support {reason}; use engine=auto or reference")
+    reason = reference_unsupported(model, sampler)
+    if reason is not None:
+        raise ValueError(f"the reference engine does not support {reason}; use engine=auto or fast")
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    return ReferenceEngine(model, sampler, state, beta, generator)
+
+
+def _fast_engine(model: Any, sampler: Any, state: torch.Tensor, beta: torch.Tensor, seed: int, threads: int):
+    if isinstance(model, CellularPottsModel):
+        from spinsim.engines.cpu.cpm import CPMSequentialEngine
+
+        return CPMSequentialEngine(model, state, beta, sampler.copy_offsets(model), seed, threads)
+    assert isinstance(model, SpinModel)
+    if state.device.type == "cuda":
+        from spinsim.engines.gpu.triton import TritonEngine
+
+        return TritonEngine(model, sampler, state, beta, seed)
+    from spinsim.engines.cpu.engine import CPUEngine
+
+    return CPUEngine(model, sampler, state, beta, seed, threads)

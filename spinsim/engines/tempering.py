@@ -18,12 +18,13 @@ the ``batch`` replicas per temperature form ``batch`` independent ladders
 The wrapped engine is used only through ``advance(n_sweeps)`` and its
 ``state`` (read, and assigned after an exchange); energies come from the
 model's ``energy(state)``. So any engine that follows that interface can be
-tempered.
+tempered. ``state_dict`` holds the engine's and the exchange counters and
+random stream, so a tempered run resumes exactly.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,8 +35,10 @@ Energy = Callable[[torch.Tensor], torch.Tensor]  # state [B, ...] -> total energ
 class ParallelTempering:
     """Wrap ``engine``; ``advance`` runs sweeps and exchanges at every multiple of ``exchange_every``.
 
-    ``temperatures`` are the distinct temperatures of the batch in slot order
-    (the run's ``temperature`` list), each with ``batch`` consecutive replicas.
+    ``beta`` holds 1/T of the distinct temperatures of the batch in slot order
+    (the run's ``temperature`` list), each with ``batch`` consecutive replicas;
+    ``temperatures`` are those temperatures as the run states them, for the
+    exchange table (default: 1/beta).
     Exchanges happen after global sweeps ``exchange_every, 2 exchange_every, ...``
     counted from the wrapper's creation, however ``advance`` calls are split.
     """
@@ -44,14 +47,16 @@ class ParallelTempering:
         self,
         engine,
         energy: Energy,
-        temperatures: Sequence[float],
+        beta: torch.Tensor,
         batch: int,
         exchange_every: int,
         generator: torch.Generator,
+        temperatures: Sequence[float] | None = None,
     ) -> None:
         if exchange_every < 1:
             raise ValueError(f"exchange_every must be >= 1, got {exchange_every}")
-        if len(temperatures) < 2:
+        beta = torch.as_tensor(beta, dtype=torch.float64).reshape(-1)
+        if len(beta) < 2:
             raise ValueError("parallel tempering needs at least two temperatures")
         self.engine = engine
         self.energy = energy
@@ -59,12 +64,12 @@ class ParallelTempering:
         self.exchange_every = int(exchange_every)
         self.generator = generator
         device = engine.state.device
-        T = torch.as_tensor(list(temperatures), dtype=torch.float64)
-        # order[k]: the slot row of the k-th lowest temperature; pair k = (order[k], order[k+1])
-        self.order = torch.argsort(T, stable=True).to(device)
-        self.beta = (1.0 / T).to(device)
-        self.temperatures = T
-        self.n_temperatures = len(T)
+        # order[k]: the slot row of the k-th lowest temperature (highest beta); pair k = (order[k], order[k+1])
+        self.order = torch.argsort(-beta, stable=True).to(device)
+        self.beta = beta.to(device)
+        self.n_temperatures = len(beta)
+        labels = 1.0 / beta if temperatures is None else torch.as_tensor(list(temperatures), dtype=torch.float64)
+        self.temperatures = labels.cpu()
         n_pairs = self.n_temperatures - 1
         self.attempts = torch.zeros(n_pairs, dtype=torch.int64, device=device)
         self.accepted = torch.zeros(n_pairs, dtype=torch.int64, device=device)
@@ -128,6 +133,25 @@ class ParallelTempering:
             "accepted": accepted,
             "rate": rate,
         }
+
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine.state_dict(),
+            "attempts": self.attempts.cpu().clone(),
+            "accepted": self.accepted.cpu().clone(),
+            "sweeps": self.sweeps,
+            "rounds": self.rounds,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.engine.load_state_dict(state["engine"])
+        self.attempts = state["attempts"].to(self.attempts.device)
+        self.accepted = state["accepted"].to(self.accepted.device)
+        self.sweeps = int(state["sweeps"])
+        self.rounds = int(state["rounds"])
+        self.generator.set_state(state["generator"])
 
 
 def exchange_generator(seed: int, device: torch.device | str) -> torch.Generator:

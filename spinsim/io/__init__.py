@@ -1,5 +1,14 @@
-"""Run files (HDF5, H5MD-style) and checkpoints."""
+"""Run files (HDF5, H5MD-style, written in SWMR mode) and checkpoints."""
 
-from spinsim.io.runfile import Run, RunWriter, Series, load, read_snapshots, read_table, snapshot_steps
+from spinsim.io.runfile import (
+    Layout,
+    Run,
+    RunFile,
+    RunFileError,
+    Series,
+    load,
+    read_snapshots,
+    snapshot_steps,
+)
 
-__all__ = ["Run", "RunWriter", "Series", "load", "read_snapshots", "read_table", "snapshot_steps"]
+__all__ = ["Layout", "Run", "RunFile", "RunFileError", "Series", "load", "read_snapshots", "snapshot_steps"]

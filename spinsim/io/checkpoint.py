@@ -15,8 +15,6 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from spinsim.errors import ConfigError
-
 FORMAT = "spinsim-checkpoint"
 VERSION = 1
 
@@ -37,20 +35,19 @@ def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, st
     os.replace(tmp, path)
 
 
-def load(path: str | Path, key: str = "resume") -> dict:
-    """Read a checkpoint written by :func:`save`; a ConfigError naming ``key`` if it cannot be."""
+def load(path: str | Path) -> dict:
+    """Read a checkpoint written by :func:`save`; ``ValueError`` saying why if it cannot be."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(key, str(path), "no such checkpoint file")
+        raise ValueError("no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated or foreign file: say so in one line
-        reason = f"not a readable spinsim checkpoint ({type(error).__name__})"
-        raise ConfigError(key, str(path), reason) from None
+        raise ValueError(f"not a readable spinsim checkpoint ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ConfigError(key, str(path), "not a spinsim checkpoint")
+        raise ValueError("not a spinsim checkpoint")
     if payload.get("version") != VERSION:
-        raise ConfigError(key, str(path), f"checkpoint format {payload.get('version')}, expected {VERSION}")
+        raise ValueError(f"checkpoint format {payload.get('version')}, expected {VERSION}")
     return payload
 
 
@@ -67,17 +64,14 @@ def first_difference(saved: Any, current: Any, prefix: str = "") -> tuple[str, A
     return None
 
 
-def check_compatible(
-    payload: dict, config: Mapping[str, Any], device: str, keys: Sequence[str], path: str | Path
-) -> None:
-    """Raise a ConfigError if the run ``config`` differs from the checkpoint's in any of ``keys``."""
+def check_compatible(payload: dict, config: Mapping[str, Any], device: str, keys: Sequence[str]) -> None:
+    """``ValueError`` saying how, if the run ``config`` differs from the checkpoint's in
+    any of ``keys`` or the device type differs."""
     saved = payload["config"]
     for key in keys:
         found = first_difference(saved.get(key), config.get(key), f"{key}.")
         if found:
             name, old, new = found
-            reason = f"the checkpoint was written with {name}={old}, this run has {name}={new}"
-            raise ConfigError("resume", str(path), reason)
+            raise ValueError(f"the checkpoint was written with {name}={old}, this run has {name}={new}")
     if payload["device"] != device:
-        reason = f"the checkpoint was written on {payload['device']}; resume on the same device type"
-        raise ConfigError("resume", str(path), reason)
+        raise ValueError(f"the checkpoint was written on {payload['device']}; resume on the same device type")

@@ -1,37 +1,55 @@
-"""The HDF5 file of a run: writer and reader (layout documented in the README).
+"""The HDF5 file of a run: a writer whose file is always consistent, and the reader.
 
 Layout (H5MD-style)::
 
     /h5md                  attrs version=[1, 1]
       /creator             attrs name="spinsim", version
       /author              attrs name
-    /parameters            attrs command, seed, device, status, spinsim_version, ...
+    /parameters            attrs command, seed, device, ..., writer_host, writer_pid
+      status               running | completed | interrupted | failed
       config               the resolved config as YAML (scalar string)
       temperature          [B] temperature of each replica
-      <name>               model tables, e.g. the cellular Potts model's cell_type,
-                           type_names, contact, target_area
+      <name>               model tables, e.g. the cellular Potts model's cell_type
     /observables/<name>
-      step                 [n] sweep after which each measurement was taken
-      value                [n, B] one column per replica
-    /snapshots
-      step                 [n]
-      value                [n, B, *shape] compact integers (spins: int8, cell ids: int16),
-                           chunked, gzip
+      step                 [n] step after which each measurement was taken
+      value                [n, B] one column per replica (or [n, 1])
+    /snapshots             step [n], value [n, B, *shape] compact integers, gzip
     /<frames>              other per-step arrays, same {step, value} layout
                            (optimize: /couplings [n, D, *shape] learned J)
     /summary               one dataset per column of the end-of-run table
-    /tempering             parallel tempering only: exchange counts and rates per
-                           pair of neighbouring temperatures, attr exchange_every
+    /tempering             parallel tempering: exchange counts and rates per pair
+    /timing                seconds, steps and speeds of the run (scalars)
+    /resume                commit [8]: what is committed; state0, state1: the task's
+                           state at the last two commits (bytes), to resume from
 
-Everything is appended to resizable datasets and flushed, so a run killed at
-any moment leaves a readable file holding everything up to its last flush.
-``/parameters`` attr ``status`` is ``running`` until the run ends, then
-``completed``, ``interrupted`` or ``failed``.
+How the file stays consistent
+-----------------------------
+The file is written in HDF5's single-writer/multiple-reader (SWMR) mode: every
+group and dataset is created before the run starts (the :class:`Layout` the
+task declares), and afterwards the writer only appends to datasets and
+overwrites existing ones. HDF5 then orders its metadata writes so that the
+file on disk is valid at every instant: a reader opening it while it is
+written, or after its writer was killed, always finds a valid file.
+
+What a reader sees is the last *commit*: the writer appends measurements,
+frames and the task's state, flushes, and only then rewrites the commit record
+``/resume/commit`` (step, rows of every series, which state slot, a checksum)
+and flushes again. Readers read the commit record first and every series up
+to its committed length, so they never see half a flush, and a run stopped at
+any moment resumes from its last commit (:meth:`RunFile.reopen`).
+
+Status: ``running`` until the run ends, then ``completed``, ``interrupted``
+or ``failed``. A ``running`` file whose writer process no longer exists (on
+this machine) is reported by :func:`load` as ``died``.
 """
 
 from __future__ import annotations
 
+import datetime
 import getpass
+import os
+import socket
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -41,151 +59,464 @@ import numpy as np
 
 H5MD_VERSION = (1, 1)
 _STR = h5py.string_dtype()
+STATUS_DTYPE = "S12"
+STATUSES = ("running", "completed", "interrupted", "failed")
+
+# The commit record /resume/commit: int64 fields, the last a checksum of the others.
+STEP, MEASUREMENTS, FRAMES, SLOT, LENGTH, COMMITS, TIME_MS, CHECK = range(8)
+COMMIT_FIELDS = 8
+_CHECK_SALT = 0x5EED5EED
+
+
+class RunFileError(OSError):
+    """Writing the run file failed (full disk, no permission, file size limit, ...).
+
+    ``str(error)`` is one line: the file, what failed, and what the file still holds.
+    """
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything a run file will hold, declared before the run starts.
+
+    ``observables``: name -> columns of one measurement (replicas, or 1);
+    ``frames``: group -> (shape of one frame, dtype), e.g. ``snapshots``;
+    ``tables``: group -> column -> (rows, dtype) of the end-of-run tables
+    (``summary``, ``tempering``), written once at the end into datasets that
+    exist from the start (NaN, or 0 for integers, until then);
+    ``table_attrs``: fixed attributes of those groups; ``timing``: the
+    scalars of ``/timing``.
+    """
+
+    observables: Mapping[str, int]
+    frames: Mapping[str, tuple[tuple[int, ...], Any]] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, tuple[int, Any]]] = field(default_factory=dict)
+    table_attrs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    timing: Sequence[str] = ("seconds", "steps")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What the file holds as of its last commit."""
+
+    step: int
+    measurements: int  # rows of every /observables series
+    frames: int  # rows of every frame group
+    slot: int  # /resume/state<slot> holds the state; -1: none
+    length: int  # bytes of that state
+    commits: int
+    time_ms: int  # wall-clock time of the commit (ms since the epoch)
+
+    @classmethod
+    def from_record(cls, record: np.ndarray) -> "Commit | None":
+        """None when the record is torn (a reader raced the writer) or was never written."""
+        values = [int(v) for v in record]
+        if len(values) != COMMIT_FIELDS or values[CHECK] != _checksum(values[:CHECK]):
+            return None
+        return cls(*values[:CHECK])
+
+    def record(self) -> np.ndarray:
+        values = [self.step, self.measurements, self.frames, self.slot, self.length, self.commits, self.time_ms]
+        return np.array(values + [_checksum(values)], dtype=np.int64)
+
+
+def _checksum(values: Sequence[int]) -> int:
+    h = _CHECK_SALT
+    for v in values:
+        h = (h * 1_000_003 + (v & 0xFFFFFFFFFFFF)) % (1 << 61)
+    return h
+
+
+EMPTY = Commit(0, 0, 0, -1, 0, 0, 0)
 
 
 def _chunk_rows(row_bytes: int, target: int = 1 << 20) -> int:
     return max(1, target // max(1, row_bytes))
 
 
-class RunWriter:
-    """Create a run file and append observables and snapshots to it.
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry, e.g. in some containers
+        return "unknown"
 
-    Refuses to overwrite an existing file: results already written are never
-    lost to a second run that happens to pick the same path.
+
+# -- the writer's identity (is it still alive?) ------------------------------------
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> int:
+    """Start time of process ``pid`` in clock ticks since boot (-1: unknown or gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def writer_identity() -> dict[str, Any]:
+    """Attributes that let a reader tell whether this process still writes the file."""
+    pid = os.getpid()
+    return {
+        "writer_host": socket.gethostname(),
+        "writer_pid": pid,
+        "writer_boot": _boot_id(),
+        "writer_start": _process_start(pid),
+    }
+
+
+def writer_alive(parameters: Mapping[str, Any]) -> bool | None:
+    """True/False when the writer ran on this machine (since its last boot); None when it
+    cannot be told (another machine, or not on Linux)."""
+    host, pid = parameters.get("writer_host"), parameters.get("writer_pid")
+    if host is None or pid is None or host != socket.gethostname():
+        return None
+    boot = parameters.get("writer_boot", "")
+    if not boot or boot != _boot_id():
+        return None if not boot else False
+    start = int(parameters.get("writer_start", -1))
+    return start >= 0 and _process_start(int(pid)) == start
+
+
+# -- writing ------------------------------------------------------------------------
+class RunFile:
+    """The writer of one run file (see the module docstring).
+
+    Created with :meth:`create` (refuses an existing path: results already
+    written are never lost to a second run that picks the same path) or
+    :meth:`reopen` (resume). Every failure to write raises
+    :class:`RunFileError` with a one-line message; the file then stays as of
+    its last commit.
     """
 
-    def __init__(
-        self,
+    def __init__(self, path: Path, file: h5py.File, layout: Layout, commit: Commit) -> None:
+        self.path = path
+        self.file = file
+        self.layout = layout
+        self.last = commit
+
+    # -- opening -----------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
         path: str | Path,
         *,
         command: str,
         config_yaml: str,
         parameters: Mapping[str, Any],
         temperature: Sequence[float],
-        lattice_shape: Sequence[int],
+        layout: Layout,
+        arrays: Mapping[str, np.ndarray] | None = None,
         creator_version: str,
-    ) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.path, "w-")
-        self.n_replicas = len(temperature)
-        self.lattice_shape = tuple(lattice_shape)
+    ) -> "RunFile":
+        """Write the set-up and every (empty) dataset of ``layout``, then start SWMR mode."""
+        path = Path(path)
+        file = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = h5py.File(path, "w-", libver="latest")
+            h5md = file.create_group("h5md")
+            h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
+            h5md.create_group("creator").attrs.update({"name": "spinsim", "version": creator_version})
+            h5md.create_group("author").attrs["name"] = _user()
+            par = file.create_group("parameters")
+            par.attrs["command"] = command
+            for key, value in parameters.items():
+                par.attrs[key] = value
+            par.attrs.update(writer_identity())
+            par.create_dataset("status", data=np.bytes_("running"), dtype=STATUS_DTYPE)
+            par.create_dataset("config", data=config_yaml, dtype=_STR)
+            par.create_dataset("temperature", data=np.asarray(temperature, dtype=np.float64))
+            for name, values in (arrays or {}).items():
+                values = np.asarray(values)
+                if values.dtype.kind in "OU":
+                    par.create_dataset(name, data=values.astype(object), dtype=_STR)
+                else:
+                    par.create_dataset(name, data=values)
+            _create_layout(file, layout)
+            resume = file.create_group("resume")
+            resume.create_dataset("commit", data=EMPTY.record())
+            for slot in (0, 1):
+                resume.create_dataset(f"state{slot}", (0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 16,))
+            file.flush()
+            file.swmr_mode = True
+        except (OSError, RuntimeError) as error:
+            if file is not None:
+                _close_quietly(file)
+            raise RunFileError(f"cannot write {path}: {_reason(error)}") from None
+        return cls(path, file, layout, EMPTY)
 
-        h5md = self.file.create_group("h5md")
-        h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
-        h5md.create_group("creator").attrs.update({"name": "spinsim", "version": creator_version})
-        h5md.create_group("author").attrs["name"] = _user()
+    @classmethod
+    def reopen(
+        cls, path: str | Path, layout: Layout, update: Mapping[str, Any] | None = None
+    ) -> tuple["RunFile", Commit, bytes | None]:
+        """Continue a stopped or killed run in its own file: cut every series back to the
+        last commit, mark the file ``running`` by this process, restart SWMR mode.
 
-        par = self.file.create_group("parameters")
-        par.attrs["command"] = command
-        for key, value in parameters.items():
-            par.attrs[key] = value
-        par.attrs["status"] = "running"
-        par.create_dataset("config", data=config_yaml, dtype=_STR)
-        par.create_dataset("temperature", data=np.asarray(temperature, dtype=np.float64))
-
-        self.observables = self.file.create_group("observables")
-        self._frames: dict[str, tuple[h5py.Dataset, h5py.Dataset]] = {}
-        self.file.flush()
-
-    def add_parameter_array(self, name: str, value: np.ndarray) -> None:
-        """Store a fixed array of the run's set-up under ``/parameters/<name>`` (e.g. ``target``)."""
-        self.file["parameters"].create_dataset(name, data=np.asarray(value))
-
-    # -- appending -------------------------------------------------------------
-    def append_observables(self, steps: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
-        """Append measurements: ``steps [n]`` and ``values[name] [n, B]``."""
-        steps = np.asarray(steps, dtype=np.int64)
-        for name, value in values.items():
-            value = np.asarray(value, dtype=np.float64)
-            if name not in self.observables:
-                g = self.observables.create_group(name)
-                rows = _chunk_rows(8 * value.shape[1], 1 << 16)
-                g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-                g.create_dataset(
-                    "value",
-                    (0, value.shape[1]),
-                    maxshape=(None, value.shape[1]),
-                    dtype=np.float64,
-                    chunks=(rows, value.shape[1]),
-                )
-            g = self.observables[name]
-            _append(g["step"], steps)
-            _append(g["value"], value)
-
-    def append_snapshots(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """Append lattices: ``steps [n]``, ``values [n, B, *shape]`` (under ``/snapshots``).
-
-        The dataset takes the dtype of the first values appended (int8 for
-        Ising and Potts spins).
+        ``update``: ``/parameters`` attributes (and ``config``, the YAML) to replace.
+        Returns the writer, the last commit and the task state stored with it.
+        Raises ``ValueError`` when the file is still being written by a live process.
         """
-        self.append_frames("snapshots", steps, values)
+        path = Path(path)
+        with _open_for_reading(path) as f:
+            parameters = {k: _plain(v) for k, v in f["parameters"].attrs.items()}
+            status = _read_status(f)
+            commit = _read_commit(f)
+        if status == "running" and writer_alive(parameters):
+            raise ValueError(f"{path} is still being written by process {parameters.get('writer_pid')}")
+        if commit is None:
+            raise ValueError(f"{path} holds no commit to resume from (it was written by an older spinsim)")
+        _clear_writer_flags(path)
+        try:
+            file = h5py.File(path, "r+", libver="latest")
+            state = None
+            if commit.slot >= 0:
+                state = file[f"resume/state{commit.slot}"][: commit.length].tobytes()
+            for name in layout.observables:
+                for part in ("step", "value"):
+                    file[f"observables/{name}/{part}"].resize(commit.measurements, axis=0)
+            for name in layout.frames:
+                for part in ("step", "value"):
+                    file[f"{name}/{part}"].resize(commit.frames, axis=0)
+            par = file["parameters"]
+            par["status"][()] = np.bytes_("running")
+            par.attrs.update(writer_identity())
+            par.attrs["resumed"] = int(par.attrs.get("resumed", 0)) + 1
+            par.attrs["resumed_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+            for key, value in (update or {}).items():
+                if key == "config":
+                    par["config"][()] = value
+                else:
+                    par.attrs[key] = value
+            file.flush()
+            file.swmr_mode = True
+        except (OSError, RuntimeError, KeyError) as error:
+            raise RunFileError(f"cannot resume {path}: {_reason(error)}") from None
+        return cls(path, file, layout, commit), commit, state
 
-    def append_frames(self, name: str, steps: np.ndarray, values: np.ndarray) -> None:
-        """Append arrays ``values [n, *frame]`` at ``steps [n]`` to ``/<name>/{step, value}``.
+    # -- appending -------------------------------------------------------------------
+    def commit(
+        self,
+        step: int,
+        measured: tuple[np.ndarray, Mapping[str, np.ndarray]] | None,
+        framed: tuple[np.ndarray, Mapping[str, np.ndarray]] | None,
+        state: bytes | None,
+    ) -> Commit:
+        """Append measurements (``steps [n]``, ``{name: [n, columns]}``) and frames
+        (``steps [k]``, ``{group: [k, *frame]}``), store ``state``, and make them
+        visible to readers at once, as of ``step``."""
+        try:
+            m, n = self.last.measurements, self.last.frames
+            if measured is not None and len(measured[0]):
+                steps, values = measured
+                for name in self.layout.observables:
+                    g = self.file["observables"][name]
+                    _write_rows(g["step"], m, steps)
+                    _write_rows(g["value"], m, values[name])
+                m += len(steps)
+            if framed is not None and len(framed[0]):
+                steps, values = framed
+                for name in self.layout.frames:
+                    g = self.file[name]
+                    _write_rows(g["step"], n, steps)
+                    _write_rows(g["value"], n, values[name].astype(g["value"].dtype, copy=False))
+                n += len(steps)
+            slot, length = self.last.slot, self.last.length
+            if state is not None:
+                slot = 1 - self.last.slot if self.last.slot >= 0 else 0
+                length = len(state)
+                target = self.file[f"resume/state{slot}"]
+                if target.shape[0] < length:
+                    target.resize(length, axis=0)
+                target[:length] = np.frombuffer(state, dtype=np.uint8)
+            self.file.flush()
+            now = int(datetime.datetime.now().timestamp() * 1000)
+            done = Commit(int(step), m, n, slot, length, self.last.commits + 1, now)
+            self.file["resume/commit"][...] = done.record()
+            self.file.flush()
+        except (OSError, RuntimeError, ValueError) as error:
+            raise RunFileError(
+                f"cannot write {self.path}: {_reason(error)}; it holds the run up to step {self.last.step}"
+            ) from None
+        self.last = done
+        return done
 
-        ``/snapshots`` holds the lattices ``[n, B, *shape]``; other groups hold
-        other per-step arrays of a run (``/couplings``: learned J). The value
-        dataset takes the dtype of the first values appended, and is chunked
-        one frame (at most ~1 MiB) per chunk and gzip-compressed.
-        """
-        values = np.asarray(values)
-        if name not in self._frames:
-            g = self.file.create_group(name)
-            frame = values.shape[1:]
-            rows = min(frame[0], _chunk_rows(int(np.prod(frame[1:], dtype=np.int64)) * values.itemsize))
-            step = g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
-            value = g.create_dataset(
-                "value",
-                (0, *frame),
-                maxshape=(None, *frame),
-                dtype=values.dtype,
-                chunks=(1, max(1, rows), *frame[1:]),
-                compression="gzip",
-                compression_opts=1,
-            )
-            self._frames[name] = (step, value)
-        step, value = self._frames[name]
-        _append(step, np.asarray(steps, dtype=np.int64))
-        _append(value, values.astype(value.dtype, copy=False))
+    def write_table(self, group: str, table: Mapping[str, np.ndarray]) -> None:
+        """Fill the pre-created end-of-run table ``/<group>`` (columns of ``layout.tables``)."""
+        try:
+            g = self.file[group]
+            for column in self.layout.tables[group]:
+                if column in table:
+                    g[column][...] = np.asarray(table[column])
+            self.file.flush()
+        except (OSError, RuntimeError, ValueError) as error:
+            raise RunFileError(f"cannot write {self.path}: {_reason(error)}") from None
 
-    def write_parameter_array(self, name: str, values: np.ndarray) -> None:
-        """Store a model table as ``/parameters/<name>`` (strings as UTF-8)."""
-        values = np.asarray(values)
-        if values.dtype.kind in "OU":
-            self.file["parameters"].create_dataset(name, data=values.astype(object), dtype=_STR)
-        else:
-            self.file["parameters"].create_dataset(name, data=values)
-        self.file.flush()
-
-    def write_summary(self, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
-        """Write the end-of-run table, one dataset per column (replaces an earlier one)."""
-        self.write_table("summary", table, attrs)
-
-    def write_table(self, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}) -> None:
-        """Write ``/<group>``: one dataset per column, attr ``columns`` in order (replaces an earlier one)."""
-        write_table(self.file, group, table, attrs)
-
-    def flush(self) -> None:
-        self.file.flush()
+    def write_timing(self, values: Mapping[str, float]) -> None:
+        try:
+            for name in self.layout.timing:
+                if name in values:
+                    self.file["timing"][name][()] = float(values[name])
+            self.file.flush()
+        except (OSError, RuntimeError, ValueError) as error:
+            raise RunFileError(f"cannot write {self.path}: {_reason(error)}") from None
 
     def close(self, status: str = "completed") -> None:
-        if self.file.id.valid:
-            self.file["parameters"].attrs["status"] = status
-            self.file.close()
-
-    def __enter__(self) -> "RunWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close("completed")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted")
-        else:
-            self.close("failed")
+        """Mark the file ``status`` and close it. After a write error this is best effort:
+        the file keeps its last commit either way."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        if not self.file.id.valid:
+            return
+        try:
+            self.file["parameters/status"][()] = np.bytes_(status)
+            self.file.flush()
+        except (OSError, RuntimeError):
+            pass
+        _close_quietly(self.file)
 
 
+def _create_layout(file: h5py.File, layout: Layout) -> None:
+    obs = file.create_group("observables")
+    for name, columns in layout.observables.items():
+        g = obs.create_group(name)
+        g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        rows = _chunk_rows(8 * columns, 1 << 16)
+        g.create_dataset(
+            "value", (0, columns), maxshape=(None, columns), dtype=np.float64, chunks=(rows, columns)
+        )
+    for name, (shape, dtype) in layout.frames.items():
+        g = file.create_group(name)
+        dtype = np.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
+        per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        rows = min(shape[0], _chunk_rows(per_row)) if shape else 1
+        g.create_dataset(
+            "value",
+            (0, *shape),
+            maxshape=(None, *shape),
+            dtype=dtype,
+            chunks=(1, max(1, rows), *shape[1:]) if shape else (1024,),
+            compression="gzip",
+            compression_opts=1,
+        )
+    for group, columns in layout.tables.items():
+        g = file.create_group(group)
+        g.attrs["columns"] = np.array(list(columns), dtype=_STR)
+        for key, value in layout.table_attrs.get(group, {}).items():
+            g.attrs[key] = value
+        for column, (rows, dtype) in columns.items():
+            dtype = np.dtype(dtype)
+            fill = np.nan if dtype.kind == "f" else 0
+            g.create_dataset(column, data=np.full(int(rows), fill, dtype=dtype))
+    timing = file.create_group("timing")
+    for name in layout.timing:
+        timing.create_dataset(name, data=np.float64(np.nan))
+
+
+def _write_rows(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
+    """Rows ``start .. start + len(rows)`` (growing the dataset as needed)."""
+    end = start + rows.shape[0]
+    if dataset.shape[0] < end:
+        dataset.resize(end, axis=0)
+    dataset[start:end] = rows
+
+
+def _close_quietly(file: h5py.File) -> None:
+    try:
+        file.close()
+    except Exception:  # a full disk can fail the final metadata flush; the last commit stands
+        pass
+
+
+def _reason(error: BaseException) -> str:
+    """A short cause: the errno's text where there is one, else the first line."""
+    errno = getattr(error, "errno", None)
+    if errno:
+        return f"{os.strerror(errno)} (errno {errno})"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for known, errno in (("No space left", 28), ("File too large", 27), ("ermission denied", 13)):
+        if known in text:
+            return f"{os.strerror(errno)} (errno {errno})"
+    return text
+
+
+# -- the superblock of a file whose writer died ---------------------------------------
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _lookup3(data: bytes) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle`` (initval 0): HDF5's metadata checksum."""
+    mask = 0xFFFFFFFF
+
+    def rot(x: int, k: int) -> int:
+        return ((x << k) | (x >> (32 - k))) & mask
+
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length) & mask
+    i = 0
+    while length > 12:
+        a = (a + int.from_bytes(data[i : i + 4], "little")) & mask
+        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & mask
+        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & mask
+        a = (a - c) & mask; a ^= rot(c, 4); c = (c + b) & mask  # noqa: E702
+        b = (b - a) & mask; b ^= rot(a, 6); a = (a + c) & mask  # noqa: E702
+        c = (c - b) & mask; c ^= rot(b, 8); b = (b + a) & mask  # noqa: E702
+        a = (a - c) & mask; a ^= rot(c, 16); c = (c + b) & mask  # noqa: E702
+        b = (b - a) & mask; b ^= rot(a, 19); a = (a + c) & mask  # noqa: E702
+        c = (c - b) & mask; c ^= rot(b, 4); b = (b + a) & mask  # noqa: E702
+        length -= 12
+        i += 12
+    if length == 0:
+        return c
+    tail = data[i:] + bytes(12 - length)
+    a = (a + int.from_bytes(tail[0:4], "little")) & mask
+    b = (b + int.from_bytes(tail[4:8], "little")) & mask
+    c = (c + int.from_bytes(tail[8:12], "little")) & mask
+    c ^= b; c = (c - rot(b, 14)) & mask  # noqa: E702
+    a ^= c; a = (a - rot(c, 11)) & mask  # noqa: E702
+    b ^= a; b = (b - rot(a, 25)) & mask  # noqa: E702
+    c ^= b; c = (c - rot(b, 16)) & mask  # noqa: E702
+    a ^= c; a = (a - rot(c, 4)) & mask  # noqa: E702
+    b ^= a; b = (b - rot(a, 14)) & mask  # noqa: E702
+    c ^= b; c = (c - rot(b, 24)) & mask  # noqa: E702
+    return c
+
+
+def _clear_writer_flags(path: Path) -> None:
+    """What ``h5clear -s --increment=0`` does: clear the superblock's "open for (SWMR)
+    write" flags that a killed writer leaves, and move the end-of-allocation address
+    to the end of the file (a SWMR writer does not keep it current), so the file
+    can be opened for writing again. A no-op on a file closed cleanly.
+
+    Superblock versions 2 and 3 (``libver='latest'``) at offset 0: signature (8
+    bytes), version, sizes of offsets and lengths, flags, then base, extension,
+    end-of-file and root addresses (8 bytes each) and a lookup3 checksum.
+    """
+    with open(path, "r+b") as f:
+        block = bytearray(f.read(48))
+        if len(block) < 48 or block[:8] != _SIGNATURE or block[8] not in (2, 3) or block[9] != 8:
+            raise ValueError(f"{path}: not a superblock spinsim can clear (HDF5 version 2/3 expected)")
+        if _lookup3(bytes(block[:44])) != int.from_bytes(block[44:48], "little"):
+            raise ValueError(f"{path}: its HDF5 superblock checksum does not match")
+        if block[11] == 0:
+            return
+        end = struct.unpack("<Q", block[28:36])[0]
+        block[11] = 0
+        block[28:36] = struct.pack("<Q", max(end, os.path.getsize(path)))
+        block[44:48] = _lookup3(bytes(block[:44])).to_bytes(4, "little")
+        f.seek(0)
+        f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# -- tables of other files (collect's table.h5) ---------------------------------------
 def write_table(
     file: h5py.File, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}
 ) -> h5py.Group:
@@ -214,20 +545,7 @@ def read_table(g: h5py.Group) -> dict[str, np.ndarray]:
     return out
 
 
-def _append(dataset: h5py.Dataset, rows: np.ndarray) -> None:
-    n = dataset.shape[0]
-    dataset.resize(n + rows.shape[0], axis=0)
-    dataset[n:] = rows
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user database entry, e.g. in some containers
-        return "unknown"
-
-
-# -- reading -----------------------------------------------------------------
+# -- reading ---------------------------------------------------------------------------
 @dataclass
 class Series:
     """A time series: ``step [n]`` and ``value [n, ...]``."""
@@ -238,10 +556,10 @@ class Series:
 
 @dataclass
 class Run:
-    """Everything a run file holds, as numpy arrays."""
+    """Everything a run file holds (as of its last commit), as numpy arrays."""
 
     path: Path
-    parameters: dict[str, Any]
+    parameters: dict[str, Any]  # /parameters attrs and its model tables
     config: Any  # omegaconf.DictConfig
     temperature: np.ndarray
     observables: dict[str, Series] = field(default_factory=dict)
@@ -249,18 +567,38 @@ class Run:
     summary: dict[str, np.ndarray] | None = None
     tempering: dict[str, np.ndarray] | None = None  # exchange rates per temperature pair
     frames: dict[str, Series] = field(default_factory=dict)  # other /<name>/{step, value}, e.g. couplings
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # other /parameters datasets, e.g. target
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # /parameters datasets, e.g. target
+    timing: dict[str, float] = field(default_factory=dict)
+    commit: Commit | None = None  # None: a file of an older spinsim
+    stored_status: str = "unknown"  # as the file says
 
     @property
     def status(self) -> str:
-        return self.parameters.get("status", "unknown")
+        """``completed``, ``interrupted``, ``failed``, ``running``, or ``died`` (the file
+        says running, but its writer process on this machine is gone)."""
+        if self.stored_status == "running" and writer_alive(self.parameters) is False:
+            return "died"
+        return self.stored_status
+
+    @property
+    def step(self) -> int:
+        """The last step committed to the file."""
+        if self.commit is not None:
+            return self.commit.step
+        steps = [int(s.step[-1]) for s in self.observables.values() if len(s.step)]
+        return max(steps, default=0)
+
+
+_KNOWN_GROUPS = ("h5md", "parameters", "observables", "snapshots", "summary", "tempering", "timing", "resume")
+_TABLES_OF_PARAMETERS = ("config", "temperature", "status")
 
 
 def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> Run:
-    """Read a run file written by spinsim: finished, cut short, or still running.
+    """Read a run file written by spinsim: finished, cut short, still running, or killed.
 
-    ``snapshots=False`` / ``observables=False`` skip those (possibly large)
-    datasets; :func:`read_snapshots` reads a selection of snapshots.
+    Everything is read as of the file's last commit, so the series agree
+    with each other. ``snapshots=False`` / ``observables=False`` skip those
+    (possibly large) datasets; :func:`read_snapshots` reads a selection.
 
     >>> run = spinsim.load("outputs/.../simulate.h5")
     >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
@@ -272,41 +610,53 @@ def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> 
     with _open_for_reading(path) as f:
         par = f["parameters"]
         parameters = {k: _plain(v) for k, v in par.attrs.items()}
-        config_yaml = par["config"][()]
-        if isinstance(config_yaml, bytes):
-            config_yaml = config_yaml.decode()
+        config_yaml = _plain(par["config"][()])
+        commit = _read_commit(f)
         run = Run(
             path=path,
             parameters=parameters,
             config=OmegaConf.create(config_yaml),
             temperature=par["temperature"][...],
+            commit=commit,
+            stored_status=_read_status(f),
         )
         for name, dataset in par.items():  # model tables (e.g. cell_type): arrays in parameters
-            if name not in ("config", "temperature"):
-                value = dataset[...]
-                run.parameters[name] = value.astype(str) if dataset.dtype.kind == "O" else value
+            if name in _TABLES_OF_PARAMETERS:
+                continue
+            value = dataset[...]
+            run.arrays[name] = value
+            run.parameters[name] = value.astype(str) if dataset.dtype.kind == "O" else value
+        n_obs = None if commit is None else commit.measurements
+        n_frames = None if commit is None else commit.frames
         for name, g in f.get("observables", {}).items() if observables else ():
-            run.observables[name] = Series(g["step"][...], g["value"][...])
-        for name, item in par.items():
-            if name not in ("config", "temperature"):
-                run.arrays[name] = item[...]
+            run.observables[name] = _series(g, n_obs)
         if snapshots and "snapshots" in f:
-            g = f["snapshots"]
-            run.snapshots = Series(g["step"][...], g["value"][...])
+            run.snapshots = _series(f["snapshots"], n_frames)
         for name, g in f.items():
             if name not in _KNOWN_GROUPS and isinstance(g, h5py.Group) and "step" in g and "value" in g:
-                run.frames[name] = Series(g["step"][...], g["value"][...])
-        if "summary" in f:
+                run.frames[name] = _series(g, n_frames)
+        finished = run.stored_status != "running"
+        if "summary" in f and (finished or commit is None):
             run.summary = read_table(f["summary"])
-        if "tempering" in f:
+        if "tempering" in f and (finished or commit is None):
             run.tempering = read_table(f["tempering"])
+        if "timing" in f:
+            run.timing = {k: float(v[()]) for k, v in f["timing"].items()}
     return run
 
 
+def _series(g: h5py.Group, rows: int | None) -> Series:
+    n = min(g["step"].shape[0], g["value"].shape[0]) if rows is None else rows
+    return Series(g["step"][:n], g["value"][:n])
+
+
 def snapshot_steps(path: str | Path) -> np.ndarray:
-    """The steps at which a run stored snapshots (empty if none)."""
+    """The steps at which a run stored snapshots (empty if none), as of its last commit."""
     with _open_for_reading(Path(path)) as f:
-        return f["snapshots/step"][...] if "snapshots" in f else np.zeros(0, dtype=np.int64)
+        if "snapshots" not in f:
+            return np.zeros(0, dtype=np.int64)
+        commit = _read_commit(f)
+        return _series(f["snapshots"], None if commit is None else commit.frames).step
 
 
 def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[int]) -> np.ndarray:
@@ -322,22 +672,47 @@ def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[in
     return out
 
 
-_KNOWN_GROUPS = ("h5md", "parameters", "observables", "snapshots", "summary")
+def _read_commit(f: h5py.File) -> Commit | None:
+    """The commit record (re-read until it is whole: a reader may race the writer)."""
+    if "resume/commit" not in f:
+        return None
+    for _ in range(100):
+        found = Commit.from_record(f["resume/commit"][...])
+        if found is not None:
+            return found
+        f["resume/commit"].refresh()
+    raise OSError(f"{f.filename}: its commit record stays unreadable")
+
+
+def _read_status(f: h5py.File) -> str:
+    par = f["parameters"]
+    if "status" in par:
+        return _plain(par["status"][()]).strip()
+    return str(_plain(par.attrs.get("status", "unknown")))
 
 
 def _open_for_reading(path: Path) -> h5py.File:
-    """Open read-only; a file still being written (its writer holds HDF5's lock)
-    is opened without the lock and read as of its writer's last flush."""
+    """Open read-only, as a SWMR reader: a file being written, or left by a killed
+    writer, opens as of its last flush. Files of older spinsim versions (not SWMR)
+    open as plain files, and without HDF5's lock while their writer holds it."""
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", libver="latest", swmr=True)
     except OSError as error:
-        if "lock" not in str(error):
+        text = str(error)
+        if "signature" in text or "No such file" in text or "ermission" in text:
             raise
-        return h5py.File(path, "r", locking=False)
+        try:
+            return h5py.File(path, "r")
+        except OSError as plain_error:
+            if "lock" not in str(plain_error):
+                raise
+            return h5py.File(path, "r", locking=False)
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.bytes_):
         return value.decode()
     if isinstance(value, np.generic):
         return value.item()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 
 COUPLING_KINDS = ("uniform", "pm", "gaussian")
@@ -63,7 +62,7 @@ class Couplings(nn.Module):
             return cls(lattice, J * signs)
         if kind == "gaussian":
             return cls(lattice, J * torch.randn(shape, generator=g, dtype=dtype))
-        raise ConfigError("model.couplings", kind, f"choose one of {', '.join(COUPLING_KINDS)}")
+        raise ValueError(f"choose one of {', '.join(COUPLING_KINDS)}")
 
     @property
     def convolvable(self) -> bool:

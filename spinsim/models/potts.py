@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models.base import SpinModel
 from spinsim.models.couplings import Couplings
@@ -21,9 +20,7 @@ class PottsModel(SpinModel):
 
     def __init__(self, lattice: Lattice, couplings: Couplings, q: int, field: float = 0.0):
         if not isinstance(q, int) or isinstance(q, bool) or q < 2:
-            raise ConfigError("model.q", q, "the number of Potts states must be an integer >= 2")
-        if q > 127:
-            raise ConfigError("model.q", q, "at most 127 states (snapshots are stored as int8)")
+            raise ValueError("the number of Potts states must be an integer >= 2")
         super().__init__(lattice, couplings, field)
         self.q = q
         self.n_states = q

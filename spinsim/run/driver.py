@@ -1,61 +1,76 @@
-"""The run loop shared by commands: advance an engine on a schedule, measure, store.
+"""The one run loop of every command: advance a :class:`Task` on a :class:`Schedule`,
+measure, store, commit.
 
-Schedule: ``thermalize + sweeps`` sweeps in all, counted from 1. Observables
-are measured after every ``measure_every``-th sweep from the start (so the
-file shows the approach to equilibrium too), and at step 0 on the initial
-state where the caller asks (``measure_start``: the cellular Potts model's
-curves start from its initial layout); summaries use only those taken after
-the first ``thermalize`` sweeps. Snapshots are stored after every
-``snapshot_every``-th sweep (0: never), checkpoints taken after every
-``checkpoint_every``-th (0: never; the caller says how).
+Schedule: ``total`` steps, counted from 1 (``thermalize + sweeps`` for
+``simulate``, optimisation steps for ``optimize``). Observables are measured
+after every ``measure_every``-th step (and at step 0 on the initial state
+with ``measure_start``); snapshots (the task's frames) are stored at step 0
+and after every ``snapshot_every``-th step (0: never). A "step" is whatever
+one ``task.advance(1)`` does: one Monte Carlo sweep for ``simulate``, one
+optimisation step for ``optimize``.
 
-A "sweep" is whatever one ``engine.advance(1)`` does: one Monte Carlo sweep
-for ``simulate``, one optimisation step for ``optimize``.
+Commits: what was measured stays in memory until it is committed to the run
+file with the task's state (:meth:`spinsim.io.runfile.RunFile.commit`):
+every ``FLUSH_SECONDS``, sooner when the frames held reach ``FLUSH_BYTES``,
+at every ``checkpoint_every``-th step, and at the end (also when stopped by a
+signal). A killed run loses at most the steps since its last commit and
+resumes from it. When committing the task's state takes long (huge
+lattices), commits are spaced so that they cost at most a tenth of the run.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
-from spinsim.config import build
-from spinsim.io.runfile import RunWriter
+from spinsim.engines.base import to_bytes
+from spinsim.io.runfile import Layout, RunFile
 from spinsim.run.progress import RunProgress
 from spinsim.run.signals import GracefulStop
 
-FLUSH_SECONDS = 2.0  # the most a killed run can lose
+FLUSH_SECONDS = 2.0  # the most a killed run can lose (while commits are cheap)
+FLUSH_BYTES = 16 << 20  # frames held in memory before a commit is due anyway
+COMMIT_SHARE = 0.1  # commits are spaced to cost at most this share of the run
 
-Measure = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # state -> {name: [B]}
-# state -> compact [B, *shape] on the CPU (stored under /snapshots), or {group: frame} for several
-Snapshot = Callable[[torch.Tensor], "torch.Tensor | Mapping[str, torch.Tensor]"]
+
+class Task(Protocol):
+    """What the run loop drives: a simulation, an optimisation, a training.
+
+    ``layout()`` declares what the run file will hold; ``advance(n)`` does n
+    steps; ``measure()`` returns the observables of the current step
+    (``{name: [columns]}``, as declared); ``frames()`` the arrays stored as
+    snapshots (``{group: frame}``, compact, on the CPU); ``state_dict()`` /
+    ``load_state_dict()`` everything needed to continue exactly (plain data:
+    tensors, numbers, strings); ``summary(record, step)`` the end-of-run
+    tables (``{group: {column: values}}``) from what the run recorded.
+    """
+
+    def layout(self) -> Layout: ...
+
+    def advance(self, n_steps: int) -> None: ...
+
+    def measure(self) -> Mapping[str, torch.Tensor]: ...
+
+    def frames(self) -> Mapping[str, torch.Tensor]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def summary(self, record: "Record", step: int) -> dict[str, dict[str, np.ndarray]]: ...
 
 
 @dataclass(frozen=True)
 class Schedule:
-    thermalize: int
-    sweeps: int
-    measure_every: int
-    snapshot_every: int
+    total: int
+    measure_every: int = 1
+    snapshot_every: int = 0
     checkpoint_every: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.thermalize + self.sweeps
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> "Schedule":
-        """From the run keys ``thermalize``, ``sweeps``, ``measure_every``, ``snapshot_every``."""
-        return cls(
-            thermalize=build.at_least("thermalize", cfg.thermalize, 0),
-            sweeps=build.at_least("sweeps", cfg.sweeps, 1),
-            measure_every=build.at_least("measure_every", cfg.measure_every, 1),
-            snapshot_every=build.at_least("snapshot_every", cfg.snapshot_every, 0),
-        )
+    measure_start: bool = False
 
     def next_event(self, step: int) -> int:
         """The next step at which something is measured or stored, or the end."""
@@ -66,75 +81,119 @@ class Schedule:
         return min(events)
 
 
-def run_schedule(
-    engine,
+@dataclass
+class Record:
+    """The committed measurements of a run, in memory: ``step [n]``, ``values[name] [n, columns]``."""
+
+    step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def extend(self, steps: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        self.step = np.concatenate([self.step, steps])
+        for name, v in values.items():
+            old = self.values.get(name)
+            self.values[name] = v if old is None else np.concatenate([old, v])
+
+    def after(self, step: int) -> dict[str, np.ndarray]:
+        """The measurements taken after ``step`` (e.g. the end of thermalization)."""
+        keep = self.step > step
+        return {name: v[keep] for name, v in self.values.items()}
+
+
+@dataclass
+class Outcome:
+    step: int  # the step reached
+    steps_done: int  # steps advanced in this loop
+    seconds: float  # wall-clock seconds of the loop: steps, measurements, commits
+
+
+def _measurements(measured: list[tuple[int, Mapping[str, torch.Tensor]]]) -> tuple[np.ndarray, dict]:
+    """``(steps [n], {name: [n, columns]})`` float64 on the CPU: one transfer per name."""
+    steps = np.array([s for s, _ in measured], dtype=np.int64)
+    values = {}
+    for name in measured[0][1]:
+        rows = torch.stack([torch.as_tensor(o[name]).reshape(-1) for _, o in measured])
+        values[name] = rows.to(torch.float64).cpu().numpy()
+    return steps, values
+
+
+def _frames(framed: list[tuple[int, Mapping[str, np.ndarray]]]) -> tuple[np.ndarray, dict]:
+    steps = np.array([s for s, _ in framed], dtype=np.int64)
+    return steps, {name: np.stack([f[name] for _, f in framed]) for name in framed[0][1]}
+
+
+def run_task(
+    task: Task,
     schedule: Schedule,
-    writer: RunWriter,
-    measure: Measure,
-    snapshot: Snapshot,
+    file: RunFile,
+    record: Record,
     progress: RunProgress,
     stop: GracefulStop,
-    measure_engine: Callable[[], dict[str, torch.Tensor]] | None = None,
-    measure_start: bool = False,
     start: int = 0,
-    checkpoint: Callable[[int], None] | None = None,
-) -> float:
-    """Advance ``engine`` (``advance(n)``, ``state``) through the schedule.
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Advance ``task`` from step ``start`` through the schedule, committing to ``file``.
 
-    Observables are ``measure(engine.state)``, or ``measure_engine()`` when
-    given: engines with a compact state (the fast ones) measure it in their
-    own kernels, without building the float ``state`` every measurement.
-
-    Measurements stay on the engine's device until written, every
-    FLUSH_SECONDS and at the end (also when stopped or interrupted).
-    ``start`` is the step the engine is at (a resumed run); ``checkpoint(step)``
-    is called after the file is flushed at every ``checkpoint_every``-th step.
-    Returns the wall-clock seconds of the loop: sweeps, measurements and
-    writes, the speed a user sees.
+    ``record`` receives every committed measurement (and holds those of the
+    run before ``start`` when it resumes). ``on_checkpoint(step)`` runs
+    after the commit of every ``checkpoint_every``-th step (optimize writes
+    its checkpoint file there). Stops early, after a commit, when ``stop`` is
+    requested. A second signal aborts without a last commit; a write error
+    raises :class:`spinsim.io.runfile.RunFileError`; the file keeps its last
+    commit either way.
     """
-    observed: list[tuple[int, dict[str, torch.Tensor]]] = []
-    snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
+    measured: list[tuple[int, Mapping[str, torch.Tensor]]] = []
+    framed: list[tuple[int, Mapping[str, np.ndarray]]] = []
+    held_bytes = 0
+    interval = FLUSH_SECONDS
 
-    def flush() -> None:
-        if observed:
-            steps = np.array([s for s, _ in observed])
-            values = {k: torch.stack([o[k] for _, o in observed]).cpu().numpy() for k in observed[0][1]}
-            writer.append_observables(steps, values)
-            observed.clear()
-        if snapshots:
-            steps = np.array([s for s, _ in snapshots])
-            for name in snapshots[0][1]:
-                frames = torch.stack([v[name] for _, v in snapshots]).numpy()
-                writer.append_frames(name, steps, frames)
-            snapshots.clear()
-        writer.flush()
+    def observe(step: int) -> None:
+        measured.append((step, task.measure()))
 
-    def observe() -> dict[str, torch.Tensor]:
-        return measure_engine() if measure_engine is not None else measure(engine.state)
+    def store(step: int) -> None:
+        nonlocal held_bytes
+        frames = {k: np.asarray(v) for k, v in task.frames().items()}
+        held_bytes += sum(v.nbytes for v in frames.values())
+        framed.append((step, frames))
+
+    def commit(step: int) -> None:
+        nonlocal held_bytes, interval
+        began = time.perf_counter()
+        with stop.critical():
+            observed = _measurements(measured) if measured else None
+            file.commit(step, observed, _frames(framed) if framed else None, to_bytes(task.state_dict()))
+            if observed is not None:
+                record.extend(*observed)
+        measured.clear()
+        framed.clear()
+        held_bytes = 0
+        interval = max(FLUSH_SECONDS, (time.perf_counter() - began) / COMMIT_SHARE)
 
     step = start
-    if measure_start and step == 0:
-        observed.append((0, observe()))
+    if step == 0:
+        if schedule.measure_start:
+            observe(0)
+        if schedule.snapshot_every:
+            store(0)
     began = time.perf_counter()
-    next_flush = began + FLUSH_SECONDS
-    try:
-        while step < schedule.total and not stop.requested:
-            n = schedule.next_event(step) - step
-            engine.advance(n)
-            step += n
-            if step % schedule.measure_every == 0:
-                observed.append((step, observe()))
-            if schedule.snapshot_every and step % schedule.snapshot_every == 0:
-                frames = snapshot(engine.state)
-                snapshots.append((step, frames if isinstance(frames, Mapping) else {"snapshots": frames}))
-            progress.advance(n)
-            if checkpoint is not None and schedule.checkpoint_every and step % schedule.checkpoint_every == 0:
-                flush()
-                checkpoint(step)
-                next_flush = time.perf_counter() + FLUSH_SECONDS
-            elif time.perf_counter() >= next_flush:
-                flush()
-                next_flush = time.perf_counter() + FLUSH_SECONDS
-    finally:
-        flush()
-    return time.perf_counter() - began
+    last_commit = began
+    while step < schedule.total and not stop.requested:
+        n = schedule.next_event(step) - step
+        task.advance(n)
+        step += n
+        if step % schedule.measure_every == 0:
+            observe(step)
+        if schedule.snapshot_every and step % schedule.snapshot_every == 0:
+            store(step)
+        progress.advance(n)
+        checkpoint = bool(schedule.checkpoint_every) and step % schedule.checkpoint_every == 0
+        now = time.perf_counter()
+        if checkpoint or now - last_commit >= interval or held_bytes >= FLUSH_BYTES:
+            commit(step)
+            last_commit = time.perf_counter()
+            if checkpoint and on_checkpoint is not None:
+                on_checkpoint(step)
+    if measured or framed or step != file.last.step or file.last.commits == 0:
+        commit(step)
+    return Outcome(step, step - start, time.perf_counter() - began)
+

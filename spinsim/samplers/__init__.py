@@ -1,40 +1,61 @@
-"""Update rules: one file each.
+"""Update rules, one file each, behind one :class:`Sampler` protocol.
 
-Spin models: ``sweep(model, state, beta, generator) -> state``: ``metropolis`` and
-``heat_bath`` sample the Boltzmann distribution; ``relaxed_metropolis`` is the
-differentiable (relaxed) Metropolis of the paper's Algorithm 2, on relaxed states,
-used by ``spinsim optimize``.
-Cellular Potts model: ``engine(model, state, temperature, generator, seed)`` giving an
-engine that the driver advances (CPMSequential, compiled; CPMParallel, torch, whose
-``sweep`` has the spin samplers' signature).
+A sampler knows proposals and acceptance, not engines or files. Spin
+models: ``sweep(model, state, beta, generator) -> state`` over the
+checkerboard colour classes (:func:`spinsim.samplers.checkerboard.colour_sweep`):
+``metropolis`` and ``heat_bath`` sample the Boltzmann distribution;
+``relaxed_metropolis`` is the differentiable (relaxed) Metropolis of the
+first paper, on relaxed states, used by ``spinsim optimize``. Cellular Potts
+model: ``cpm_parallel`` (an exact parallel sweep in torch, the same
+signature) and ``cpm_sequential`` (random-sequential copy attempts, which
+only the compiled engine runs). :func:`spinsim.engines.build_engine` picks
+the engine that runs a sampler.
 """
 
-from spinsim.errors import ConfigError
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
 from spinsim.samplers.cpm_parallel import CPMParallel
 from spinsim.samplers.cpm_sequential import CPMSequential
 from spinsim.samplers.heat_bath import HeatBath
 from spinsim.samplers.metropolis import Metropolis
 from spinsim.samplers.relaxed_metropolis import RelaxedMetropolis
 
-SAMPLERS = {"metropolis": Metropolis, "heat_bath": HeatBath, "relaxed_metropolis": RelaxedMetropolis}
-CPM_SAMPLERS = {"cpm_sequential": CPMSequential, "cpm_parallel": CPMParallel}
+
+class Sampler(Protocol):
+    """An update rule; ``name`` is its ``sampler=`` option. Samplers that torch runs
+    also have ``sweep(model, state, beta, generator) -> state`` (one Monte Carlo step)."""
+
+    name: str
 
 
-def build_sampler(name: str, **options):
-    """The sampler called ``name`` (``sampler.name`` in the config), with its options."""
+class SweepSampler(Sampler, Protocol):
+    def sweep(
+        self, model: Any, state: torch.Tensor, beta: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
+
+
+SAMPLERS: dict[str, type] = {
+    "metropolis": Metropolis,
+    "heat_bath": HeatBath,
+    "relaxed_metropolis": RelaxedMetropolis,
+    "cpm_sequential": CPMSequential,
+    "cpm_parallel": CPMParallel,
+}
+
+
+def build_sampler(name: str, **options: Any) -> Sampler:
+    """The sampler called ``name`` (``sampler.name`` in the config), with its options
+    (``relaxed_metropolis``: alpha, discretize; the CPM samplers: copy_order)."""
     if name not in SAMPLERS:
-        raise ConfigError("sampler.name", name, f"choose one of {', '.join(SAMPLERS)}")
+        raise ValueError(f"choose one of {', '.join(SAMPLERS)}")
     return SAMPLERS[name](**options)
 
 
-def build_cpm_sampler(name: str, copy_order: int | None = None):
-    """A cellular Potts sampler; ``copy_order``: neighbourhood copied from (None: the model's)."""
-    if name not in CPM_SAMPLERS:
-        raise ConfigError("sampler.name", name, f"choose one of {', '.join(CPM_SAMPLERS)}")
-    return CPM_SAMPLERS[name](copy_order)
-
-
 __all__ = [
-    "CPMParallel", "CPMSequential", "CPM_SAMPLERS", "HeatBath", "Metropolis", "RelaxedMetropolis", "SAMPLERS",
-    "build_cpm_sampler", "build_sampler",
+    "CPMParallel", "CPMSequential", "HeatBath", "Metropolis", "RelaxedMetropolis", "SAMPLERS", "Sampler",
+    "SweepSampler", "build_sampler",
 ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 The paper's checkerboard idea generalised to the CPM: sites are coloured so
 that no two sites of one colour lie within each other's energy or copy
-neighbourhood (:meth:`spinsim.lattice.Lattice.block_colors` with the larger
+neighbourhood (:meth:`spinsim.lattice.Lattice.block_colours` with the larger
 reach of the two). Within one colour, every site proposes to copy a random
 neighbour's id; the contact, potential and perimeter *changes* of different
 sites are then independent (their neighbourhoods hold no other updated site,
@@ -53,20 +53,14 @@ class CPMParallel:
         """Flat site indices of each colour class."""
         offsets = self.copy_offsets(model)
         reach = max(model.reach, max(max(abs(c) for c in d) for d in offsets))
-        key = (id(model.lattice), reach, str(model.device))
+        lattice = model.lattice  # by value: an id() could be reused by another lattice
+        key = (lattice.name, lattice.shape, lattice.boundary, reach, str(model.device))
         if key not in self._colour_cache:
-            colours = model.lattice.block_colors(reach, model.device).reshape(-1)
+            colours = lattice.block_colours(reach, model.device).reshape(-1)
             self._colour_cache[key] = [
                 torch.nonzero(colours == c).squeeze(1) for c in torch.unique(colours).tolist()
             ]
         return self._colour_cache[key]
-
-    def engine(self, model, state, temperature, generator=None, seed: int = 0):
-        from spinsim.engines import ReferenceEngine
-
-        if generator is None:
-            generator = torch.Generator(device=model.device).manual_seed(seed)
-        return ReferenceEngine(model, self, state, temperature, generator)
 
     def sweep(
         self,

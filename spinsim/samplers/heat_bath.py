@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from spinsim.models.base import SpinModel
+from spinsim.samplers.checkerboard import colour_sweep
 
 
 class HeatBath:
@@ -26,10 +27,12 @@ class HeatBath:
     ) -> torch.Tensor:
         """One Monte Carlo step. ``beta`` broadcasts against the state, e.g. ``[B, 1, 1, 1]``."""
         values = model.state_values(state.dtype, state.device)
-        for on in model.lattice.color_masks(state.device):
+
+        def update(state: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
             p = torch.softmax(-beta * model.local_energies(state), dim=1)
             cdf = torch.cumsum(p, dim=1)
             r = torch.rand(state.shape, generator=generator, device=state.device, dtype=state.dtype)
             index = (r > cdf).sum(1, keepdim=True).clamp_(max=model.n_states - 1)
-            state = torch.where(on, values[index], state)
-        return state
+            return torch.where(on, values[index], state)
+
+        return colour_sweep(model.lattice, state, update)

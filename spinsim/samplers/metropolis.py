@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from spinsim.models.base import SpinModel
+from spinsim.samplers.checkerboard import colour_sweep
 
 TIE_ACCEPTANCE = 0.5  # acceptance of dE = 0 moves where forced ties would break ergodicity
 
@@ -64,10 +65,12 @@ class Metropolis:
     ) -> torch.Tensor:
         """One Monte Carlo step. ``beta`` broadcasts against the state, e.g. ``[B, 1, 1, 1]``."""
         tie = tie_acceptance(model)
-        for on in model.lattice.color_masks(state.device):
+
+        def update(state: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
             proposal = model.propose(state, generator)
             dE = model.delta_energy(state, proposal)
             r = torch.rand(state.shape, generator=generator, device=state.device, dtype=state.dtype)
             accept = on & (r < acceptance(dE, beta, tie))
-            state = torch.where(accept, proposal, state)
-        return state
+            return torch.where(accept, proposal, state)
+
+        return colour_sweep(model.lattice, state, update)

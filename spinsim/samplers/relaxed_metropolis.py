@@ -58,9 +58,9 @@ import math
 
 import torch
 
-from spinsim.errors import ConfigError
 from spinsim.models import IsingModel, PottsModel
 from spinsim.models.base import SpinModel
+from spinsim.samplers.checkerboard import colour_sweep
 from spinsim.samplers.metropolis import Metropolis, acceptance, tie_acceptance
 
 MAX_EXPONENT = 30.0
@@ -92,11 +92,11 @@ class RelaxedMetropolis:
 
     def __init__(self, alpha: float = 3.0, discretize: str = "every_sweep") -> None:
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise ConfigError("sampler.alpha", alpha, "must be a positive finite number")
+            raise ValueError("alpha must be a positive finite number")
         if not math.isfinite(alpha) or alpha <= 0:
-            raise ConfigError("sampler.alpha", alpha, "must be a positive finite number")
+            raise ValueError("alpha must be a positive finite number")
         if discretize not in DISCRETIZE:
-            raise ConfigError("sampler.discretize", discretize, f"choose one of {', '.join(DISCRETIZE)}")
+            raise ValueError(f"discretize: choose one of {', '.join(DISCRETIZE)}")
         self.alpha = float(alpha)
         self.discretization = discretize
 
@@ -159,7 +159,7 @@ class RelaxedMetropolis:
         tie = tie_acceptance(model)  # every_sweep decides as Metropolis does
         if every_sweep and not (torch.is_grad_enabled() and state.requires_grad or _needs_grad(model)):
             return self._metropolis_sweep(model, state, beta, generator)
-        for on in model.lattice.color_masks(state.device):
+        def update(state: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
             if potts:
                 current = state.detach().argmax(1, keepdim=True).to(state.dtype)
                 proposal = model.propose(current, generator)
@@ -176,8 +176,9 @@ class RelaxedMetropolis:
             if every_sweep:  # Metropolis's own decision forward, the relaxed update backward
                 accept = on & (r < acceptance(dE, beta, tie))
                 mixed = straight_through(torch.where(accept, moved, state), mixed)
-            state = mixed
-        return state
+            return mixed
+
+        return colour_sweep(model.lattice, state, update)
 
     def _metropolis_sweep(
         self,
@@ -200,6 +201,4 @@ def _needs_grad(model: SpinModel) -> bool:
 
 def _check_model(model: SpinModel) -> None:
     if not isinstance(model, IsingModel):
-        raise ConfigError(
-            "model.name", type(model).__name__, "the relaxed Metropolis sampler takes ising or potts"
-        )
+        raise TypeError(f"the relaxed Metropolis sampler takes ising or potts, not {type(model).__name__}")

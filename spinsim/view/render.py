@@ -1,11 +1,12 @@
 """Pictures of runs: lattice snapshots as images, grids and GIF frames; observable plots.
 
 A *painter* turns one stored lattice (``[*shape]`` integers, as in
-``/snapshots/value``) into RGB pixels, ``scale`` pixels per site. Which
-painter draws a run depends on its model (``/parameters`` attr ``model``):
-Ising spins in two colours (s = -1 dark, s = +1 light), Potts spins in q
-colours (matplotlib's ``tab10`` for q <= 10, else evenly spaced on ``turbo``),
-cellular Potts cells coloured by type with their borders drawn.
+``/snapshots/value``) into RGB pixels, ``scale`` pixels per site. Each model
+family names its painter (:mod:`spinsim.config.families`): Ising spins in two
+colours (:func:`ising_painter`: s = -1 dark, s = +1 light), Potts spins in q
+colours (:func:`potts_painter`: matplotlib's ``tab10`` for q <= 10, else evenly
+spaced on ``turbo``), cellular Potts cells coloured by type with their
+borders drawn (:func:`cell_painter`).
 
 Lattices are drawn as their arrays: row i, column j is site (i, j); the
 triangular (sheared) and honeycomb (brick wall) lattices therefore appear as
@@ -26,12 +27,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from spinsim.io.runfile import Run, Series
+from spinsim.io.runfile import Series
 
 PAD = 4  # pixels between lattices
 HEADER = 16  # pixels of a text line above the lattices
@@ -110,32 +111,18 @@ def cell_type_colours(n_types: int) -> np.ndarray:
     return np.array(colours[:n_types], dtype=np.uint8)
 
 
-def _cpm(run: Run) -> CellPainter:
-    cell_type = np.asarray(run.parameters["cell_type"], dtype=np.int64)
-    n_types = len(run.parameters.get("type_names", [])) or int(cell_type.max()) + 1
-    return CellPainter(cell_type, cell_type_colours(n_types))
+def cell_painter(cell_type: np.ndarray, n_types: int | None = None) -> CellPainter:
+    """Cells coloured by type: ``cell_type [n_ids]`` (id 0 the medium), ``n_types`` types."""
+    cell_type = np.asarray(cell_type, dtype=np.int64)
+    return CellPainter(cell_type, cell_type_colours(n_types or int(cell_type.max()) + 1))
 
 
-def _ising(run: Run) -> SpinPainter:
+def ising_painter() -> SpinPainter:
     return SpinPainter(np.array([-1, 1]), ISING_COLOURS)
 
 
-def _potts(run: Run) -> SpinPainter:
-    q = int(run.config.model.q)
+def potts_painter(q: int) -> SpinPainter:
     return SpinPainter(np.arange(q), potts_colours(q))
-
-
-# Painters by model name (``/parameters`` attr ``model``).
-PAINTERS: dict[str, Callable[[Run], SpinPainter | CellPainter]] = {
-    "ising": _ising,
-    "potts": _potts,
-    "cpm": _cpm,
-}
-
-
-def painter_for(run: Run) -> SpinPainter | CellPainter:
-    """The painter of the run's model; KeyError for a model without one."""
-    return PAINTERS[run.parameters["model"]](run)
 
 
 def as_plane(frame: np.ndarray) -> np.ndarray:
@@ -289,16 +276,26 @@ def plot_observable(
     replicas: Sequence[int] | None,
     thermalize: int,
     title: str,
+    step_unit: str = "sweeps",
 ) -> "Figure":  # noqa: F821
-    """One observable against MC step: the selected replicas, or (``replicas=None``)
-    the mean over the replicas of each temperature."""
+    """One observable against the run's step (``step_unit``: sweeps, MCS, steps).
+
+    A per-replica observable (one column per replica) shows the selected
+    replicas, or (``replicas=None``) the mean over the replicas of each
+    temperature; any other (e.g. ``[n, 1]``: a loss, a gradient norm, a batch
+    mean) shows its columns as they are.
+    """
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
     ax = fig.subplots()
     step, value = thin(series.step, series.value)
-    if replicas is None:
+    value = value.reshape(len(step), -1)
+    per_replica = value.shape[1] == len(temperature) and len(temperature) > 0
+    if not per_replica:
+        lines = [(value[:, c], name if value.shape[1] == 1 else f"{name}[{c}]") for c in range(value.shape[1])]
+    elif replicas is None:
         n_T = value.shape[1] // batch
         lines = [(value[:, t * batch:(t + 1) * batch].mean(1), f"T = {temperature[t * batch]:.4g}")
                  for t in range(n_T)]  # fmt: skip
@@ -308,10 +305,10 @@ def plot_observable(
         lines = [(value[:, r], f"#{r}, T = {temperature[r]:.4g}") for r in replicas]
     colours = colormaps["viridis"](np.linspace(0, 0.9, len(lines)))
     for (y, label), colour in zip(lines, colours):
-        ax.plot(step, y, linewidth=0.8, color=colour, label=label)
+        ax.plot(step, y, linewidth=0.8, color=colour, label=label, marker="." if len(step) < 50 else None)
     if thermalize:
         ax.axvline(thermalize, color="grey", linestyle=":", linewidth=1, label="end of thermalization")
-    ax.set_xlabel("MC step (sweeps)")
+    ax.set_xlabel(f"step ({step_unit})")
     ax.set_ylabel(LABELS.get(name, name))
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

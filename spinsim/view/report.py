@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-
-def with_error(mean: float, error: float) -> str:
-    """Compact notation: ``-1.5656(12)`` means -1.5656 ± 0.0012 (two digits of error)."""
-    if not math.isfinite(mean):
-        return "nan"
-    if not math.isfinite(error) or error <= 0:
-        return f"{mean:.6g}"
-    digits = max(0, 1 - int(math.floor(math.log10(error))))
-    last = round(error * 10**digits)
-    return f"{mean:.{digits}f}({last})"
+from spinsim.analysis.statistics import with_error
 
 
 def summary_table(summary: Mapping[str, np.ndarray], title: str) -> Table:

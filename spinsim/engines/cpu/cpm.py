@@ -1,6 +1,7 @@
 """Random-sequential copy attempts of the cellular Potts model, compiled with numba.
 
-One call performs ``n_attempts`` copy attempts on each of a range of replicas
+:class:`CPMSequentialEngine` (``sampler=cpm_sequential``) runs the kernel: one
+call performs ``n_attempts`` copy attempts on each of a range of replicas
 (the engine runs ranges in parallel threads; one random stream per replica, so
 results do not depend on the thread count). A copy attempt: draw a site x and one of its copy neighbours y
 uniformly; if y exists (not beyond a wall) and holds another id, compute the
@@ -18,10 +19,14 @@ only when dH > 0.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from spinsim.engines.cpu.numba_setup import numba
+from spinsim.engines.cpu.threads import available_cores
+from spinsim.models.cpm import CellularPottsModel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -199,3 +204,121 @@ def component_counts(ids, nearest, n_ids):
             if a != 0 and _root(parent, x) == x:
                 out[b, a] += 1
     return out
+
+
+# -- the engine ------------------------------------------------------------------
+def replica_seeds(seed: int, batch: int) -> np.ndarray:
+    """One 64-bit random stream state per replica, from the run's seed."""
+    return np.random.SeedSequence(seed).generate_state(batch, dtype=np.uint64)
+
+
+class CPMSequentialEngine:
+    """Engine (``advance(n_sweeps)``, ``state``) over the compiled kernel.
+
+    ``state`` is a ``[B, 1, *shape]`` int32 view of the engine's own array:
+    copy it to keep it past the next ``advance``. Replicas are split into
+    ``threads`` contiguous ranges (0: one per available core, at most one per
+    replica) run in parallel.
+    """
+
+    name = "numba"
+
+    def __init__(
+        self,
+        model: CellularPottsModel,
+        state: torch.Tensor,
+        beta: torch.Tensor,
+        copy_offsets: tuple[tuple[int, ...], ...],
+        seed: int = 0,
+        threads: int = 0,
+    ) -> None:
+        model = model.to("cpu")
+        self.model = model
+        B = state.shape[0]
+        self.shape = tuple(state.shape)
+        self.ids = np.ascontiguousarray(state.reshape(B, -1).cpu().numpy().astype(np.int32))
+        self.areas = model.areas(state.cpu()).numpy().astype(np.int64)
+        self.perimeters = model.perimeters(state.cpu()).numpy().astype(np.int64)
+        self.rng = replica_seeds(seed, B)
+        self.beta = beta.double().cpu().numpy().reshape(B).copy()
+        f64 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float64))  # noqa: E731
+        self._tables = (
+            model.neighbours().numpy().astype(np.int32),
+            model.lattice.neighbour_index(copy_offsets).numpy().astype(np.int32),
+            model.cell_type.numpy().astype(np.int64),
+            f64(model.contact),
+            f64(model.lambda_area),
+            f64(model.target_area),
+            f64(model.lambda_perimeter),
+            f64(model.target_perimeter),
+            model.has_perimeter,
+            f64(model.potential) if model.potential is not None else np.zeros(1),
+            f64(model.coupling),
+            model.has_potential,
+            model.keep_cells,
+        )
+        self.attempts = 0
+        self.accepted = np.zeros(B, dtype=np.int64)
+        n = max(1, min(B, threads or available_cores()))
+        bounds = np.linspace(0, B, n + 1).round().astype(int)
+        self.ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="cpm") if n > 1 else None
+
+    @property
+    def n_sites(self) -> int:
+        return self.ids.shape[1]
+
+    @property
+    def state(self) -> torch.Tensor:
+        return torch.from_numpy(self.ids).reshape(self.shape)
+
+    @property
+    def threads(self) -> int:
+        """Threads the replicas are shared out among."""
+        return len(self.ranges)
+
+    def advance(self, n_sweeps: int) -> None:
+        self.advance_attempts(n_sweeps * self.n_sites)
+
+    def state_dict(self) -> dict:
+        return {
+            "ids": torch.from_numpy(self.ids.copy()),
+            "rng": torch.from_numpy(self.rng.view(np.int64).copy()),
+            "accepted": torch.from_numpy(self.accepted.copy()),
+            "attempts": self.attempts,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        ids = state["ids"].numpy().astype(np.int32)
+        if ids.shape != self.ids.shape:
+            raise ValueError(f"cell ids of shape {ids.shape}, expected {self.ids.shape}")
+        self.ids = np.ascontiguousarray(ids)
+        ids_t = torch.from_numpy(self.ids).reshape(self.shape)
+        self.areas = self.model.areas(ids_t).numpy().astype(np.int64)
+        self.perimeters = self.model.perimeters(ids_t).numpy().astype(np.int64)
+        self.rng = state["rng"].numpy().view(np.uint64).copy()
+        self.accepted = state["accepted"].numpy().copy()
+        self.attempts = int(state["attempts"])
+
+    def advance_attempts(self, n_attempts: int) -> None:
+        """``n_attempts`` copy attempts on every replica."""
+
+        def run(bounds: tuple[int, int]) -> np.ndarray:
+            first, last = bounds
+            return copy_attempts(
+                self.ids, self.areas, self.perimeters, self.rng, first, last, n_attempts, self.beta,
+                *self._tables,
+            )  # fmt: skip
+
+        results = list(self._pool.map(run, self.ranges)) if self._pool else [run(r) for r in self.ranges]
+        self.accepted += np.concatenate(results)
+        self.attempts += n_attempts
+
+    def close(self) -> None:
+        """Stop the worker threads (also done when the engine is garbage collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __del__(self) -> None:
+        self.close()

@@ -128,9 +128,12 @@ def potts_tables(
 class CPUEngine:
     """Fast CPU engine with the reference engine's interface (``advance``, ``state``) plus ``measure``.
 
-    ``temperature`` is ``[B]`` (one per replica), ``seed`` keys the random
+    ``beta`` is ``[B]`` (1/T of each replica), ``seed`` keys the random
     numbers, ``threads`` (0: numba's default, all cores) sets numba's thread
-    count for this engine's kernels.
+    count for this engine's kernels. The random numbers of sweep k are keyed
+    by (seed, k), so the state after n sweeps does not depend on how the n
+    are split into ``advance`` calls: ``state_dict`` is the packed words and
+    the sweep counter.
     """
 
     name = "numba"
@@ -140,7 +143,7 @@ class CPUEngine:
         model: SpinModel,
         sampler,
         state: torch.Tensor,
-        temperature: torch.Tensor,
+        beta: torch.Tensor,
         seed: int,
         threads: int = 0,
     ) -> None:
@@ -157,7 +160,7 @@ class CPUEngine:
         self.batch = state.shape[0]
         lanes = lanes_for(self.lattice) if self.is_ising else 1
         self.layout = SlabLayout.build(self.lattice, lanes)
-        self.set_temperature(temperature)
+        self.set_beta(beta)
         self.state = state
 
     # -- interface ---------------------------------------------------------------
@@ -166,9 +169,9 @@ class CPUEngine:
         """numba threads the kernels run on."""
         return _numba_threads(self.threads).n or numba.get_num_threads()
 
-    def set_temperature(self, temperature: torch.Tensor) -> None:
-        """Per-replica temperatures ``[B]``; rebuilds the acceptance tables."""
-        betas = (1.0 / temperature.detach().to(torch.float64).cpu()).numpy().reshape(-1)
+    def set_beta(self, beta: torch.Tensor) -> None:
+        """Per-replica ``beta = 1/T``, ``[B]``; rebuilds the acceptance tables."""
+        betas = beta.detach().to(torch.float64).cpu().numpy().reshape(-1)
         if len(betas) != self.batch:
             raise ValueError(f"{len(betas)} temperatures for {self.batch} replicas")
         z = len(self.lattice.neighbour_offsets)
@@ -197,6 +200,16 @@ class CPUEngine:
         values = (values > 0).astype(np.uint8) if self.is_ising else values.astype(np.int8)
         self.words = self.layout.pack(values).reshape(-1)
 
+    def state_dict(self) -> dict:
+        return {"words": torch.from_numpy(self.words.copy()), "sweeps_done": self.sweeps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        words = state["words"].numpy()
+        if words.shape != self.words.shape:
+            raise ValueError(f"packed state of shape {words.shape}, expected {self.words.shape}")
+        self.words = words.astype(self.words.dtype).copy()
+        self.sweeps_done = int(state["sweeps_done"])
+
     def advance(self, n_sweeps: int) -> None:
         if n_sweeps <= 0:
             return
@@ -205,16 +218,16 @@ class CPUEngine:
             common = (self.words, n_sweeps, self.sweeps_done, *self.key)
             if self.is_ising:
                 sweep_ising(
-                    *common, lay.lanes, self.lattice.n_colors, self.lattice.periodic, self.heat_bath,
-                    t["use_spin"], lay.nb_row, lay.nb_col, lay.nb_rot, lay.nb_lanes, lay.row_color,
+                    *common, lay.lanes, self.lattice.n_colours, self.lattice.periodic, self.heat_bath,
+                    t["use_spin"], lay.nb_row, lay.nb_col, lay.nb_rot, lay.nb_lanes, lay.row_colour,
                     lay.row_len, lay.words, t["cls_cmp"], t["n_cmp"], t["cls_never"], t["n_never"],
                     t["cls_bits"], t["thresholds"],
                 )  # fmt: skip
             else:
                 high, low = t
                 sweep_potts(
-                    *common, self.model.q, self.lattice.n_colors, self.lattice.periodic, lay.nb_row,
-                    lay.nb_col, lay.nb_lanes, lay.row_color, lay.row_len, lay.words,
+                    *common, self.model.q, self.lattice.n_colours, self.lattice.periodic, lay.nb_row,
+                    lay.nb_col, lay.nb_lanes, lay.row_colour, lay.row_len, lay.words,
                     proposal_bits(self.model.q), high, low,
                 )  # fmt: skip
         self.sweeps_done += n_sweeps

@@ -107,11 +107,11 @@ def _level_draw(index, pair, colour, sweep, key0, key1):
 
 @njit(inline="always", cache=True)
 def _gather_neighbours(
-    words, base, row_base, start, count, n_colors, row_len, periodic, lanes, full,
+    words, base, row_base, start, count, n_colours, row_len, periodic, lanes, full,
     nb_row, nb_col, nb_rot, nb_lanes, r, nbw, present,
 ):  # fmt: skip
     """Neighbour words (lanes aligned) ``nbw[t, n]`` and present lanes ``present[t, n]`` of the
-    ``count`` words ``start, start + n_colors, ...`` of a row."""
+    ``count`` words ``start, start + n_colours, ...`` of a row."""
     for n in range(nb_col.shape[0]):
         nr = nb_row[r, n]
         if nr < 0:
@@ -124,7 +124,7 @@ def _gather_neighbours(
         rot = nb_rot[r, n]
         lanes_here = nb_lanes[r, n]
         for t in range(count):
-            jj = start + t * n_colors + col
+            jj = start + t * n_colours + col
             inside = True
             if jj < 0:
                 jj += row_len
@@ -143,17 +143,17 @@ def _gather_neighbours(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _update_row(
-    words, b, r, colour, sweep, key0, key1, lanes, n_colors, periodic, heat_bath, use_spin,
-    nb_row, nb_col, nb_rot, nb_lanes, row_color, row_len, words_per_replica,
+    words, b, r, colour, sweep, key0, key1, lanes, n_colours, periodic, heat_bath, use_spin,
+    nb_row, nb_col, nb_rot, nb_lanes, row_colour, row_len, words_per_replica,
     cls_cmp, n_cmp, cls_never, n_never, cls_bits, thresholds,
 ):  # fmt: skip
-    """Update the words of one colour in row r (``start, start + n_colors, ...``)."""
+    """Update the words of one colour in row r (``start, start + n_colours, ...``)."""
     full = _ALL >> np.uint64(64 - lanes)
     z = nb_col.shape[0]
     base = b * words_per_replica
     row_base = base + r * row_len
-    start = (colour - row_color[r]) % n_colors
-    count = (row_len - start + n_colors - 1) // n_colors
+    start = (colour - row_colour[r]) % n_colours
+    count = (row_len - start + n_colours - 1) // n_colours
     if count <= 0:
         return
     n_c = n_cmp[b]
@@ -172,7 +172,7 @@ def _update_row(
     u_sweep = np.uint64(sweep)
     # random words of the first PREFETCH levels of every word in the row (a vectorisable loop)
     first = np.uint64(row_base + start)
-    step = np.uint64(n_colors)
+    step = np.uint64(n_colours)
     rnd = np.empty((count, PREFETCH), dtype=np.uint64)
     for t in range(count):
         index = first + np.uint64(t) * step
@@ -183,11 +183,11 @@ def _update_row(
     nbw = np.empty((count, z), dtype=np.uint64)
     present = np.empty((count, z), dtype=np.uint64)
     _gather_neighbours(
-        words, base, row_base, start, count, n_colors, row_len, periodic, lanes, full,
+        words, base, row_base, start, count, n_colours, row_len, periodic, lanes, full,
         nb_row, nb_col, nb_rot, nb_lanes, r, nbw, present,
     )  # fmt: skip
     for t in range(count):
-        index = row_base + start + t * n_colors
+        index = row_base + start + t * n_colours
         s = words[index]
         # bit-sliced counters: x (aligned or up, present) and missing
         a0 = a1 = a2 = np.uint64(0)
@@ -254,19 +254,19 @@ def _update_row(
 
 @njit(parallel=True, cache=True)
 def sweep_ising(
-    words, n_sweeps, sweep0, key0, key1, lanes, n_colors, periodic, heat_bath, use_spin,
-    nb_row, nb_col, nb_rot, nb_lanes, row_color, row_len, words_per_replica,
+    words, n_sweeps, sweep0, key0, key1, lanes, n_colours, periodic, heat_bath, use_spin,
+    nb_row, nb_col, nb_rot, nb_lanes, row_colour, row_len, words_per_replica,
     cls_cmp, n_cmp, cls_never, n_never, cls_bits, thresholds,
 ):  # fmt: skip
     """``n_sweeps`` sweeps of every replica (``words`` is ``[B * words_per_replica]``)."""
     n_rows = nb_row.shape[0]
     B = words.shape[0] // words_per_replica
     for s in range(n_sweeps):
-        for colour in range(n_colors):
+        for colour in range(n_colours):
             for t in prange(B * n_rows):
                 _update_row(
-                    words, t // n_rows, t % n_rows, colour, sweep0 + s, key0, key1, lanes, n_colors,
-                    periodic, heat_bath, use_spin, nb_row, nb_col, nb_rot, nb_lanes, row_color,
+                    words, t // n_rows, t % n_rows, colour, sweep0 + s, key0, key1, lanes, n_colours,
+                    periodic, heat_bath, use_spin, nb_row, nb_col, nb_rot, nb_lanes, row_colour,
                     row_len, words_per_replica, cls_cmp, n_cmp, cls_never, n_never, cls_bits, thresholds,
                 )  # fmt: skip
 

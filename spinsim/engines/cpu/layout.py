@@ -7,7 +7,7 @@ holds the ``W`` sites ``(i + k H, j1, ...)``, ``k = 0 .. W-1``, one per *lane*
 spin per word). Neighbours of a word are whole words, lane for lane, except
 across the slab seams in axis 0, where the lanes rotate by one.
 
-All lanes of a word have the same colour (``sum(x) mod n_colors``) because
+All lanes of a word have the same colour (``sum(x) mod n_colours``) because
 ``H`` is a multiple of the number of colours (or ``W = 1``), so a word is
 updated at once. The word grid of one replica is ``(H, L1, ..., L_{d-1})``
 (the chain gets a trailing axis of length 1); its last axis is a *row*,
@@ -28,7 +28,7 @@ MAX_LANES = 64
 
 def lanes_for(lattice: Lattice, max_lanes: int = MAX_LANES) -> int:
     """The most lanes ``W <= max_lanes`` with ``L0 = W H`` and H a multiple of the colour count."""
-    L0, k = lattice.shape[0], lattice.n_colors
+    L0, k = lattice.shape[0], lattice.n_colours
     for W in range(min(max_lanes, L0), 0, -1):
         if L0 % W == 0 and (L0 // W) % k == 0:
             return W
@@ -55,12 +55,12 @@ class SlabLayout:
     nb_col: np.ndarray  # int64 [z]
     nb_rot: np.ndarray  # int64 [n_rows, z]
     nb_lanes: np.ndarray  # uint64 [n_rows, z]
-    row_color: np.ndarray  # int64 [n_rows]: colour of the word in column 0
+    row_colour: np.ndarray  # int64 [n_rows]: colour of the word in column 0
 
     @classmethod
     def build(cls, lattice: Lattice, lanes: int) -> "SlabLayout":
         L0 = lattice.shape[0]
-        if L0 % lanes or ((L0 // lanes) % lattice.n_colors and lanes != 1):
+        if L0 % lanes or ((L0 // lanes) % lattice.n_colours and lanes != 1):
             raise ValueError(f"{lanes} lanes do not fit axis 0 of {lattice}")
         H = L0 // lanes
         grid = (H, *lattice.shape[1:]) if lattice.dim > 1 else (H, 1)
@@ -96,8 +96,8 @@ class SlabLayout:
                     nb_rot[r, n] = rot
                     nb_lanes[r, n] = lanes_present
         nb_col = np.array([o[-1] for o in offsets], dtype=np.int64)
-        row_color = np.array([sum(c) % lattice.n_colors for c in rows], dtype=np.int64)
-        return cls(lattice, lanes, grid, nb_row, nb_col, nb_rot, nb_lanes, row_color)
+        row_colour = np.array([sum(c) % lattice.n_colours for c in rows], dtype=np.int64)
+        return cls(lattice, lanes, grid, nb_row, nb_col, nb_rot, nb_lanes, row_colour)
 
     @property
     def n_rows(self) -> int:

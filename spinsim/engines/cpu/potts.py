@@ -74,10 +74,10 @@ def _neighbour_value(spins, base, row_len, periodic, nb_row, nb_col, nb_lanes, r
 
 @njit(inline="always", cache=True)
 def _update_row(
-    spins, b, r, colour, sweep, key0, key1, q, n_colors, periodic, nb_row, nb_col, nb_lanes,
-    row_color, row_len, sites_per_replica, bits, high, low, prop, acc, old, new, gain,
+    spins, b, r, colour, sweep, key0, key1, q, n_colours, periodic, nb_row, nb_col, nb_lanes,
+    row_colour, row_len, sites_per_replica, bits, high, low, prop, acc, old, new, gain,
 ):  # fmt: skip
-    """Update the sites of one colour in row r (``start, start + n_colors, ...``).
+    """Update the sites of one colour in row r (``start, start + n_colours, ...``).
 
     ``bits``: :func:`proposal_bits` of q; ``high, low``: this replica's tables of
     :func:`spinsim.engines.cpu.engine.potts_tables`; ``prop, acc, old, new, gain``:
@@ -87,8 +87,8 @@ def _update_row(
     n_rows = nb_row.shape[0]
     base = b * sites_per_replica
     row_base = base + r * row_len
-    start = (colour - row_color[r]) % n_colors
-    count = (row_len - start + n_colors - 1) // n_colors
+    start = (colour - row_colour[r]) % n_colours
+    count = (row_len - start + n_colours - 1) // n_colours
     if count <= 0:
         return
     row_id = np.uint64(b * n_rows + r)
@@ -97,7 +97,7 @@ def _update_row(
     c2 = np.uint64(sweep) & _LO32
     c3 = np.uint64(sweep) >> _U32
     u_first = np.uint64(row_base + start)
-    u_step = np.uint64(n_colors)
+    u_step = np.uint64(n_colours)
     u_count = np.uint64(count)
     other = np.uint64(q - 1)
     reject_below = np.uint64((1 << 32) % (q - 1))  # low words below this are biased: redraw
@@ -136,7 +136,7 @@ def _update_row(
         for t in range(count):
             m = np.uint64(prop[t]) * other
             if (m & _LO32) < reject_below:
-                j = np.uint64(start + t * n_colors)
+                j = np.uint64(start + t * n_colours)
                 f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
                 m = f0 * other
                 if (m & _LO32) < reject_below:
@@ -155,10 +155,10 @@ def _update_row(
         src = base + nr * row_len + start + nb_col[n]
         # columns inside the row: t_lo <= t < t_hi; the others wrap (periodic) or are absent
         t_lo = 0
-        while t_lo < count and start + t_lo * n_colors + nb_col[n] < 0:
+        while t_lo < count and start + t_lo * n_colours + nb_col[n] < 0:
             t_lo += 1
         t_hi = count
-        while t_hi > t_lo and start + (t_hi - 1) * n_colors + nb_col[n] >= row_len:
+        while t_hi > t_lo and start + (t_hi - 1) * n_colours + nb_col[n] >= row_len:
             t_hi -= 1
         u_src = np.uint64(src)  # unsigned indices: no negative-index checks, so the loop vectorises
         for t in range(np.uint64(t_lo), np.uint64(t_hi)):
@@ -166,10 +166,10 @@ def _update_row(
             gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
         if periodic:
             for t in range(0, t_lo):
-                v = spins[src + t * n_colors + row_len]
+                v = spins[src + t * n_colours + row_len]
                 gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
             for t in range(t_hi, count):
-                v = spins[src + t * n_colors - row_len]
+                v = spins[src + t * n_colours - row_len]
                 gain[t] += np.int8(v == new[t]) - np.int8(v == old[t])
     # accept where the acceptance bits are below the top bits of the threshold; a tie
     # compares a fallback word with the next 32 bits, below
@@ -189,15 +189,15 @@ def _update_row(
             x = np.int64(new[t])
             k = np.int64(gain[t]) * 3 + np.int64(x == 0) - np.int64(o == 0) + 1
             if acc[t] >> shift == high[k]:
-                j = np.uint64(start + t * n_colors)
+                j = np.uint64(start + t * n_colours)
                 f0, f1, f2, f3 = philox4x32(c0, c1_base | _FALLBACK | j, c2, c3, key0, key1)
                 spins[row_base + j] = x if f3 < low[k] else o
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _update_rows(
-    spins, first, stop, colour, sweep, key0, key1, q, n_colors, periodic, nb_row, nb_col, nb_lanes,
-    row_color, row_len, sites_per_replica, bits, high, low,
+    spins, first, stop, colour, sweep, key0, key1, q, n_colours, periodic, nb_row, nb_col, nb_lanes,
+    row_colour, row_len, sites_per_replica, bits, high, low,
 ):  # fmt: skip
     """Update the sites of one colour in the rows ``first .. stop - 1`` of ``B * n_rows``."""
     n_rows = nb_row.shape[0]
@@ -209,22 +209,22 @@ def _update_rows(
     for i in range(first, stop):
         b = i // n_rows
         # a compile-time stride (the colour count) lets the loops vectorise
-        if n_colors == 2:  # chain, square, cubic
+        if n_colours == 2:  # chain, square, cubic
             _update_row(
                 spins, b, i % n_rows, colour, sweep, key0, key1, q, 2, periodic, nb_row, nb_col,
-                nb_lanes, row_color, row_len, sites_per_replica, bits, high[b], low[b],
+                nb_lanes, row_colour, row_len, sites_per_replica, bits, high[b], low[b],
                 prop, acc, old, new, gain,
             )  # fmt: skip
-        elif n_colors == 3:  # triangular
+        elif n_colours == 3:  # triangular
             _update_row(
                 spins, b, i % n_rows, colour, sweep, key0, key1, q, 3, periodic, nb_row, nb_col,
-                nb_lanes, row_color, row_len, sites_per_replica, bits, high[b], low[b],
+                nb_lanes, row_colour, row_len, sites_per_replica, bits, high[b], low[b],
                 prop, acc, old, new, gain,
             )  # fmt: skip
         else:
             _update_row(
-                spins, b, i % n_rows, colour, sweep, key0, key1, q, n_colors, periodic, nb_row, nb_col,
-                nb_lanes, row_color, row_len, sites_per_replica, bits, high[b], low[b],
+                spins, b, i % n_rows, colour, sweep, key0, key1, q, n_colours, periodic, nb_row, nb_col,
+                nb_lanes, row_colour, row_len, sites_per_replica, bits, high[b], low[b],
                 prop, acc, old, new, gain,
             )  # fmt: skip
 
@@ -234,8 +234,8 @@ ROWS_PER_TASK = 16
 
 @njit(parallel=True, cache=True)
 def sweep_potts(
-    spins, n_sweeps, sweep0, key0, key1, q, n_colors, periodic,
-    nb_row, nb_col, nb_lanes, row_color, row_len, sites_per_replica, bits, high, low,
+    spins, n_sweeps, sweep0, key0, key1, q, n_colours, periodic,
+    nb_row, nb_col, nb_lanes, row_colour, row_len, sites_per_replica, bits, high, low,
 ):  # fmt: skip
     """``n_sweeps`` Metropolis sweeps of every replica (``spins`` is int8 ``[B * sites]``)."""
     n_rows = nb_row.shape[0]
@@ -243,11 +243,11 @@ def sweep_potts(
     total = B * n_rows
     n_tasks = (total + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for s in range(n_sweeps):
-        for colour in range(n_colors):
+        for colour in range(n_colours):
             for task in prange(n_tasks):
                 _update_rows(
                     spins, task * ROWS_PER_TASK, min(total, (task + 1) * ROWS_PER_TASK), colour,
-                    sweep0 + s, key0, key1, q, n_colors, periodic, nb_row, nb_col, nb_lanes, row_color,
+                    sweep0 + s, key0, key1, q, n_colours, periodic, nb_row, nb_col, nb_lanes, row_colour,
                     row_len, sites_per_replica, bits, high, low,
                 )  # fmt: skip
 

@@ -56,7 +56,7 @@ def _neighbour(spins, base, i0, i1, i2, d0: tl.constexpr, d1: tl.constexpr, d2: 
 @triton.jit
 def _sweep_colour(
     spins, beta, n_total, L0, L1, L2, colour, seed, sweep_lo, sweep_hi, J, h, tie,
-    GEOM: tl.constexpr, N_COLORS: tl.constexpr, PERIODIC: tl.constexpr, Q: tl.constexpr,
+    GEOM: tl.constexpr, N_COLOURS: tl.constexpr, PERIODIC: tl.constexpr, Q: tl.constexpr,
     HEAT_BATH: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Update the sites of one colour. Q = 0: Ising (spins +-1), else Potts (spins 0..Q-1).
@@ -71,7 +71,7 @@ def _sweep_colour(
     i2 = x % L2
     i1 = (x // L2) % L1
     i0 = x // (L1 * L2)
-    mask = (idx < n_total) & ((i0 + i1 + i2) % N_COLORS == colour)
+    mask = (idx < n_total) & ((i0 + i1 + i2) % N_COLOURS == colour)
     base = b * N
     s = tl.load(spins + idx, mask=mask, other=0).to(tl.int32)
     bt = tl.load(beta + b, mask=mask, other=0.0)
@@ -137,7 +137,7 @@ class TritonEngine:
     """Fast GPU engine: int8 spins, one fused Triton kernel per colour.
 
     Same interface as :class:`spinsim.engines.ReferenceEngine` (``advance``,
-    ``state``). ``temperature`` is ``[B]``, ``seed`` keys the random numbers,
+    ``state``). ``beta`` is ``[B]`` (1/T), ``seed`` keys the random numbers,
     ``block`` is the number of sites per program (a power of 2; the tests
     run the interpreter with one program for the whole batch).
     """
@@ -149,7 +149,7 @@ class TritonEngine:
         model: SpinModel,
         sampler,
         state: torch.Tensor,
-        temperature: torch.Tensor,
+        beta: torch.Tensor,
         seed: int,
         block: int = BLOCK,
     ) -> None:
@@ -167,7 +167,7 @@ class TritonEngine:
         shape = tuple(self.lattice.shape) + (1,) * (3 - self.lattice.dim)
         self.dims = shape
         self.tie = tie_acceptance(model)  # Metropolis's acceptance of dE = 0
-        self.beta = (1.0 / temperature.to(torch.float64)).to(torch.float32).to(state.device).contiguous()
+        self.beta = beta.to(torch.float64).to(torch.float32).to(state.device).contiguous()
         self.state = state
 
     @property
@@ -179,17 +179,24 @@ class TritonEngine:
     def state(self, state: torch.Tensor) -> None:
         self.spins = state.detach().reshape(self.batch, -1).to(torch.int8).contiguous()
 
+    def state_dict(self) -> dict:
+        return {"spins": self.spins.cpu().clone(), "sweeps_done": self.sweeps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.spins = state["spins"].to(self.spins.device, torch.int8).contiguous()
+        self.sweeps_done = int(state["sweeps_done"])
+
     def advance(self, n_sweeps: int) -> None:
         n_total = self.spins.numel()
         grid = (triton.cdiv(n_total, self.block),)
         J, h = float(self.model.couplings.uniform), float(self.model.field)
         for _ in range(n_sweeps):
             sweep = self.sweeps_done
-            for colour in range(self.lattice.n_colors):
+            for colour in range(self.lattice.n_colours):
                 _sweep_colour[grid](
                     self.spins, self.beta, n_total, *self.dims, colour, self.seed,
                     sweep & 0xFFFFFFFF, sweep >> 32, J, h, self.tie,
-                    GEOM=GEOMETRY[self.lattice.name], N_COLORS=self.lattice.n_colors,
+                    GEOM=GEOMETRY[self.lattice.name], N_COLOURS=self.lattice.n_colours,
                     PERIODIC=self.lattice.periodic, Q=0 if self.is_ising else self.model.q,
                     HEAT_BATH=self.heat_bath, BLOCK=self.block,
                 )  # fmt: skip

@@ -1,0 +1,273 @@
+"""The cellular Potts family: ``model=cpm`` (conf/model/cpm.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, List, Mapping, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from spinsim.analysis.statistics import replica_means
+from spinsim.config.build import device as build_device
+from spinsim.config.checks import (
+    array_file,
+    at_least,
+    contact_table,
+    is_number,
+    per_cell_type,
+    plain,
+)
+from spinsim.config.families.family import Family
+from spinsim.config.schema import ModelConfig, documented
+from spinsim.errors import ConfigError
+from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
+from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
+from spinsim.observables import cpm as observables
+from spinsim.view.render import cell_painter
+from spinsim.view.report import print_cpm_summary
+
+
+class CPMLayout(Enum):
+    aggregate = "aggregate"  # square (cubic) cells packed in a centred block
+    scatter = "scatter"  # single-site cells at random positions in a centred disc
+
+
+@dataclass
+class CPMConfig(ModelConfig):
+    """The cellular Potts model (spinsim.models.cpm). Per-type lists have one entry
+    per cell type after the medium; ``contact`` covers every type, the medium first."""
+
+    name: str = "cpm"
+    types: List[str] = documented(["medium", "light", "dark"], "type names, the medium (cell id 0) first")
+    cells: List[int] = documented([18, 18], "number of cells of each type after the medium")
+    contact: Any = documented(
+        [[0.0, 16.0, 16.0], [16.0, 14.0, 11.0], [16.0, 11.0, 2.0]],
+        "contact energies J: a symmetric table over all types, the medium first",
+    )
+    contact_scale: float = documented(1.0, "factor on every contact energy (Neural CPM code: 0.25)")
+    target_area: Any = documented(25.0, "target area A: a number, or one per cell type")
+    cell_target_area: Optional[List[float]] = documented(None, "one target area per cell (overrides target_area)")
+    lambda_area: Any = documented(1.0, "area multiplier lambda_V: a number, or one per cell type")
+    target_perimeter: Any = documented(0.0, "target perimeter P: a number, or one per cell type")
+    lambda_perimeter: Any = documented(0.0, "perimeter multiplier lambda_P (0: no perimeter term)")
+    potential: Optional[str] = documented(None, "external potential phi: array file (.npy, .npz, .txt, .csv)")
+    potential_coupling: Any = documented(0.0, "mu: coupling to phi, a number or one per cell type")
+    neighbourhood: int = documented(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
+    keep_cells: bool = documented(False, "reject copies that would remove a cell's last site")
+    layout: CPMLayout = documented(CPMLayout.aggregate, "initial cells: aggregate or scatter")
+    layout_cell_size: Optional[int] = documented(None, "aggregate: side of the square cells (default: sqrt(A))")
+    layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
+
+
+def neighbourhood_order(key: str, value: Any, lat: Lattice) -> int:
+    """A neighbourhood order 1-4 that the (periodic) lattice is large enough for."""
+    counts = ", ".join(str(len(neighbourhood_offsets(lat.dim, n))) for n in NEIGHBOURHOOD_ORDERS)
+    if isinstance(value, bool) or value not in NEIGHBOURHOOD_ORDERS:
+        raise ConfigError(key, value, f"choose an order from 1 to 4 ({lat.name}: {counts} neighbours)")
+    reach = max(max(abs(c) for c in d) for d in neighbourhood_offsets(lat.dim, value))
+    if lat.periodic and min(lat.shape) < 2 * reach + 1:
+        raise ConfigError(
+            "lattice.size", list(lat.shape),
+            f"a periodic lattice needs every size >= {2 * reach + 1} for neighbourhood order {value}",
+        )  # fmt: skip
+    return value
+
+
+def build_cpm_model(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> CellularPottsModel:
+    """The cellular Potts model of a ``model`` config node, checked."""
+    if not lat.hypercubic:
+        raise ConfigError("lattice", lat.name, "the cellular Potts model runs on lattice=square or lattice=cubic")
+    names = plain(cfg.types)
+    if (
+        not isinstance(names, list) or len(names) < 2 or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n.isidentifier() for n in names)
+    ):  # fmt: skip
+        raise ConfigError("model.types", names, "two or more distinct names (letters, digits, _), the medium first")
+    cell_names = names[1:]
+    cells = plain(cfg.cells)
+    if (
+        not isinstance(cells, list) or len(cells) != len(cell_names)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cells)
+    ):  # fmt: skip
+        raise ConfigError("model.cells", cells, f"one integer >= 0 per cell type ({', '.join(cell_names)})")
+    n_cells = sum(cells)
+    if n_cells < 1:
+        raise ConfigError("model.cells", cells, "at least one cell")
+    if n_cells > lat.n_sites:
+        raise ConfigError("model.cells", cells, f"{n_cells} cells do not fit on the {lat.n_sites} sites")
+    contact = contact_table("model.contact", cfg.contact, names)
+    scale = plain(cfg.contact_scale)
+    if not is_number(scale) or scale <= 0:
+        raise ConfigError("model.contact_scale", scale, "must be a positive number")
+    order = neighbourhood_order("model.neighbourhood", plain(cfg.neighbourhood), lat)
+    cell_type = [0] + [t + 1 for t, count in enumerate(cells) for _ in range(count)]
+
+    def per_id(per_type: list[float]) -> list[float]:
+        return [0.0] + [per_type[t - 1] for t in cell_type[1:]]
+
+    target = per_id(per_cell_type("model.target_area", cfg.target_area, cell_names, "positive"))
+    per_cell = plain(cfg.cell_target_area)
+    if per_cell is not None:
+        if (
+            not isinstance(per_cell, list) or len(per_cell) != n_cells
+            or not all(is_number(v) and v > 0 for v in per_cell)
+        ):  # fmt: skip
+            raise ConfigError(
+                "model.cell_target_area", per_cell, f"null, or {n_cells} positive numbers (one per cell)"
+            )
+        target = [0.0] + [float(v) for v in per_cell]
+    coupling = per_cell_type("model.potential_coupling", cfg.potential_coupling, cell_names)
+    potential = None
+    if plain(cfg.potential) is not None:
+        potential = torch.from_numpy(array_file("model.potential", plain(cfg.potential), lat.shape))
+    elif any(coupling):
+        raise ConfigError(
+            "model.potential_coupling", plain(cfg.potential_coupling), "needs model.potential (an array file)"
+        )
+    model = CellularPottsModel(
+        lat,
+        type_names=names,
+        cell_type=cell_type,
+        contact=contact,
+        contact_scale=float(scale),
+        target_area=target,
+        lambda_area=per_id(per_cell_type("model.lambda_area", cfg.lambda_area, cell_names, "non-negative")),
+        target_perimeter=per_id(
+            per_cell_type("model.target_perimeter", cfg.target_perimeter, cell_names, "non-negative")
+        ),
+        lambda_perimeter=per_id(
+            per_cell_type("model.lambda_perimeter", cfg.lambda_perimeter, cell_names, "non-negative")
+        ),
+        potential=potential,
+        coupling=[0.0] + coupling,
+        order=order,
+        keep_cells=bool(plain(cfg.keep_cells)),
+    )
+    return model.to(device)
+
+
+def initial_cells(
+    run: DictConfig, model: CellularPottsModel, batch: int, generator: torch.Generator, seed: int
+) -> torch.Tensor:
+    """The initial cell lattice ``[B, 1, *shape]`` of ``model.layout``, placed at random by
+    a CPU generator of its own (seeded with ``seed``: the same layout on every device)."""
+    generator = torch.Generator().manual_seed(seed)
+    if plain(run.init) != "random":
+        raise ConfigError(
+            "init", plain(run.init),
+            "the cellular Potts model starts from model.layout (aggregate or scatter), placed at random; "
+            "use init=random",
+        )  # fmt: skip
+    cfg = run.model
+    lat = model.lattice
+    layout = plain(cfg.layout)
+    if layout == "aggregate":
+        size = plain(cfg.layout_cell_size)
+        if size is None:
+            size = max(1, round(model.mean_target_area() ** (1 / lat.dim)))
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("model.layout_cell_size", size, "null or a positive integer")
+        try:
+            state = aggregate_layout(lat, model.n_cells, size, batch, generator)
+        except ValueError as error:
+            raise ConfigError(
+                "model.layout_cell_size", size, f"{error}; the lattice is {'x'.join(map(str, lat.shape))}"
+            ) from None
+        return state.to(model.device)
+    radius = plain(cfg.layout_radius)
+    if radius is None:
+        radius = min(lat.shape) / 4
+    if not is_number(radius) or radius <= 0:
+        raise ConfigError("model.layout_radius", radius, "null or a positive number")
+    try:
+        return scatter_layout(lat, model.n_cells, float(radius), batch, generator).to(model.device)
+    except ValueError as error:
+        raise ConfigError("model.layout_radius", radius, str(error)) from None
+
+
+def cpm_device(run: DictConfig, sampler_name: str) -> torch.device:
+    """cpm_sequential runs on the CPU; cpm_parallel where ``device`` says.
+
+    On the CPU, torch works on the CPM's small tensors with one thread unless
+    ``device.threads`` says otherwise (a second thread gains little there and
+    costs milliseconds per operation on a busy machine); ``device.threads``
+    also sets the threads of cpm_sequential's compiled engine (one replica
+    range per thread).
+    """
+    threads = at_least("device.threads", plain(run.device.threads), 0)
+    if sampler_name == "cpm_sequential":
+        if plain(run.device.name) == "cuda":
+            raise ConfigError(
+                "device", "cuda", "sampler=cpm_sequential runs on the CPU; use sampler=cpm_parallel on cuda"
+            )
+        dev = build_device(run.device, "cpu")
+    else:
+        dev = build_device(run.device)
+    if dev.type == "cpu" and not threads:
+        torch.set_num_threads(1)
+    return dev
+
+
+def check_run(run: DictConfig, lat: Lattice) -> None:
+    """``sampler.copy_neighbourhood``: null (the model's) or an order the lattice is large enough for."""
+    order = plain(run.sampler.get("copy_neighbourhood"))
+    if order is not None:
+        neighbourhood_order("sampler.copy_neighbourhood", order, lat)
+
+
+def snapshot_dtype(model: CellularPottsModel) -> np.dtype:
+    """Cell ids stored compactly: int16 up to 32767 ids, else int32."""
+    return np.dtype(np.int16) if model.n_ids <= np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
+def summary(model: CellularPottsModel, temperatures, batch: int, measured: Mapping[str, np.ndarray], state):
+    """The final state's observables, mean and error over each temperature's replicas."""
+    final = observables.measure(model, state.to(model.device))
+    return replica_means(temperatures, batch, {k: v.cpu().numpy() for k, v in final.items()})
+
+
+def summary_columns(model: CellularPottsModel) -> list[str]:
+    names = observables.observable_names(model)
+    return ["temperature", "n"] + [c for name in names for c in (name, f"{name}_err")]
+
+
+def arrays(model: CellularPottsModel) -> dict[str, np.ndarray]:
+    return {
+        "cell_type": model.cell_type.cpu().numpy().astype(np.int16),
+        "type_names": np.array(model.type_names, dtype=object),
+        "contact": model.contact.cpu().numpy(),
+        "target_area": model.target_area.cpu().numpy(),
+    }
+
+
+def painter(run) -> Any:
+    """Cells by type, from the run's ``/parameters/cell_type`` (KeyError when it has none)."""
+    return cell_painter(run.parameters["cell_type"], len(run.parameters.get("type_names", [])) or None)
+
+
+CPM = Family(
+    name="cpm",
+    schema=CPMConfig,
+    build=build_cpm_model,
+    samplers=("cpm_sequential", "cpm_parallel"),
+    initial_state=initial_cells,
+    observables=observables.observable_names,
+    measure=observables.measure,
+    snapshot_dtype=snapshot_dtype,
+    summary=summary,
+    summary_columns=summary_columns,
+    print_summary=print_cpm_summary,
+    painter=painter,
+    colourable=False,
+    unit="attempts",
+    step_unit="MCS",
+    measure_start=True,
+    tempering=False,
+    arrays=arrays,
+    device=cpm_device,
+    check_run=check_run,
+)
+

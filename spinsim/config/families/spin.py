@@ -1,0 +1,103 @@
+"""The spin model families: ``model=ising`` and ``model=potts``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from spinsim.analysis.statistics import SUMMARY_COLUMNS, summarize
+from spinsim.config.checks import plain, translate
+from spinsim.config.families.family import Family
+from spinsim.config.schema import ModelConfig, documented
+from spinsim.errors import ConfigError
+from spinsim.lattice import Lattice
+from spinsim.models import Couplings, IsingModel, PottsModel
+from spinsim.models.base import SpinModel
+from spinsim.observables.spin import SPIN_OBSERVABLES, measure
+from spinsim.view.render import ising_painter, potts_painter
+from spinsim.view.report import print_summary
+
+
+class CouplingKind(Enum):
+    uniform = "uniform"  # J_ij = J on every bond
+    pm = "pm"  # J_ij = +J or -J with probability 1/2 each (the +-J spin glass)
+    gaussian = "gaussian"  # J_ij ~ Normal(0, J^2) (the Gaussian spin glass)
+
+
+@dataclass
+class SpinModelConfig(ModelConfig):
+    J: float = documented(1.0, "coupling scale (J > 0 ferromagnetic)")
+    h: float = documented(0.0, "external field")
+    couplings: CouplingKind = documented(CouplingKind.uniform, "uniform, pm (+-J glass) or gaussian")
+    couplings_seed: int = documented(0, "seed of the random couplings (pm, gaussian)")
+
+
+@dataclass
+class IsingConfig(SpinModelConfig):
+    name: str = "ising"
+
+
+@dataclass
+class PottsConfig(SpinModelConfig):
+    name: str = "potts"
+    q: int = documented(3, "number of Potts states, q >= 2")
+
+
+def build_spin_model(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> SpinModel:
+    """The Ising or Potts model of a ``model`` config node, on ``device``."""
+    from spinsim.config.checks import is_number, seed
+
+    name = plain(cfg.name)
+    for key in ("J", "h"):
+        if not is_number(plain(cfg[key])):
+            raise ConfigError(f"model.{key}", plain(cfg[key]), "must be a finite number")
+    couplings_seed = seed(cfg.couplings_seed, "model.couplings_seed")
+    couplings = Couplings.build(lat, plain(cfg.couplings), float(cfg.J), couplings_seed)
+    if name == "potts":
+        with translate("model.q", plain(cfg.q)):
+            built: SpinModel = PottsModel(lat, couplings, q=plain(cfg.q), field=float(cfg.h))
+    else:
+        built = IsingModel(lat, couplings, field=float(cfg.h))
+    return built.to(device)
+
+
+def initial_spins(run: DictConfig, model: SpinModel, n: int, generator: torch.Generator, seed: int) -> torch.Tensor:
+    """``init=random`` (infinite temperature, drawn with the run's ``generator``) or
+    ``init=ordered`` (every spin in its ordered value)."""
+    if plain(run.init) == "ordered":
+        return model.ordered_state(n)
+    return model.random_state(n, generator)
+
+
+def snapshot_dtype(model: SpinModel) -> np.dtype:
+    """Spins are stored as int8 (Ising -1/+1, Potts states up to 127), int16 beyond."""
+    return np.dtype(np.int8) if model.n_states <= 127 else np.dtype(np.int16)
+
+
+def summary(model: SpinModel, temperatures, batch: int, measured: Mapping[str, np.ndarray], state: Any):
+    """Per temperature: means, errors and tau of e, |m|, m^2, C, chi, U4 (:func:`spinsim.analysis.statistics.summarize`)."""
+    n = len(next(iter(measured.values()))) if measured else 0
+    if n == 0:
+        return {}
+    return summarize(temperatures, batch, {k: measured[k] for k in SPIN_OBSERVABLES}, model.lattice.n_sites)
+
+
+_COMMON = dict(
+    build=build_spin_model,
+    samplers=("metropolis", "heat_bath"),
+    initial_state=initial_spins,
+    observables=lambda model: SPIN_OBSERVABLES,
+    measure=measure,
+    snapshot_dtype=snapshot_dtype,
+    summary=summary,
+    summary_columns=lambda model: SUMMARY_COLUMNS,
+    print_summary=print_summary,
+)
+
+ISING = Family(name="ising", schema=IsingConfig, painter=lambda run: ising_painter(), **_COMMON)
+POTTS = Family(name="potts", schema=PottsConfig, painter=lambda run: potts_painter(int(run.config.model.q)), **_COMMON)

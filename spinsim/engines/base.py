@@ -1,0 +1,61 @@
+"""What every engine provides: the :class:`Engine` protocol and its state encoding."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Advances a batch of replicas by whole sweeps (Monte Carlo steps).
+
+    ``state`` is the current ``[B, 1, *shape]`` tensor (spin values in the
+    model's dtype, or cell ids); an engine with a compact state of its own
+    builds it on request, and accepts an assigned one (parallel tempering
+    permutes configurations along the batch). ``state_dict()`` holds
+    everything needed to continue the chain exactly (configurations, random
+    stream, sweep counter); ``load_state_dict`` restores it into an engine
+    built from the same configuration.
+    """
+
+    name: str
+
+    @property
+    def state(self) -> torch.Tensor: ...
+
+    def advance(self, n_sweeps: int) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def compact_integers(values: torch.Tensor) -> torch.Tensor:
+    """``values`` on the CPU; integral ones (spins -1/+1, Potts states, cell ids) in the
+    smallest integer dtype that holds them exactly, others as they are."""
+    values = values.detach().cpu()
+    if values.is_floating_point() and not torch.equal(values, values.round()):
+        return values
+    if values.numel() == 0:
+        return values.to(torch.int8)
+    low, high = int(values.min()), int(values.max())
+    for dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
+        info = torch.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return values.to(dtype)
+    raise ValueError("values out of the int64 range")
+
+
+def to_bytes(state: dict[str, Any]) -> bytes:
+    """A state dict (tensors, numbers, strings, nested) as bytes (``torch.save``)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def from_bytes(data: bytes) -> dict[str, Any]:
+    """The inverse of :func:`to_bytes` (tensors on the CPU; plain data only)."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

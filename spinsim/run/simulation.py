@@ -1,0 +1,59 @@
+"""A Monte Carlo simulation as a :class:`spinsim.run.driver.Task`: an engine, what to
+measure and store, and the end-of-run summary."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from spinsim.engines.base import Engine
+from spinsim.io.runfile import Layout
+from spinsim.run.driver import Record
+
+
+class SimulationTask:
+    """One step is one sweep of ``engine``.
+
+    ``measure(engine)`` returns the observables of its current state
+    (``{name: [B]}``), ``snapshot(state)`` the compact lattices stored under
+    ``/snapshots`` (``[B, *shape]``), ``summarize(record, engine)`` the
+    end-of-run tables (``{group: {column: values}}``) from the recorded
+    measurements and the final state.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        layout: Layout,
+        measure: Callable[[Engine], Mapping[str, torch.Tensor]],
+        snapshot: Callable[[torch.Tensor], np.ndarray],
+        summarize: Callable[[Record, Engine], dict[str, dict[str, np.ndarray]]],
+    ) -> None:
+        self.engine = engine
+        self._layout = layout
+        self._measure = measure
+        self._snapshot = snapshot
+        self._summarize = summarize
+
+    def layout(self) -> Layout:
+        return self._layout
+
+    def advance(self, n_steps: int) -> None:
+        self.engine.advance(n_steps)
+
+    def measure(self) -> Mapping[str, torch.Tensor]:
+        return self._measure(self.engine)
+
+    def frames(self) -> dict[str, np.ndarray]:
+        return {"snapshots": self._snapshot(self.engine.state)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.engine.load_state_dict(state["engine"])
+
+    def summary(self, record: Record, step: int) -> dict[str, dict[str, np.ndarray]]:
+        return self._summarize(record, self.engine)
