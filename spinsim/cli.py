@@ -18,8 +18,10 @@ import os
 import re
 import sys
 from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
 from typing import Sequence
 
+EXIT_OUTPUT = 1  # an output that cannot be written (full disk, permissions)
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -111,9 +113,9 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def fail(prog: str, message: str) -> "NoReturn":  # noqa: F821
+def fail(prog: str, message: str, status: int = EXIT_USAGE) -> "NoReturn":  # noqa: F821
     print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -138,13 +140,14 @@ def run_command(command: Command, args: list[str]) -> None:
     import hydra
 
     from spinsim.config import register
-    from spinsim.errors import ConfigError
+    from spinsim.errors import ConfigError, OutputError, describe_os_error
     from spinsim.run.parallel import SWEEP_JOBS_ENV, sweep_jobs
 
     register({c.name: (c.usage, c.examples) for c in COMMANDS.values()})
     module = importlib.import_module(command.module)
     prog = f"spinsim {command.name}"
     args = positional_override(command, args)
+    args = resumed_sweep(command, args, prog)
     cli_pid = os.getpid()
 
     @hydra.main(version_base="1.3", config_path="pkg://spinsim.conf", config_name=command.name)
@@ -162,6 +165,12 @@ def run_command(command: Command, args: list[str]) -> None:
                 # launcher hands the error back, and the launching command prints it.
                 raise
             fail(prog, str(error))  # before Hydra's job runner reports it with a traceback
+        except OutputError:
+            raise  # one line from the command line, below (and an exit before HDF5 cleans up)
+        except OSError as error:  # an output folder or file that cannot be made
+            if os.getpid() != cli_pid:
+                raise
+            fail(prog, describe_os_error(error), EXIT_OUTPUT)
 
     # Let Hydra's exceptions reach us, so each becomes one line and exit status 2.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -178,6 +187,16 @@ def run_command(command: Command, args: list[str]) -> None:
         detail = f" ({error})" if str(error) else ""
         print(f"{prog}: interrupted{detail}; data written so far is kept", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except OutputError as error:
+        held.held.clear()
+        if getattr(error, "abandoned", False):  # HDF5 failed mid-write: leave before it cleans up
+            print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_OUTPUT)
+        fail(prog, str(error), EXIT_OUTPUT)
+    except OSError as error:  # Hydra cannot make the run directory, or a job's output failed
+        held.held.clear()
+        fail(prog, describe_os_error(error), EXIT_OUTPUT)
     except Exception as error:
         message = describe_config_error(error) or job_error(error, prog)
         if message is None:
@@ -213,6 +232,36 @@ class HoldJobFailures:
 
     def __getattr__(self, name: str):
         return getattr(self.stream, name)
+
+
+def resumed_sweep(command: Command, args: list[str], prog: str) -> list[str]:
+    """``spinsim simulate resume=DIR`` on a multirun folder: the same sweep again, into DIR.
+
+    The overrides come from DIR/multirun.yaml (Hydra's record of the sweep:
+    the swept keys and the launcher); every job is given ``resume=DIR`` and
+    continues its own run file, skips it if completed, or starts it if the
+    sweep never got to it. Other overrides on the command line (``sweeps=``)
+    apply to every job.
+    """
+    if command.name != "simulate" or any(a in ("-m", "--multirun") for a in args):
+        return args
+    given = [a for a in args if a.startswith("resume=")]
+    if not given:
+        return args
+    folder = Path(os.path.expanduser(given[-1].split("=", 1)[1].strip("'\"")))
+    if not (folder / "multirun.yaml").is_file():
+        return args
+    from omegaconf import OmegaConf
+
+    try:
+        saved = OmegaConf.load(folder / "multirun.yaml").hydra.overrides
+        task = [o for o in saved.task if not o.startswith("resume=")]
+        hydra_overrides = [o for o in saved.hydra if not o.startswith("hydra.sweep.dir=")]
+    except Exception as error:  # a multirun.yaml that is not Hydra's
+        fail(prog, f"resume={folder}: cannot read its multirun.yaml ({type(error).__name__})")
+    extra = [a for a in args if not a.startswith("resume=")]
+    return ["-m", *task, *hydra_overrides, f"hydra.sweep.dir={quote_override(str(folder))}",
+            f"resume={quote_override(str(folder))}", *extra]  # fmt: skip
 
 
 def positional_override(command: Command, args: list[str]) -> list[str]:

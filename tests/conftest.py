@@ -96,6 +96,50 @@ def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = 
     )
 
 
+def start_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """``python -m spinsim <args>`` started in the background (stdout, stderr piped)."""
+    full_env = dict(os.environ)
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    full_env.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "spinsim", *args], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for_commit(path, step=1, timeout=120, proc=None):
+    """Until the run file has committed ``step`` steps; returns its Run."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the run ended first: {proc.stderr.read()[-2000:]}")
+        if Path(path).exists():
+            try:
+                run = load(path, snapshots=False)
+                if run.commit is not None and run.commit.step >= step:
+                    return run
+            except (OSError, KeyError):
+                pass
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never committed step {step}")
+
+
+def assert_same_results(a, b):
+    """Two runs hold the same chain: every observable, snapshot, frame, summary and tempering
+    column equal, value for value."""
+    assert a.observables.keys() == b.observables.keys()
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name].step, b.observables[name].step, err_msg=name)
+        np.testing.assert_array_equal(a.observables[name].value, b.observables[name].value, err_msg=name)
+    for x, y in ((a.snapshots, b.snapshots), *((a.frames[k], b.frames[k]) for k in a.frames)):
+        assert (x is None) == (y is None)
+        if x is not None:
+            np.testing.assert_array_equal(x.step, y.step)
+            np.testing.assert_array_equal(x.value, y.value)
+    for table_a, table_b in ((a.summary, b.summary), (a.tempering, b.tempering)):
+        assert (table_a is None) == (table_b is None)
+        for column in table_a or {}:
+            np.testing.assert_array_equal(table_a[column], table_b[column], err_msg=column)
+
+
 def wait_for_flushes(path, n_steps=1, timeout=60, name="e"):
     """Until the file holds measurements (it is flushed every 2 s)."""
     deadline = time.time() + timeout

@@ -24,7 +24,7 @@ from rich.table import Table
 from spinsim.bench import cases as bench
 from spinsim.config import build
 from spinsim.config.build import output_path
-from spinsim.errors import ConfigError
+from spinsim.errors import ConfigError, make_folder
 from spinsim.version import __version__
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def run(cfg: DictConfig) -> BenchResult:
         rows += bench.run_case(case, device, threads, repeats, reference_repeats, min_seconds, kinds)
 
     machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, path)
     path.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
     console = Console()
     if not console.is_terminal:

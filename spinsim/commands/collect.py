@@ -1,14 +1,22 @@
-"""``spinsim collect DIR``: one table, curves and a Binder-crossing Tc from a sweep's runs.
+"""``spinsim collect DIR``: tables, curves and a Binder-crossing Tc from a sweep's runs.
 
 Reads the ``/summary`` of every ``simulate`` run file under DIR (a multirun
 folder, any folder of runs, or a single run file), and writes into
 ``<DIR>/collect/`` (or ``output``):
 
-* ``table.h5`` and ``table.csv``: per system, lattice size and temperature the
-  means and error bars of e, |m|, m², C, χ and U4;
-* ``curves.png``: those against temperature, one curve per size;
-* Tc from the crossing of U4 between the two largest sizes, with the crossings
-  of all consecutive sizes (:mod:`spinsim.analysis.scaling`), printed and stored in ``table.h5``.
+* spin models (Ising, Potts): ``table.csv`` and ``/table`` of ``table.h5``, per
+  system, lattice size and temperature the means and error bars of e, |m|, m²,
+  C, χ and U4; ``curves.png``: those against temperature, one curve per size;
+  Tc from the crossing of U4 between the two largest sizes, with the crossings
+  of all consecutive sizes (:mod:`spinsim.analysis.scaling`), printed and
+  stored in ``table.h5``;
+* cellular Potts runs: ``cpm.csv`` and ``/cpm`` of ``table.h5``, the final
+  state's observables (energy, boundary lengths, areas, fragments) per system,
+  size and temperature; ``cpm.png``: each against temperature.
+
+Files that cannot be collected (not run files, runs of another command, runs
+without a summary yet, models without a table) are skipped, each with a
+one-line warning.
 
 Runs are grouped by *system*: the model and the lattice (geometry, boundary)
 apart from its size; sampler, seed, sweeps and the like do not matter to
@@ -23,7 +31,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,65 +40,113 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from spinsim.analysis.scaling import CriticalTemperature, Curve, binder_crossings
+from spinsim.analysis.statistics import with_error
 from spinsim.config import build
-from spinsim.errors import ConfigError
+from spinsim.config.checks import at_least, existing_path, plain, seed
+from spinsim.errors import ConfigError, make_folder
 from spinsim.io.runfile import Run, load, write_table
 from spinsim.version import __version__
-from spinsim.view.report import with_error
 
 log = logging.getLogger(__name__)
 
-# Columns of the summary that collect carries, each with its error.
+# Columns of a spin model's summary that collect carries, each with its error.
 QUANTITIES = ("e", "abs_m", "m2", "C", "chi", "U4")
 LABELS = {"e": "e", "abs_m": "|m|", "m2": "m²", "C": "C", "chi": "χ", "U4": "U4"}
-TABLE_COLUMNS = (
-    "system", "size", "n_sites", "temperature", "n_runs", "n",
-    *(c for q in QUANTITIES for c in (q, f"{q}_err")), "tau_e", "tau_abs_m",
-)  # fmt: skip
+KEYS = ("system", "size", "n_sites", "temperature", "n_runs", "n")
+TAUS = ("tau_e", "tau_abs_m")
+TABLE_COLUMNS = (*KEYS, *(c for q in QUANTITIES for c in (q, f"{q}_err")), *TAUS)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One table of collect: the runs whose summaries have the same quantities."""
+
+    name: str  # its group in table.h5 ("table": spin models; else the family's name)
+    csv: str
+    plot: str
+    quantities: tuple[str, ...]  # columns with an error column q_err
+    taus: tuple[str, ...] = ()  # columns combined by their largest value
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*KEYS, *(c for q in self.quantities for c in (q, f"{q}_err")), *self.taus)
+
+
+SPIN = Kind("table", "table.csv", "curves.png", QUANTITIES, TAUS)
+
+
+def kind_of(r: Run) -> Kind | None:
+    """The table a run goes to: spin models' by their quantities, any other family with a
+    summary of values and errors (the cellular Potts model's final state) its own."""
+    summary = r.summary or {}
+    if all(q in summary and f"{q}_err" in summary for q in QUANTITIES):
+        return SPIN
+    model = str(r.parameters.get("model", ""))
+    quantities = tuple(c for c in summary if f"{c}_err" in summary and c not in KEYS)
+    if model and quantities and "n" in summary:
+        return Kind(model, f"{model}.csv", f"{model}.png", quantities)
+    return None
 
 
 @dataclass
 class CollectResult:
-    table: dict[str, np.ndarray]
+    table: dict[str, np.ndarray]  # the spin models' table (empty without spin runs)
     tc: dict[str, CriticalTemperature]  # by system label
     runs: list[Path]
     files: list[Path]
+    tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # by Kind.name
 
 
 def run(cfg: DictConfig) -> CollectResult:
-    root = build.existing_path("path", cfg.path)
+    root = existing_path("path", cfg.path)
     folder = root if root.is_dir() else root.parent
-    out = Path(build.plain(cfg.output)) if cfg.output else folder / "collect"
-    samples = build.at_least("bootstrap", cfg.bootstrap, 0)
+    out = Path(plain(cfg.output)) if cfg.output else folder / "collect"
+    samples = at_least("bootstrap", cfg.bootstrap, 0)
+    seed_ = seed(cfg.seed)
     if root.is_file():
         build.run_file("path", cfg.path, observables=False)  # a one-line error if it is not a run
     runs = find_runs(root, skip=out)
-    if not runs:
+    groups: dict[Kind, list[Run]] = {}
+    for r in runs:
+        kind = kind_of(r)
+        if kind is None:
+            log.warning("skipped %s: a %s run has no table to collect", r.path, r.parameters.get("model"))
+            continue
+        groups.setdefault(kind, []).append(r)
+    if not groups:
         raise ConfigError("path", str(cfg.path), "holds no spinsim simulate run with a summary")
-    table = collect(runs)
-    tc = critical_temperatures(table, samples, int(cfg.seed))
+    groups = dict(sorted(groups.items(), key=lambda item: (item[0] is not SPIN, item[0].name)))
+    tables = {kind.name: collect(members, kind) for kind, members in groups.items()}
+    spin = tables.get(SPIN.name, {})
+    tc = critical_temperatures(spin, samples, seed_) if spin else {}
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "table.h5", out / "table.csv", out / "curves.png"]
-    write_hdf5(files[0], table, tc, [r.path for r in runs], root)
-    write_csv(files[1], table)
-    plot_curves(files[2], table, tc)
-
-    print_table(table)
-    if not tc:
+    make_folder(out)
+    files = [out / "table.h5"]
+    write_hdf5(files[0], tables, {k.name: k for k in groups}, tc, [r.path for m in groups.values() for r in m], root)
+    for kind in groups:
+        files += [out / kind.csv, out / kind.plot]
+        write_csv(files[-2], tables[kind.name], kind.columns)
+        if kind is SPIN:
+            plot_curves(files[-1], spin, tc)
+        else:
+            plot_quantities(files[-1], tables[kind.name], kind)
+        print_table(tables[kind.name], kind)
+    if spin and not tc:
         print("Tc: no Binder crossing (it needs runs of at least two lattice sizes)")
     for system, estimate in tc.items():
         print(f"{system + ': ' if system else ''}{estimate}")
         if math.isfinite(estimate.temperature) and estimate.failed_fraction > 0.05:
             print(f"  ({100 * estimate.failed_fraction:.0f}% of the bootstrap resamples did not cross: "
                   "measure more temperatures around the crossing or longer)")  # fmt: skip
-    log.info("%d runs collected; wrote %s", len(runs), ", ".join(str(f) for f in files))
-    return CollectResult(table, tc, [r.path for r in runs], files)
+    collected = [r.path for m in groups.values() for r in m]
+    log.info("%d runs collected; wrote %s", len(collected), ", ".join(str(f) for f in files))
+    return CollectResult(spin, tc, collected, files, tables)
 
 
 # -- reading -----------------------------------------------------------------
 def find_runs(root: Path, skip: Path | None = None) -> list[Run]:
-    """Every ``simulate`` run file with a summary under ``root`` (or ``root`` itself)."""
+    """Every ``simulate`` run file with a summary under ``root`` (or ``root`` itself); what
+    is skipped gets a one-line warning."""
     paths = [root] if root.is_file() else sorted(root.rglob("*.h5"))
     runs = []
     for path in paths:
@@ -101,9 +157,12 @@ def find_runs(root: Path, skip: Path | None = None) -> list[Run]:
         except (OSError, KeyError, ValueError):
             log.warning("skipped %s: not a spinsim run file", path)
             continue
-        if r.parameters.get("command") != "simulate":
+        command = r.parameters.get("command")
+        if command != "simulate":
+            log.warning("skipped %s: a %s run, not a simulate run", path, command)
             continue
-        if not r.summary or len(r.summary.get("temperature", ())) == 0:
+        n = (r.summary or {}).get("n", ())
+        if not r.summary or len(r.summary.get("temperature", ())) == 0 or not np.any(np.asarray(n) > 0):
             log.warning("skipped %s: no summary yet (status %s)", path, r.status)
             continue
         if r.status != "completed":
@@ -138,7 +197,7 @@ def combine(means: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
     return float(np.mean(means)), math.nan
 
 
-def collect(runs: Sequence[Run]) -> dict[str, np.ndarray]:
+def collect(runs: Sequence[Run], kind: Kind = SPIN) -> dict[str, np.ndarray]:
     """The table: one row per (system, size, temperature), ordered by system, size, T."""
     systems = [system_of(r) for r in runs]
     varying = sorted(k for k in set().union(*systems) if len({repr(s.get(k)) for s in systems}) > 1)
@@ -154,14 +213,14 @@ def collect(runs: Sequence[Run]) -> dict[str, np.ndarray]:
         row: dict[str, Any] = {"system": label, "size": size, "n_sites": n_sites, "temperature": T}
         row["n_runs"] = len(members)
         row["n"] = int(sum(r.summary["n"][t] for r, t in members))
-        for q in QUANTITIES:
+        for q in kind.quantities:
             means = np.array([r.summary[q][t] for r, t in members], dtype=np.float64)
             errors = np.array([r.summary[f"{q}_err"][t] for r, t in members], dtype=np.float64)
             row[q], row[f"{q}_err"] = combine(means, errors)
-        for q in ("tau_e", "tau_abs_m"):
+        for q in kind.taus:
             row[q] = float(np.nanmax([r.summary[q][t] for r, t in members]))
         rows.append(row)
-    table = {c: np.array([row[c] for row in rows]) for c in TABLE_COLUMNS}
+    table = {c: np.array([row[c] for row in rows]) for c in kind.columns}
     for c in ("system", "size"):
         table[c] = table[c].astype(object)
     return table
@@ -188,18 +247,24 @@ def critical_temperatures(
 
 # -- writing -----------------------------------------------------------------
 def write_hdf5(
-    path: Path, table, tc: Mapping[str, CriticalTemperature], runs: Sequence[Path], root: Path
+    path: Path,
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    kinds: Mapping[str, Kind],
+    tc: Mapping[str, CriticalTemperature],
+    runs: Sequence[Path],
+    root: Path,
 ) -> None:
-    """``/table`` (columns as in the CSV), ``/binder`` (one row per pair of consecutive
-    sizes) and ``/tc`` (one row per system), ``/parameters`` (attrs ``command``, ``source``,
-    dataset ``runs``)."""
+    """One group per table (``/table``: spin models, ``/cpm``: cellular Potts runs; columns as
+    in the CSV files), ``/binder`` (one row per pair of consecutive sizes) and ``/tc`` (one
+    row per system), ``/parameters`` (attrs ``command``, ``source``, dataset ``runs``)."""
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as f:
         par = f.create_group("parameters")
         par.attrs.update({"command": "collect", "source": str(root), "spinsim_version": __version__})
         names = np.array([str(p) for p in runs], dtype=object)
         par.create_dataset("runs", data=names, dtype=h5py.string_dtype())
-        write_table(f, "table", table)
+        for name, table in tables.items():
+            write_table(f, name, {c: table[c] for c in kinds[name].columns})
         pairs = [(s, c) for s, est in tc.items() for c in est.crossings]
         write_table(f, "binder", {
             "system": np.array([s for s, _ in pairs], dtype=object),
@@ -216,13 +281,13 @@ def write_hdf5(
     tmp.replace(path)  # a reader never sees a half-written table
 
 
-def write_csv(path: Path, table: Mapping[str, np.ndarray]) -> None:
+def write_csv(path: Path, table: Mapping[str, np.ndarray], columns: Sequence[str] = TABLE_COLUMNS) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(TABLE_COLUMNS)
+        writer.writerow(columns)
         for i in range(len(table["temperature"])):
-            writer.writerow([_csv_value(table[c][i]) for c in TABLE_COLUMNS])
+            writer.writerow([_csv_value(table[c][i]) for c in columns])
     tmp.replace(path)
 
 
@@ -262,11 +327,49 @@ def plot_curves(path: Path, table: Mapping[str, np.ndarray], tc: Mapping[str, Cr
     fig.savefig(path)
 
 
-def print_table(table: Mapping[str, np.ndarray]) -> None:
+def plot_quantities(path: Path, table: Mapping[str, np.ndarray], kind: Kind) -> None:
+    """One panel per quantity against T, one curve per (system, size)."""
+    from matplotlib.figure import Figure
+
+    n = len(kind.quantities)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.6 * cols, 2.9 * rows), dpi=100, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for ax, q in zip(axes, kind.quantities):
+        for system in dict.fromkeys(table["system"]):
+            for size in dict.fromkeys(table["size"][table["system"] == system]):
+                sel = (table["system"] == system) & (table["size"] == size)
+                label = f"{system}, {size}" if system else size
+                ax.errorbar(table["temperature"][sel], table[q][sel], yerr=table[f"{q}_err"][sel],
+                            marker="o", markersize=3, capsize=2, linewidth=1, label=label)  # fmt: skip
+        ax.set_xlabel("T")
+        ax.set_title(q, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"spinsim collect: {kind.name}, final state (mean and error over replicas and runs)")
+    fig.savefig(path)
+
+
+def print_table(table: Mapping[str, np.ndarray], kind: Kind = SPIN) -> None:
     from rich.table import Table
 
     from spinsim.view.report import console
 
+    if kind is not SPIN:  # many quantities: one row each, one column per size and temperature
+        for system in dict.fromkeys(table["system"]):
+            rows = np.flatnonzero(table["system"] == system)
+            t = Table(title=f"{kind.name}, final state{': ' + system if system else ''}")
+            t.add_column("observable", no_wrap=True)
+            for i in rows:
+                t.add_column(f"{table['size'][i]}, T = {table['temperature'][i]:.6g}", justify="right", no_wrap=True)
+            for q in kind.quantities:
+                t.add_row(q, *(with_error(table[q][i], table[f"{q}_err"][i]) for i in rows))
+            console().print(t)
+        return
+    shown = ("e", "abs_m", "C", "chi", "U4")
     for system in dict.fromkeys(table["system"]):
         t = Table(title=system or None)
         for name in ("size", "T", "<e>", "<|m|>", "C", "chi", "U4", "runs"):
@@ -274,7 +377,7 @@ def print_table(table: Mapping[str, np.ndarray]) -> None:
         for i in np.flatnonzero(table["system"] == system):
             t.add_row(
                 table["size"][i], f"{table['temperature'][i]:.6g}",
-                *(with_error(table[q][i], table[f"{q}_err"][i]) for q in ("e", "abs_m", "C", "chi", "U4")),
+                *(with_error(table[q][i], table[f"{q}_err"][i]) for q in shown),
                 str(int(table["n_runs"][i])),
             )  # fmt: skip
         console().print(t)

@@ -190,7 +190,7 @@ def run(cfg: DictConfig) -> OptimizeResult:
         "optimizer": plain(cfg.optimizer.name),
         "batch": int(cfg.batch),
         "steps": steps,
-        "step_unit": "steps",
+        "step_unit": "optimisation steps",
         "start_step": start,
         "resumed_from": resumed_from,
         "measure_every": schedule.measure_every,

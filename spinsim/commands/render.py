@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from spinsim.config import build
 from spinsim.config.families import FAMILIES
-from spinsim.errors import ConfigError
+from spinsim.errors import ConfigError, make_folder
 from spinsim.io.runfile import Run, read_snapshots, snapshot_steps
 from spinsim.view import render
 
@@ -59,7 +59,7 @@ def run(cfg: DictConfig) -> RenderResult:
     grid_index, gif_index = choose_steps(cfg.steps, stored, columns, r)
     if not len(stored) and not r.observables:
         raise ConfigError("path", str(cfg.path), "the run holds no snapshots and no observables yet")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     result = RenderResult(out)
     T = r.temperature[replicas]
 

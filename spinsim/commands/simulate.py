@@ -35,7 +35,8 @@ from spinsim.view.report import print_exchange_rates
 log = logging.getLogger(__name__)
 
 # Keys a resumed run may take from the command line; every other key is the run's own.
-RESUME_KEYS = ("resume", "sweeps", "progress", "output")
+# (Its chain continues value for value on the same device and threads.)
+RESUME_KEYS = ("resume", "sweeps", "progress", "output", "device")
 
 
 @dataclass
@@ -155,11 +156,13 @@ def resume(cfg: DictConfig) -> SimulationResult:
         names = list(sim.task.layout().observables)
         record.extend(stored.observables[names[0]].step, {n: stored.observables[n].value for n in names})
     log.info("resuming %s at sweep %d of %d", path, commit.step, sim.schedule.total)
-    return execute(sim, file, record, start=commit.step, progress=bool(run_cfg.progress), before=stored.timing)
+    before = {k: v for k, v in stored.timing.items() if np.isfinite(v)}  # a killed run has none yet
+    return execute(sim, file, record, start=commit.step, progress=bool(run_cfg.progress), before=before)
 
 
 def resumed_config(cfg: DictConfig, stored: DictConfig, path: str) -> DictConfig:
-    """The stored run's config, with ``sweeps`` (never fewer) and ``progress`` from ``cfg``.
+    """The stored run's config, with ``sweeps`` (never fewer), ``progress`` and ``device.*``
+    from ``cfg`` where it sets them.
 
     Any other key that ``cfg`` sets away from the defaults and that differs
     from the stored run is refused: a resumed run keeps its configuration.
@@ -179,8 +182,11 @@ def resumed_config(cfg: DictConfig, stored: DictConfig, path: str) -> DictConfig
     sweeps = plain(cfg.sweeps) if plain(cfg.sweeps) != default.get("sweeps") else plain(stored.sweeps)
     if sweeps < plain(stored.sweeps):
         raise ConfigError("sweeps", sweeps, f"at least the run's own {plain(stored.sweeps)} when resuming it")
+    device = {k: v for k, v in given.items() if k.startswith("device.") and v != default.get(k)}
     merged = OmegaConf.merge(stored, {"sweeps": sweeps, "progress": plain(cfg.progress), "resume": None,
                                       "output": str(path)})  # fmt: skip
+    for key, value in device.items():
+        OmegaConf.update(merged, key, value)
     return merged
 
 

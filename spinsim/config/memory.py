@@ -59,6 +59,11 @@ def check_memory(family, lattice, replicas: int, device: torch.device, engine: s
     size = list(lattice.shape)
     raise ConfigError(
         "lattice.size", size,
-        f"{'x'.join(map(str, size))} sites x {replicas} replicas need about {need / GIB:.3g} GiB of memory; "
-        f"{max(have, 0) / GIB:.3g} GiB are available on {device.type} (use a smaller lattice or batch)",
+        f"{'x'.join(map(str, size))} sites x {replicas} replicas need about {_gib(need)} of memory; "
+        f"{_gib(max(have, 0))} are available on {device.type} (use a smaller lattice or batch)",
     )  # fmt: skip
+
+
+def _gib(n: float) -> str:
+    gib = n / GIB
+    return f"{gib:,.0f} GiB" if gib >= 100 else f"{gib:.3g} GiB"

@@ -48,14 +48,18 @@ from __future__ import annotations
 import datetime
 import getpass
 import os
+import re
 import socket
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
+
+from spinsim.errors import OutputError, make_folder
 
 H5MD_VERSION = (1, 1)
 _STR = h5py.string_dtype()
@@ -68,11 +72,18 @@ COMMIT_FIELDS = 8
 _CHECK_SALT = 0x5EED5EED
 
 
-class RunFileError(OSError):
+class RunFileError(OutputError):
     """Writing the run file failed (full disk, no permission, file size limit, ...).
 
     ``str(error)`` is one line: the file, what failed, and what the file still holds.
+    ``abandoned``: HDF5 itself failed in the middle of a write; the file on disk is
+    valid as of its last commit, but this process must not call HDF5 on it again
+    (closing it can crash the library): the command line exits at once.
     """
+
+    def __init__(self, message: str, abandoned: bool = False) -> None:
+        super().__init__(message)
+        self.abandoned = abandoned
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,30 @@ def _checksum(values: Sequence[int]) -> int:
 
 
 EMPTY = Commit(0, 0, 0, -1, 0, 0, 0)
+
+
+# Room a commit leaves for HDF5's metadata, and the least room to create a run file in.
+SPACE_MARGIN = 1 << 20
+CREATE_SPACE = 4 << 20
+
+
+def space_left(path: Path) -> int:
+    """Bytes ``path`` may still grow by: the free space of its file system for this user,
+    and the process's file size limit (``RLIMIT_FSIZE``), whichever is smaller."""
+    import resource
+
+    folder = path if path.is_dir() else path.parent
+    stat = os.statvfs(folder)
+    room = stat.f_bavail * stat.f_frsize
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        size = path.stat().st_size if path.is_file() else 0
+        room = min(room, max(0, limit - size))
+    return room
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):.3g} MiB"
 
 
 def _chunk_rows(row_bytes: int, target: int = 1 << 20) -> int:
@@ -198,6 +233,19 @@ class RunFile:
         self.file = file
         self.layout = layout
         self.last = commit
+        self.abandoned = False
+        # Every dataset the writer touches, opened once and held: none is ever closed while
+        # an error unwinds (closing flushes, and fails again, on a full disk).
+        self._status = file["parameters/status"]
+        self._commit = file["resume/commit"]
+        self._states = [file["resume/state0"], file["resume/state1"]]
+        self._series = {name: (file[f"observables/{name}/step"], file[f"observables/{name}/value"])
+                        for name in layout.observables}  # fmt: skip
+        self._frames = {name: (file[f"{name}/step"], file[f"{name}/value"]) for name in layout.frames}
+        self._tables = {group: {c: file[f"{group}/{c}"] for c in columns} for group, columns in layout.tables.items()}
+        self._timing = {name: file[f"timing/{name}"] for name in layout.timing}
+        # where the status's bytes lie in the file: an abandoned file is marked failed there
+        self.status_offset = self._status.id.get_offset()
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
@@ -216,8 +264,12 @@ class RunFile:
         """Write the set-up and every (empty) dataset of ``layout``, then start SWMR mode."""
         path = Path(path)
         file = None
+        make_folder(path.parent, path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            room = space_left(path)
+            if room < CREATE_SPACE:
+                raise RunFileError(f"cannot write {path}: only {_mib(room)} left where it goes; "
+                                   f"a run file needs at least {_mib(CREATE_SPACE)} to start")  # fmt: skip
             file = h5py.File(path, "w-", libver="latest")
             h5md = file.create_group("h5md")
             h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
@@ -244,10 +296,13 @@ class RunFile:
                 resume.create_dataset(f"state{slot}", (0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 16,))
             file.flush()
             file.swmr_mode = True
+        except RunFileError:
+            raise
         except (OSError, RuntimeError) as error:
             if file is not None:
-                _close_quietly(file)
-            raise RunFileError(f"cannot write {path}: {_reason(error)}") from None
+                _abandon(file)
+            raise RunFileError(f"cannot write {path}: {_reason(error)}", abandoned=file is not None) from None
+        _quiet_on_failure(path)
         return cls(path, file, layout, EMPTY)
 
     @classmethod
@@ -296,6 +351,7 @@ class RunFile:
             file.swmr_mode = True
         except (OSError, RuntimeError, KeyError) as error:
             raise RunFileError(f"cannot resume {path}: {_reason(error)}") from None
+        _quiet_on_failure(path)
         return cls(path, file, layout, commit), commit, state
 
     # -- appending -------------------------------------------------------------------
@@ -308,76 +364,109 @@ class RunFile:
     ) -> Commit:
         """Append measurements (``steps [n]``, ``{name: [n, columns]}``) and frames
         (``steps [k]``, ``{group: [k, *frame]}``), store ``state``, and make them
-        visible to readers at once, as of ``step``."""
+        visible to readers at once, as of ``step``.
+
+        Refused before anything is written (the file then ends ``failed``, closed
+        cleanly, as of its last commit) when the disk or the file size limit
+        leaves too little room for it.
+        """
+        need = SPACE_MARGIN + len(state or b"")
+        for part in (measured, framed):
+            if part is not None:
+                need += part[0].nbytes + sum(np.asarray(v).nbytes for v in part[1].values())
+        self._check_room(need)
         try:
             m, n = self.last.measurements, self.last.frames
             if measured is not None and len(measured[0]):
                 steps, values = measured
-                for name in self.layout.observables:
-                    g = self.file["observables"][name]
-                    _write_rows(g["step"], m, steps)
-                    _write_rows(g["value"], m, values[name])
+                for name, (step_set, value_set) in self._series.items():
+                    _write_rows(step_set, m, steps)
+                    _write_rows(value_set, m, values[name])
                 m += len(steps)
             if framed is not None and len(framed[0]):
                 steps, values = framed
-                for name in self.layout.frames:
-                    g = self.file[name]
-                    _write_rows(g["step"], n, steps)
-                    _write_rows(g["value"], n, values[name].astype(g["value"].dtype, copy=False))
+                for name, (step_set, value_set) in self._frames.items():
+                    _write_rows(step_set, n, steps)
+                    _write_rows(value_set, n, values[name].astype(value_set.dtype, copy=False))
                 n += len(steps)
             slot, length = self.last.slot, self.last.length
             if state is not None:
                 slot = 1 - self.last.slot if self.last.slot >= 0 else 0
                 length = len(state)
-                target = self.file[f"resume/state{slot}"]
+                target = self._states[slot]
                 if target.shape[0] < length:
                     target.resize(length, axis=0)
                 target[:length] = np.frombuffer(state, dtype=np.uint8)
             self.file.flush()
             now = int(datetime.datetime.now().timestamp() * 1000)
             done = Commit(int(step), m, n, slot, length, self.last.commits + 1, now)
-            self.file["resume/commit"][...] = done.record()
+            self._commit[...] = done.record()
             self.file.flush()
         except (OSError, RuntimeError, ValueError) as error:
-            raise RunFileError(
-                f"cannot write {self.path}: {_reason(error)}; it holds the run up to step {self.last.step}"
-            ) from None
+            raise self._abandon(error) from None
         self.last = done
         return done
 
+    def _check_room(self, need: int) -> None:
+        room = space_left(self.path)
+        if need > room:
+            self.close("failed")
+            raise RunFileError(
+                f"cannot write {self.path}: no space for the next commit ({_mib(need)} needed, {_mib(room)} "
+                f"left); it keeps the run up to step {self.last.step}, marked failed"
+            )
+
+    def _abandon(self, error: BaseException) -> RunFileError:
+        """HDF5 failed mid-write: leave the file as it is on disk (valid as of its last
+        commit) and never call HDF5 on it again; mark it failed by overwriting the status's
+        own bytes (a contiguous dataset of fixed size: no new space needed)."""
+        _abandon(self)
+        self.abandoned = True
+        if self.status_offset is not None:
+            try:
+                with open(self.path, "r+b") as f:
+                    f.seek(self.status_offset)
+                    f.write(b"failed".ljust(np.dtype(STATUS_DTYPE).itemsize, b"\0"))
+            except OSError:
+                pass
+        return RunFileError(
+            f"cannot write {self.path}: {_reason(error)}; it keeps the run up to step {self.last.step}",
+            abandoned=True,
+        )
+
     def write_table(self, group: str, table: Mapping[str, np.ndarray]) -> None:
         """Fill the pre-created end-of-run table ``/<group>`` (columns of ``layout.tables``)."""
+        self._check_room(SPACE_MARGIN)
         try:
-            g = self.file[group]
-            for column in self.layout.tables[group]:
+            for column, dataset in self._tables[group].items():
                 if column in table:
-                    g[column][...] = np.asarray(table[column])
+                    dataset[...] = np.asarray(table[column])
             self.file.flush()
         except (OSError, RuntimeError, ValueError) as error:
-            raise RunFileError(f"cannot write {self.path}: {_reason(error)}") from None
+            raise self._abandon(error) from None
 
     def write_timing(self, values: Mapping[str, float]) -> None:
+        self._check_room(SPACE_MARGIN)
         try:
-            for name in self.layout.timing:
+            for name, dataset in self._timing.items():
                 if name in values:
-                    self.file["timing"][name][()] = float(values[name])
+                    dataset[()] = float(values[name])
             self.file.flush()
         except (OSError, RuntimeError, ValueError) as error:
-            raise RunFileError(f"cannot write {self.path}: {_reason(error)}") from None
+            raise self._abandon(error) from None
 
     def close(self, status: str = "completed") -> None:
         """Mark the file ``status`` and close it. After a write error this is best effort:
         the file keeps its last commit either way."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        if not self.file.id.valid:
+        if self.abandoned or not self.file.id.valid:
             return
         try:
-            self.file["parameters/status"][()] = np.bytes_(status)
-            self.file.flush()
-        except (OSError, RuntimeError):
-            pass
-        _close_quietly(self.file)
+            self._status[()] = np.bytes_(status)
+            self.file.close()
+        except (OSError, RuntimeError) as error:
+            raise self._abandon(error) from None
 
 
 def _create_layout(file: h5py.File, layout: Layout) -> None:
@@ -427,11 +516,32 @@ def _write_rows(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
     dataset[start:end] = rows
 
 
-def _close_quietly(file: h5py.File) -> None:
-    try:
-        file.close()
-    except Exception:  # a full disk can fail the final metadata flush; the last commit stands
-        pass
+_abandoned: list = []  # kept referenced: their HDF5 objects must never be closed
+_quiet: set[str] = set()  # run files whose HDF5 errors are reported in one line by us
+_previous_hook: list = []
+
+
+def _abandon(file) -> None:
+    """Keep ``file`` (a RunFile, or an h5py File) and its objects alive and untouched: HDF5, once a write failed, can corrupt its own
+    memory when it closes the file or its objects (seen: "Can't decrement id ref count",
+    then a crash); the file on disk stays valid as of its last commit."""
+    _abandoned.append(file)
+
+
+def _quiet_on_failure(path: Path) -> None:
+    """h5py reports failures to close objects (their last flush) as "Exception ignored"
+    with a traceback; for run files, whose failures spinsim reports in one line, drop them."""
+    _quiet.add(str(path))
+    if not _previous_hook:
+        _previous_hook.append(sys.unraisablehook)
+        sys.unraisablehook = _quiet_about_run_files
+
+
+def _quiet_about_run_files(unraisable) -> None:
+    text = str(unraisable.exc_value)
+    if isinstance(unraisable.exc_value, (RuntimeError, OSError)) and any(name in text for name in _quiet):
+        return
+    _previous_hook[0](unraisable)
 
 
 def _reason(error: BaseException) -> str:
@@ -439,11 +549,13 @@ def _reason(error: BaseException) -> str:
     errno = getattr(error, "errno", None)
     if errno:
         return f"{os.strerror(errno)} (errno {errno})"
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    for known, errno in (("No space left", 28), ("File too large", 27), ("ermission denied", 13)):
-        if known in text:
-            return f"{os.strerror(errno)} (errno {errno})"
-    return text
+    text = str(error)
+    match = re.search(r"errno = (\d+)", text)
+    if match and int(match.group(1)):
+        errno = int(match.group(1))
+        return f"{os.strerror(errno)} (errno {errno})"
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return first.split(" (file write failed")[0]
 
 
 # -- the superblock of a file whose writer died ---------------------------------------
@@ -560,7 +672,7 @@ class Run:
 
     path: Path
     parameters: dict[str, Any]  # /parameters attrs and its model tables
-    config: Any  # omegaconf.DictConfig
+    config_yaml: str  # the resolved config (see ``config``)
     temperature: np.ndarray
     observables: dict[str, Series] = field(default_factory=dict)
     snapshots: Series | None = None
@@ -571,6 +683,16 @@ class Run:
     timing: dict[str, float] = field(default_factory=dict)
     commit: Commit | None = None  # None: a file of an older spinsim
     stored_status: str = "unknown"  # as the file says
+    _config: Any = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Any:
+        """The run's resolved config (an omegaconf DictConfig), parsed on first use."""
+        if self._config is None:
+            from omegaconf import OmegaConf
+
+            self._config = OmegaConf.create(self.config_yaml)
+        return self._config
 
     @property
     def status(self) -> str:
@@ -604,8 +726,6 @@ def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> 
     >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
     >>> run.summary["e"], run.summary["e_err"]  # per temperature
     """
-    from omegaconf import OmegaConf
-
     path = Path(path)
     with _open_for_reading(path) as f:
         par = f["parameters"]
@@ -615,7 +735,7 @@ def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> 
         run = Run(
             path=path,
             parameters=parameters,
-            config=OmegaConf.create(config_yaml),
+            config_yaml=config_yaml,
             temperature=par["temperature"][...],
             commit=commit,
             stored_status=_read_status(f),

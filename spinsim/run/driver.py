@@ -20,6 +20,7 @@ lattices), commits are spaced so that they cost at most a tenth of the run.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -32,7 +33,9 @@ from spinsim.io.runfile import Layout, RunFile
 from spinsim.run.progress import RunProgress
 from spinsim.run.signals import GracefulStop
 
-FLUSH_SECONDS = 2.0  # the most a killed run can lose (while commits are cheap)
+# The most a killed run can lose, while commits are cheap (SPINSIM_COMMIT_SECONDS sets it: tests
+# commit many times a second to exercise readers and resumes).
+FLUSH_SECONDS = float(os.environ.get("SPINSIM_COMMIT_SECONDS", 2.0))
 FLUSH_BYTES = 16 << 20  # frames held in memory before a commit is due anyway
 COMMIT_SHARE = 0.1  # commits are spaced to cost at most this share of the run
 
