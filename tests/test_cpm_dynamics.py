@@ -71,7 +71,9 @@ def test_sequential_kernel_samples_its_exact_stationary_distribution(shape, boun
     chain = ExactChain(model, T)
     pi = chain.sequential()
     start = stationary_start(chain, pi, 512)
-    engine = build_engine("fast", model, CPMSequential(), start, torch.full((512,), 1.0 / T), seed=5, threads=1)
+    engine = build_engine(
+        "fast", model, CPMSequential(), start, torch.full((512,), 1.0 / T), seed=5, threads=1
+    )
     e, a = sample_exact_observables(engine, chain, 3000, lambda eng: eng.ids)
     assert within(e, pi @ chain.energy), (e, pi @ chain.energy)
     assert within(a, pi @ chain.areas[:, 1]), (a, pi @ chain.areas[:, 1])
@@ -91,7 +93,9 @@ def test_parallel_sweep_samples_its_exact_stationary_distribution():
     assert max(len(c) for c in colours) == 2
     chain = ExactChain(model, 1.5)
     pi = chain.parallel(colours)
-    engine = build_engine("auto", model, sampler, stationary_start(chain, pi, 2048), torch.full((2048,), 1 / 1.5), 5)
+    engine = build_engine(
+        "auto", model, sampler, stationary_start(chain, pi, 2048), torch.full((2048,), 1 / 1.5), 5
+    )
     e, a = sample_exact_observables(engine, chain, 300, lambda eng: eng.state.reshape(2048, -1).numpy())
     assert within(e, pi @ chain.energy), (e, pi @ chain.energy)
     assert within(a, pi @ chain.areas[:, 1]), (a, pi @ chain.areas[:, 1])

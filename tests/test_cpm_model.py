@@ -258,7 +258,9 @@ def test_compiled_and_torch_component_counts_agree(boundary):
     lat = lattice("square", [9, 11], boundary)
     model = make_model(lat, 2)
     states = [random_state(model, batch=4), torch.randint(0, 3, (4, 1, 9, 11))]
-    engine = build_engine("fast", model, CPMSequential(), random_state(model, batch=4, seed=9), torch.full((4,), 0.5), 0)
+    engine = build_engine(
+        "fast", model, CPMSequential(), random_state(model, batch=4, seed=9), torch.full((4,), 0.5), 0
+    )
     engine.advance(200)
     states.append(engine.state.long())
     for s in states:

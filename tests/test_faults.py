@@ -26,8 +26,17 @@ def limited_run(tmp_path, limit, *overrides, script=None):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
 
-    args = ["simulate", "lattice.size=64", "sweeps=1000000", "thermalize=0", "snapshot_every=1",
-            "progress=false", f"output={tmp_path / 'run.h5'}", f"hydra.run.dir={tmp_path / 'h'}", *overrides]
+    args = [
+        "simulate",
+        "lattice.size=64",
+        "sweeps=1000000",
+        "thermalize=0",
+        "snapshot_every=1",
+        "progress=false",
+        f"output={tmp_path / 'run.h5'}",
+        f"hydra.run.dir={tmp_path / 'h'}",
+        *overrides,
+    ]
     command = [sys.executable, "-c", script, *args] if script else [sys.executable, "-m", "spinsim", *args]
     env = {**os.environ, "SPINSIM_COMMIT_SECONDS": "0.05"}
     env.pop("HYDRA_FULL_ERROR", None)
@@ -47,7 +56,9 @@ def test_full_disk_ends_in_one_line_and_a_readable_failed_file(tmp_path):
     one line, exit status 1; the file is closed, marked failed, and holds every commit before."""
     out = limited_run(tmp_path, 8_000_000)
     line = one_line(out, 1)
-    assert line.startswith(f"spinsim simulate: error: cannot write {tmp_path / 'run.h5'}: no space for the next")
+    assert line.startswith(
+        f"spinsim simulate: error: cannot write {tmp_path / 'run.h5'}: no space for the next"
+    )
     run = load(tmp_path / "run.h5")
     assert run.status == "failed" and run.commit.step > 0
     assert len(run.observables["e"].step) == run.commit.measurements == run.commit.step
@@ -84,10 +95,10 @@ def test_outputs_under_a_regular_file(tmp_path):
     run = simulate_quiet(tmp_path / "r.h5", "lattice.size=8", "sweeps=20", "thermalize=0").path
     under = tmp_path / "file" / "x"
     cases = [
-        (("simulate", f"output={under}.h5", "sweeps=5"), f"cannot write {under}.h5: {tmp_path / 'file'} is a file"),
-        (("optimize", f"output={under}.h5", "steps=2"), f"cannot write {under}.h5: {tmp_path / 'file'} is a file"),
+        (("simulate", f"output={under}.h5", "sweeps=5"), f"cannot write {under}.h5: {tmp_path / 'file'} is a file"),  # noqa: E501
+        (("optimize", f"output={under}.h5", "steps=2"), f"cannot write {under}.h5: {tmp_path / 'file'} is a file"),  # noqa: E501
         (("simulate", "sweeps=5", f"hydra.run.dir={under}"), f"cannot write {under}"),
-        (("collect", str(tmp_path), f"output={under}"), f"cannot write {under}: {tmp_path / 'file'} is a file"),
+        (("collect", str(tmp_path), f"output={under}"), f"cannot write {under}: {tmp_path / 'file'} is a file"),  # noqa: E501
         (("render", str(run), f"output={under}"), f"cannot write {under}: {tmp_path / 'file'} is a file"),
     ]  # fmt: skip
     for args, message in cases:
@@ -98,7 +109,7 @@ def test_outputs_under_a_regular_file(tmp_path):
 
 
 BAD = [
-    ("lattice.size=[100000,100000]", "lattice.size=[100000,100000]: 100000x100000 sites x 12 replicas need about"),
+    ("lattice.size=[100000,100000]", "lattice.size=[100000,100000]: 100000x100000 sites x 12 replicas need about"),  # noqa: E501
     ("lattice.size=[30000,30000]", "GiB of memory;"),
     ("seed=1e23", "seed=1e+23:"),
     ("seed=100000000000000000000000", "seed=100000000000000000000000: must be an integer from 0 to 2^63 - 1"),
@@ -149,7 +160,13 @@ def test_collect_takes_cellular_potts_runs(mixed, caplog):
 
     result = collect.run(spinsim.compose("collect", [f"path={mixed}", "bootstrap=50"]))
     out = mixed / "collect"
-    assert result.files == [out / "table.h5", out / "table.csv", out / "curves.png", out / "cpm.csv", out / "cpm.png"]
+    assert result.files == [
+        out / "table.h5",
+        out / "table.csv",
+        out / "curves.png",
+        out / "cpm.csv",
+        out / "cpm.png",
+    ]
     cpm = result.tables["cpm"]
     assert sorted(set(cpm["size"])) == ["L=20", "L=24"] and sorted(set(cpm["temperature"])) == [4.0, 8.0]
     runs = {size: load(mixed / f"cpm{size}" / "simulate.h5") for size in (20, 24)}
@@ -157,7 +174,10 @@ def test_collect_takes_cellular_potts_runs(mixed, caplog):
         for t, T in enumerate(run.summary["temperature"]):
             row = (cpm["size"] == f"L={size}") & (cpm["temperature"] == T)
             for q in ("energy", "boundary_light_dark", "area_mean", "fragmented"):
-                assert cpm[q][row][0] == run.summary[q][t] and cpm[f"{q}_err"][row][0] == run.summary[f"{q}_err"][t]
+                assert (
+                    cpm[q][row][0] == run.summary[q][t]
+                    and cpm[f"{q}_err"][row][0] == run.summary[f"{q}_err"][t]
+                )
     with h5py.File(out / "table.h5") as f:
         assert set(f) >= {"table", "cpm", "tc", "binder", "parameters"}
     assert Image.open(out / "cpm.png").size[0] > 600

@@ -32,35 +32,105 @@ GOLDEN = Path(__file__).with_name("golden") / "runs.json"
 FAST = ["progress=false", "device=cpu", "device.threads=1"]
 
 RUNS: dict[str, tuple[str, list[str]]] = {
-    "ising_fast": ("simulate", [
-        "lattice.size=12", "temperature=[2.0,2.6]", "batch=2", "sweeps=120", "thermalize=20",
-        "snapshot_every=40", "seed=7", "engine=fast",
-    ]),
-    "potts_reference_triangular": ("simulate", [
-        "model=potts", "model.q=3", "lattice=triangular", "lattice.size=9", "temperature=[1.2,1.8]",
-        "batch=2", "sweeps=60", "thermalize=10", "snapshot_every=30", "seed=3", "engine=reference",
-    ]),
-    "tempering_fast": ("simulate", [
-        "lattice.size=8", "temperature=[1.8,2.3,2.8]", "batch=2", "sweeps=80", "thermalize=10",
-        "snapshot_every=40", "exchange_every=2", "seed=5", "engine=fast",
-    ]),
-    "cpm_sequential": ("simulate", [
-        "model=cpm", "lattice.size=20", "model.cells=[3,3]", "model.target_area=16", "batch=2",
-        "sweeps=30", "thermalize=0", "measure_every=10", "snapshot_every=15", "seed=11",
-    ]),
-    "cpm_parallel": ("simulate", [
-        "model=cpm", "sampler=cpm_parallel", "lattice.size=20", "model.cells=[3,3]",
-        "model.target_area=16", "batch=2", "sweeps=12", "thermalize=0", "measure_every=4",
-        "snapshot_every=6", "seed=13",
-    ]),
-    "optimize_couplings": ("optimize", [
-        "lattice.size=8", "batch=4", "task.chain_sweeps=4", "steps=12", "snapshot_every=6",
-        "checkpoint_every=0", "seed=2",
-    ]),
-    "optimize_ground_state": ("optimize", [
-        "task=ground_state", "task.method=dmc", "lattice.size=8", "batch=3", "steps=30",
-        "snapshot_every=10", "checkpoint_every=0", "seed=4",
-    ]),
+    "ising_fast": (
+        "simulate",
+        [
+            "lattice.size=12",
+            "temperature=[2.0,2.6]",
+            "batch=2",
+            "sweeps=120",
+            "thermalize=20",
+            "snapshot_every=40",
+            "seed=7",
+            "engine=fast",
+        ],
+    ),
+    "potts_reference_triangular": (
+        "simulate",
+        [
+            "model=potts",
+            "model.q=3",
+            "lattice=triangular",
+            "lattice.size=9",
+            "temperature=[1.2,1.8]",
+            "batch=2",
+            "sweeps=60",
+            "thermalize=10",
+            "snapshot_every=30",
+            "seed=3",
+            "engine=reference",
+        ],
+    ),
+    "tempering_fast": (
+        "simulate",
+        [
+            "lattice.size=8",
+            "temperature=[1.8,2.3,2.8]",
+            "batch=2",
+            "sweeps=80",
+            "thermalize=10",
+            "snapshot_every=40",
+            "exchange_every=2",
+            "seed=5",
+            "engine=fast",
+        ],
+    ),
+    "cpm_sequential": (
+        "simulate",
+        [
+            "model=cpm",
+            "lattice.size=20",
+            "model.cells=[3,3]",
+            "model.target_area=16",
+            "batch=2",
+            "sweeps=30",
+            "thermalize=0",
+            "measure_every=10",
+            "snapshot_every=15",
+            "seed=11",
+        ],
+    ),
+    "cpm_parallel": (
+        "simulate",
+        [
+            "model=cpm",
+            "sampler=cpm_parallel",
+            "lattice.size=20",
+            "model.cells=[3,3]",
+            "model.target_area=16",
+            "batch=2",
+            "sweeps=12",
+            "thermalize=0",
+            "measure_every=4",
+            "snapshot_every=6",
+            "seed=13",
+        ],
+    ),
+    "optimize_couplings": (
+        "optimize",
+        [
+            "lattice.size=8",
+            "batch=4",
+            "task.chain_sweeps=4",
+            "steps=12",
+            "snapshot_every=6",
+            "checkpoint_every=0",
+            "seed=2",
+        ],
+    ),
+    "optimize_ground_state": (
+        "optimize",
+        [
+            "task=ground_state",
+            "task.method=dmc",
+            "lattice.size=8",
+            "batch=3",
+            "steps=30",
+            "snapshot_every=10",
+            "checkpoint_every=0",
+            "seed=4",
+        ],
+    ),
 }
 
 # Groups of a run file that hold the chain's results (not timings, not set-up).

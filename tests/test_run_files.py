@@ -26,7 +26,7 @@ def test_readers_never_fail_on_a_file_being_written(tmp_path):
     """1000 reads of a file while its run commits every 20 ms: never an error, the number of
     measurements never decreases, every series has it, snapshots never run ahead."""
     path = tmp_path / "live.h5"
-    proc = start_cli(*cli_run(path, "lattice.size=32", "temperature=[2.0,2.5]", "batch=2", "sweeps=1000000000",
+    proc = start_cli(*cli_run(path, "lattice.size=32", "temperature=[2.0,2.5]", "batch=2", "sweeps=1000000000",  # noqa: E501
                               "thermalize=0", "measure_every=20", "snapshot_every=200"),
                      cwd=tmp_path, env=FREQUENT)  # fmt: skip
     try:
@@ -144,7 +144,14 @@ def test_a_sweep_folder_resumes_job_by_job(tmp_path):
     """`spinsim simulate resume=DIR` on a multirun folder: completed jobs are skipped, a
     stopped one continues in its own file, a missing one starts; all equal to one go."""
     sweep = tmp_path / "sweep"
-    common = ["lattice.size=8", "batch=2", "sweeps=3000", "thermalize=0", "measure_every=10", "progress=false"]
+    common = [
+        "lattice.size=8",
+        "batch=2",
+        "sweeps=3000",
+        "thermalize=0",
+        "measure_every=10",
+        "progress=false",
+    ]
     out = spinsim_cli("simulate", "-m", "temperature=2.0,2.5,3.0", *common, f"hydra.sweep.dir={sweep}",
                       cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr

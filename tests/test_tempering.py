@@ -40,7 +40,9 @@ def test_exchange_acceptance_is_min_1_exp_dbeta_de():
     low = torch.where(torch.arange(batch) % 2 == 0, 2.0, -2.0).double()
     high = torch.zeros(batch, dtype=torch.float64)
     engine = FrozenEngine(torch.cat([low, high]))
-    pt = ParallelTempering(engine, energy_of, torch.tensor([1.0, 0.5]), batch, 1, torch.Generator().manual_seed(5))
+    pt = ParallelTempering(
+        engine, energy_of, torch.tensor([1.0, 0.5]), batch, 1, torch.Generator().manual_seed(5)
+    )
     pt.advance(1)
     new_low, new_high = engine.state[:batch, 0], engine.state[batch:, 0]
     swapped = new_low != low
@@ -63,7 +65,9 @@ def test_rounds_alternate_even_and_odd_pairs_in_temperature_order():
     energies = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     engine = FrozenEngine(energies)
     beta = 1.0 / torch.tensor(temps, dtype=torch.float64)
-    pt = ParallelTempering(engine, energy_of, beta, batch, 3, torch.Generator().manual_seed(0), temperatures=temps)
+    pt = ParallelTempering(
+        engine, energy_of, beta, batch, 3, torch.Generator().manual_seed(0), temperatures=temps
+    )
     pt.advance(2)
     assert pt.rounds == 0 and engine.sweeps == 2
     pt.advance(5)  # exchanges after sweeps 3 and 6, however the calls are split
@@ -80,7 +84,9 @@ def test_rounds_alternate_even_and_odd_pairs_in_temperature_order():
 def test_configurations_move_temperatures_stay():
     """After an accepted exchange the slot keeps its temperature and receives the other configuration."""
     engine = FrozenEngine(torch.tensor([5.0, 7.0, 0.0, 0.0], dtype=torch.float64))  # T=1: 5, 7; T=10: 0, 0
-    pt = ParallelTempering(engine, energy_of, torch.tensor([1.0, 0.1]), 2, 1, torch.Generator().manual_seed(0))
+    pt = ParallelTempering(
+        engine, energy_of, torch.tensor([1.0, 0.1]), 2, 1, torch.Generator().manual_seed(0)
+    )
     pt.advance(1)  # log p = 0.9 * (E_low - 0) > 0: both ladders swap
     assert engine.state[:, 0].tolist() == [0.0, 0.0, 5.0, 7.0]
 

@@ -122,7 +122,9 @@ def run(cfg: DictConfig) -> CollectResult:
 
     make_folder(out)
     files = [out / "table.h5"]
-    write_hdf5(files[0], tables, {k.name: k for k in groups}, tc, [r.path for m in groups.values() for r in m], root)
+    write_hdf5(
+        files[0], tables, {k.name: k for k in groups}, tc, [r.path for m in groups.values() for r in m], root
+    )
     for kind in groups:
         files += [out / kind.csv, out / kind.plot]
         write_csv(files[-2], tables[kind.name], kind.columns)
@@ -364,7 +366,9 @@ def print_table(table: Mapping[str, np.ndarray], kind: Kind = SPIN) -> None:
             t = Table(title=f"{kind.name}, final state{': ' + system if system else ''}")
             t.add_column("observable", no_wrap=True)
             for i in rows:
-                t.add_column(f"{table['size'][i]}, T = {table['temperature'][i]:.6g}", justify="right", no_wrap=True)
+                t.add_column(
+                    f"{table['size'][i]}, T = {table['temperature'][i]:.6g}", justify="right", no_wrap=True
+                )
             for q in kind.quantities:
                 t.add_row(q, *(with_error(table[q][i], table[f"{q}_err"][i]) for i in rows))
             console().print(t)

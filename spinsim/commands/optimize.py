@@ -73,11 +73,15 @@ def checkpoint_path(path: Path) -> Path:
 
 def couplings_problem(cfg: DictConfig, model: IsingModel, sampler, optimizer_factory, generator) -> Problem:
     lattice = model.lattice
-    target = build.target(cfg.task.target, lattice.shape, cfg.task.width, cfg.task.radius, bool(cfg.task.invert))
+    target = build.target(
+        cfg.task.target, lattice.shape, cfg.task.width, cfg.task.radius, bool(cfg.task.invert)
+    )
     chain_sweeps = at_least("task.chain_sweeps", cfg.task.chain_sweeps, 1)
     backprop = at_least("task.backprop_sweeps", cfg.task.backprop_sweeps, 0)
     if backprop > chain_sweeps:
-        raise ConfigError("task.backprop_sweeps", backprop, f"must be at most task.chain_sweeps={chain_sweeps}")
+        raise ConfigError(
+            "task.backprop_sweeps", backprop, f"must be at most task.chain_sweeps={chain_sweeps}"
+        )
     temperature = positive("task.temperature", plain(cfg.task.temperature))
     batch = int(cfg.batch)
     with translate("task", plain(cfg.task.name)):
@@ -99,7 +103,9 @@ def couplings_problem(cfg: DictConfig, model: IsingModel, sampler, optimizer_fac
     )
 
 
-def ground_state_problem(cfg: DictConfig, model: IsingModel, sampler, optimizer_factory, generator) -> Problem:
+def ground_state_problem(
+    cfg: DictConfig, model: IsingModel, sampler, optimizer_factory, generator
+) -> Problem:
     method = plain(cfg.task.method)
     T_start = positive("task.T_start", plain(cfg.task.T_start))
     T_end = positive("task.T_end", plain(cfg.task.T_end))
@@ -153,7 +159,9 @@ def run(cfg: DictConfig) -> OptimizeResult:
     model = build_spin_model(cfg.model, lattice, dev)
     sampler = build.sampler(cfg.sampler)
     if sampler.name not in build.RELAXED:
-        raise ConfigError("sampler", sampler.name, "spinsim optimize differentiates sampler=relaxed_metropolis")
+        raise ConfigError(
+            "sampler", sampler.name, "spinsim optimize differentiates sampler=relaxed_metropolis"
+        )
     optimizer_factory = build.optimizer_factory(cfg.optimizer)
     generator = torch.Generator(device=dev).manual_seed(run_seed)
     problem = PROBLEMS[task_name](cfg, model, sampler, optimizer_factory, generator)
@@ -168,7 +176,9 @@ def run(cfg: DictConfig) -> OptimizeResult:
             checkpoint.check_compatible(payload, config, dev.type, PROBLEM_KEYS[task_name])
         start = int(payload["step"])
         if steps <= start:
-            raise ConfigError("steps", steps, f"must exceed the checkpoint's step {start} to continue from it")
+            raise ConfigError(
+                "steps", steps, f"must exceed the checkpoint's step {start} to continue from it"
+            )
         task.load_state_dict(payload["state"])
 
     path = build.output_path(cfg.output)
@@ -208,16 +218,27 @@ def run(cfg: DictConfig) -> OptimizeResult:
     record = Record()
     status = "failed"
     try:
-        with GracefulStop() as stop, RunProgress(
-            steps - start, problem.spins_per_step, problem.description, enabled=bool(cfg.progress), unit="steps"
-        ) as progress:
-            outcome = run_task(task, schedule, file, record, progress, stop, start=start, on_checkpoint=save_checkpoint)
+        with (
+            GracefulStop() as stop,
+            RunProgress(
+                steps - start,
+                problem.spins_per_step,
+                problem.description,
+                enabled=bool(cfg.progress),
+                unit="steps",
+            ) as progress,
+        ):
+            outcome = run_task(
+                task, schedule, file, record, progress, stop, start=start, on_checkpoint=save_checkpoint
+            )
             if outcome.steps_done:
                 save_checkpoint(outcome.step)
             summary = task.summary(record, outcome.step)["summary"]
             file.write_table("summary", summary)
             speed = flips_per_ns(outcome.steps_done, problem.spins_per_step, outcome.seconds)
-            file.write_timing({"seconds": outcome.seconds, "steps": outcome.steps_done, "flips_per_ns": speed})
+            file.write_timing(
+                {"seconds": outcome.seconds, "steps": outcome.steps_done, "flips_per_ns": speed}
+            )
             status = "interrupted" if stop.requested else "completed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -228,7 +249,9 @@ def run(cfg: DictConfig) -> OptimizeResult:
         raise KeyboardInterrupt(f"stopped after step {outcome.step} of {steps}")
     if summary:
         problem.report({k: float(v[0]) for k, v in summary.items()}, problem.description, start, outcome.step)
-    log.info("%d steps in %.2f s; results in %s, checkpoint %s", outcome.steps_done, outcome.seconds, path, ckpt)
+    log.info(
+        "%d steps in %.2f s; results in %s, checkpoint %s", outcome.steps_done, outcome.seconds, path, ckpt
+    )
     return OptimizeResult(path, ckpt, summary, outcome.seconds)
 
 

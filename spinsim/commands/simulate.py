@@ -75,9 +75,12 @@ def execute(sim: Simulation, file: RunFile, record: Record, start: int, progress
     spins = sim.lattice.n_sites * sim.n_replicas
     status = "failed"
     try:
-        with GracefulStop() as stop, RunProgress(
-            sim.schedule.total - start, spins, sim.description, progress, update=sim.family.unit
-        ) as bar:
+        with (
+            GracefulStop() as stop,
+            RunProgress(
+                sim.schedule.total - start, spins, sim.description, progress, update=sim.family.unit
+            ) as bar,
+        ):
             outcome = run_task(sim.task, sim.schedule, file, record, bar, stop, start=start)
             tables = sim.task.summary(record, outcome.step)
             for group, table in tables.items():
@@ -125,8 +128,8 @@ def resume(cfg: DictConfig) -> SimulationResult:
     if given.is_dir():
         path = build.output_path(cfg.output, exist_ok=True)
         if given.resolve() not in path.resolve().parents:
-            raise ConfigError("resume", str(value), "a folder resumes the sweep it holds: give a run file (.h5) "
-                              "or run `spinsim simulate resume=DIR` on a multirun folder")  # fmt: skip
+            reason = "a folder resumes the sweep it holds (a multirun folder); give a run file (.h5)"
+            raise ConfigError("resume", str(value), reason)
         if not path.exists():
             fresh = OmegaConf.merge(cfg, {"resume": None})
             return run(fresh)
@@ -136,7 +139,9 @@ def resume(cfg: DictConfig) -> SimulationResult:
             raise ConfigError("resume", str(value), "give a run file (.h5)")
     stored = build.run_file("resume", str(path))
     if stored.parameters.get("command") != "simulate":
-        raise ConfigError("resume", str(path), f"a {stored.parameters.get('command')} run; resume continues simulate runs")
+        raise ConfigError(
+            "resume", str(path), f"a {stored.parameters.get('command')} run; resume continues simulate runs"
+        )
     if stored.status == "running":
         raise ConfigError("resume", str(path), "its run is still going (its writer process is alive)")
     run_cfg = resumed_config(cfg, stored.config, str(path))
@@ -177,7 +182,8 @@ def resumed_config(cfg: DictConfig, stored: DictConfig, path: str) -> DictConfig
         if value != default.get(key) and value != old.get(key):
             raise ConfigError(
                 key, value,
-                f"a resumed run keeps its configuration ({key}={old.get(key)} in {path}); only sweeps may grow",
+                f"a resumed run keeps its configuration ({key}={old.get(key)} in {path}); "
+                "only sweeps may grow",
             )  # fmt: skip
     sweeps = plain(cfg.sweeps) if plain(cfg.sweeps) != default.get("sweeps") else plain(stored.sweeps)
     if sweeps < plain(stored.sweeps):

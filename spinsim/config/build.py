@@ -73,7 +73,9 @@ def device(cfg: DictConfig, name: str | None = None) -> torch.device:
         return torch.device("cpu")
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("device", "cuda", "no CUDA device is available here; use device=cpu or device=auto")
+            raise ConfigError(
+                "device", "cuda", "no CUDA device is available here; use device=cpu or device=auto"
+            )
         return torch.device("cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -146,7 +148,9 @@ def engine(
 OPTIMIZERS = ("adam", "sgd")
 
 
-def optimizer_factory(cfg: DictConfig, prefix: str = "optimizer") -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+def optimizer_factory(
+    cfg: DictConfig, prefix: str = "optimizer"
+) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
     """``params -> torch optimiser`` for an ``optimizer`` config node (values checked here)."""
     name = plain(cfg.name)
     lr = positive(f"{prefix}.lr", plain(cfg.lr))
@@ -188,7 +192,9 @@ def output_path(output: Any, key: str = "output", exist_ok: bool = False) -> Pat
         base = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
         path = base / path
     if path.exists() and not exist_ok:
-        raise ConfigError(key, str(path), "the file exists and spinsim never overwrites a run; choose another path")
+        raise ConfigError(
+            key, str(path), "the file exists and spinsim never overwrites a run; choose another path"
+        )
     return path
 
 

@@ -95,7 +95,9 @@ class RelaxedMetropolisConfig(SamplerConfig):
 
 @dataclass
 class CPMSamplerConfig(SamplerConfig):
-    copy_neighbourhood: Optional[int] = documented(None, "neighbourhood order copied from (null: the model's)")
+    copy_neighbourhood: Optional[int] = documented(
+        None, "neighbourhood order copied from (null: the model's)"
+    )
 
 
 @dataclass
@@ -110,7 +112,9 @@ class SimulateConfig:
     lattice: LatticeConfig = MISSING
     sampler: SamplerConfig = MISSING
     device: DeviceConfig = MISSING
-    temperature: Any = documented(2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)")
+    temperature: Any = documented(
+        2.269, "k_B T in units of J: a number, or a list (each gets `batch` replicas)"
+    )
     batch: int = documented(1, "independent replicas per temperature")
     sweeps: int = documented(1000, "sweeps after thermalization (one update attempt per site each)")
     thermalize: int = documented(100, "first sweeps, left out of the summary statistics")
@@ -154,7 +158,9 @@ class CollectConfig:
 class RenderConfig:
     path: str = documented(MISSING, "the run file (.h5) to draw")
     replicas: Any = documented(None, "replica indices (null: the first replica of each temperature)")
-    steps: Any = documented(None, "snapshot steps for the grid and GIF (null: 6 for the grid, all for the GIF)")
+    steps: Any = documented(
+        None, "snapshot steps for the grid and GIF (null: 6 for the grid, all for the GIF)"
+    )
     columns: int = documented(6, "snapshot columns in the grid when steps is null")
     fps: float = documented(10.0, "frames per second of the GIF")
     scale: int = documented(0, "pixels per lattice site (0: about 256 pixels per lattice)")

@@ -117,7 +117,9 @@ def build_simulation(cfg: DictConfig) -> Simulation:
     generator = torch.Generator(device=dev).manual_seed(run_seed)
     state = family.initial_state(cfg, model, len(replica_T), generator, run_seed)
     beta = 1.0 / replica_T  # the one conversion of temperatures: engines and tempering take beta
-    engine = build.engine(plain(cfg.engine), model, sampler, state, beta.to(dev), run_seed, threads, generator)
+    engine = build.engine(
+        plain(cfg.engine), model, sampler, state, beta.to(dev), run_seed, threads, generator
+    )
     inner = engine
     if every:
         engine = ParallelTempering(
@@ -145,9 +147,15 @@ def build_simulation(cfg: DictConfig) -> Simulation:
     )  # fmt: skip
 
 
-def layout(family: Family, model: Any, lattice: Lattice, temps: list[float], batch: int, every: int, n: int) -> Layout:
+def layout(
+    family: Family, model: Any, lattice: Lattice, temps: list[float], batch: int, every: int, n: int
+) -> Layout:
     """What the run file of this simulation holds."""
-    tables = {"summary": {c: (len(temps), np.int64 if c == "n" else np.float64) for c in family.summary_columns(model)}}
+    tables = {
+        "summary": {
+            c: (len(temps), np.int64 if c == "n" else np.float64) for c in family.summary_columns(model)
+        }
+    }
     attrs = {}
     if every:
         pairs = len(temps) - 1

@@ -64,11 +64,14 @@ class ParallelTempering:
         self.exchange_every = int(exchange_every)
         self.generator = generator
         device = engine.state.device
-        # order[k]: the slot row of the k-th lowest temperature (highest beta); pair k = (order[k], order[k+1])
+        # order[k]: the slot row of the k-th lowest temperature (highest beta);
+        # pair k = (order[k], order[k+1])
         self.order = torch.argsort(-beta, stable=True).to(device)
         self.beta = beta.to(device)
         self.n_temperatures = len(beta)
-        labels = 1.0 / beta if temperatures is None else torch.as_tensor(list(temperatures), dtype=torch.float64)
+        labels = (
+            1.0 / beta if temperatures is None else torch.as_tensor(list(temperatures), dtype=torch.float64)
+        )
         self.temperatures = labels.cpu()
         n_pairs = self.n_temperatures - 1
         self.attempts = torch.zeros(n_pairs, dtype=torch.int64, device=device)
@@ -133,7 +136,6 @@ class ParallelTempering:
             "accepted": accepted,
             "rate": rate,
         }
-
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -127,7 +127,15 @@ class Commit:
         return cls(*values[:CHECK])
 
     def record(self) -> np.ndarray:
-        values = [self.step, self.measurements, self.frames, self.slot, self.length, self.commits, self.time_ms]
+        values = [
+            self.step,
+            self.measurements,
+            self.frames,
+            self.slot,
+            self.length,
+            self.commits,
+            self.time_ms,
+        ]
         return np.array(values + [_checksum(values)], dtype=np.int64)
 
 
@@ -242,7 +250,9 @@ class RunFile:
         self._series = {name: (file[f"observables/{name}/step"], file[f"observables/{name}/value"])
                         for name in layout.observables}  # fmt: skip
         self._frames = {name: (file[f"{name}/step"], file[f"{name}/value"]) for name in layout.frames}
-        self._tables = {group: {c: file[f"{group}/{c}"] for c in columns} for group, columns in layout.tables.items()}
+        self._tables = {
+            group: {c: file[f"{group}/{c}"] for c in columns} for group, columns in layout.tables.items()
+        }
         self._timing = {name: file[f"timing/{name}"] for name in layout.timing}
         # where the status's bytes lie in the file: an abandoned file is marked failed there
         self.status_offset = self._status.id.get_offset()
@@ -293,7 +303,9 @@ class RunFile:
             resume = file.create_group("resume")
             resume.create_dataset("commit", data=EMPTY.record())
             for slot in (0, 1):
-                resume.create_dataset(f"state{slot}", (0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 16,))
+                resume.create_dataset(
+                    f"state{slot}", (0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 16,)
+                )
             file.flush()
             file.swmr_mode = True
         except RunFileError:
@@ -522,9 +534,10 @@ _previous_hook: list = []
 
 
 def _abandon(file) -> None:
-    """Keep ``file`` (a RunFile, or an h5py File) and its objects alive and untouched: HDF5, once a write failed, can corrupt its own
-    memory when it closes the file or its objects (seen: "Can't decrement id ref count",
-    then a crash); the file on disk stays valid as of its last commit."""
+    """Keep ``file`` (a RunFile, or an h5py File) and its objects alive and untouched:
+    HDF5, once a write failed, can corrupt its own memory when it closes the file or its
+    objects (seen: "Can't decrement id ref count", then a crash); the file on disk stays
+    valid as of its last commit."""
     _abandoned.append(file)
 
 
@@ -576,12 +589,24 @@ def _lookup3(data: bytes) -> int:
         a = (a + int.from_bytes(data[i : i + 4], "little")) & mask
         b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & mask
         c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & mask
-        a = (a - c) & mask; a ^= rot(c, 4); c = (c + b) & mask  # noqa: E702
-        b = (b - a) & mask; b ^= rot(a, 6); a = (a + c) & mask  # noqa: E702
-        c = (c - b) & mask; c ^= rot(b, 8); b = (b + a) & mask  # noqa: E702
-        a = (a - c) & mask; a ^= rot(c, 16); c = (c + b) & mask  # noqa: E702
-        b = (b - a) & mask; b ^= rot(a, 19); a = (a + c) & mask  # noqa: E702
-        c = (c - b) & mask; c ^= rot(b, 4); b = (b + a) & mask  # noqa: E702
+        a = (a - c) & mask
+        a ^= rot(c, 4)
+        c = (c + b) & mask  # noqa: E702
+        b = (b - a) & mask
+        b ^= rot(a, 6)
+        a = (a + c) & mask  # noqa: E702
+        c = (c - b) & mask
+        c ^= rot(b, 8)
+        b = (b + a) & mask  # noqa: E702
+        a = (a - c) & mask
+        a ^= rot(c, 16)
+        c = (c + b) & mask  # noqa: E702
+        b = (b - a) & mask
+        b ^= rot(a, 19)
+        a = (a + c) & mask  # noqa: E702
+        c = (c - b) & mask
+        c ^= rot(b, 4)
+        b = (b + a) & mask  # noqa: E702
         length -= 12
         i += 12
     if length == 0:
@@ -590,13 +615,20 @@ def _lookup3(data: bytes) -> int:
     a = (a + int.from_bytes(tail[0:4], "little")) & mask
     b = (b + int.from_bytes(tail[4:8], "little")) & mask
     c = (c + int.from_bytes(tail[8:12], "little")) & mask
-    c ^= b; c = (c - rot(b, 14)) & mask  # noqa: E702
-    a ^= c; a = (a - rot(c, 11)) & mask  # noqa: E702
-    b ^= a; b = (b - rot(a, 25)) & mask  # noqa: E702
-    c ^= b; c = (c - rot(b, 16)) & mask  # noqa: E702
-    a ^= c; a = (a - rot(c, 4)) & mask  # noqa: E702
-    b ^= a; b = (b - rot(a, 14)) & mask  # noqa: E702
-    c ^= b; c = (c - rot(b, 24)) & mask  # noqa: E702
+    c ^= b
+    c = (c - rot(b, 14)) & mask  # noqa: E702
+    a ^= c
+    a = (a - rot(c, 11)) & mask  # noqa: E702
+    b ^= a
+    b = (b - rot(a, 25)) & mask  # noqa: E702
+    c ^= b
+    c = (c - rot(b, 16)) & mask  # noqa: E702
+    a ^= c
+    a = (a - rot(c, 4)) & mask  # noqa: E702
+    b ^= a
+    b = (b - rot(a, 14)) & mask  # noqa: E702
+    c ^= b
+    c = (c - rot(b, 24)) & mask  # noqa: E702
     return c
 
 

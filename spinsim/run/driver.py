@@ -199,4 +199,3 @@ def run_task(
     if measured or framed or step != file.last.step or file.last.commits == 0:
         commit(step)
     return Outcome(step, step - start, time.perf_counter() - began)
-

@@ -159,6 +159,7 @@ class RelaxedMetropolis:
         tie = tie_acceptance(model)  # every_sweep decides as Metropolis does
         if every_sweep and not (torch.is_grad_enabled() and state.requires_grad or _needs_grad(model)):
             return self._metropolis_sweep(model, state, beta, generator)
+
         def update(state: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
             if potts:
                 current = state.detach().argmax(1, keepdim=True).to(state.dtype)

@@ -294,7 +294,9 @@ def plot_observable(
     value = value.reshape(len(step), -1)
     per_replica = value.shape[1] == len(temperature) and len(temperature) > 0
     if not per_replica:
-        lines = [(value[:, c], name if value.shape[1] == 1 else f"{name}[{c}]") for c in range(value.shape[1])]
+        lines = [
+            (value[:, c], name if value.shape[1] == 1 else f"{name}[{c}]") for c in range(value.shape[1])
+        ]
     elif replicas is None:
         n_T = value.shape[1] // batch
         lines = [(value[:, t * batch:(t + 1) * batch].mean(1), f"T = {temperature[t * batch]:.4g}")

@@ -49,7 +49,9 @@ class CPMConfig(ModelConfig):
     )
     contact_scale: float = documented(1.0, "factor on every contact energy (Neural CPM code: 0.25)")
     target_area: Any = documented(25.0, "target area A: a number, or one per cell type")
-    cell_target_area: Optional[List[float]] = documented(None, "one target area per cell (overrides target_area)")
+    cell_target_area: Optional[List[float]] = documented(
+        None, "one target area per cell (overrides target_area)"
+    )
     lambda_area: Any = documented(1.0, "area multiplier lambda_V: a number, or one per cell type")
     target_perimeter: Any = documented(0.0, "target perimeter P: a number, or one per cell type")
     lambda_perimeter: Any = documented(0.0, "perimeter multiplier lambda_P (0: no perimeter term)")
@@ -58,7 +60,9 @@ class CPMConfig(ModelConfig):
     neighbourhood: int = documented(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
     keep_cells: bool = documented(False, "reject copies that would remove a cell's last site")
     layout: CPMLayout = documented(CPMLayout.aggregate, "initial cells: aggregate or scatter")
-    layout_cell_size: Optional[int] = documented(None, "aggregate: side of the square cells (default: sqrt(A))")
+    layout_cell_size: Optional[int] = documented(
+        None, "aggregate: side of the square cells (default: sqrt(A))"
+    )
     layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
 
 
@@ -79,13 +83,17 @@ def neighbourhood_order(key: str, value: Any, lat: Lattice) -> int:
 def build_cpm_model(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> CellularPottsModel:
     """The cellular Potts model of a ``model`` config node, checked."""
     if not lat.hypercubic:
-        raise ConfigError("lattice", lat.name, "the cellular Potts model runs on lattice=square or lattice=cubic")
+        raise ConfigError(
+            "lattice", lat.name, "the cellular Potts model runs on lattice=square or lattice=cubic"
+        )
     names = plain(cfg.types)
     if (
         not isinstance(names, list) or len(names) < 2 or len(set(names)) != len(names)
         or not all(isinstance(n, str) and n.isidentifier() for n in names)
     ):  # fmt: skip
-        raise ConfigError("model.types", names, "two or more distinct names (letters, digits, _), the medium first")
+        raise ConfigError(
+            "model.types", names, "two or more distinct names (letters, digits, _), the medium first"
+        )
     cell_names = names[1:]
     cells = plain(cfg.cells)
     if (
@@ -273,4 +281,3 @@ CPM = Family(
     bytes_per_replica_site=320.0,
     bytes_per_site=320.0,
 )
-

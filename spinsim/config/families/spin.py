@@ -64,7 +64,9 @@ def build_spin_model(cfg: DictConfig, lat: Lattice, device: torch.device | str =
     if name == "potts":
         q = plain(cfg.q)
         if isinstance(q, int) and q > MAX_POTTS_STATES:
-            raise ConfigError("model.q", q, f"at most {MAX_POTTS_STATES} states (snapshots store them as int16)")
+            raise ConfigError(
+                "model.q", q, f"at most {MAX_POTTS_STATES} states (snapshots store them as int16)"
+            )
         with translate("model.q", plain(cfg.q)):
             built: SpinModel = PottsModel(lat, couplings, q=plain(cfg.q), field=float(cfg.h))
     else:
@@ -72,7 +74,9 @@ def build_spin_model(cfg: DictConfig, lat: Lattice, device: torch.device | str =
     return built.to(device)
 
 
-def initial_spins(run: DictConfig, model: SpinModel, n: int, generator: torch.Generator, seed: int) -> torch.Tensor:
+def initial_spins(
+    run: DictConfig, model: SpinModel, n: int, generator: torch.Generator, seed: int
+) -> torch.Tensor:
     """``init=random`` (infinite temperature, drawn with the run's ``generator``) or
     ``init=ordered`` (every spin in its ordered value)."""
     if plain(run.init) == "ordered":
@@ -86,7 +90,8 @@ def snapshot_dtype(model: SpinModel) -> np.dtype:
 
 
 def summary(model: SpinModel, temperatures, batch: int, measured: Mapping[str, np.ndarray], state: Any):
-    """Per temperature: means, errors and tau of e, |m|, m^2, C, chi, U4 (:func:`spinsim.analysis.statistics.summarize`)."""
+    """Per temperature: means, errors and tau of e, |m|, m^2, C, chi, U4
+    (:func:`spinsim.analysis.statistics.summarize`)."""
     n = len(next(iter(measured.values()))) if measured else 0
     if n == 0:
         return {}
@@ -109,4 +114,6 @@ _COMMON = dict(
 )
 
 ISING = Family(name="ising", schema=IsingConfig, painter=lambda run: ising_painter(), **_COMMON)
-POTTS = Family(name="potts", schema=PottsConfig, painter=lambda run: potts_painter(int(run.config.model.q)), **_COMMON)
+POTTS = Family(
+    name="potts", schema=PottsConfig, painter=lambda run: potts_painter(int(run.config.model.q)), **_COMMON
+)
