@@ -15,8 +15,8 @@ from conftest import simulate_quiet, spinsim_cli
 from spinsim.analysis.scaling import Curve, binder_crossings, crossing
 from spinsim.cli import main
 from spinsim.commands import collect
+from spinsim.engines.cpu.threads import available_cores
 from spinsim.io.runfile import load, read_table
-from spinsim.run.parallel import available_cores
 
 TC_ISING = 2.0 / math.log(1.0 + math.sqrt(2.0))  # 2.2691853...
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import spinsim
-from conftest import interrupt_after_flushes, spinsim_cli
+from conftest import interrupt_after_flushes, simulate_quiet, spinsim_cli
 from spinsim.commands import simulate
 from spinsim.config.setup import build_simulation
 from spinsim.errors import ConfigError
@@ -77,6 +77,11 @@ BAD = [
      "sampler.copy_neighbourhood=7: choose an order"),
     (["model.potential=missing.npy"], "model.potential=missing.npy: no such file"),
     (["model.potential_coupling=[1,0]"], "model.potential_coupling=[1,0]: needs model.potential"),
+    # engine= is honoured or refused: cpm_sequential is compiled only, cpm_parallel torch only
+    (["engine=reference"],
+     "engine=reference: the reference engine does not support sampler=cpm_sequential"),
+    (["sampler=cpm_parallel", "engine=fast"],
+     "engine=fast: the fast engine does not support sampler=cpm_parallel"),
 ]  # fmt: skip
 
 
@@ -88,6 +93,36 @@ def test_bad_input_names_key_value_and_what_is_allowed(tmp_path, args, message):
     assert str(error.value).startswith(message), str(error.value)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_engine_is_recorded_for_both_samplers(tmp_path):
+    for sampler, engine, name in (
+        ("cpm_sequential", "fast", "numba"),
+        ("cpm_parallel", "reference", "reference"),
+    ):
+        overrides = ["model=cpm", "lattice.size=16", "model.cells=[2,2]", "sweeps=2", "thermalize=0"]
+        path = tmp_path / f"{sampler}.h5"
+        result = simulate_quiet(path, *overrides, f"sampler={sampler}", f"engine={engine}")
+        assert load(result.path).parameters["engine"] == name
+
+
+def test_the_colouring_cache_is_keyed_by_the_lattice_not_its_id():
+    """cpm_parallel caches the colour classes per lattice; lattices made and dropped one after
+    another (CPython reuses their ids) each get their own: the classes cover their sites."""
+    from spinsim.lattice import Lattice
+    from spinsim.models.cpm import CellularPottsModel
+    from spinsim.samplers import CPMParallel
+
+    sampler = CPMParallel()
+    for k in range(12):
+        lat = Lattice("square", [10 + k % 3, 12], colourable=False)
+        model = CellularPottsModel(
+            lat, type_names=["medium", "a"], cell_type=[0, 1], contact=[[0, 1], [1, 0]],
+            target_area=[0, 4], lambda_area=[0, 1],
+        )  # fmt: skip
+        sites = torch.cat(sampler.colour_sites(model)).sort().values
+        assert torch.equal(sites, torch.arange(lat.n_sites)), k
+        del lat, model
 
 
 def test_ising_rejects_cpm_samplers_and_cli_prints_one_line(tmp_path):

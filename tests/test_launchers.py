@@ -9,8 +9,9 @@ import textwrap
 import pytest
 
 from conftest import spinsim_cli
+from spinsim.engines.cpu.threads import available_cores
 from spinsim.io.runfile import load
-from spinsim.run.parallel import available_cores, sweep_jobs, threads_for
+from spinsim.run.parallel import sweep_jobs, threads_for
 
 SMALL = ["temperature=[2.0,2.5]", "batch=2", "sweeps=30", "thermalize=10",
          "snapshot_every=0", "progress=false", "device=cpu"]  # fmt: skip

@@ -32,17 +32,11 @@ import logging
 import os
 from typing import Any, Mapping, Sequence
 
+from spinsim.engines.cpu.threads import available_cores
+
 log = logging.getLogger(__name__)
 
 SWEEP_JOBS_ENV = "SPINSIM_SWEEP_JOBS"
-
-
-def available_cores() -> int:
-    """CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def sweep_jobs(args: Sequence[str]) -> int | None:
