@@ -7,6 +7,23 @@ import torch
 from spinsim.models.base import SpinModel
 
 
+def coupled_sum(model: SpinModel, state: torch.Tensor) -> torch.Tensor:
+    """``sum_j J_ij s_j`` for every site i of ``state [B, 1, *shape]`` (any spin values).
+
+    Uniform couplings on a Bravais lattice: one convolution with the lattice
+    kernel, as in the paper. Otherwise: a sum over neighbour offsets weighted
+    by each bond's J.
+    """
+    c, lattice = model.couplings, model.lattice
+    if c.convolvable:
+        return c.uniform * lattice.convolve(state, lattice.kernel(state.dtype, state.device))
+    J = c.per_neighbour()
+    out = J[0] * lattice.neighbour(state, 0)
+    for k in range(1, len(J)):
+        out = out + J[k] * lattice.neighbour(state, k)
+    return out
+
+
 class IsingModel(SpinModel):
     """Ising spins ``s = +-1`` on a lattice; J > 0 is ferromagnetic.
 
@@ -21,20 +38,8 @@ class IsingModel(SpinModel):
         return torch.tensor([-1.0, 1.0], dtype=dtype, device=device)
 
     def local_field(self, state: torch.Tensor) -> torch.Tensor:
-        """``sum_j J_ij s_j`` for every site, ``[B, 1, *shape]`` (external field excluded).
-
-        Uniform couplings on a Bravais lattice: one convolution with the
-        lattice kernel, as in the paper. Otherwise: a sum over neighbour
-        offsets weighted by each bond's J.
-        """
-        c = self.couplings
-        if c.convolvable:
-            return c.uniform * self.lattice.convolve(state, self.lattice.kernel(state.dtype, state.device))
-        J = c.per_neighbour()
-        out = J[0] * self.lattice.neighbour(state, 0)
-        for k in range(1, len(J)):
-            out = out + J[k] * self.lattice.neighbour(state, k)
-        return out
+        """``sum_j J_ij s_j`` for every site, ``[B, 1, *shape]`` (external field excluded)."""
+        return coupled_sum(self, state)
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
         per_site = self.add_field(0.5 * self.local_field(state))

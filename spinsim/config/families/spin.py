@@ -55,7 +55,7 @@ def build_spin_model(cfg: DictConfig, lat: Lattice, device: torch.device | str =
     """The Ising or Potts model of a ``model`` config node, on ``device``."""
     from spinsim.config.checks import is_number, seed
 
-    name = plain(cfg.name)
+    name = plain(cfg.name)  # ising or potts (anything else: the Ising couplings, for families built on them)
     for key in ("J", "h"):
         if not is_number(plain(cfg[key])):
             raise ConfigError(f"model.{key}", plain(cfg[key]), "must be a finite number")
