@@ -17,7 +17,8 @@ import torch
 from omegaconf import DictConfig
 
 from spinsim.config.checks import is_number, plain
-from spinsim.config.families import spin
+from spinsim.config.families.spin import ISING, SpinModelConfig, build_spin_model
+from spinsim.config.schema import documented
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models.blume_capel import BlumeCapelModel
@@ -28,21 +29,21 @@ COLOURS = np.array([[35, 45, 90], [200, 200, 200], [245, 238, 215]], dtype=np.ui
 
 
 @dataclass
-class BlumeCapelConfig(spin.SpinModelConfig):
+class BlumeCapelConfig(SpinModelConfig):
     name: str = "blume_capel"
-    D: float = spin.documented(0.0, "crystal field D (D > 0 favours s = 0)")
+    D: float = documented(0.0, "crystal field D (D > 0 favours s = 0)")
 
 
 def build(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> BlumeCapelModel:
     if not is_number(plain(cfg.D)):
         raise ConfigError("model.D", plain(cfg.D), "must be a finite number")
-    ising_like = spin.build_spin_model(cfg, lat)  # checks J, h, couplings; builds the couplings
+    ising_like = build_spin_model(cfg, lat)  # checks J, h, couplings; builds the couplings
     model = BlumeCapelModel(lat, ising_like.couplings, crystal_field=float(cfg.D), field=float(cfg.h))
     return model.to(device)
 
 
 BLUME_CAPEL = replace(
-    spin.ISING,
+    ISING,
     name="blume_capel",
     schema=BlumeCapelConfig,
     build=build,
