@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
@@ -84,18 +84,36 @@ class Schedule:
         return min(events)
 
 
-@dataclass
 class Record:
-    """The committed measurements of a run, in memory: ``step [n]``, ``values[name] [n, columns]``."""
+    """The committed measurements of a run, in memory: ``step [n]``, ``values[name] [n, columns]``.
 
-    step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    values: dict[str, np.ndarray] = field(default_factory=dict)
+    Kept as the chunks of each commit and joined when read, so a long run's many
+    commits cost no more than its data.
+    """
+
+    def __init__(self) -> None:
+        self._steps: list[np.ndarray] = []
+        self._values: dict[str, list[np.ndarray]] = {}
 
     def extend(self, steps: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
-        self.step = np.concatenate([self.step, steps])
+        self._steps.append(np.asarray(steps))
         for name, v in values.items():
-            old = self.values.get(name)
-            self.values[name] = v if old is None else np.concatenate([old, v])
+            self._values.setdefault(name, []).append(np.asarray(v))
+
+    def _join(self) -> None:
+        if len(self._steps) > 1:
+            self._steps = [np.concatenate(self._steps)]
+            self._values = {name: [np.concatenate(chunks)] for name, chunks in self._values.items()}
+
+    @property
+    def step(self) -> np.ndarray:
+        self._join()
+        return self._steps[0] if self._steps else np.zeros(0, dtype=np.int64)
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        self._join()
+        return {name: chunks[0] for name, chunks in self._values.items()}
 
     def after(self, step: int) -> dict[str, np.ndarray]:
         """The measurements taken after ``step`` (e.g. the end of thermalization)."""
@@ -111,12 +129,16 @@ class Outcome:
 
 
 def _measurements(measured: list[tuple[int, Mapping[str, torch.Tensor]]]) -> tuple[np.ndarray, dict]:
-    """``(steps [n], {name: [n, columns]})`` float64 on the CPU: one transfer per name."""
+    """``(steps [n], {name: [n, columns]})`` float64 on the CPU: one transfer per name from a GPU,
+    none from the CPU (numpy views of the tensors)."""
     steps = np.array([s for s, _ in measured], dtype=np.int64)
     values = {}
-    for name in measured[0][1]:
-        rows = torch.stack([torch.as_tensor(o[name]).reshape(-1) for _, o in measured])
-        values[name] = rows.to(torch.float64).cpu().numpy()
+    for name, first in measured[0][1].items():
+        if isinstance(first, torch.Tensor) and first.device.type != "cpu":
+            rows = torch.stack([o[name].reshape(-1) for _, o in measured]).to(torch.float64).cpu().numpy()
+        else:
+            rows = np.stack([np.asarray(o[name], dtype=np.float64).reshape(-1) for _, o in measured])
+        values[name] = rows
     return steps, values
 
 
