@@ -104,7 +104,7 @@ def test_no_import_cycles_between_files():
         state[node] = 1
         for nxt in graph.get(node, ()):
             if state.get(nxt) == 1:
-                cycle.extend(stack[stack.index(nxt):] + [nxt])
+                cycle.extend(stack[stack.index(nxt) :] + [nxt])
                 return True
             if state.get(nxt) is None and visit(nxt, stack + [nxt]):
                 return True
