@@ -196,6 +196,9 @@ def run_command(command: Command, args: list[str]) -> None:
         fail(prog, str(error), EXIT_OUTPUT)
     except OSError as error:  # Hydra cannot make the run directory, or a job's output failed
         held.held.clear()
+        message = describe_config_error(error)  # Hydra's missing config options are IOErrors too
+        if message is not None:
+            fail(prog, message)
         fail(prog, describe_os_error(error), EXIT_OUTPUT)
     except Exception as error:
         message = describe_config_error(error) or job_error(error, prog)

@@ -31,7 +31,7 @@ def test_simulate_help_shows_groups_and_keys(tmp_path):
     out = spinsim_cli("simulate", "--help", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     for line in (
-        "model: cpm, ising, potts",
+        "model: blume_capel, cpm, ising, potts",
         "lattice: chain, cubic, honeycomb, square, triangular",
         "sampler: cpm_parallel, cpm_sequential, heat_bath, metropolis",
         "device: auto, cpu, cuda",
@@ -72,7 +72,7 @@ def test_multirun_sweep(tmp_path):
 
 
 BAD = [
-    (["model=foo"], "model=foo: no such option; choose one of cpm, ising, potts"),
+    (["model=foo"], "model=foo: no such option; choose one of blume_capel, cpm, ising, potts"),
     (["lattice=hexagonal"], "lattice=hexagonal: no such option; choose one of"),
     (["sampler=wolff"], "sampler=wolff: no such option; choose one of cpm_parallel, cpm_sequential, heat_bath, metropolis"),  # noqa: E501
     (["device=tpu"], "device=tpu: no such option; choose one of auto, cpu, cuda"),
