@@ -92,6 +92,10 @@ def build_engine(
     """
     if kind not in ENGINES:
         raise ConfigError("engine", kind, f"choose one of {', '.join(ENGINES)}")
+    if getattr(sampler, "name", None) in ("wolff", "swendsen_wang"):  # cluster updates: their own engines
+        from spinsim.cluster_engines import build_cluster_engine
+
+        return build_cluster_engine(kind, model, sampler, state, temperature, generator, seed, threads)
     if kind != "reference":
         reason = fast_unsupported(model, sampler, state.device)
         if reason is None:
