@@ -25,7 +25,8 @@ from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_lay
 from spinsim.parallel import threads_per_job
 
 MODELS = ("ising", "potts")
-SPIN_SAMPLERS = ("metropolis", "heat_bath")
+CLUSTER_SAMPLERS = ("wolff", "swendsen_wang")
+SPIN_SAMPLERS = ("metropolis", "heat_bath", *CLUSTER_SAMPLERS)
 CPM_SAMPLERS = ("cpm_sequential", "cpm_parallel")
 
 
@@ -390,3 +391,28 @@ def check_sampler(model_name: str, sampler_name: str) -> None:
         raise ConfigError(
             "sampler", sampler_name, f"model={model_name} takes sampler={' or sampler='.join(SPIN_SAMPLERS)}"
         )
+
+
+def check_cluster(model_cfg: DictConfig, sampler_cfg: DictConfig) -> None:
+    """Cluster samplers (wolff, swendsen_wang) need uniform ferromagnetic couplings (any field h);
+    Wolff's ``clusters`` and ``calibration`` are checked here too. Other samplers pass."""
+    name = plain(sampler_cfg.name)
+    if name not in CLUSTER_SAMPLERS:
+        return
+    other = "use sampler=metropolis or sampler=heat_bath"
+    couplings = plain(model_cfg.couplings)
+    if couplings != "uniform":
+        raise ConfigError(
+            "model.couplings", couplings,
+            f"sampler={name} needs model.couplings=uniform (its cluster bonds need J_ij >= 0); {other}",
+        )  # fmt: skip
+    J = plain(model_cfg.J)
+    if J < 0:
+        raise ConfigError(
+            "model.J", J, f"sampler={name} needs a ferromagnet, J >= 0 (cluster moves need J >= 0); {other}"
+        )
+    if name == "wolff":
+        clusters = plain(sampler_cfg.clusters)
+        if clusters is not None and (isinstance(clusters, bool) or clusters < 1):
+            raise ConfigError("sampler.clusters", clusters, "null (calibrated) or an integer >= 1")
+        at_least("sampler.calibration", plain(sampler_cfg.calibration), 1)

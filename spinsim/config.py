@@ -152,6 +152,13 @@ class RelaxedMetropolisConfig(SamplerConfig):
 
 
 @dataclass
+class WolffConfig(SamplerConfig):
+    name: str = "wolff"
+    clusters: Optional[int] = _key(None, "clusters per sweep per replica (null: calibrated to ~N sites)")
+    calibration: int = _key(50, "sweeps that calibrate the clusters per sweep (with clusters=null)")
+
+
+@dataclass
 class CPMSamplerConfig(SamplerConfig):
     copy_neighbourhood: Optional[int] = _key(None, "neighbourhood order copied from (null: the model's)")
 
@@ -316,6 +323,8 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "cpm_sequential": CPMSamplerConfig,
         "cpm_parallel": CPMSamplerConfig,
         "relaxed_metropolis": RelaxedMetropolisConfig,
+        "wolff": WolffConfig,
+        "swendsen_wang": SamplerConfig,
     },
     "device": {name.value: DeviceConfig for name in DeviceName},
     "optimizer": {"adam": AdamConfig, "sgd": SGDConfig},

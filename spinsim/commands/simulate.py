@@ -83,6 +83,7 @@ def output_path(output: str, key: str = "output") -> Path:
 def spin_setup(cfg: DictConfig, lattice, temps: list[float], batch: int, replica_T: torch.Tensor) -> Setup:
     """Ising or Potts model with a checkerboard sampler on the torch reference engine."""
     build.check_sampler(build.plain(cfg.model.name), build.plain(cfg.sampler.name))
+    build.check_cluster(cfg.model, cfg.sampler)
     dev = build.device(cfg.device)
     model = build.model(cfg.model, lattice, dev)
     sampler = build.sampler(cfg.sampler)

@@ -1,7 +1,8 @@
 """Update rules: one file each.
 
 Spin models: ``sweep(model, state, beta, generator) -> state``: ``metropolis`` and
-``heat_bath`` sample the Boltzmann distribution; ``relaxed_metropolis`` is the
+``heat_bath`` sample the Boltzmann distribution, as do the cluster updates ``wolff``
+and ``swendsen_wang`` (``cluster``); ``relaxed_metropolis`` is the
 differentiable (relaxed) Metropolis of the paper's Algorithm 2, on relaxed states,
 used by ``spinsim optimize``.
 Cellular Potts model: ``engine(model, state, temperature, generator, seed)`` giving an
@@ -10,13 +11,17 @@ engine that the driver advances (CPMSequential, compiled; CPMParallel, torch, wh
 """
 
 from spinsim.errors import ConfigError
+from spinsim.samplers.cluster import SwendsenWang, Wolff
 from spinsim.samplers.cpm_parallel import CPMParallel
 from spinsim.samplers.cpm_sequential import CPMSequential
 from spinsim.samplers.heat_bath import HeatBath
 from spinsim.samplers.metropolis import Metropolis
 from spinsim.samplers.relaxed_metropolis import RelaxedMetropolis
 
-SAMPLERS = {"metropolis": Metropolis, "heat_bath": HeatBath, "relaxed_metropolis": RelaxedMetropolis}
+SAMPLERS = {
+    "metropolis": Metropolis, "heat_bath": HeatBath, "relaxed_metropolis": RelaxedMetropolis,
+    "wolff": Wolff, "swendsen_wang": SwendsenWang,
+}  # fmt: skip
 CPM_SAMPLERS = {"cpm_sequential": CPMSequential, "cpm_parallel": CPMParallel}
 
 
@@ -36,5 +41,6 @@ def build_cpm_sampler(name: str, copy_order: int | None = None):
 
 __all__ = [
     "CPMParallel", "CPMSequential", "CPM_SAMPLERS", "HeatBath", "Metropolis", "RelaxedMetropolis", "SAMPLERS",
+    "SwendsenWang", "Wolff",
     "build_cpm_sampler", "build_sampler",
 ]  # fmt: skip
