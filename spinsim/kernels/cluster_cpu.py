@@ -50,30 +50,39 @@ _STREAM_TAG = 0x57_4F_4C_46  # keeps these streams apart from other kernels' see
 
 
 @numba.njit(inline="always")
-def _next(rng, b):
-    """The next 64-bit word of replica b's splitmix64 stream (state ``rng[b]``)."""
-    state = rng[b] + _GOLDEN
-    rng[b] = state
+def _next(stream):
+    """The next 64-bit word of a splitmix64 stream (its state ``stream[0]``)."""
+    state = stream[0] + _GOLDEN
+    stream[0] = state
     z = (state ^ (state >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     return z ^ (z >> _S31)
 
 
 @numba.njit(inline="always")
-def _uniform(rng, b):
+def _uniform(stream):
     """A uniform float64 in [0, 1) with 53 random bits."""
-    return np.float64(_next(rng, b) >> _S11) * _TO_UNIT
+    return np.float64(_next(stream) >> _S11) * _TO_UNIT
 
 
 @numba.njit(inline="always")
-def _below(rng, b, n):
+def _below(stream, n):
     """A uniform integer in [0, n), 1 <= n < 2^32, exactly (Lemire's multiply-shift with rejection)."""
     un = np.uint64(n)
     while True:
-        m = (_next(rng, b) >> _S32) * un
+        m = (_next(stream) >> _S32) * un
         low = m & _LOW32
         if low >= un or low >= ((_LOW32 + np.uint64(1) - un) % un):
             return np.int64(m >> _S32)
+
+
+@numba.njit(inline="always")
+def _own_stream(rng, b):
+    """Replica b's stream state in an array of its own: the threads' states then share no
+    cache line (writing ``rng[b]`` on every draw made two threads slower than one)."""
+    stream = np.empty(1, dtype=np.uint64)
+    stream[0] = rng[b]
+    return stream
 
 
 @numba.njit(inline="always")
@@ -85,24 +94,24 @@ def _field_energy_change(ising, h, n, old, new):
 
 
 @numba.njit(inline="always")
-def _cluster_value(rng, b, ising, q, h, beta, n):
+def _cluster_value(stream, ising, q, h, beta, n):
     """A cluster's new value given the bonds: ``P(a) ∝ exp(-beta n E_field(a))``."""
     if h == 0.0:
-        return np.int8(_next(rng, b) >> np.uint64(63)) if ising else np.int8(_below(rng, b, q))
+        return np.int8(_next(stream) >> np.uint64(63)) if ising else np.int8(_below(stream, q))
     if ising:
         up = 1.0 / (1.0 + math.exp(-2.0 * beta * h * n))
-        return np.int8(1) if _uniform(rng, b) < up else np.int8(0)
+        return np.int8(1) if _uniform(stream) < up else np.int8(0)
     zero = 1.0 / (1.0 + (q - 1) * math.exp(-beta * h * n))
-    return np.int8(0) if _uniform(rng, b) < zero else np.int8(1 + _below(rng, b, q - 1))
+    return np.int8(0) if _uniform(stream) < zero else np.int8(1 + _below(stream, q - 1))
 
 
 @numba.njit(cache=True, nogil=True)
-def _wolff_cluster(s, queue, rng, b, adj_start, adj, threshold, ising, q, h, beta):
-    """Grow one Wolff cluster in replica b's spins ``s [N]`` and move it; returns its size."""
+def _wolff_cluster(s, queue, stream, adj_start, adj, threshold, ising, q, h, beta):
+    """Grow one Wolff cluster in one replica's spins ``s [N]`` and move it; returns its size."""
     N = s.shape[0]
-    x0 = _below(rng, b, N)
+    x0 = _below(stream, N)
     old = s[x0]
-    new = np.int8(1 - old) if ising else np.int8((old + 1 + _below(rng, b, q - 1)) % q)
+    new = np.int8(1 - old) if ising else np.int8((old + 1 + _below(stream, q - 1)) % q)
     s[x0] = new
     queue[0] = x0
     head, tail = 0, 1
@@ -111,13 +120,13 @@ def _wolff_cluster(s, queue, rng, b, adj_start, adj, threshold, ising, q, h, bet
         head += 1
         for k in range(adj_start[x], adj_start[x + 1]):
             y = adj[k]
-            if s[y] == old and _next(rng, b) < threshold:
+            if s[y] == old and _next(stream) < threshold:
                 s[y] = new
                 queue[tail] = y
                 tail += 1
     if h != 0.0:
         dE = _field_energy_change(ising, h, tail, old, new)
-        if dE > 0.0 and _uniform(rng, b) >= math.exp(-beta * dE):
+        if dE > 0.0 and _uniform(stream) >= math.exp(-beta * dE):
             for m in range(tail):
                 s[queue[m]] = old
     return tail
@@ -138,16 +147,19 @@ def wolff_sweeps(
     B = spins.shape[0]
     for b in numba.prange(B):
         s = spins[b]
+        stream = _own_stream(rng, b)
+        target = per_sweep[b]
         for _ in range(n_sweeps):
             grown = 0
             total = 0
-            while (per_sweep[b] > 0 and grown < per_sweep[b]) or (per_sweep[b] == 0 and total < min_sites):
+            while (target > 0 and grown < target) or (target == 0 and total < min_sites):
                 total += _wolff_cluster(
-                    s, queue[b], rng, b, adj_start, adj, thresholds[b], ising, q, h, betas[b]
+                    s, queue[b], stream, adj_start, adj, thresholds[b], ising, q, h, betas[b]
                 )
                 grown += 1
             clusters[b] += grown
             sites[b] += total
+        rng[b] = stream[0]
 
 
 @numba.njit(inline="always")
@@ -158,6 +170,30 @@ def _root(parent, x):
     return x
 
 
+@numba.njit(cache=True, nogil=True)
+def _swendsen_wang(s, up, n, v, stream, bond_i, bond_j, threshold, ising, q, h, beta):
+    """One Swendsen-Wang update of one replica's spins ``s [N]``; ``up``, ``n``, ``v`` scratch."""
+    N = s.shape[0]
+    for x in range(N):
+        up[x] = x
+        n[x] = 0
+    for m in range(bond_i.shape[0]):
+        i, j = bond_i[m], bond_j[m]
+        if s[i] == s[j] and _next(stream) < threshold:
+            ri, rj = _root(up, i), _root(up, j)
+            if ri != rj:
+                up[max(ri, rj)] = min(ri, rj)
+    for x in range(N):
+        r = _root(up, x)
+        up[x] = r
+        n[r] += 1
+    for x in range(N):
+        if up[x] == x:
+            v[x] = _cluster_value(stream, ising, q, h, beta, n[x])
+    for x in range(N):
+        s[x] = v[up[x]]
+
+
 @numba.njit(cache=True, parallel=True)
 def swendsen_wang_sweeps(
     spins, rng, n_sweeps, bond_i, bond_j, thresholds, ising, q, h, betas, parent, size, value,
@@ -166,29 +202,15 @@ def swendsen_wang_sweeps(
 
     ``parent``, ``size`` (int32) and ``value`` (int8), all ``[B, N]``, are scratch.
     """
-    B, N = spins.shape
-    M = bond_i.shape[0]
+    B = spins.shape[0]
     for b in numba.prange(B):
-        s, up, n, v = spins[b], parent[b], size[b], value[b]
+        stream = _own_stream(rng, b)
         for _ in range(n_sweeps):
-            for x in range(N):
-                up[x] = x
-                n[x] = 0
-            for m in range(M):
-                i, j = bond_i[m], bond_j[m]
-                if s[i] == s[j] and _next(rng, b) < thresholds[b]:
-                    ri, rj = _root(up, i), _root(up, j)
-                    if ri != rj:
-                        up[max(ri, rj)] = min(ri, rj)
-            for x in range(N):
-                r = _root(up, x)
-                up[x] = r
-                n[r] += 1
-            for x in range(N):
-                if up[x] == x:
-                    v[x] = _cluster_value(rng, b, ising, q, h, betas[b], n[x])
-            for x in range(N):
-                s[x] = v[up[x]]
+            _swendsen_wang(
+                spins[b], parent[b], size[b], value[b], stream, bond_i, bond_j, thresholds[b], ising, q, h,
+                betas[b],
+            )  # fmt: skip
+        rng[b] = stream[0]
 
 
 @numba.njit(cache=True, parallel=True)
