@@ -409,8 +409,9 @@ def check_cluster(model_cfg: DictConfig, sampler_cfg: DictConfig) -> None:
     J = plain(model_cfg.J)
     if J < 0:
         raise ConfigError(
-            "model.J", J, f"sampler={name} needs a ferromagnet, J >= 0 (cluster moves need J >= 0); {other}"
-        )
+            "model.J", J,
+            f"sampler={name} needs a ferromagnet, J >= 0 (its cluster moves are wrong for J < 0); {other}",
+        )  # fmt: skip
     if name == "wolff":
         clusters = plain(sampler_cfg.clusters)
         if clusters is not None and (isinstance(clusters, bool) or clusters < 1):

@@ -33,13 +33,19 @@ def sample_reference(model, sampler, temperature, replicas=256, sweeps=800, ther
     g = torch.Generator().manual_seed(seed)
     state = model.random_state(replicas, g)
     engine = ReferenceEngine(model, sampler, state, torch.full((replicas,), float(temperature)), g)
+    return sample_engine(engine, sweeps, thermalize)
+
+
+def sample_engine(engine, sweeps=800, thermalize=100):
+    """Advance any engine ``thermalize`` sweeps, then measure after each of ``sweeps`` more (its own
+    ``measure()`` where it has one); binning estimates of <e> and <|m|> over replicas and sweeps."""
     engine.advance(thermalize)
     e, m = [], []
     for _ in range(sweeps):
         engine.advance(1)
-        obs = measure(model, engine.state)
-        e.append(obs["e"].numpy())
-        m.append(obs["abs_m"].numpy())
+        obs = engine.measure() if hasattr(engine, "measure") else measure(engine.model, engine.state)
+        e.append(obs["e"].cpu().numpy())
+        m.append(obs["abs_m"].cpu().numpy())
     return Sampled(binning(np.stack(e)), binning(np.stack(m)))
 
 
