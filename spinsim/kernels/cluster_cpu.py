@@ -1,8 +1,7 @@
 """Wolff and Swendsen-Wang updates compiled with numba, and :class:`ClusterCPUEngine`.
 
 The algorithms, the Wolff sweep and what is supported are those of
-:mod:`spinsim.samplers.cluster` (the torch reference); this is the same work
-site by site. Spins are int8 ``[B, N]`` over flat sites (Ising: 1 for +1, 0
+:mod:`spinsim.samplers.cluster` (the torch reference), done site by site. Spins are int8 ``[B, N]`` over flat sites (Ising: 1 for +1, 0
 for -1; Potts: the state). Neighbours come from the lattice's bond list
 (:meth:`spinsim.lattice.Lattice.bonds`), so every geometry and boundary runs
 the same code; a bond appears once in ``bond_i, bond_j`` and twice in the
@@ -50,39 +49,31 @@ _STREAM_TAG = 0x57_4F_4C_46  # keeps these streams apart from other kernels' see
 
 
 @numba.njit(inline="always")
-def _next(stream):
-    """The next 64-bit word of a splitmix64 stream (its state ``stream[0]``)."""
-    state = stream[0] + _GOLDEN
-    stream[0] = state
+def _next(state):
+    """splitmix64: the stream's next state and its 64-bit output word."""
+    state = state + _GOLDEN
     z = (state ^ (state >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+    return state, z ^ (z >> _S31)
 
 
 @numba.njit(inline="always")
-def _uniform(stream):
+def _uniform(state):
     """A uniform float64 in [0, 1) with 53 random bits."""
-    return np.float64(_next(stream) >> _S11) * _TO_UNIT
+    state, r = _next(state)
+    return state, np.float64(r >> _S11) * _TO_UNIT
 
 
 @numba.njit(inline="always")
-def _below(stream, n):
+def _below(state, n):
     """A uniform integer in [0, n), 1 <= n < 2^32, exactly (Lemire's multiply-shift with rejection)."""
     un = np.uint64(n)
     while True:
-        m = (_next(stream) >> _S32) * un
+        state, r = _next(state)
+        m = (r >> _S32) * un
         low = m & _LOW32
         if low >= un or low >= ((_LOW32 + np.uint64(1) - un) % un):
-            return np.int64(m >> _S32)
-
-
-@numba.njit(inline="always")
-def _own_stream(rng, b):
-    """Replica b's stream state in an array of its own: the threads' states then share no
-    cache line (writing ``rng[b]`` on every draw made two threads slower than one)."""
-    stream = np.empty(1, dtype=np.uint64)
-    stream[0] = rng[b]
-    return stream
+            return state, np.int64(m >> _S32)
 
 
 @numba.njit(inline="always")
@@ -94,24 +85,36 @@ def _field_energy_change(ising, h, n, old, new):
 
 
 @numba.njit(inline="always")
-def _cluster_value(stream, ising, q, h, beta, n):
-    """A cluster's new value given the bonds: ``P(a) ∝ exp(-beta n E_field(a))``."""
+def _cluster_value(state, ising, q, h, beta, n):
+    """A cluster's new value given the bonds, ``P(a) ∝ exp(-beta n E_field(a))``: ``(state, value)``."""
     if h == 0.0:
-        return np.int8(_next(stream) >> np.uint64(63)) if ising else np.int8(_below(stream, q))
+        if ising:
+            state, r = _next(state)
+            return state, np.int8(r >> np.uint64(63))
+        state, a = _below(state, q)
+        return state, np.int8(a)
+    state, u = _uniform(state)
     if ising:
-        up = 1.0 / (1.0 + math.exp(-2.0 * beta * h * n))
-        return np.int8(1) if _uniform(stream) < up else np.int8(0)
-    zero = 1.0 / (1.0 + (q - 1) * math.exp(-beta * h * n))
-    return np.int8(0) if _uniform(stream) < zero else np.int8(1 + _below(stream, q - 1))
+        return state, np.int8(1) if u < 1.0 / (1.0 + math.exp(-2.0 * beta * h * n)) else np.int8(0)
+    if u < 1.0 / (1.0 + (q - 1) * math.exp(-beta * h * n)):
+        return state, np.int8(0)
+    state, a = _below(state, q - 1)
+    return state, np.int8(1 + a)
 
 
 @numba.njit(cache=True, nogil=True)
-def _wolff_cluster(s, queue, stream, adj_start, adj, threshold, ising, q, h, beta):
-    """Grow one Wolff cluster in one replica's spins ``s [N]`` and move it; returns its size."""
-    N = s.shape[0]
-    x0 = _below(stream, N)
+def _wolff_cluster(s, queue, state, adj_start, adj, threshold, ising, q, h, beta):
+    """Grow one Wolff cluster in one replica's spins ``s [N]`` and move it: ``(state, size)``.
+
+    The stream state is passed and returned (kept in a register: an array
+    element would be reloaded after every store to ``s``)."""
+    state, x0 = _below(state, s.shape[0])
     old = s[x0]
-    new = np.int8(1 - old) if ising else np.int8((old + 1 + _below(stream, q - 1)) % q)
+    if ising:
+        new = np.int8(1 - old)
+    else:
+        state, step = _below(state, q - 1)
+        new = np.int8((old + 1 + step) % q)
     s[x0] = new
     queue[0] = x0
     head, tail = 0, 1
@@ -120,16 +123,20 @@ def _wolff_cluster(s, queue, stream, adj_start, adj, threshold, ising, q, h, bet
         head += 1
         for k in range(adj_start[x], adj_start[x + 1]):
             y = adj[k]
-            if s[y] == old and _next(stream) < threshold:
-                s[y] = new
-                queue[tail] = y
-                tail += 1
+            if s[y] == old:
+                state, r = _next(state)
+                if r < threshold:
+                    s[y] = new
+                    queue[tail] = y
+                    tail += 1
     if h != 0.0:
         dE = _field_energy_change(ising, h, tail, old, new)
-        if dE > 0.0 and _uniform(stream) >= math.exp(-beta * dE):
-            for m in range(tail):
-                s[queue[m]] = old
-    return tail
+        if dE > 0.0:
+            state, u = _uniform(state)
+            if u >= math.exp(-beta * dE):
+                for m in range(tail):
+                    s[queue[m]] = old
+    return state, tail
 
 
 @numba.njit(cache=True, parallel=True)
@@ -141,25 +148,27 @@ def wolff_sweeps(
 
     Replica b grows ``per_sweep[b]`` clusters per sweep, or, where that is 0,
     clusters until at least ``min_sites`` sites have been in its clusters that
-    sweep. ``clusters [B]`` and ``sites [B]`` (int64) accumulate the clusters
-    grown and their total size; ``queue [B, N]`` int32 is scratch.
+    sweep. ``rng [B]`` holds the replicas' stream states (updated);
+    ``clusters [B]`` and ``sites [B]`` (int64) accumulate the clusters grown
+    and their total size; ``queue [B, N]`` int32 is scratch.
     """
     B = spins.shape[0]
     for b in numba.prange(B):
         s = spins[b]
-        stream = _own_stream(rng, b)
+        state = rng[b]
         target = per_sweep[b]
         for _ in range(n_sweeps):
             grown = 0
             total = 0
             while (target > 0 and grown < target) or (target == 0 and total < min_sites):
-                total += _wolff_cluster(
-                    s, queue[b], stream, adj_start, adj, thresholds[b], ising, q, h, betas[b]
+                state, size = _wolff_cluster(
+                    s, queue[b], state, adj_start, adj, thresholds[b], ising, q, h, betas[b]
                 )
+                total += size
                 grown += 1
             clusters[b] += grown
             sites[b] += total
-        rng[b] = stream[0]
+        rng[b] = state
 
 
 @numba.njit(inline="always")
@@ -171,27 +180,31 @@ def _root(parent, x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _swendsen_wang(s, up, n, v, stream, bond_i, bond_j, threshold, ising, q, h, beta):
-    """One Swendsen-Wang update of one replica's spins ``s [N]``; ``up``, ``n``, ``v`` scratch."""
+def _swendsen_wang(s, up, n, v, state, bond_i, bond_j, threshold, ising, q, h, beta):
+    """One Swendsen-Wang update of one replica's spins ``s [N]`` (``up``, ``n``, ``v`` scratch);
+    returns the stream state."""
     N = s.shape[0]
     for x in range(N):
         up[x] = x
         n[x] = 0
     for m in range(bond_i.shape[0]):
         i, j = bond_i[m], bond_j[m]
-        if s[i] == s[j] and _next(stream) < threshold:
-            ri, rj = _root(up, i), _root(up, j)
-            if ri != rj:
-                up[max(ri, rj)] = min(ri, rj)
+        if s[i] == s[j]:
+            state, r = _next(state)
+            if r < threshold:
+                ri, rj = _root(up, i), _root(up, j)
+                if ri != rj:
+                    up[max(ri, rj)] = min(ri, rj)
     for x in range(N):
         r = _root(up, x)
         up[x] = r
         n[r] += 1
     for x in range(N):
         if up[x] == x:
-            v[x] = _cluster_value(stream, ising, q, h, beta, n[x])
+            state, v[x] = _cluster_value(state, ising, q, h, beta, n[x])
     for x in range(N):
         s[x] = v[up[x]]
+    return state
 
 
 @numba.njit(cache=True, parallel=True)
@@ -200,17 +213,18 @@ def swendsen_wang_sweeps(
 ):  # fmt: skip
     """``n_sweeps`` Swendsen-Wang updates of every replica (in parallel over replicas).
 
-    ``parent``, ``size`` (int32) and ``value`` (int8), all ``[B, N]``, are scratch.
+    ``rng [B]`` holds the replicas' stream states (updated); ``parent``,
+    ``size`` (int32) and ``value`` (int8), all ``[B, N]``, are scratch.
     """
     B = spins.shape[0]
     for b in numba.prange(B):
-        stream = _own_stream(rng, b)
+        state = rng[b]
         for _ in range(n_sweeps):
-            _swendsen_wang(
-                spins[b], parent[b], size[b], value[b], stream, bond_i, bond_j, thresholds[b], ising, q, h,
+            state = _swendsen_wang(
+                spins[b], parent[b], size[b], value[b], state, bond_i, bond_j, thresholds[b], ising, q, h,
                 betas[b],
             )  # fmt: skip
-        rng[b] = stream[0]
+        rng[b] = state
 
 
 @numba.njit(cache=True, nogil=True)
