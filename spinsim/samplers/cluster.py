@@ -49,10 +49,16 @@ couplings (±J, Gaussian, learned) are refused: the FK mapping above needs
 J_ij >= 0, and spinsim builds no random ferromagnets. Per-site fields are
 refused too. Temperatures are per replica (``beta`` one value per replica).
 
-The torch code here is the reference: a cluster is grown breadth-first, all
-replicas at once (one round per layer of the cluster), and Swendsen-Wang
-clusters are labelled by hooking roots and pointer jumping. The compiled CPU
-engine (:mod:`spinsim.kernels.cluster_cpu`) does the same work site by site.
+The torch code here is the reference, all replicas at once on any device.
+Clusters are labelled by hooking roots and pointer jumping
+(:func:`cluster_labels`, a few rounds of whole-lattice tensor operations). A
+Wolff cluster is taken as the seed's cluster among all bonds between sites of
+its value, each occupied with probability p: growing it from the seed tests
+every bond it reaches once with that probability, so the two have the same
+distribution, and labelling needs far fewer rounds than growing layer by
+layer. The compiled CPU engine (:mod:`spinsim.kernels.cluster_cpu`) grows
+clusters breadth-first and draws only the bonds it tests, so the tests compare
+two constructions.
 """
 
 from __future__ import annotations
@@ -271,21 +277,14 @@ def grow_clusters(
         else:
             shift = torch.randint(1, model.q, (B, 1), generator=generator, device=dev).to(flat.dtype)
             new = torch.remainder(old + shift, model.q)
-        inside = torch.zeros((B, N), dtype=torch.bool, device=dev)
-        inside[rows, seed] = active
-        frontier = inside.clone()
-        same = flat == old  # sites of the cluster's value (the cluster only grows over them)
-        while bool(frontier.any()):
-            # every bond from the frontier to an outside site of the cluster's value, tested once
-            u = torch.rand((B, M), generator=generator, device=dev, dtype=torch.float64)
-            occupied = u < p
-            to_j = frontier[:, i] & ~inside[:, j] & same[:, j] & occupied
-            to_i = frontier[:, j] & ~inside[:, i] & same[:, i] & occupied
-            added = torch.zeros((B, N), dtype=torch.int32, device=dev)
-            added.scatter_add_(1, j.expand(B, M), to_j.to(torch.int32))
-            added.scatter_add_(1, i.expand(B, M), to_i.to(torch.int32))
-            frontier = added > 0
-            inside |= frontier
+        # The seed's cluster among the bonds between sites of its value, every one of them
+        # occupied with probability p: growing the cluster tests each bond it reaches once,
+        # so it has the same distribution; drawing all bonds needs no round per layer.
+        same = flat == old
+        u = torch.rand((B, M), generator=generator, device=dev, dtype=torch.float64)
+        occupied = same[:, i] & same[:, j] & (u < p) & active.unsqueeze(1)
+        label = cluster_labels(occupied, i, j, N)
+        inside = (label == label[rows, seed].unsqueeze(1)) & active.unsqueeze(1)
         size = inside.sum(1)
         accept = active
         if h != 0.0:
