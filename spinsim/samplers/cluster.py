@@ -63,8 +63,11 @@ two constructions.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
+from spinsim.lattice import Lattice
 from spinsim.models import IsingModel, PottsModel
 from spinsim.models.base import SpinModel
 
@@ -112,11 +115,20 @@ def bond_probability(model: SpinModel, beta: torch.Tensor) -> torch.Tensor:
     return -torch.expm1(-scale * J * beta.to(torch.float64))
 
 
+_BOND_ENDS: "weakref.WeakKeyDictionary[Lattice, dict[str, tuple[torch.Tensor, torch.Tensor]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def bond_ends(model: SpinModel, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat site indices ``(i, j)`` ``[M]`` of every bond (each once; a size-2 periodic
-    direction has two bonds between the same sites, as in the energy)."""
-    bonds = model.lattice.bonds().to(device)
-    return bonds[:, 0].contiguous(), bonds[:, 1].contiguous()
+    direction has two bonds between the same sites, as in the energy). Cached per lattice and device."""
+    per_device = _BOND_ENDS.setdefault(model.lattice, {})
+    key = str(device)
+    if key not in per_device:
+        bonds = model.lattice.bonds().to(device)
+        per_device[key] = (bonds[:, 0].contiguous(), bonds[:, 1].contiguous())
+    return per_device[key]
 
 
 def cluster_labels(occupied: torch.Tensor, i: torch.Tensor, j: torch.Tensor, n_sites: int) -> torch.Tensor:
