@@ -127,6 +127,28 @@ def test_fast_engine_matches_enumeration(case, name):
     check_enumeration(case, fast(build(), SAMPLERS[name](), T, replicas=256), sweeps=600, thermalize=100)
 
 
+PRECISE_CASES = [
+    "ising square 4x4 at beta_c", "ising open square 4x3, h=-0.3, J=0.7", "ising open honeycomb 4x3, h=0.25",
+    "potts q=2 open square 3x3, h=0.3", "potts q=4 cubic 2x2x2, h=0.3", "potts q=3 ring of 8, h=0.2",
+    "potts q=3 open honeycomb 3x3, h=-0.3",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("case", PRECISE_CASES)
+def test_fast_engine_matches_enumeration_precisely(case, name):
+    """The field cases (and the 4x4 torus) with standard errors near 3e-4: 2048 replicas x 1500 sweeps."""
+    build, T, _ = CASES[case]
+    engine = fast(build(), SAMPLERS[name](), T, replicas=2048, seed=11)
+    exact = exact_case(case)
+    got = sample_engine(engine, sweeps=1500, thermalize=100)
+    print(f"{case} {name}: <e> {got.e.mean:.5f}({got.e.error:.5f}) vs {exact['e']:.5f}; "
+          f"<|m|> {got.abs_m.mean:.5f}({got.abs_m.error:.5f}) vs {exact['abs_m']:.5f}")  # fmt: skip
+    assert got.e.error < 1.5e-3 and got.abs_m.error < 1e-3
+    assert within(got.e, exact["e"]) and within(got.abs_m, exact["abs_m"])
+
+
 @pytest.mark.parametrize("name", list(SAMPLERS))
 @pytest.mark.parametrize("case", REFERENCE_CASES)
 def test_reference_engine_matches_enumeration(case, name):
