@@ -1,0 +1,160 @@
+"""Autocorrelation of |m| at Tc on a 64x64 Ising torus: Metropolis, Wolff and Swendsen-Wang.
+
+    .venv/bin/python scripts/cluster_autocorrelation.py            # about 5 minutes on 2 cores
+    .venv/bin/python scripts/cluster_autocorrelation.py --quick    # a 10x shorter smoke run
+    .venv/bin/python scripts/cluster_autocorrelation.py --out DIR --reuse   # time again, reusing DIR's runs
+
+Each sampler runs ``spinsim simulate`` (the commands are printed) with 16
+replicas at T = 2/ln(1 + sqrt 2), the fast engines and their default threads;
+the |m| series of the run file then gives
+
+* ``tau_int`` with Sokal's automatic window: ``tau(W) = 1/2 + sum_{t=1..W} rho(t)``
+  at the smallest W with ``W >= 6 tau(W)``, rho the autocorrelation of |m|
+  pooled over replicas (each replica's own mean subtracted); error
+  ``tau sqrt(2 (2W + 1) / n)`` (Madras-Sokal) with n the number of measurements;
+* the binning ``tau`` of ``spinsim.analysis`` (the run summary's ``tau_|m|``);
+
+both converted to sweeps (Metropolis is measured every ``measure_every``
+sweeps, so its series is in those units; tau >> measure_every there). Wall
+clock: the same engine advanced without measurements, timed separately
+(median of 5 repeats), so seconds per sweep is the update cost alone;
+``tau x seconds per sweep`` is the wall-clock time per independent
+measurement of all 16 replicas together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+import spinsim
+from spinsim import build
+from spinsim.analysis import binning
+from spinsim.commands import simulate
+from spinsim.engine import build_engine
+from spinsim.io import load
+
+TC = 2 / math.log(1 + math.sqrt(2))
+L, BATCH = 64, 16
+RUNS = {  # sampler: (sweeps, thermalize, measure_every)
+    "metropolis": (200_000, 20_000, 4),
+    "wolff": (20_000, 500, 1),
+    "swendsen_wang": (20_000, 500, 1),
+}
+
+
+def windowed_tau(x: np.ndarray, c: float = 6.0) -> tuple[float, float, int]:
+    """Sokal's windowed ``tau_int`` of ``x [n, R]`` (R independent replicas): ``(tau, error, W)``."""
+    x = x - x.mean(0)
+    n, R = x.shape
+    f = np.fft.rfft(x, 2 * n, axis=0)
+    acov = np.fft.irfft(np.abs(f) ** 2, axis=0)[:n].sum(1) / (R * (n - np.arange(n)))
+    rho = acov / acov[0]
+    tau = 0.5
+    for W in range(1, n):
+        tau += rho[W]
+        if W >= c * tau:
+            return tau, tau * math.sqrt(2 * (2 * W + 1) / (n * R)), W
+    return tau, math.nan, n
+
+
+def seconds_per_sweep(sampler: str, threads: int) -> tuple[float, str]:
+    """Median wall-clock seconds of one sweep of all replicas, no measurements; and the engine name."""
+    cfg = spinsim.compose("simulate", [f"sampler={sampler}", f"lattice.size={L}", "device=cpu"])
+    lattice = build.lattice(cfg.lattice)
+    model = build.model(cfg.model, lattice)
+    generator = torch.Generator().manual_seed(0)
+    T = torch.full((BATCH,), TC, dtype=torch.float64)
+    engine = build_engine("auto", model, build.sampler(cfg.sampler), model.ordered_state(BATCH), T,
+                          generator, 0, threads)  # fmt: skip
+    engine.advance(200)  # Wolff: past its calibration
+    n, times = 50, []
+    while len(times) < 5:
+        start = time.perf_counter()
+        engine.advance(n)
+        dt = time.perf_counter() - start
+        if dt < 1.0:
+            n *= 2
+            continue
+        times.append(dt / n)
+    return statistics.median(times), engine.name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10x shorter runs (a smoke test)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the run files (default: a new one)")
+    parser.add_argument("--reuse", action="store_true", help="analyse the run files already in --out")
+    args = parser.parse_args()
+    if args.reuse and args.out is None:
+        parser.error("--reuse needs --out")
+    out = args.out or Path(tempfile.mkdtemp(prefix="cluster-tau-"))
+    out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    rows = []
+    for sampler, (sweeps, thermalize, every) in RUNS.items():
+        if args.quick:
+            sweeps, thermalize = sweeps // 10, thermalize // 10
+        overrides = [
+            f"sampler={sampler}", f"lattice.size={L}", f"temperature={TC:.9f}", f"batch={BATCH}",
+            f"sweeps={sweeps}", f"thermalize={thermalize}", f"measure_every={every}", "snapshot_every=0",
+            "seed=1", "device=cpu", "progress=false",
+        ]  # fmt: skip
+        path = out / f"{sampler}.h5"
+        print("spinsim simulate " + " ".join(overrides) + f" output={path}", flush=True)
+        if not args.reuse:
+            with contextlib.redirect_stdout(io.StringIO()):
+                simulate.run(spinsim.compose("simulate", [*overrides, f"output={path}"]))
+        run = load(path)
+        with h5py.File(path) as f:
+            run_seconds = float(f["summary"].attrs["seconds"])  # sweeps, measurements and writes
+        steps = run.observables["abs_m"].step
+        abs_m = run.observables["abs_m"].value[steps > thermalize]
+        tau, tau_err, window = windowed_tau(abs_m)
+        binned = binning(abs_m).tau
+        per_sweep, engine = seconds_per_sweep(sampler, threads=0)
+        row = {
+            "sampler": sampler, "engine": engine, "sweeps": sweeps, "measure_every": every,
+            "abs_m": float(abs_m.mean()), "tau_sweeps": tau * every, "tau_err": tau_err * every,
+            "window": window * every, "tau_binning_sweeps": binned * every,
+            "run_seconds": run_seconds, "seconds_per_sweep": per_sweep,
+            "tau_seconds": tau * every * per_sweep,
+        }  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
+               platform.processor())  # fmt: skip
+    machine = {
+        "cpu": cpu, "cores": os.cpu_count(), "numba_threads": __import__("numba").get_num_threads(),
+        "load_before": load_before, "load_after": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__, "python": sys.version.split()[0],
+    }  # fmt: skip
+    print(json.dumps(machine))
+    print(f"\n| sampler | tau_int(|m|) sweeps (window) | binning tau | ms per sweep ({BATCH} replicas) "
+          "| tau x time per sweep |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for r in rows:
+        tau = f"{r['tau_sweeps']:.4g} ± {r['tau_err']:.2g} ({r['window']})"
+        print(f"| {r['sampler']} ({r['engine']}) | {tau} "
+              f"| {r['tau_binning_sweeps']:.4g} | {1e3 * r['seconds_per_sweep']:.3g} "
+              f"| {1e3 * r['tau_seconds']:.3g} ms |")  # fmt: skip
+    (out / "tau.json").write_text(json.dumps({"rows": rows, "machine": machine}, indent=1))
+    print(f"\nrun files and tau.json in {out}")
+
+
+if __name__ == "__main__":
+    main()
