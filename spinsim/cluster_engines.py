@@ -54,6 +54,16 @@ class WolffReferenceEngine(ReferenceEngine):
                 log.info("wolff: clusters per sweep calibrated to %s", schedule.per_sweep.tolist())
             n_sweeps -= k
 
+    def state_dict(self) -> dict:
+        """State, random stream and schedule: enough to continue the chain exactly."""
+        return {"state": self.state.cpu().clone(), "generator": self.generator.get_state(),
+                "schedule": self.schedule.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = state["state"].to(device=self.state.device, dtype=self.state.dtype)
+        self.generator.set_state(state["generator"])
+        self.schedule.load_state_dict(state["schedule"])
+
 
 def fast_cluster_unsupported(device: torch.device) -> str | None:
     """Why the compiled cluster engine cannot run on ``device`` (None: it can)."""

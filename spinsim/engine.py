@@ -11,6 +11,7 @@ permuted along the batch), so an engine must accept that.
 * :class:`ReferenceEngine`: the torch sampler, the readable, differentiable truth.
 * ``spinsim.kernels.cpu.CPUEngine`` (``numba``): compiled CPU kernels.
 * ``spinsim.kernels.gpu.TritonEngine`` (``triton``): fused GPU kernels.
+* Cluster samplers (Wolff, Swendsen-Wang): :mod:`spinsim.cluster_engines`.
 
 :func:`build_engine` chooses (``engine=auto|reference|fast``).
 """

@@ -236,6 +236,26 @@ def test_fast_measurements_and_state_equal_reference(model):
     assert torch.equal(engine.state, state)
 
 
+@pytest.mark.parametrize(
+    "make,name", [(fast, "wolff"), (fast, "swendsen_wang"), (reference, "wolff")],
+    ids=["fast wolff", "fast swendsen_wang", "reference wolff"],
+)  # fmt: skip
+def test_state_dict_continues_the_chain_exactly(make, name):
+    """Saved mid-calibration and loaded into a new engine: the same states as never stopping."""
+    model = potts(Lattice("honeycomb", [6, 4], "open"), h=0.2)
+    sampler = Wolff(calibration=8) if name == "wolff" else SwendsenWang()
+    first = make(model, sampler, [0.8, 1.2], replicas=2, seed=4)
+    first.advance(5)
+    saved = first.state_dict()
+    first.advance(9)
+    second = make(model, sampler, [0.8, 1.2], replicas=2, seed=99)  # other streams until loaded
+    second.load_state_dict(saved)
+    second.advance(9)
+    assert torch.equal(first.state, second.state)
+    if name == "wolff":
+        assert torch.equal(first.schedule.per_sweep, second.schedule.per_sweep)
+
+
 def test_wolff_schedule_calibrates_then_stays_fixed():
     """The last ceil(calibration / 2) calibration sweeps set n_c = ceil(N clusters / sites); then fixed."""
     schedule = WolffSchedule(batch=2, n_sites=100, clusters=None, calibration=5)

@@ -7,6 +7,8 @@
 * :mod:`spinsim.kernels.gpu`: Triton kernels and :class:`TritonEngine`.
 * :mod:`spinsim.kernels.cpm`: the cellular Potts model's random-sequential copy
   attempts (numba), behind ``sampler=cpm_sequential``.
+* :mod:`spinsim.kernels.cluster_cpu`: Wolff and Swendsen-Wang (numba), behind
+  ``sampler=wolff`` and ``sampler=swendsen_wang``.
 
 numba and triton are imported only when these modules are, so the package
 works without either; :func:`spinsim.engine.build_engine` chooses.

@@ -1,8 +1,9 @@
 """Wolff and Swendsen-Wang updates compiled with numba, and :class:`ClusterCPUEngine`.
 
 The algorithms, the Wolff sweep and what is supported are those of
-:mod:`spinsim.samplers.cluster` (the torch reference), done site by site. Spins are int8 ``[B, N]`` over flat sites (Ising: 1 for +1, 0
-for -1; Potts: the state). Neighbours come from the lattice's bond list
+:mod:`spinsim.samplers.cluster` (the torch reference), done site by site.
+Spins are int8 ``[B, N]`` over flat sites (Ising: 1 for +1, 0 for -1;
+Potts: the state). Neighbours come from the lattice's bond list
 (:meth:`spinsim.lattice.Lattice.bonds`), so every geometry and boundary runs
 the same code; a bond appears once in ``bond_i, bond_j`` and twice in the
 adjacency ``(adj_start, adj)`` (once from each end).
@@ -353,6 +354,25 @@ class ClusterCPUEngine:
         values = state.detach().cpu().reshape(self.batch, -1).numpy()
         values = values > 0 if self.ising else values
         self.spins = np.ascontiguousarray(values.astype(np.int8))
+
+    def state_dict(self) -> dict:
+        """Spins, every replica's stream state and (Wolff) the schedule: enough to continue exactly."""
+        out = {
+            "spins": torch.from_numpy(self.spins.copy()),
+            "rng": torch.from_numpy(self.rng.view(np.int64).copy()),  # torch has no full uint64 support
+        }
+        if self.sampler_name == "wolff":
+            out["schedule"] = self.schedule.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        spins = state["spins"].numpy()
+        if spins.shape != self.spins.shape:
+            raise ValueError(f"spins of shape {spins.shape}, expected {self.spins.shape}")
+        self.spins = np.ascontiguousarray(spins.astype(np.int8))
+        self.rng = np.ascontiguousarray(state["rng"].numpy().view(np.uint64))
+        if self.sampler_name == "wolff":
+            self.schedule.load_state_dict(state["schedule"])
 
     def advance(self, n_sweeps: int) -> None:
         with _Threads(self.threads):

@@ -362,6 +362,18 @@ class WolffSchedule:
         """``[B]`` mean size of every cluster grown so far (float64)."""
         return self.total_sites.double() / self.total_clusters.clamp(min=1).double()
 
+    _FIELDS = ("per_sweep", "_clusters", "_sites", "total_clusters", "total_sites")
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue the schedule exactly (a checkpoint)."""
+        out = {name: getattr(self, name).clone() for name in self._FIELDS}
+        return {**out, "sweeps": self.sweeps, "calibration": self.calibration}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self._FIELDS:
+            setattr(self, name, state[name].clone())
+        self.sweeps, self.calibration = int(state["sweeps"]), int(state["calibration"])
+
 
 __all__ = [
     "CLUSTER_SAMPLERS", "SwendsenWang", "Wolff", "WolffSchedule", "bond_probability", "cluster_labels",
