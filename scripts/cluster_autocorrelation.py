@@ -72,8 +72,9 @@ def windowed_tau(x: np.ndarray, c: float = 6.0) -> tuple[float, float, int]:
     return tau, math.nan, n
 
 
-def seconds_per_sweep(sampler: str, threads: int) -> tuple[float, str]:
-    """Median wall-clock seconds of one sweep of all replicas, no measurements; and the engine name."""
+def seconds_per_sweep(sampler: str, threads: int) -> tuple[float, str, dict]:
+    """Median wall-clock seconds of one sweep of all replicas, no measurements; the engine name;
+    for Wolff, the mean clusters per sweep and cluster size per replica."""
     cfg = spinsim.compose("simulate", [f"sampler={sampler}", f"lattice.size={L}", "device=cpu"])
     lattice = build.lattice(cfg.lattice)
     model = build.model(cfg.model, lattice)
@@ -91,13 +92,17 @@ def seconds_per_sweep(sampler: str, threads: int) -> tuple[float, str]:
             n *= 2
             continue
         times.append(dt / n)
-    return statistics.median(times), engine.name
+    extra = {}
+    if sampler == "wolff":
+        extra = {"clusters_per_sweep": engine.schedule.per_sweep.double().mean().item(),
+                 "mean_cluster_size": engine.schedule.mean_cluster_size.mean().item()}  # fmt: skip
+    return statistics.median(times), engine.name, extra
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x shorter runs (a smoke test)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the run files (default: a new one)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for run files (default: a new one)")
     parser.add_argument("--reuse", action="store_true", help="analyse the run files already in --out")
     args = parser.parse_args()
     if args.reuse and args.out is None:
@@ -126,13 +131,14 @@ def main() -> None:
         abs_m = run.observables["abs_m"].value[steps > thermalize]
         tau, tau_err, window = windowed_tau(abs_m)
         binned = binning(abs_m).tau
-        per_sweep, engine = seconds_per_sweep(sampler, threads=0)
+        per_sweep, engine, extra = seconds_per_sweep(sampler, threads=0)
         row = {
             "sampler": sampler, "engine": engine, "sweeps": sweeps, "measure_every": every,
             "abs_m": float(abs_m.mean()), "tau_sweeps": tau * every, "tau_err": tau_err * every,
             "window": window * every, "tau_binning_sweeps": binned * every,
             "run_seconds": run_seconds, "seconds_per_sweep": per_sweep,
             "tau_seconds": tau * every * per_sweep,
+            "site_updates_per_ns": BATCH * L * L / per_sweep * 1e-9, **extra,
         }  # fmt: skip
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -93,7 +93,9 @@ def build_engine(
     """
     if kind not in ENGINES:
         raise ConfigError("engine", kind, f"choose one of {', '.join(ENGINES)}")
-    if getattr(sampler, "name", None) in ("wolff", "swendsen_wang"):  # cluster updates: their own engines
+    from spinsim.samplers.cluster import is_cluster_sampler
+
+    if is_cluster_sampler(sampler):  # Wolff, Swendsen-Wang: engines of their own
         from spinsim.cluster_engines import build_cluster_engine
 
         return build_cluster_engine(kind, model, sampler, state, temperature, generator, seed, threads)

@@ -7,8 +7,9 @@ sites with equal values is *occupied* with probability
     p = 1 - exp(-2 beta J)   (Ising, H = -J sum s_i s_j - h sum s_i)
     p = 1 - exp(-beta J)     (Potts, H = -J sum delta(s_i, s_j) - h sum delta(s_i, 0))
 
-and occupied bonds join sites into clusters whose values can change together
-without any bond energy cost being left out.
+and occupied bonds join sites into clusters. Given the bonds, the values of
+different clusters are independent (the Edwards-Sokal joint distribution of
+spins and bonds has the Boltzmann distribution as its spin marginal).
 
 * **Swendsen-Wang** (:class:`SwendsenWang`): occupy every bond, then give every
   cluster a new value drawn from its conditional distribution given the bonds:
@@ -76,6 +77,7 @@ DEFAULT_CALIBRATION = 50
 
 
 def is_cluster_sampler(sampler) -> bool:
+    """Wolff or Swendsen-Wang (by ``sampler.name``): the samplers with engines of their own."""
     return getattr(sampler, "name", None) in CLUSTER_SAMPLERS
 
 
