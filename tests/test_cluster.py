@@ -54,6 +54,8 @@ SAMPLERS = {"wolff": Wolff, "swendsen_wang": SwendsenWang}
 # ``reference`` marks the cases the (slower) torch engines also run.
 CASES = {
     "ising square 4x4 at beta_c": (lambda: ising(Lattice("square", 4)), 1 / BETA_C, True),
+    # clusters of the whole lattice, often (the end of Wolff's queue)
+    "ising square 4x4 at T=1.2": (lambda: ising(Lattice("square", 4)), 1.2, False),
     "ising open square 4x3, h=-0.3, J=0.7": (
         lambda: ising(Lattice("square", [4, 3], "open"), h=-0.3, J=0.7), 1.5, True
     ),
