@@ -174,7 +174,7 @@ AGREEMENT = {
     "ising square 24x24 near Tc": (lambda: ising(Lattice("square", 24)), 2.3, 2),
     "ising cubic 6^3 open": (lambda: ising(Lattice("cubic", 6, "open")), 4.4, 2),
     "potts q=3 honeycomb 16x16": (lambda: potts(Lattice("honeycomb", 16)), 0.8, 2),
-}
+}  # fmt: skip
 AGREEMENT_PARAMS = [
     pytest.param(name, marks=[pytest.mark.slow] if AGREEMENT[name][2] > 1 else []) for name in AGREEMENT
 ]
