@@ -36,8 +36,8 @@ def series(engine, model, sweeps: int, thermalize: int) -> dict[str, np.ndarray]
     for _ in range(sweeps):
         engine.advance(1)
         obs = engine.measure() if hasattr(engine, "measure") else measure(model, engine.state)
-        e.append(obs["e"].numpy())
-        m.append(obs["abs_m"].numpy())
+        e.append(obs["e"].cpu().numpy())
+        m.append(obs["abs_m"].cpu().numpy())
     return {"e": np.stack(e).astype(np.float64), "abs_m": np.stack(m).astype(np.float64)}
 
 
@@ -45,6 +45,11 @@ def sample(engine, model, sweeps: int, thermalize: int) -> Sampled:
     """Binning estimates of <e> and <|m|> over the replicas and sweeps of an engine."""
     s = series(engine, model, sweeps, thermalize)
     return Sampled(binning(s["e"]), binning(s["abs_m"]))
+
+
+def sample_engine(engine, sweeps: int = 800, thermalize: int = 100) -> Sampled:
+    """:func:`sample` for an engine that holds its model (``engine.model``)."""
+    return sample(engine, engine.model, sweeps, thermalize)
 
 
 def beta_of(temperature, replicas: int) -> torch.Tensor:

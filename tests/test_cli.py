@@ -74,7 +74,7 @@ def test_multirun_sweep(tmp_path):
 BAD = [
     (["model=foo"], "model=foo: no such option; choose one of blume_capel, cpm, ising, potts"),
     (["lattice=hexagonal"], "lattice=hexagonal: no such option; choose one of"),
-    (["sampler=wolff"], "sampler=wolff: no such option; choose one of cpm_parallel, cpm_sequential, heat_bath, metropolis"),  # noqa: E501
+    (["sampler=wolf"], "sampler=wolf: no such option; choose one of cpm_parallel, cpm_sequential, heat_bath, metropolis"),  # noqa: E501
     (["device=tpu"], "device=tpu: no such option; choose one of auto, cpu, cuda"),
     (["temperature=-1"], "temperature=-1: must be a positive number"),
     (["temperature=0"], "temperature=0: must be a positive number"),

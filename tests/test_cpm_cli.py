@@ -130,7 +130,8 @@ def test_ising_rejects_cpm_samplers_and_cli_prints_one_line(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == (
         "spinsim simulate: error: sampler=cpm_parallel: "
-        "model=ising takes sampler=metropolis or sampler=heat_bath"
+        "model=ising takes sampler=metropolis or sampler=heat_bath or sampler=wolff or "
+        "sampler=swendsen_wang"
     )
     out = spinsim_cli("simulate", "experiment=cell_sorting_gg", "model.neighbourhood=0", cwd=tmp_path)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1

@@ -94,6 +94,13 @@ class RelaxedMetropolisConfig(SamplerConfig):
 
 
 @dataclass
+class WolffConfig(SamplerConfig):
+    name: str = "wolff"
+    clusters: Optional[int] = documented(None, "clusters a sweep grows per replica (null: calibrated)")
+    calibration: int = documented(50, "sweeps that calibrate the clusters per sweep (with clusters=null)")
+
+
+@dataclass
 class CPMSamplerConfig(SamplerConfig):
     copy_neighbourhood: Optional[int] = documented(
         None, "neighbourhood order copied from (null: the model's)"
@@ -267,6 +274,8 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "cpm_sequential": CPMSamplerConfig,
         "cpm_parallel": CPMSamplerConfig,
         "relaxed_metropolis": RelaxedMetropolisConfig,
+        "wolff": WolffConfig,
+        "swendsen_wang": SamplerConfig,
     },
     "device": {name.value: DeviceConfig for name in DeviceName},
     "optimizer": {"adam": AdamConfig, "sgd": SGDConfig},

@@ -7,6 +7,8 @@
 * :class:`spinsim.engines.gpu.triton.TritonEngine` (``triton``): fused GPU kernels.
 * :class:`spinsim.engines.cpu.cpm.CPMSequentialEngine` (``numba``): the
   cellular Potts model's random-sequential copy attempts, compiled.
+* :mod:`spinsim.engines.cluster`: the cluster samplers' engines (Wolff, Swendsen-Wang:
+  compiled on the CPU, torch elsewhere).
 * :class:`spinsim.engines.tempering.ParallelTempering`: replica exchange around any of them.
 
 :func:`build_engine` chooses for every model family: ``auto`` takes the
@@ -88,6 +90,14 @@ def build_engine(
     if kind not in ENGINES:
         raise ValueError(f"choose one of {', '.join(ENGINES)}")
     device = state.device
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    from spinsim.samplers.cluster import is_cluster_sampler
+
+    if is_cluster_sampler(sampler):  # Wolff, Swendsen-Wang: engines of their own
+        from spinsim.engines.cluster import build_cluster_engine
+
+        return build_cluster_engine(kind, model, sampler, state, beta, generator, seed, threads)
     if kind != "reference":
         reason = fast_unsupported(model, sampler, device)
         if reason is None:
@@ -97,8 +107,6 @@ def build_engine(
     reason = reference_unsupported(model, sampler)
     if reason is not None:
         raise ValueError(f"the reference engine does not support {reason}; use engine=auto or fast")
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(int(seed))
     return ReferenceEngine(model, sampler, state, beta, generator)
 
 

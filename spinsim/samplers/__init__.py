@@ -3,7 +3,8 @@
 A sampler knows proposals and acceptance, not engines or files. Spin
 models: ``sweep(model, state, beta, generator) -> state`` over the
 checkerboard colour classes (:func:`spinsim.samplers.checkerboard.colour_sweep`):
-``metropolis`` and ``heat_bath`` sample the Boltzmann distribution;
+``metropolis`` and ``heat_bath`` sample the Boltzmann distribution, as do the cluster
+updates ``wolff`` and ``swendsen_wang`` (:mod:`spinsim.samplers.cluster`);
 ``relaxed_metropolis`` is the differentiable (relaxed) Metropolis of the
 first paper, on relaxed states, used by ``spinsim optimize``. Cellular Potts
 model: ``cpm_parallel`` (an exact parallel sweep in torch, the same
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
+from spinsim.samplers.cluster import SwendsenWang, Wolff
 from spinsim.samplers.cpm_parallel import CPMParallel
 from spinsim.samplers.cpm_sequential import CPMSequential
 from spinsim.samplers.heat_bath import HeatBath
@@ -42,6 +44,8 @@ SAMPLERS: dict[str, type] = {
     "metropolis": Metropolis,
     "heat_bath": HeatBath,
     "relaxed_metropolis": RelaxedMetropolis,
+    "wolff": Wolff,
+    "swendsen_wang": SwendsenWang,
     "cpm_sequential": CPMSequential,
     "cpm_parallel": CPMParallel,
 }
@@ -57,5 +61,5 @@ def build_sampler(name: str, **options: Any) -> Sampler:
 
 __all__ = [
     "CPMParallel", "CPMSequential", "HeatBath", "Metropolis", "RelaxedMetropolis", "SAMPLERS", "Sampler",
-    "SweepSampler", "build_sampler",
+    "SweepSampler", "SwendsenWang", "Wolff", "build_sampler",
 ]  # fmt: skip

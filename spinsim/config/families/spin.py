@@ -98,9 +98,42 @@ def summary(model: SpinModel, temperatures, batch: int, measured: Mapping[str, n
     return summarize(temperatures, batch, {k: measured[k] for k in SPIN_OBSERVABLES}, model.lattice.n_sites)
 
 
+CLUSTER_SAMPLERS = ("wolff", "swendsen_wang")
+
+
+def check_run(run: DictConfig, lat: Lattice) -> None:
+    """Cluster samplers (wolff, swendsen_wang) need uniform ferromagnetic couplings (any field h);
+    Wolff's ``clusters`` and ``calibration`` are checked here too. Other samplers pass."""
+    from spinsim.config.checks import at_least
+
+    name = plain(run.sampler.name)
+    if name not in CLUSTER_SAMPLERS:
+        return
+    model_cfg, sampler_cfg = run.model, run.sampler
+    other = "use sampler=metropolis or sampler=heat_bath"
+    couplings = plain(model_cfg.couplings)
+    if couplings != "uniform":
+        raise ConfigError(
+            "model.couplings", couplings,
+            f"sampler={name} needs model.couplings=uniform (its cluster bonds need J_ij >= 0); {other}",
+        )  # fmt: skip
+    J = plain(model_cfg.J)
+    if J < 0:
+        raise ConfigError(
+            "model.J", J,
+            f"sampler={name} needs a ferromagnet, J >= 0 (its cluster moves are wrong for J < 0); {other}",
+        )  # fmt: skip
+    if name == "wolff":
+        clusters = plain(sampler_cfg.clusters)
+        if clusters is not None and (isinstance(clusters, bool) or clusters < 1):
+            raise ConfigError("sampler.clusters", clusters, "null (calibrated) or an integer >= 1")
+        at_least("sampler.calibration", plain(sampler_cfg.calibration), 1)
+
+
 _COMMON = dict(
     build=build_spin_model,
-    samplers=("metropolis", "heat_bath"),
+    samplers=("metropolis", "heat_bath", *CLUSTER_SAMPLERS),
+    check_run=check_run,
     initial_state=initial_spins,
     observables=lambda model: SPIN_OBSERVABLES,
     measure=measure,
