@@ -36,6 +36,7 @@ The energy is computed in the parameter dtype and returned as float64.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -153,25 +154,33 @@ class NHLayer(nn.Module):
 
 
 class Readout(nn.Module):
-    """1x1 convolution summed over cells and pixels, residual MLP blocks, linear map to the energy."""
+    """1x1 convolution to ``width`` channels (None: none) summed over cells and pixels,
+    residual MLP blocks ``g <- P g + SiLU(W g + b)`` of widths ``mlp`` (P the identity, or a
+    linear map where the width changes), a linear map to the energy."""
 
-    def __init__(self, c_in: int, width: int, blocks: int) -> None:
+    def __init__(self, c_in: int, width: int | None, mlp: Sequence[int]) -> None:
         super().__init__()
-        self.project = nn.Conv2d(c_in, width, 1)
-        self.blocks = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
-        self.out = nn.Linear(width, 1)
+        self.project = None if width is None else nn.Conv2d(c_in, width, 1)
+        widths = (c_in if width is None else width, *mlp)
+        self.blocks = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.skips = nn.ModuleList(nn.Identity() if a == b else nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Linear(widths[-1], 1)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, width]``: sum over cells and pixels of the projection of ``x [B, n, C, h, w]``
-        (the projection is linear: it acts on the summed features, plus bias times the count)."""
-        count = x.shape[1] * x.shape[3] * x.shape[4]
-        total = x.sum((1, 3, 4))
+        (or ``[B, C, h, w]``; the projection is linear: it acts on the summed features, plus its
+        bias times the number of terms)."""
+        dims = (1, 3, 4) if x.dim() == 5 else (2, 3)
+        count = math.prod(x.shape[d] for d in dims)
+        total = x.sum(dims)
+        if self.project is None:
+            return total
         w = self.project.weight[:, :, 0, 0]
         return total @ w.T + self.project.bias * count
 
     def head(self, g: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            g = g + F.silu(block(g))
+        for block, skip in zip(self.blocks, self.skips):
+            g = skip(g) + F.silu(block(g))
         return self.out(g)[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,10 +228,11 @@ class NeuralHamiltonian(nn.Module):
             embed_stride=embed_stride or embed_kernel, readout=readout, mlp_blocks=mlp_blocks,
             widths=widths, padding=padding,
         )  # fmt: skip
+        self.config = dict(self.sizes, delta_method=delta_method)
         self.embedding = CellEmbedding(n_types, dims[0], embed_kernel, embed_stride or embed_kernel)
         c_in = (dims[0],) + dims[:-1]
         self.layers = nn.ModuleList(NHLayer(a, b, e, p, padding) for a, b, e, p in zip(c_in, dims, widths, pools))
-        self.readout = Readout(dims[-1], readout, mlp_blocks)
+        self.readout = Readout(dims[-1], readout, (readout,) * mlp_blocks)
 
     @property
     def dtype(self) -> torch.dtype:
