@@ -1,0 +1,229 @@
+"""cpm_approx_parallel: its P = 1 chain against exact enumeration, its conflict rules, its energy changes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from neural_cpm_states import blob_state, single_thread  # noqa: F401
+
+from spinsim.lattice import Lattice, neighbourhood_offsets
+from spinsim.models.cell_hamiltonian import ClassicHamiltonian, delta_by_energies
+from spinsim.models.cell_state import CellState, CopyProposals, cell_areas
+from spinsim.models.cellsort import CellSortHamiltonian
+from spinsim.models.closure import ClosureHamiltonian
+from spinsim.models.cpm import CellularPottsModel
+from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
+
+
+def confluent_states(shape, n_cells):
+    """Every state with cells 1..n_cells on all sites, each cell present: long ``[S, H*W]``."""
+    N = shape[0] * shape[1]
+    digits = np.array(list(itertools.product(range(1, n_cells + 1), repeat=N)))
+    keep = np.stack([(digits == c).any(1) for c in range(1, n_cells + 1)], 1).all(1)
+    return torch.from_numpy(digits[keep])
+
+
+def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
+    """Exact transition matrix of the P = 1 sampler: a site uniform in the boundary set B(x),
+    a copy offset uniform among those holding another id, accepted with min(1, exp(-dH/T)),
+    never removing a cell's last site; dH from full energies."""
+    S, N = states.shape
+    q = int(states.max()) + 1
+    codes = (states * q ** torch.arange(N)).sum(1)
+    index = {int(c): i for i, c in enumerate(codes)}
+    ids = states.view(S, 1, *shape)
+    t = types.expand(S, -1)
+    energy = hamiltonian.energy(ids, t).detach().double().numpy()
+    nb = Lattice("square", shape, colourable=False).neighbour_index(neighbourhood_offsets(2, 2)).numpy()
+    areas = cell_areas(ids, q).numpy()
+    s_np = states.numpy()
+    K = np.zeros((S, S))
+    for a in range(S):
+        x = s_np[a]
+        boundary = [i for i in range(N) if (x[nb[i]] != x[i]).any()]
+        for i in boundary:
+            offsets = [k for k in range(nb.shape[1]) if x[nb[i, k]] != x[i]]
+            for k in offsets:
+                new = x[nb[i, k]]
+                p = 1.0 / (len(boundary) * len(offsets))
+                if areas[a, x[i]] == 1:
+                    K[a, a] += p
+                    continue
+                y = x.copy()
+                y[i] = new
+                b = index[int((torch.from_numpy(y) * q ** torch.arange(N)).sum())]
+                acc = min(1.0, float(np.exp(-(energy[b] - energy[a]) / temperature)))
+                K[a, b] += p * acc
+                K[a, a] += p * (1 - acc)
+    return K, energy, codes
+
+
+def test_single_proposal_chain_samples_its_exact_time_t_law():
+    """2x3 periodic lattice, 3 confluent cells (540 states). 20,000 independent replicas
+    from one state, 200 iterations: the histogram of the final states against the exact
+    law after 200 steps of the boundary chain (within 1e-6 of its stationary law).
+    Tolerance: every state within 5 standard errors, and the chi-square within 5 of its
+    standard deviations. The Boltzmann law (total variation 0.09 away) fails the same
+    chi-square test by far, so the test tells the two laws apart."""
+    shape, n = (2, 3), 3
+    states = confluent_states(shape, n)
+    types = torch.tensor([[0, 1, 1, 2]])
+    h = CellSortHamiltonian(contact=[[0, 1, 1], [1, 0.5, 1.5], [1, 1.5, 0.2]], lambda_area=0.3, target_area=2.0)
+    K, energy, codes = boundary_chain(h, states, types, shape)
+    start = 17
+    law = np.zeros(len(states))
+    law[start] = 1.0
+    T_iter = 200
+    for _ in range(T_iter):
+        law = law @ K
+    stationary = np.linalg.matrix_power(K, 2000)[start]
+    assert np.abs(law - stationary).sum() < 1e-6
+
+    R = 20_000
+    state = CellState(states[start].view(1, 1, *shape).repeat(R, 1, 1, 1), types.repeat(R, 1))
+    sampler = CPMApproxParallel(proposals=1)
+    g = torch.Generator().manual_seed(11)
+    for _ in range(T_iter):
+        state, _ = sampler.step(h, state, g)
+    q = n + 1
+    final = (state.flat_ids() * q ** torch.arange(6)).sum(1)
+    lookup = {int(c): i for i, c in enumerate(codes)}
+    counts = np.bincount([lookup[int(c)] for c in final], minlength=len(states))
+
+    assert law.min() > 0
+    z = (counts - R * law) / np.sqrt(R * law * (1 - law))
+    assert np.abs(z).max() < 5
+
+    def chi2(p):
+        return (((counts - R * p) ** 2) / (R * p)).sum()
+
+    dof = len(law) - 1
+    assert abs(chi2(law) - dof) < 5 * np.sqrt(2 * dof)
+    boltzmann = np.exp(-(energy - energy.min()))
+    boltzmann /= boltzmann.sum()
+    assert chi2(boltzmann) - dof > 20 * np.sqrt(2 * dof)  # measured: 34 standard deviations
+
+
+class AlwaysAccept:
+    """A Hamiltonian whose every copy lowers the energy by 10 (accepted with probability 1)."""
+
+    def energy(self, ids, types):
+        return torch.zeros(ids.shape[0], dtype=torch.float64)
+
+    def delta_energy(self, ids, types, proposals):
+        return torch.full((len(proposals),), -10.0, dtype=torch.float64)
+
+
+def test_conflict_rules_keep_every_cell_and_copy_values_from_before_the_iteration():
+    """Every boundary site proposes at once and every proposal passes Metropolis: the accepted
+    copies take their source's id from before the iteration (chains exist and are honoured),
+    no cell loses its last site, and the copies rejected for that are exactly the first-drawn
+    removal of each cell that would vanish, round after round (recomputed here one by one)."""
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, 25, (4, 1, 8, 8), generator=g)  # many one-site cells
+    state = CellState(ids, torch.cat([torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 24, dtype=torch.long)], 1))
+    sampler = CPMApproxParallel(proposals=64)
+    after, rec = sampler.step(AlwaysAccept(), state, g)
+    before = state.flat_ids()
+    new = after.flat_ids()
+    r, site, src = rec.proposals.replica, rec.proposals.site, rec.sources
+    acc = rec.accepted
+    assert rec.metropolis.all()
+    assert torch.equal(new[r[acc], site[acc]], before[r[acc], src[acc]])
+    target = torch.zeros_like(before, dtype=torch.bool)
+    target[r[acc], site[acc]] = True
+    chained = acc & target[r, src] & (new[r, src] != before[r, src])
+    assert chained.sum() > 10
+    areas_before, areas_after = cell_areas(state.ids, 25), cell_areas(after.ids, 25)
+    assert ((areas_after[:, 1:] > 0) | (areas_before[:, 1:] == 0)).all()
+    assert (~acc).sum() > 0
+    # the rule, one proposal at a time
+    old = rec.proposals.old_ids(state)
+    keep = rec.metropolis.clone()
+    while True:
+        net = areas_before.clone()
+        for m in torch.nonzero(keep).squeeze(1).tolist():
+            net[r[m], old[m]] -= 1
+            net[r[m], rec.proposals.new_id[m]] += 1
+        gone = [(b, c) for b in range(4) for c in range(1, 25) if net[b, c] == 0 and areas_before[b, c] > 0]
+        if not gone:
+            break
+        for b, c in gone:
+            first = min(m for m in range(len(keep)) if keep[m] and r[m] == b and old[m] == c)
+            keep[first] = False
+    assert torch.equal(keep, acc)
+
+
+def classic_model(shape):
+    n = 9
+    return CellularPottsModel(
+        Lattice("square", shape, boundary="open", colourable=False), type_names=["medium", "a", "b"],
+        cell_type=[0] + [1, 2] * 4, contact=[[0, 16, 16], [16, 14, 11], [16, 11, 2]],
+        target_area=[0.0] + [25.0] * (n - 1), lambda_area=[0.0] + [1.0] * (n - 1), order=2, keep_cells=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["cellsort", "closure", "classic"])
+def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
+    shape = (21, 21)
+    if which == "classic":
+        model = classic_model(shape)
+        h = ClassicHamiltonian(model)
+        state = blob_state(2, shape, 8, 8.0, seed=5)
+        state = CellState(state.ids, h.types(2))
+    else:
+        state = blob_state(2, shape, 8, 8.0, seed=5)
+        h = CellSortHamiltonian(generator=torch.Generator().manual_seed(1), target_area=20.0)
+        if which == "closure":
+            h = ClosureHamiltonian(neural=dict(dims=(4, 6), pools=(3, 1), readout=8), generator=torch.Generator())
+            h.neural.double()
+    sampler = CPMApproxParallel(proposals=15, temperature=2.0)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        nxt, rec = sampler.step(h, state, g)
+        full = delta_by_energies(h, state.ids, state.types, rec.proposals).detach()
+        finite = torch.isfinite(rec.delta_energy)
+        torch.testing.assert_close(rec.delta_energy[finite], full[finite], rtol=0, atol=1e-9)
+        if which == "classic":  # walls: no copy from beyond the open edge, inf only for last sites
+            assert (rec.sources >= 0).all()
+            old = rec.proposals.old_ids(state)
+            last = cell_areas(state.ids, state.n_ids).reshape(-1)[rec.proposals.replica * state.n_ids + old] == 1
+            assert torch.equal(~finite, last & (old != 0))
+        assert len(rec.proposals) == 30
+        state = nxt
+
+
+def test_same_generator_same_chain_and_mcs_counts_iterations():
+    state = blob_state(3, (20, 20), 10, 8.0)
+    h = CellSortHamiltonian(target_area=15.0, generator=torch.Generator().manual_seed(0))
+    sampler = CPMApproxParallel(proposals=10)
+    assert sampler.iterations(0.5, 400) == 20
+    runs = []
+    for _ in range(2):
+        final, totals = sampler.run(h, state, 20, torch.Generator().manual_seed(5))
+        runs.append(final.ids)
+        assert int(totals["proposals"].sum()) == 600 and int(totals["accepted"].sum()) > 0
+    assert torch.equal(runs[0], runs[1])
+    other, _ = sampler.run(h, state, 20, torch.Generator().manual_seed(6))
+    assert not torch.equal(other.ids, runs[0])
+
+
+def test_no_op_copy_has_zero_energy_change():
+    state = blob_state(1, (20, 20), 6, 8.0)
+    flat = state.flat_ids()
+    proposals = CopyProposals(torch.zeros(3, dtype=torch.long), torch.tensor([0, 150, 210]), flat[0, [0, 150, 210]])
+    for h in (CellSortHamiltonian(), ClosureHamiltonian(neural=dict(dims=(4,), pools=(1,), readout=4))):
+        assert torch.equal(h.delta_energy(state.ids, state.types, proposals), torch.zeros(3, dtype=torch.float64))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda_like_on_the_cpu_in_law():
+    state = blob_state(2, (30, 30), 10, 12.0).to("cuda")
+    h = CellSortHamiltonian(target_area=30.0).to("cuda")
+    final, totals = CPMApproxParallel(proposals=20).run(h, state, 50, torch.Generator("cuda").manual_seed(0))
+    assert final.ids.device.type == "cuda" and int(totals["accepted"].sum()) > 0
+    assert (cell_areas(final.ids, state.n_ids)[:, 1:] > 0).all()
