@@ -113,7 +113,7 @@ class AlwaysAccept:
     def energy(self, ids, types):
         return torch.zeros(ids.shape[0], dtype=torch.float64)
 
-    def delta_energy(self, ids, types, proposals):
+    def delta_energy(self, ids, types, proposals, areas=None):
         return torch.full((len(proposals),), -10.0, dtype=torch.float64)
 
 

@@ -7,6 +7,9 @@ applied alone to the same current state: ``delta_energy(...)[m] = H(state with
 proposal m applied) - H(state)``. Energies come back as float64 (computed in the
 module's own parameter dtype); they are differentiable with respect to the
 parameters (``delta_energy`` need not be: samplers call it under ``no_grad``).
+``delta_energy`` takes an optional ``areas`` (long ``[B, n_ids]``, the current cell
+areas): samplers keep them up to date and pass them, so that a local energy change
+need not count them again (O(H W)); a Hamiltonian may ignore it.
 
 :func:`delta_by_energies` is the straightforward ``delta_energy``: one full energy
 evaluation per proposal. :class:`ClassicHamiltonian` lets the fixed-parameter
@@ -32,7 +35,9 @@ class CellHamiltonian(Protocol):
         """``[B]`` float64: H of every replica."""
         ...
 
-    def delta_energy(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def delta_energy(
+        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``[M]`` float64: H(after copy m alone) - H(before), for every proposal m."""
         ...
 
@@ -93,12 +98,14 @@ class ClassicHamiltonian:
         self._check(ids, types)
         return self.model.energy(ids)
 
-    def delta_energy(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def delta_energy(
+        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._check(ids, types)
         m = self.model
         flat = ids.reshape(ids.shape[0], -1)
         old = proposals.old_ids(CellState(ids, types))
         return m.copy_delta(
             flat, proposals.replica, proposals.site, old, proposals.new_id,
-            m.areas(ids), m.perimeters(ids) if m.has_perimeter else None,
+            m.areas(ids) if areas is None else areas, m.perimeters(ids) if m.has_perimeter else None,
         )  # fmt: skip

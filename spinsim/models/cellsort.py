@@ -190,12 +190,15 @@ class CellSortHamiltonian(nn.Module):
             self._neighbours[key] = moore_neighbours(shape, device)
         return self._neighbours[key]
 
-    def delta_energy(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
-        """Exact local H_S(after) - H_S(before) of every copy, ``[M]`` float64 (no gradient)."""
+    def delta_energy(
+        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Exact local H_S(after) - H_S(before) of every copy, ``[M]`` float64 (no gradient);
+        ``areas``: the current cell areas ``[B, n_ids]`` if the caller keeps them."""
         with torch.no_grad():
-            return self._local_delta(ids, types, proposals).to(torch.float64)
+            return self._local_delta(ids, types, proposals, areas).to(torch.float64)
 
-    def _local_delta(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def _local_delta(self, ids, types, proposals: CopyProposals, areas: torch.Tensor | None) -> torch.Tensor:
         B, n = ids.shape[0], types.shape[1]
         flat = ids.reshape(B, -1)
         N = flat.shape[1]
@@ -212,7 +215,7 @@ class CellSortHamiltonian(nn.Module):
         j_new = Jf.index_select(0, (t_new.unsqueeze(1) * T + t_other).reshape(-1)).view(nb.shape)
         j_old = Jf.index_select(0, (t_old.unsqueeze(1) * T + t_other).reshape(-1)).view(nb.shape)
         contact = (j_new * (other != new.unsqueeze(1)) - j_old * (other != old.unsqueeze(1))).sum(1)
-        areas = cell_areas(ids, n).reshape(-1).to(J.dtype)
+        areas = (cell_areas(ids, n) if areas is None else areas).reshape(-1).to(J.dtype)
         a_old = areas.index_select(0, r * n + old) - self.target_area
         a_new = areas.index_select(0, r * n + new) - self.target_area
         area = (1 - 2 * a_old) * (old != MEDIUM) + (1 + 2 * a_new) * (new != MEDIUM)
@@ -248,10 +251,10 @@ class CellSortPotential(CellSortHamiltonian):
         terms["potential"] = (self.coupling[t] * self.potential.reshape(1, -1)).sum(1)
         return terms
 
-    def _local_delta(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def _local_delta(self, ids, types, proposals: CopyProposals, areas: torch.Tensor | None) -> torch.Tensor:
         if tuple(ids.shape[2:]) != self.shape:
             raise ValueError(f"this potential is defined on a {self.shape} lattice, not {tuple(ids.shape[2:])}")
-        dH = super()._local_delta(ids, types, proposals)
+        dH = super()._local_delta(ids, types, proposals, areas)
         n = types.shape[1]
         r = proposals.replica
         flat = ids.reshape(ids.shape[0], -1)

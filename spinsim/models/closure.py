@@ -67,8 +67,9 @@ class ClosureHamiltonian(nn.Module):
     def forward(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         return self.energy(ids, types)
 
-    def delta_energy(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def delta_energy(
+        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+    ) -> torch.Tensor:
         with torch.no_grad():
-            return self.weight_symbolic * self.symbolic.delta_energy(
-                ids, types, proposals
-            ) + self.weight_neural * self.neural.delta_energy(ids, types, proposals)
+            symbolic = self.symbolic.delta_energy(ids, types, proposals, areas)
+            return self.weight_symbolic * symbolic + self.weight_neural * self.neural.delta_energy(ids, types, proposals)

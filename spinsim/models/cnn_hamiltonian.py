@@ -62,7 +62,9 @@ def conv_blocks(c_in: int, dims: Sequence[int], pools: Sequence[int], padding: s
 
 
 class _FullPassDelta:
-    def delta_energy(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def delta_energy(
+        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+    ) -> torch.Tensor:
         from spinsim.models.cell_hamiltonian import delta_by_energies
 
         with torch.no_grad():

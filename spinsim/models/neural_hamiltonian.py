@@ -265,7 +265,10 @@ class NeuralHamiltonian(nn.Module):
     def forward(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         return self.energy(ids, types)
 
-    def delta_energy(self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals) -> torch.Tensor:
+    def delta_energy(
+        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[M]`` float64 energy changes (``areas``, a hint some Hamiltonians use, is not needed)."""
         if self.delta_method == "straightforward":
             from spinsim.models.cell_hamiltonian import delta_by_energies
 
