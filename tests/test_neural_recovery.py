@@ -40,9 +40,9 @@ def fit(data, steps, ema=0.0):
 
     before = error(h)
     cd = ContrastiveDivergence(
-        h, data.ids, data.types, batch=16, sampler_mcs=0.5, proposals=20, p_reset=1.0, lr=0.05, ema=ema, seed=0,
+        h, data.ids, data.types, batch=16, sampler_mcs=0.5, proposals=20, neighbour="any", p_reset=1.0, lr=0.05,
+        ema=ema, seed=0,
     )  # fmt: skip
-    cd.sampler.neighbour = "any"
     cd.advance(steps)
     return before, error(cd.evaluated_model())
 

@@ -6,7 +6,8 @@ Every step (``ContrastiveDivergence.step``)::
     each chain b, with probability p_reset: <- positive b (cell types permuted if asked,
                                                          the number of cells of each type kept)
     chains <- K iterations of cpm_approx_parallel under the current H (no gradient),
-              K = int(sampler_mcs * H * W / proposals)
+              K = int(sampler_mcs * H * W / proposals); ``neighbour`` its copy choice
+              ("differing", the paper's, or "any", the classic dynamics' proposal)
     loss = mean H(positives) - mean H(chains) + reg * (mean H(positives)^2 + mean H(chains)^2)
     optimiser step (adam or sgd); gradients optionally reduced across ranks, then clipped
 
@@ -94,6 +95,7 @@ class ContrastiveDivergence:
         batch: int = 16,
         sampler_mcs: float = 1.0,
         proposals: int = 100,
+        neighbour: str = "differing",
         temperature: float = 1.0,
         p_reset: float = 1.0,
         permute_types: bool = False,
@@ -131,7 +133,7 @@ class ContrastiveDivergence:
         self.batch, self.sampler_mcs, self.p_reset = int(batch), float(sampler_mcs), float(p_reset)
         self.permute, self.reg, self.rotate = bool(permute_types), float(reg), rotate
         self.grad_clip, self.ema_alpha = float(grad_clip), float(ema)
-        self.sampler = CPMApproxParallel(proposals=proposals, temperature=temperature)
+        self.sampler = CPMApproxParallel(proposals=proposals, temperature=temperature, neighbour=neighbour)
         self.iterations = self.sampler.iterations(self.sampler_mcs, data.n_sites)
         self.rank, self.world_size = rank, world_size
         self.reduce_gradients = reduce_gradients
