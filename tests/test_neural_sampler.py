@@ -227,3 +227,35 @@ def test_runs_on_cuda_like_on_the_cpu_in_law():
     final, totals = CPMApproxParallel(proposals=20).run(h, state, 50, torch.Generator("cuda").manual_seed(0))
     assert final.ids.device.type == "cuda" and int(totals["accepted"].sum()) > 0
     assert (cell_areas(final.ids, state.n_ids)[:, 1:] > 0).all()
+
+
+@pytest.mark.parametrize("P", [2, 40])
+def test_boundary_sites_are_a_uniform_subset_in_uniform_order(P):
+    """A replica with 12 boundary sites out of 400 (P = 2: found among the candidates) and one
+    with 12 out of 16 (P = 40: more than the boundary holds, the exact fallback takes all 12).
+    P = 2: every ordered pair of distinct sites within 5 standard errors of 1/(12*11), and the
+    chi-square over all 132 pairs within 5 of its standard deviations."""
+    sampler = CPMApproxParallel(proposals=P)
+    boundary = torch.zeros(2, 400, dtype=torch.bool)
+    sites = torch.randperm(400, generator=torch.Generator().manual_seed(0))[:12]
+    boundary[0, sites] = True
+    boundary[1, :16] = True
+    boundary[1, 3:7] = False
+    g = torch.Generator().manual_seed(1)
+    draws = 4000 if P == 2 else 20
+    counts: dict[tuple, int] = {}
+    for _ in range(draws):
+        chosen, valid = sampler.draw_sites(boundary, g)
+        assert boundary.gather(1, chosen)[valid].all()
+        for b in range(2):
+            picked = chosen[b][valid[b]].tolist()
+            assert len(set(picked)) == len(picked) == min(P, 12)
+        if P == 2:
+            counts[tuple(chosen[0].tolist())] = counts.get(tuple(chosen[0].tolist()), 0) + 1
+    if P == 2:
+        p = 1 / (12 * 11)
+        assert len(counts) == 12 * 11
+        n = torch.tensor(list(counts.values()), dtype=torch.float64)
+        assert ((n - draws * p) / (draws * p * (1 - p)) ** 0.5).abs().max() < 5
+        chi2, dof = float(((n - draws * p) ** 2 / (draws * p)).sum()), 12 * 11 - 1
+        assert abs(chi2 - dof) < 5 * (2 * dof) ** 0.5

@@ -126,9 +126,9 @@ class CPMApproxParallel:
         order, and which are real (a replica with fewer than P boundary sites fills fewer).
 
         The first P distinct boundary sites of a stream of uniform sites over the whole
-        lattice (rounds of 4P draws, up to 16P): a uniform P-subset of B, at O(P) cost.
-        Replicas that have not found P by then draw exactly, with uniform float64 keys over
-        the lattice (O(H W))."""
+        lattice (rounds of 4P draws, up to 16P): a uniform P-subset of B in uniform order,
+        at O(P) cost (plus clearing a B x H x W int32 table). Replicas that have not found
+        P by then draw exactly, with uniform float64 keys over the lattice (O(H W))."""
         B, N = boundary.shape
         dev = boundary.device
         P = min(self.proposals, N)
