@@ -37,7 +37,11 @@ PRESETS = {"cellular_mnist": cellular_mnist_sizes, "bipolar": bipolar_sizes}
 
 
 def bench_state(
-    batch: int = 16, shape: tuple[int, int] = (100, 100), n_cells: int = 50, cell_area: float = 100.0, seed: int = 0
+    batch: int = 16,
+    shape: tuple[int, int] = (100, 100),
+    n_cells: int = 50,
+    cell_area: float = 100.0,
+    seed: int = 0,
 ) -> CellState:
     """Cells as the Voronoi tiling of a centred disc holding ``n_cells * cell_area`` sites,
     medium outside; types 1 and 2 at random."""
@@ -51,7 +55,9 @@ def bench_state(
     for b in range(batch):
         angle = torch.rand(n_cells, generator=g, dtype=torch.float64) * 2 * torch.pi
         r = radius * torch.rand(n_cells, generator=g, dtype=torch.float64).sqrt()
-        d = (yy - (cy + r * torch.sin(angle)).view(-1, 1, 1)) ** 2 + (xx - (cx + r * torch.cos(angle)).view(-1, 1, 1)) ** 2
+        d = (yy - (cy + r * torch.sin(angle)).view(-1, 1, 1)) ** 2 + (
+            xx - (cx + r * torch.cos(angle)).view(-1, 1, 1)
+        ) ** 2
         ids[b, 0] = torch.where(inside, d.argmin(0) + 1, 0)
     types = torch.randint(1, 3, (batch, n_cells + 1), generator=g)
     types[:, 0] = 0
@@ -91,7 +97,9 @@ def _synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_delta_energy(method: str = "fast", repeats: int = 3, device: str | torch.device = "cpu", **sizes) -> float:
+def bench_delta_energy(
+    method: str = "fast", repeats: int = 3, device: str | torch.device = "cpu", **sizes
+) -> float:
     """Seconds per sampler iteration (median of ``repeats`` after one warm-up call) of ``method``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -122,7 +130,10 @@ def compare(repeats: int = 3, device: str | torch.device = "cpu", **sizes) -> di
             _synchronize(device)
             wall[name].append(time.perf_counter() - w)
             cpu[name].append(time.process_time() - c)
-    out = {name: {"seconds": statistics.median(wall[name]), "cpu_seconds": statistics.median(cpu[name])} for name in fns}
+    out = {
+        name: {"seconds": statistics.median(wall[name]), "cpu_seconds": statistics.median(cpu[name])}
+        for name in fns
+    }
     out["fast"]["speedup"] = out["straightforward"]["seconds"] / out["fast"]["seconds"]
     out["fast"]["max_abs_difference"] = float((results["fast"] - results["straightforward"]).abs().max())
     return out

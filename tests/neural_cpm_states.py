@@ -9,7 +9,9 @@ from spinsim.lattice import Lattice, neighbourhood_offsets
 from spinsim.models.cell_state import CellState, CopyProposals
 
 
-def blob_state(batch: int, shape: tuple[int, int], n_cells: int, radius: float, n_types: int = 3, seed: int = 0):
+def blob_state(
+    batch: int, shape: tuple[int, int], n_cells: int, radius: float, n_types: int = 3, seed: int = 0
+):
     """Cells as a Voronoi tiling of a centred disc (medium outside), random types 1..n_types-1."""
     g = torch.Generator().manual_seed(seed)
     H, W = shape

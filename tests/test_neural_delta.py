@@ -18,7 +18,10 @@ CASES = {
     # the bipolar preset's structure (embedding 5, pools 2, 1, 2, 1, 2, 1), narrower for speed
     "bipolar-zeros": (dict(bipolar_sizes(), dims=(8, 8, 8, 12, 12, 12)), (83, 81)),
     "small-circular-pool2": (dict(n_types=3, dims=(8, 8, 16), pools=(2, 1, 2), embed_kernel=5), (80, 80)),
-    "pool1-kernel2-widths": (dict(n_types=4, dims=(4, 6), pools=(1, 2), embed_kernel=2, readout=8, widths=(3, 5)), (20, 23)),
+    "pool1-kernel2-widths": (
+        dict(n_types=4, dims=(4, 6), pools=(1, 2), embed_kernel=2, readout=8, widths=(3, 5)),
+        (20, 23),
+    ),
 }
 
 
@@ -51,7 +54,9 @@ def test_no_op_and_unseen_copies_change_nothing_exactly():
     assert torch.equal(fast[:3], torch.zeros(3, dtype=torch.float64))
     assert torch.equal(fast[4:], torch.zeros(2, dtype=torch.float64))
     assert fast[3] != 0
-    torch.testing.assert_close(fast, delta_by_energies(nh, state.ids, state.types, proposals), rtol=0, atol=TOLERANCE)
+    torch.testing.assert_close(
+        fast, delta_by_energies(nh, state.ids, state.types, proposals), rtol=0, atol=TOLERANCE
+    )
 
 
 def test_cases_outside_the_fast_path_fall_back_to_full_passes():

@@ -30,7 +30,9 @@ def worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         data = blob_state(8, (16, 16), 5, 6.0, seed=3)
-        h = CellSortHamiltonian(target_area=12.0, generator=torch.Generator().manual_seed(0))  # same start on every rank
+        h = CellSortHamiltonian(
+            target_area=12.0, generator=torch.Generator().manual_seed(0)
+        )  # same start on every rank
         cd = ContrastiveDivergence(
             h, data.ids, data.types, batch=2, sampler_mcs=0.5, proposals=4, lr=0.05, seed=7, rank=rank,
             world_size=world, reduce_gradients=all_reduce_mean if reduce else None,

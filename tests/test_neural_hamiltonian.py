@@ -47,7 +47,9 @@ def test_circular_padding_makes_translations_by_the_total_stride_exact():
     nh = NeuralHamiltonian(**cellular_mnist_sizes(), padding="circular").double()
     state = blob_state(2, (36, 36), 10, 14.0, seed=3)
     moved = torch.roll(state.ids, shifts=(18, -18), dims=(2, 3))
-    torch.testing.assert_close(nh.energy(moved, state.types), nh.energy(state.ids, state.types), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        nh.energy(moved, state.types), nh.energy(state.ids, state.types), rtol=0, atol=1e-12
+    )
     zero = NeuralHamiltonian(**cellular_mnist_sizes(), padding="zeros").double()
     assert (zero.energy(moved, state.types) - zero.energy(state.ids, state.types)).abs().max() > 1e-6
 

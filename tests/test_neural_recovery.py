@@ -31,7 +31,9 @@ def data():
 
 
 def fit(data, steps, ema=0.0):
-    h = CellSortHamiltonian(target_area=float(data.areas()[:, 1:].double().mean()), generator=torch.Generator().manual_seed(0))
+    h = CellSortHamiltonian(
+        target_area=float(data.areas()[:, 1:].double().mean()), generator=torch.Generator().manual_seed(0)
+    )
     true = cellsort_vector(torch.tensor(CONTACT), LAMBDA)
 
     def error(model):
@@ -40,8 +42,8 @@ def fit(data, steps, ema=0.0):
 
     before = error(h)
     cd = ContrastiveDivergence(
-        h, data.ids, data.types, batch=16, sampler_mcs=0.5, proposals=20, neighbour="any", p_reset=1.0, lr=0.05,
-        ema=ema, seed=0,
+        h, data.ids, data.types, batch=16, sampler_mcs=0.5, proposals=20, neighbour="any", p_reset=1.0,
+        lr=0.05, ema=ema, seed=0,
     )  # fmt: skip
     cd.advance(steps)
     return before, error(cd.evaluated_model())

@@ -71,7 +71,9 @@ def test_single_proposal_chain_samples_its_exact_time_t_law():
     shape, n = (2, 3), 3
     states = confluent_states(shape, n)
     types = torch.tensor([[0, 1, 1, 2]])
-    h = CellSortHamiltonian(contact=[[0, 1, 1], [1, 0.5, 1.5], [1, 1.5, 0.2]], lambda_area=0.3, target_area=2.0)
+    h = CellSortHamiltonian(
+        contact=[[0, 1, 1], [1, 0.5, 1.5], [1, 1.5, 0.2]], lambda_area=0.3, target_area=2.0
+    )
     K, energy, codes = boundary_chain(h, states, types, shape)
     start = 17
     law = np.zeros(len(states))
@@ -124,7 +126,9 @@ def test_conflict_rules_keep_every_cell_and_copy_values_from_before_the_iteratio
     removal of each cell that would vanish, round after round (recomputed here one by one)."""
     g = torch.Generator().manual_seed(3)
     ids = torch.randint(1, 25, (4, 1, 8, 8), generator=g)  # many one-site cells
-    state = CellState(ids, torch.cat([torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 24, dtype=torch.long)], 1))
+    state = CellState(
+        ids, torch.cat([torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 24, dtype=torch.long)], 1)
+    )
     sampler = CPMApproxParallel(proposals=64)
     after, rec = sampler.step(AlwaysAccept(), state, g)
     before = state.flat_ids()
@@ -178,7 +182,9 @@ def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
         state = blob_state(2, shape, 8, 8.0, seed=5)
         h = CellSortHamiltonian(generator=torch.Generator().manual_seed(1), target_area=20.0)
         if which == "closure":
-            h = ClosureHamiltonian(neural=dict(dims=(4, 6), pools=(3, 1), readout=8), generator=torch.Generator())
+            h = ClosureHamiltonian(
+                neural=dict(dims=(4, 6), pools=(3, 1), readout=8), generator=torch.Generator()
+            )
             h.neural.double()
     sampler = CPMApproxParallel(proposals=15, temperature=2.0)
     g = torch.Generator().manual_seed(2)
@@ -190,7 +196,9 @@ def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
         if which == "classic":  # walls: no copy from beyond the open edge, inf only for last sites
             assert (rec.sources >= 0).all()
             old = rec.proposals.old_ids(state)
-            last = cell_areas(state.ids, state.n_ids).reshape(-1)[rec.proposals.replica * state.n_ids + old] == 1
+            last = (
+                cell_areas(state.ids, state.n_ids).reshape(-1)[rec.proposals.replica * state.n_ids + old] == 1
+            )
             assert torch.equal(~finite, last & (old != 0))
         assert len(rec.proposals) == 30
         state = nxt
@@ -214,9 +222,13 @@ def test_same_generator_same_chain_and_mcs_counts_iterations():
 def test_no_op_copy_has_zero_energy_change():
     state = blob_state(1, (20, 20), 6, 8.0)
     flat = state.flat_ids()
-    proposals = CopyProposals(torch.zeros(3, dtype=torch.long), torch.tensor([0, 150, 210]), flat[0, [0, 150, 210]])
+    proposals = CopyProposals(
+        torch.zeros(3, dtype=torch.long), torch.tensor([0, 150, 210]), flat[0, [0, 150, 210]]
+    )
     for h in (CellSortHamiltonian(), ClosureHamiltonian(neural=dict(dims=(4,), pools=(1,), readout=4))):
-        assert torch.equal(h.delta_energy(state.ids, state.types, proposals), torch.zeros(3, dtype=torch.float64))
+        assert torch.equal(
+            h.delta_energy(state.ids, state.types, proposals), torch.zeros(3, dtype=torch.float64)
+        )
 
 
 @pytest.mark.cuda

@@ -20,8 +20,9 @@ CONTACT_B = [[0.0, 2.5, 1.0], [2.5, 1.0, 4.5], [1.0, 4.5, 1.0]]
 def classic_b(shape, cell_type, target_area=60.0, lambda_area=0.5):
     n = len(cell_type)
     return CellularPottsModel(
-        Lattice("square", shape, colourable=False), type_names=["medium", "type1", "type2"], cell_type=cell_type,
-        contact=CONTACT_B, target_area=[0.0] + [target_area] * (n - 1), lambda_area=[0.0] + [lambda_area] * (n - 1),
+        Lattice("square", shape, colourable=False), type_names=["medium", "type1", "type2"],
+        cell_type=cell_type, contact=CONTACT_B, target_area=[0.0] + [target_area] * (n - 1),
+        lambda_area=[0.0] + [lambda_area] * (n - 1),
         order=2, contact_scale=0.25, keep_cells=False,
     )  # fmt: skip
 
@@ -30,17 +31,23 @@ def classic_b(shape, cell_type, target_area=60.0, lambda_area=0.5):
 def test_cellsort_energy_is_the_classic_models_in_config_units(parametrisation):
     state = blob_state(3, (23, 26), 12, 10.0, seed=4)
     state.types[:] = state.types[0]  # one type table, as the classic model
-    h = CellSortHamiltonian(contact=CONTACT_B, lambda_area=0.5, target_area=60.0, parametrisation=parametrisation)
+    h = CellSortHamiltonian(
+        contact=CONTACT_B, lambda_area=0.5, target_area=60.0, parametrisation=parametrisation
+    )
     classic = classic_b((23, 26), state.types[0].tolist())
-    torch.testing.assert_close(h.energy(state.ids, state.types), classic.energy(state.ids), rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(
+        h.energy(state.ids, state.types), classic.energy(state.ids), rtol=1e-12, atol=1e-9
+    )
     params = h.symbolic_parameters()
-    torch.testing.assert_close(params["contact"], torch.tensor(CONTACT_B, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        params["contact"], torch.tensor(CONTACT_B, dtype=torch.float64), rtol=0, atol=1e-12
+    )
     assert abs(float(params["lambda_area"]) - 0.5) < 1e-12
     adapter = ClassicHamiltonian(classic)
     proposals = boundary_proposals(state, 30, seed=5)
     torch.testing.assert_close(
-        h.delta_energy(state.ids, state.types, proposals), adapter.delta_energy(state.ids, state.types, proposals),
-        rtol=1e-12, atol=1e-9,
+        h.delta_energy(state.ids, state.types, proposals),
+        adapter.delta_energy(state.ids, state.types, proposals), rtol=1e-12, atol=1e-9,
     )  # fmt: skip
     with pytest.raises(ValueError, match="one type table"):
         adapter.energy(state.ids, state.types[:, torch.tensor([0] + list(range(12, 0, -1)))])
@@ -48,7 +55,9 @@ def test_cellsort_energy_is_the_classic_models_in_config_units(parametrisation):
 
 def test_learnable_parameters_get_gradients():
     state = blob_state(2, (20, 20), 8, 8.0)
-    h = CellSortHamiltonian(learn_target_area=True, energy_offset=True, generator=torch.Generator().manual_seed(0))
+    h = CellSortHamiltonian(
+        learn_target_area=True, energy_offset=True, generator=torch.Generator().manual_seed(0)
+    )
     h.energy(state.ids, state.types).sum().backward()
     for name, p in h.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -71,8 +80,12 @@ def models(shape, n_ids):
         "cellsort_potential": potential,
         "neural": build_hamiltonian("neural", **small_neural()).double(),
         "closure": build_hamiltonian("closure", neural=small_neural(), generator=g),
-        "cnn": build_hamiltonian("cnn", n_ids=n_ids, dims=(4, 6), pools=(1, 2), readout=8, mlp=(6, 6)).double(),
-        "nh1_cnn": build_hamiltonian("nh1_cnn", nh_dim=4, readout=6, dims=(6, 8), pools=(1, 2), mlp=(8,)).double(),
+        "cnn": build_hamiltonian(
+            "cnn", n_ids=n_ids, dims=(4, 6), pools=(1, 2), readout=8, mlp=(6, 6)
+        ).double(),
+        "nh1_cnn": build_hamiltonian(
+            "nh1_cnn", nh_dim=4, readout=6, dims=(6, 8), pools=(1, 2), mlp=(8,)
+        ).double(),
     }
 
 
@@ -91,10 +104,12 @@ def test_delta_energy_is_the_energy_difference_and_checkpoints_restore_it(name, 
     save_hamiltonian(h, tmp_path / "h.pt")
     loaded = load_hamiltonian(tmp_path / "h.pt")
     assert type(loaded) is type(h)
-    torch.testing.assert_close(loaded.energy(state.ids, state.types), h.energy(state.ids, state.types), rtol=0, atol=0)
     torch.testing.assert_close(
-        loaded.delta_energy(state.ids, state.types, proposals), h.delta_energy(state.ids, state.types, proposals),
-        rtol=0, atol=0,
+        loaded.energy(state.ids, state.types), h.energy(state.ids, state.types), rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        loaded.delta_energy(state.ids, state.types, proposals),
+        h.delta_energy(state.ids, state.types, proposals), rtol=0, atol=0,
     )  # fmt: skip
 
 

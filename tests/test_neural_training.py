@@ -27,7 +27,9 @@ def trainer(kind, seed=0, **options):
     if kind == "cellsort":
         h = CellSortHamiltonian(target_area=20.0, learn_target_area=True, generator=g)
     else:
-        h = ClosureHamiltonian(target_area=20.0, neural=dict(dims=(4, 4), pools=(3, 1), readout=4), generator=g)
+        h = ClosureHamiltonian(
+            target_area=20.0, neural=dict(dims=(4, 4), pools=(3, 1), readout=4), generator=g
+        )
     settings = dict(batch=3, sampler_mcs=0.25, proposals=6, p_reset=0.5, permute_types=True, reg=1e-3,
                     ema=0.9, grad_clip=0.5, rotate="uniform", lr=0.01, seed=seed)  # fmt: skip
     settings.update(options)
@@ -68,7 +70,9 @@ def test_resume_from_a_checkpoint_is_bit_for_bit_one_run(kind):
     assert_identical(snapshot(whole), snapshot(resumed))
     # and the run did move: parameters changed, chains differ from the data they started from
     fresh = trainer(kind)
-    assert any(not torch.equal(p, q) for p, q in zip(fresh.hamiltonian.parameters(), whole.hamiltonian.parameters()))
+    assert any(
+        not torch.equal(p, q) for p, q in zip(fresh.hamiltonian.parameters(), whole.hamiltonian.parameters())
+    )
 
 
 def test_measure_and_frames():

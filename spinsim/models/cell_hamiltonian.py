@@ -36,7 +36,11 @@ class CellHamiltonian(Protocol):
         ...
 
     def delta_energy(
-        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[M]`` float64: H(after copy m alone) - H(before), for every proposal m."""
         ...
@@ -58,7 +62,9 @@ def delta_by_energies(
         current = hamiltonian.energy(ids, types)
     out = []
     for start in range(0, len(proposals), chunk):
-        part = CopyProposals(*(t[start : start + chunk] for t in (proposals.replica, proposals.site, proposals.new_id)))
+        part = CopyProposals(
+            *(t[start : start + chunk] for t in (proposals.replica, proposals.site, proposals.new_id))
+        )
         after = part.applied(state)
         out.append(hamiltonian.energy(after.ids, after.types) - current.index_select(0, part.replica))
     if not out:
@@ -89,7 +95,9 @@ class ClassicHamiltonian:
         return self.model.cell_type.unsqueeze(0).expand(batch, -1).clone()
 
     def _check(self, ids: torch.Tensor, types: torch.Tensor) -> None:
-        if types.shape[1] != self.model.n_ids or not bool((types == self.model.cell_type.to(types.device)).all()):
+        if types.shape[1] != self.model.n_ids or not bool(
+            (types == self.model.cell_type.to(types.device)).all()
+        ):
             raise ValueError("a CellularPottsModel has one type table: types must equal model.cell_type")
         if tuple(ids.shape[2:]) != self.model.lattice.shape:
             raise ValueError(f"state shape {list(ids.shape[2:])} differs from the model's lattice")
@@ -99,7 +107,11 @@ class ClassicHamiltonian:
         return self.model.energy(ids)
 
     def delta_energy(
-        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         self._check(ids, types)
         m = self.model

@@ -36,11 +36,15 @@ class CellState:
         if not isinstance(self.ids, torch.Tensor) or not isinstance(self.types, torch.Tensor):
             raise TypeError("ids and types must be tensors")
         if self.ids.dtype != torch.long or self.types.dtype != torch.long:
-            raise TypeError(f"ids and types must be long tensors, got {self.ids.dtype} and {self.types.dtype}")
+            raise TypeError(
+                f"ids and types must be long tensors, got {self.ids.dtype} and {self.types.dtype}"
+            )
         if self.ids.dim() != 4 or self.ids.shape[1] != 1:
             raise ValueError(f"ids must be [B, 1, H, W], got {list(self.ids.shape)}")
         if self.types.dim() != 2 or self.types.shape[0] != self.ids.shape[0]:
-            raise ValueError(f"types must be [B, n_ids] with B = {self.ids.shape[0]}, got {list(self.types.shape)}")
+            raise ValueError(
+                f"types must be [B, n_ids] with B = {self.ids.shape[0]}, got {list(self.types.shape)}"
+            )
         if self.types.device != self.ids.device:
             raise ValueError("ids and types must be on one device")
 

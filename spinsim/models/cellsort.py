@@ -92,8 +92,8 @@ class CellSortHamiltonian(nn.Module):
         self.contact_scale = float(contact_scale)
         self.config = dict(
             n_types=n_types, target_area=float(target_area), learn_target_area=bool(learn_target_area),
-            parametrisation=parametrisation, contact_bias=float(contact_bias), contact_scale=float(contact_scale),
-            energy_offset=bool(energy_offset),
+            parametrisation=parametrisation, contact_bias=float(contact_bias),
+            contact_scale=float(contact_scale), energy_offset=bool(energy_offset),
         )  # fmt: skip
         f = dict(dtype=dtype)
         T = n_types
@@ -191,7 +191,11 @@ class CellSortHamiltonian(nn.Module):
         return self._neighbours[key]
 
     def delta_energy(
-        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Exact local H_S(after) - H_S(before) of every copy, ``[M]`` float64 (no gradient);
         ``areas``: the current cell areas ``[B, n_ids]`` if the caller keeps them."""
@@ -244,7 +248,9 @@ class CellSortPotential(CellSortHamiltonian):
 
     def energy_terms(self, ids: torch.Tensor, types: torch.Tensor) -> dict[str, torch.Tensor]:
         if tuple(ids.shape[2:]) != self.shape:
-            raise ValueError(f"this potential is defined on a {self.shape} lattice, not {tuple(ids.shape[2:])}")
+            raise ValueError(
+                f"this potential is defined on a {self.shape} lattice, not {tuple(ids.shape[2:])}"
+            )
         terms = super().energy_terms(ids, types)
         B = ids.shape[0]
         t = types.gather(1, ids.reshape(B, -1))
@@ -253,7 +259,9 @@ class CellSortPotential(CellSortHamiltonian):
 
     def _local_delta(self, ids, types, proposals: CopyProposals, areas: torch.Tensor | None) -> torch.Tensor:
         if tuple(ids.shape[2:]) != self.shape:
-            raise ValueError(f"this potential is defined on a {self.shape} lattice, not {tuple(ids.shape[2:])}")
+            raise ValueError(
+                f"this potential is defined on a {self.shape} lattice, not {tuple(ids.shape[2:])}"
+            )
         dH = super()._local_delta(ids, types, proposals, areas)
         n = types.shape[1]
         r = proposals.replica

@@ -44,8 +44,8 @@ class ClosureHamiltonian(nn.Module):
             raise ValueError("the symbolic and neural parts need the same number of types")
         self.config = dict(
             n_types=n_types, target_area=float(target_area), learn_target_area=bool(learn_target_area),
-            lambda_area=float(lambda_area), contact_bias=float(contact_bias), weight_symbolic=float(weight_symbolic),
-            weight_neural=float(weight_neural), neural=neural,
+            lambda_area=float(lambda_area), contact_bias=float(contact_bias),
+            weight_symbolic=float(weight_symbolic), weight_neural=float(weight_neural), neural=neural,
         )  # fmt: skip
         self.symbolic = CellSortHamiltonian(
             n_types=n_types, target_area=target_area, learn_target_area=learn_target_area, contact=contact,
@@ -62,14 +62,22 @@ class ClosureHamiltonian(nn.Module):
         return out
 
     def energy(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        return self.weight_symbolic * self.symbolic.energy(ids, types) + self.weight_neural * self.neural.energy(ids, types)
+        return self.weight_symbolic * self.symbolic.energy(
+            ids, types
+        ) + self.weight_neural * self.neural.energy(ids, types)
 
     def forward(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         return self.energy(ids, types)
 
     def delta_energy(
-        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         with torch.no_grad():
             symbolic = self.symbolic.delta_energy(ids, types, proposals, areas)
-            return self.weight_symbolic * symbolic + self.weight_neural * self.neural.delta_energy(ids, types, proposals)
+            return self.weight_symbolic * symbolic + self.weight_neural * self.neural.delta_energy(
+                ids, types, proposals
+            )

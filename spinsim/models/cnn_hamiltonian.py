@@ -35,7 +35,9 @@ from spinsim.models.neural_hamiltonian import PADDINGS, CellEmbedding, NHLayer, 
 
 
 def cnn_mnist_sizes() -> dict:
-    return dict(n_types=3, dims=(16, 16, 32, 32, 64, 64, 128), pools=(1, 2, 1, 2, 1, 2, 1), readout=64, mlp=(32, 32))
+    return dict(
+        n_types=3, dims=(16, 16, 32, 32, 64, 64, 128), pools=(1, 2, 1, 2, 1, 2, 1), readout=64, mlp=(32, 32)
+    )
 
 
 def nh1_cnn_mnist_sizes() -> dict:
@@ -63,7 +65,11 @@ def conv_blocks(c_in: int, dims: Sequence[int], pools: Sequence[int], padding: s
 
 class _FullPassDelta:
     def delta_energy(
-        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         from spinsim.models.cell_hamiltonian import delta_by_energies
 

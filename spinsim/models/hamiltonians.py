@@ -52,7 +52,9 @@ def build_hamiltonian(name: str, preset: str | None = None, **sizes: Any) -> nn.
         raise ValueError(f"unknown Hamiltonian {name!r}: choose one of {', '.join(HAMILTONIANS)}")
     if preset is not None:
         if preset not in PRESETS or name not in ("neural", "closure"):
-            raise ValueError(f"preset {preset!r} needs name neural or closure and one of {', '.join(PRESETS)}")
+            raise ValueError(
+                f"preset {preset!r} needs name neural or closure and one of {', '.join(PRESETS)}"
+            )
         if name == "neural":
             sizes = {**PRESETS[preset](), **sizes}
         else:

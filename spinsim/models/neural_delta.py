@@ -123,13 +123,16 @@ def first_layer_cache(nh: NeuralHamiltonian, ids: torch.Tensor, types: torch.Ten
         present = F.pad(present, (pad, pad, pad, pad))
     presence = F.pad(present[:, 0].cumsum(1).cumsum(2), (1, 0, 1, 0)).to(torch.int32)
     return FirstLayerCache(
-        v=channels_last_flat(v), q=channels_last_flat(q), pre=channels_last_flat(pre), y=channels_last_flat(y),
+        v=channels_last_flat(v), q=channels_last_flat(q), pre=channels_last_flat(pre),
+        y=channels_last_flat(y),
         x1=x1.movedim(2, -1).contiguous(), presence=presence, pad=pad, energy=later_energy(nh, x1),
         n_ids=n, coarse=(h0, w0), pooled=tuple(x1.shape[-2:]),
     )  # fmt: skip
 
 
-def present_in(cache: FirstLayerCache, planes: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor, size: int):
+def present_in(
+    cache: FirstLayerCache, planes: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor, size: int
+):
     """``[M, P]``: whether cell plane ``planes [M, P]`` has a site in the ``size`` x ``size``
     window at ``(row0, col0)`` (``[M]``; within ``cache.pad`` of the grid)."""
     table = cache.presence
@@ -149,7 +152,9 @@ class Windows:
     ``extent`` grid: flat pixel indices ``[K, size, size]`` and whether each lies inside
     (always, with wrap-around)."""
 
-    def __init__(self, row0: torch.Tensor, col0: torch.Tensor, size: int, extent: tuple[int, int], circular: bool):
+    def __init__(
+        self, row0: torch.Tensor, col0: torch.Tensor, size: int, extent: tuple[int, int], circular: bool
+    ):
         r = row0.unsqueeze(1) + torch.arange(size, device=row0.device)
         c = col0.unsqueeze(1) + torch.arange(size, device=row0.device)
         h, w = extent
@@ -229,7 +234,9 @@ def neural_delta_energy(
         return out
 
 
-def _full_conv(change: torch.Tensor, conv: torch.nn.Conv2d, weight: torch.Tensor | None = None) -> torch.Tensor:
+def _full_conv(
+    change: torch.Tensor, conv: torch.nn.Conv2d, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Change of a 3x3 convolution's output caused by ``change`` (a box of side s): a box of side s + 2."""
     return F.conv2d(change, conv.weight if weight is None else weight, padding=2)
 
@@ -291,9 +298,13 @@ def _delta_chunk(nh, cache: FirstLayerCache, types, replica, old, new, P_row, P_
     # psi: its first pre-activation on radius 3 (A's change and the cell's own), y on radius 4
     d_pre = _full_conv(d_A, layer.psi1, layer.psi1.weight[:, layer.c_in :])[e_m]  # [K + M, C1, 7, 7]
     c = PSI_RADIUS + PHI_RADIUS - 1
-    d_pre[:, :, c - 1 : c + 2, c - 1 : c + 2] += _full_conv(delta[:, :, None, None], layer.psi1, layer.psi1.weight[:, : layer.c_in])
+    d_pre[:, :, c - 1 : c + 2, c - 1 : c + 2] += _full_conv(
+        delta[:, :, None, None], layer.psi1, layer.psi1.weight[:, : layer.c_in]
+    )
     b3 = box(3)
-    d_y = _full_conv(_silu_change(b3.read(cache.pre, e_plane), d_pre, b3.mask(dtype)), layer.psi2)  # [K + M, C1, 9, 9]
+    d_y = _full_conv(
+        _silu_change(b3.read(cache.pre, e_plane), d_pre, b3.mask(dtype)), layer.psi2
+    )  # [K + M, C1, 9, 9]
     d_res = delta if layer.residual is None else delta @ layer.residual.weight[:, :, 0, 0].T
     d_y[:, :, REACH, REACH] += d_res
 

@@ -55,7 +55,9 @@ def cellular_mnist_sizes() -> dict:
 
 def bipolar_sizes() -> dict:
     """The paper's bipolar axial organisation NH (Section 4.4): 670,353 parameters for 3 types."""
-    return dict(n_types=3, dims=(16, 32, 32, 64, 64, 64), pools=(2, 1, 2, 1, 2, 1), embed_kernel=5, readout=32)
+    return dict(
+        n_types=3, dims=(16, 32, 32, 64, 64, 64), pools=(2, 1, 2, 1, 2, 1), embed_kernel=5, readout=32
+    )
 
 
 def conv3(c_in: int, c_out: int, padding: str) -> nn.Conv2d:
@@ -163,7 +165,9 @@ class Readout(nn.Module):
         self.project = None if width is None else nn.Conv2d(c_in, width, 1)
         widths = (c_in if width is None else width, *mlp)
         self.blocks = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.skips = nn.ModuleList(nn.Identity() if a == b else nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.skips = nn.ModuleList(
+            nn.Identity() if a == b else nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])
+        )
         self.out = nn.Linear(widths[-1], 1)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,7 +235,9 @@ class NeuralHamiltonian(nn.Module):
         self.config = dict(self.sizes, delta_method=delta_method)
         self.embedding = CellEmbedding(n_types, dims[0], embed_kernel, embed_stride or embed_kernel)
         c_in = (dims[0],) + dims[:-1]
-        self.layers = nn.ModuleList(NHLayer(a, b, e, p, padding) for a, b, e, p in zip(c_in, dims, widths, pools))
+        self.layers = nn.ModuleList(
+            NHLayer(a, b, e, p, padding) for a, b, e, p in zip(c_in, dims, widths, pools)
+        )
         self.readout = Readout(dims[-1], readout, (readout,) * mlp_blocks)
 
     @property
@@ -266,7 +272,11 @@ class NeuralHamiltonian(nn.Module):
         return self.energy(ids, types)
 
     def delta_energy(
-        self, ids: torch.Tensor, types: torch.Tensor, proposals: CopyProposals, areas: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[M]`` float64 energy changes (``areas``, a hint some Hamiltonians use, is not needed)."""
         if self.delta_method == "straightforward":

@@ -40,10 +40,11 @@ classic :class:`~spinsim.models.cpm.CellularPottsModel` through
 the boundary: periodic or walls). Without a ``lattice`` the lattice is periodic.
 The boundary set and the cell areas are computed once per ``run`` and then updated
 around the accepted copies, so an iteration costs O(B P), not O(B H W) (the
-Hamiltonian's ``delta_energy`` gets the areas). With P = 1 the sampler is a sequential boundary-site chain whose
-stationary law (not the Boltzmann one: the proposal probabilities depend on |B|
-and, with ``"differing"``, on the number of differing neighbours of the site)
-``tests/test_neural_sampler.py`` checks against exact enumeration.
+Hamiltonian's ``delta_energy`` gets the areas). With P = 1 the sampler is a
+sequential boundary-site chain whose stationary law (not the Boltzmann one: the
+proposal probabilities depend on |B| and, with ``"differing"``, on the number of
+differing neighbours of the site) ``tests/test_neural_sampler.py`` checks against
+exact enumeration.
 
 Which neighbour choice, for fitting? Neither chain is reversible, and their stationary
 laws differ: the paper's ``"differing"`` proposes a copy at a site with few unlike
@@ -119,9 +120,13 @@ class CPMApproxParallel:
         """The chains' working copy: flat ids, boundary set and cell areas (O(B H W), once)."""
         nb = self.neighbours(hamiltonian, state.shape, state.device)
         flat = state.flat_ids().clone()
-        return Chains(flat, state.types, boundary_sites(flat, nb), cell_areas(state.ids, state.n_ids), nb, state.shape)
+        return Chains(
+            flat, state.types, boundary_sites(flat, nb), cell_areas(state.ids, state.n_ids), nb, state.shape
+        )
 
-    def draw_sites(self, boundary: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw_sites(
+        self, boundary: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, P]`` distinct sites drawn uniformly from each replica's boundary set, in drawing
         order, and which are real (a replica with fewer than P boundary sites fills fewer).
 
@@ -148,7 +153,9 @@ class CPMApproxParallel:
             enough = usable.sum(1) >= P
             if bool(enough.all()):
                 break
-        position = torch.where(usable, torch.arange(C, device=dev).expand(B, C), torch.full((B, C), C, device=dev))
+        position = torch.where(
+            usable, torch.arange(C, device=dev).expand(B, C), torch.full((B, C), C, device=dev)
+        )
         taken, index = torch.topk(position, P, dim=1, largest=False)  # ascending: drawing order
         sites = candidates.gather(1, index)
         valid = taken < C
@@ -174,7 +181,9 @@ class CPMApproxParallel:
         nbs = nb.index_select(0, site.reshape(-1)).view(B, P, -1)  # [B, P, K]
         other = flat.gather(1, nbs.clamp(min=0).view(B, -1)).view(nbs.shape)
         own = flat.gather(1, site).unsqueeze(2)
-        allowed = (other != own) if self.neighbour == "differing" else torch.ones_like(other, dtype=torch.bool)
+        allowed = (
+            (other != own) if self.neighbour == "differing" else torch.ones_like(other, dtype=torch.bool)
+        )
         allowed &= nbs >= 0
         u = torch.rand(nbs.shape, generator=generator, device=dev)
         k = torch.where(allowed, u, torch.full_like(u, -1.0)).max(2, keepdim=True).indices
@@ -209,13 +218,19 @@ class CPMApproxParallel:
             first.scatter_reduce_(0, key_old[removal], order[removal], "amin")
             accept[first[vanished]] = False
 
-    def iterate(self, hamiltonian, chains: "Chains", generator: torch.Generator | None = None) -> IterationRecord:
+    def iterate(
+        self, hamiltonian, chains: "Chains", generator: torch.Generator | None = None
+    ) -> IterationRecord:
         """One iteration on ``chains``, in place (ids, boundary set and areas updated locally)."""
         proposals, sources, valid = self.propose(chains, generator)
-        u = torch.rand(valid.numel(), generator=generator, device=chains.flat.device, dtype=torch.float64)[valid]
+        u = torch.rand(valid.numel(), generator=generator, device=chains.flat.device, dtype=torch.float64)[
+            valid
+        ]
         ids = chains.ids()
         with torch.no_grad():
-            delta = hamiltonian.delta_energy(ids, chains.types, proposals, areas=chains.areas).to(torch.float64)
+            delta = hamiltonian.delta_energy(ids, chains.types, proposals, areas=chains.areas).to(
+                torch.float64
+            )
         metropolis = u < torch.exp(-delta / self.temperature)
         N = chains.flat.shape[1]
         old = chains.flat.reshape(-1).index_select(0, proposals.replica * N + proposals.site)
@@ -237,7 +252,10 @@ class CPMApproxParallel:
         """``n_iterations`` iterations; totals ``proposals``, ``accepted`` (after conflicts)
         and ``kept`` (Metropolis acceptances rejected to keep a cell), per replica ``[B]``."""
         B = state.batch
-        totals = {k: torch.zeros(B, dtype=torch.long, device=state.device) for k in ("proposals", "accepted", "kept")}
+        totals = {
+            k: torch.zeros(B, dtype=torch.long, device=state.device)
+            for k in ("proposals", "accepted", "kept")
+        }
         chains = self.prepare(hamiltonian, state)
         for _ in range(int(n_iterations)):
             rec = self.iterate(hamiltonian, chains, generator)

@@ -2,9 +2,9 @@
 
 ``rotate_states`` rotates each state about the lattice centre ((H-1)/2, (W-1)/2) by
 its own angle (degrees, in the (row, column) plane; the sense does not matter for
-augmentation with uniform angles), nearest neighbour: every site takes the id of the site its inverse rotation lands
-nearest to, and becomes medium where that lies outside the lattice (as the authors'
-code, scipy's order-0 rotation with ``reshape=False``). On a square lattice
+augmentation with uniform angles), nearest neighbour: every site takes the id of the
+site its inverse rotation lands nearest to, and becomes medium where that lies outside
+the lattice (as the authors' code, scipy's order-0 rotation with ``reshape=False``). On a square lattice
 multiples of 90 degrees are exact permutations of the sites; other angles (and any
 angle on a non-square lattice, where even 90 degrees crops and pads with medium)
 may shift cell volumes by a few sites, or clip cells at the edge: the data of the
@@ -23,7 +23,9 @@ import torch
 ROTATIONS = ("none", "uniform", "quarter")
 
 
-def draw_angles(kind: str, batch: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def draw_angles(
+    kind: str, batch: int, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """``[batch]`` float64 angles in degrees."""
     if kind not in ROTATIONS:
         raise ValueError(f"rotate must be one of {ROTATIONS}, got {kind!r}")

@@ -32,8 +32,8 @@ def cellsort_model(
         Lattice("square", tuple(shape), colourable=False),
         type_names=["medium"] + [f"type{t + 1}" for t in range(len(cells_per_type))],
         cell_type=cell_type, contact=contact, contact_scale=contact_scale,
-        target_area=[0.0] + [float(target_area)] * (n - 1), lambda_area=[0.0] + [float(lambda_area)] * (n - 1),
-        order=2, keep_cells=True,
+        target_area=[0.0] + [float(target_area)] * (n - 1),
+        lambda_area=[0.0] + [float(lambda_area)] * (n - 1), order=2, keep_cells=True,
     )  # fmt: skip
 
 
@@ -45,7 +45,9 @@ def cellsort_states(
     model = cellsort_model(contact, lambda_area, target_area, shape, cells_per_type)
     g = torch.Generator().manual_seed(seed)
     start = scatter_layout(model.lattice, model.n_cells, radius, batch, g)
-    engine = CPMSequential(threads=threads).engine(model, start, torch.ones(batch, dtype=torch.float64), seed=seed)
+    engine = CPMSequential(threads=threads).engine(
+        model, start, torch.ones(batch, dtype=torch.float64), seed=seed
+    )
     try:
         engine.advance(int(mcs))
         ids = engine.state.clone().long()

@@ -66,7 +66,9 @@ class CDRecord:
 
 def rank_seed(seed: int, rank: int) -> int:
     """An independent 63-bit seed for each rank."""
-    return int(np.random.SeedSequence([int(seed), int(rank)]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([int(seed), int(rank)]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)
+    )
 
 
 def all_reduce_mean(parameters: Iterable[torch.Tensor]) -> None:
@@ -119,11 +121,15 @@ class ContrastiveDivergence:
         if rotate not in ROTATIONS:
             raise ValueError(f"rotate must be one of {ROTATIONS}, got {rotate!r}")
         if not 0.0 <= p_reset <= 1.0 or not 0.0 <= ema < 1.0 or batch < 1 or sampler_mcs < 0 or grad_clip < 0:
-            raise ValueError("need 0 <= p_reset <= 1, 0 <= ema < 1, batch >= 1, sampler_mcs >= 0, grad_clip >= 0")
+            raise ValueError(
+                "need 0 <= p_reset <= 1, 0 <= ema < 1, batch >= 1, sampler_mcs >= 0, grad_clip >= 0"
+            )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         device = torch.device(device) if device is not None else next(hamiltonian.parameters()).device
-        data = CellState(data_ids[rank::world_size].to(device).long(), data_types[rank::world_size].to(device).long())
+        data = CellState(
+            data_ids[rank::world_size].to(device).long(), data_types[rank::world_size].to(device).long()
+        )
         data.check()
         if data.batch == 0:
             raise ValueError("no data states for this rank")
@@ -170,7 +176,9 @@ class ContrastiveDivergence:
             fresh = CellState(positives.ids, permute_types(positives.types, self.generator))
         self.chains = self.chains.where(reset, fresh)
 
-    def loss(self, positives: CellState, chains: CellState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss(
+        self, positives: CellState, chains: CellState
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e_pos = self.hamiltonian.energy(positives.ids, positives.types)
         e_neg = self.hamiltonian.energy(chains.ids, chains.types)
         loss = e_pos.mean() - e_neg.mean()
@@ -190,7 +198,9 @@ class ContrastiveDivergence:
         if self.reduce_gradients is not None:
             self.reduce_gradients(self.parameters)
         grads = [p.grad.detach().reshape(-1).double() for p in self.parameters if p.grad is not None]
-        grad_norm = torch.cat(grads).norm() if grads else torch.zeros((), dtype=torch.float64, device=self.device)
+        grad_norm = (
+            torch.cat(grads).norm() if grads else torch.zeros((), dtype=torch.float64, device=self.device)
+        )
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
         self.optimizer.step()
@@ -235,7 +245,9 @@ class ContrastiveDivergence:
         params = getattr(self.hamiltonian, "symbolic_parameters", None)
         if params is not None:
             for name, value in params().items():
-                out[name] = value if value.dim() >= 1 and name in ("contact", "coupling") else value.reshape(1)
+                out[name] = (
+                    value if value.dim() >= 1 and name in ("contact", "coupling") else value.reshape(1)
+                )
         return {k: v.detach().to(torch.float64) for k, v in out.items()}
 
     def frames(self) -> dict[str, torch.Tensor]:
@@ -252,7 +264,9 @@ class ContrastiveDivergence:
             "step": self.step_count,
             "hamiltonian": {k: v.detach().clone() for k, v in self.hamiltonian.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "ema": None if self.ema_model is None else {k: v.clone() for k, v in self.ema_model.state_dict().items()},
+            "ema": None
+            if self.ema_model is None
+            else {k: v.clone() for k, v in self.ema_model.state_dict().items()},
             "chain_ids": self.chains.ids.clone(),
             "chain_types": self.chains.types.clone(),
             "generator": self.generator.get_state(),
@@ -269,4 +283,8 @@ class ContrastiveDivergence:
         self.chains = CellState(state["chain_ids"].to(self.device), state["chain_types"].to(self.device))
         self.generator.set_state(state["generator"])
         self.step_count = int(state["step"])
-        self.last = None if state["last"] is None else CDRecord(**{k: v.to(self.device) for k, v in state["last"].items()})
+        self.last = (
+            None
+            if state["last"] is None
+            else CDRecord(**{k: v.to(self.device) for k, v in state["last"].items()})
+        )
