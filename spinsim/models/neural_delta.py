@@ -103,7 +103,7 @@ def first_layer_cache(nh: NeuralHamiltonian, ids: torch.Tensor, types: torch.Ten
     background = emb.type_part(site_types).unsqueeze(1)  # [B, 1, C0, h0, w0]
     x0 = torch.cat([emb.mask_part(ids, n) + background, background], 1)  # [B, n + 1, C0, h0, w0]
     h0, w0 = x0.shape[-2:]
-    flat = x0.flatten(0, 1)
+    flat = x0.flatten(0, 1).contiguous(memory_format=torch.channels_last)
     v = layer.phi1(layer.down(flat))
     q = layer.phi2(F.silu(v))
     messages = F.silu(q).unflatten(0, (B, n + 1))[:, :n].sum(1)  # the real cells only

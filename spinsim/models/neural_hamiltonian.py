@@ -60,6 +60,13 @@ def bipolar_sizes() -> dict:
     )
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Per-cell features ``[B, n, C, h, w]`` laid out channels-last (the convolutions with few
+    channels run about 1.5-2x faster so on the CPU; the values are the same)."""
+    B, n = x.shape[:2]
+    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (B, n))
+
+
 def conv3(c_in: int, c_out: int, padding: str) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding)
 
@@ -260,7 +267,7 @@ class NeuralHamiltonian(nn.Module):
         """``[B, n_ids, C, h, w]``: per-cell features after the last NH layer."""
         self.grid_sizes(ids.shape[2:])
         site_types = types.gather(1, ids.reshape(ids.shape[0], -1)).reshape(ids.shape)
-        x = self.embedding(ids, site_types, types.shape[1])
+        x = channels_last(self.embedding(ids, site_types, types.shape[1]))
         for layer in self.layers:
             x = layer(x)
         return x
