@@ -271,3 +271,18 @@ def test_boundary_sites_are_a_uniform_subset_in_uniform_order(P):
         assert ((n - draws * p) / (draws * p * (1 - p)) ** 0.5).abs().max() < 5
         chi2, dof = float(((n - draws * p) ** 2 / (draws * p)).sum()), 12 * 11 - 1
         assert abs(chi2 - dof) < 5 * (2 * dof) ** 0.5
+
+
+def test_engine_runs_the_classic_model_with_one_temperature_per_replica():
+    """Two replicas at T = 0.01 and T = 1000 from one state: the cold one's energy does not
+    rise, the hot one's does; 0.5 MCS twice makes int(2 * 0.5 * 441 / 20) = 22 iterations."""
+    model = classic_model((21, 21))
+    start = blob_state(1, (21, 21), 8, 8.0, seed=5).ids.repeat(2, 1, 1, 1)
+    engine = CPMApproxParallel(proposals=20).engine(model, start, torch.tensor([0.01, 1000.0]), seed=3)
+    e0 = model.energy(start)
+    engine.advance(0.5)
+    engine.advance(0.5)
+    assert engine.iterations == 22
+    e1 = model.energy(engine.state)
+    assert e1[0] <= e0[0] and e1[1] > e0[1]
+    assert (cell_areas(engine.state.long(), model.n_ids)[:, 1:] > 0).all()

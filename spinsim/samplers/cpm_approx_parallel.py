@@ -96,9 +96,15 @@ class CPMApproxParallel:
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.proposals = int(proposals)
-        self.temperature = float(temperature)
+        self.temperature = float(temperature)  # iterate() also takes one per replica
         self.copy_order = copy_order
         self._tables: dict[tuple, torch.Tensor] = {}
+
+    def engine(self, model, state: torch.Tensor, temperature, generator=None, seed: int = 0):
+        """A :class:`CPMApproxParallelEngine` (the CPM samplers' ``engine`` signature)."""
+        if generator is None:
+            generator = torch.Generator(device=state.device).manual_seed(seed)
+        return CPMApproxParallelEngine(model, self, state, temperature, generator)
 
     def iterations(self, mcs: float, n_sites: int) -> int:
         """Iterations that make ``mcs`` Monte Carlo steps: ``int(mcs * n_sites / P)``."""
@@ -219,19 +225,26 @@ class CPMApproxParallel:
             accept[first[vanished]] = False
 
     def iterate(
-        self, hamiltonian, chains: "Chains", generator: torch.Generator | None = None
+        self,
+        hamiltonian,
+        chains: "Chains",
+        generator: torch.Generator | None = None,
+        temperature: torch.Tensor | None = None,
     ) -> IterationRecord:
-        """One iteration on ``chains``, in place (ids, boundary set and areas updated locally)."""
+        """One iteration on ``chains``, in place (ids, boundary set and areas updated locally);
+        ``temperature``: one per replica ``[B]`` instead of the sampler's."""
         proposals, sources, valid = self.propose(chains, generator)
-        u = torch.rand(valid.numel(), generator=generator, device=chains.flat.device, dtype=torch.float64)[
-            valid
-        ]
-        ids = chains.ids()
+        dev = chains.flat.device
+        u = torch.rand(valid.numel(), generator=generator, device=dev, dtype=torch.float64)[valid]
         with torch.no_grad():
-            delta = hamiltonian.delta_energy(ids, chains.types, proposals, areas=chains.areas).to(
-                torch.float64
-            )
-        metropolis = u < torch.exp(-delta / self.temperature)
+            delta = hamiltonian.delta_energy(chains.ids(), chains.types, proposals, areas=chains.areas)
+        delta = delta.to(torch.float64)
+        T = (
+            self.temperature
+            if temperature is None
+            else temperature.double().index_select(0, proposals.replica)
+        )
+        metropolis = u < torch.exp(-delta / T)
         N = chains.flat.shape[1]
         old = chains.flat.reshape(-1).index_select(0, proposals.replica * N + proposals.site)
         accepted = self.keep_cells(chains.areas, proposals, old, metropolis)
@@ -264,6 +277,43 @@ class CPMApproxParallel:
             totals["accepted"].index_add_(0, r, rec.accepted.long())
             totals["kept"].index_add_(0, r, (rec.metropolis & ~rec.accepted).long())
         return chains.state(), totals
+
+
+class CPMApproxParallelEngine:
+    """The sampler as a spinsim engine (``advance(n_sweeps)``, ``state``) for the classic
+    :class:`~spinsim.models.cpm.CellularPottsModel` (or a CellHamiltonian with ``types(batch)``),
+    one temperature per replica: ``n`` sweeps (MCS) are ``int(n * H * W / P)`` iterations,
+    the remainder carried over to the next call."""
+
+    name = "approx_parallel"
+
+    def __init__(
+        self, model, sampler: CPMApproxParallel, state: torch.Tensor, temperature, generator
+    ) -> None:
+        from spinsim.models.cell_hamiltonian import ClassicHamiltonian
+        from spinsim.models.cpm import CellularPottsModel
+
+        self.hamiltonian = ClassicHamiltonian(model) if isinstance(model, CellularPottsModel) else model
+        B = state.shape[0]
+        types = self.hamiltonian.types(B).to(state.device)
+        self.sampler, self.generator = sampler, generator
+        T = torch.as_tensor(temperature, dtype=torch.float64, device=state.device).reshape(-1)
+        self.temperature = T.expand(B) if T.numel() == 1 else T
+        self.chains = sampler.prepare(self.hamiltonian, CellState(state.long(), types))
+        self._dtype = state.dtype
+        self._owed = 0.0  # iterations owed, fractional
+        self.iterations = 0
+
+    @property
+    def state(self) -> torch.Tensor:
+        return self.chains.ids().to(self._dtype)
+
+    def advance(self, n_sweeps: float) -> None:
+        self._owed += n_sweeps * self.chains.flat.shape[1] / self.sampler.proposals
+        for _ in range(int(self._owed)):
+            self.sampler.iterate(self.hamiltonian, self.chains, self.generator, self.temperature)
+            self.iterations += 1
+        self._owed -= int(self._owed)
 
 
 def boundary_sites(flat: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
