@@ -34,6 +34,7 @@ def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
     q = int(states.max()) + 1
     codes = (states * q ** torch.arange(N)).sum(1)
     index = {int(c): i for i, c in enumerate(codes)}
+    powers = q ** np.arange(N)
     ids = states.view(S, 1, *shape)
     t = types.expand(S, -1)
     energy = hamiltonian.energy(ids, t).detach().double().numpy()
@@ -52,9 +53,7 @@ def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
                 if areas[a, x[i]] == 1:
                     K[a, a] += p
                     continue
-                y = x.copy()
-                y[i] = new
-                b = index[int((torch.from_numpy(y) * q ** torch.arange(N)).sum())]
+                b = index[int(codes[a]) + int((new - x[i]) * powers[i])]
                 acc = min(1.0, float(np.exp(-(energy[b] - energy[a]) / temperature)))
                 K[a, b] += p * acc
                 K[a, a] += p * (1 - acc)
@@ -62,12 +61,12 @@ def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
 
 
 def test_single_proposal_chain_samples_its_exact_time_t_law():
-    """2x3 periodic lattice, 3 confluent cells (540 states). 20,000 independent replicas
-    from one state, 200 iterations: the histogram of the final states against the exact
-    law after 200 steps of the boundary chain (within 1e-6 of its stationary law).
+    """2x3 periodic lattice, 3 confluent cells (540 states). 12,000 independent replicas
+    from one state, 60 iterations: the histogram of the final states against the exact
+    law after 60 steps of the boundary chain (within 0.02 of its stationary law in L1).
     Tolerance: every state within 5 standard errors, and the chi-square within 5 of its
-    standard deviations. The Boltzmann law (total variation 0.09 away) fails the same
-    chi-square test by far, so the test tells the two laws apart."""
+    standard deviations. The Boltzmann law (total variation 0.09 from the stationary
+    one) fails the same chi-square test by far, so the test tells the two laws apart."""
     shape, n = (2, 3), 3
     states = confluent_states(shape, n)
     types = torch.tensor([[0, 1, 1, 2]])
@@ -78,18 +77,16 @@ def test_single_proposal_chain_samples_its_exact_time_t_law():
     start = 17
     law = np.zeros(len(states))
     law[start] = 1.0
-    T_iter = 200
+    T_iter = 60
     for _ in range(T_iter):
         law = law @ K
     stationary = np.linalg.matrix_power(K, 2000)[start]
-    assert np.abs(law - stationary).sum() < 1e-6
+    assert np.abs(law - stationary).sum() < 0.02
 
-    R = 20_000
+    R = 12_000
     state = CellState(states[start].view(1, 1, *shape).repeat(R, 1, 1, 1), types.repeat(R, 1))
     sampler = CPMApproxParallel(proposals=1)
-    g = torch.Generator().manual_seed(11)
-    for _ in range(T_iter):
-        state, _ = sampler.step(h, state, g)
+    state, _ = sampler.run(h, state, T_iter, torch.Generator().manual_seed(11))
     q = n + 1
     final = (state.flat_ids() * q ** torch.arange(6)).sum(1)
     lookup = {int(c): i for i, c in enumerate(codes)}
@@ -106,7 +103,7 @@ def test_single_proposal_chain_samples_its_exact_time_t_law():
     assert abs(chi2(law) - dof) < 5 * np.sqrt(2 * dof)
     boltzmann = np.exp(-(energy - energy.min()))
     boltzmann /= boltzmann.sum()
-    assert chi2(boltzmann) - dof > 20 * np.sqrt(2 * dof)  # measured: 34 standard deviations
+    assert chi2(boltzmann) - dof > 10 * np.sqrt(2 * dof)
 
 
 class AlwaysAccept:
@@ -202,6 +199,22 @@ def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
             assert torch.equal(~finite, last & (old != 0))
         assert len(rec.proposals) == 30
         state = nxt
+
+
+@pytest.mark.parametrize("neighbour", ["differing", "any"])
+def test_run_keeps_boundary_and_areas_exactly_as_recomputing_them_each_iteration(neighbour):
+    """run() updates the boundary set and the areas around the accepted copies; step() recomputes
+    them from the state. Same generator, same random numbers: the two chains must be identical."""
+    state = blob_state(3, (24, 20), 12, 9.0, seed=6)
+    h = CellSortHamiltonian(target_area=20.0, generator=torch.Generator().manual_seed(4))
+    sampler = CPMApproxParallel(proposals=25, neighbour=neighbour)
+    by_run, _ = sampler.run(h, state, 40, torch.Generator().manual_seed(8))
+    g = torch.Generator().manual_seed(8)
+    by_step = state
+    for _ in range(40):
+        by_step, _ = sampler.step(h, by_step, g)
+    assert torch.equal(by_run.ids, by_step.ids)
+    assert not torch.equal(by_run.ids, state.ids)
 
 
 def test_same_generator_same_chain_and_mcs_counts_iterations():
