@@ -305,8 +305,7 @@ def _delta_chunk(nh, cache: FirstLayerCache, types, replica, old, new, P_row, P_
     d_y = _full_conv(
         _silu_change(b3.read(cache.pre, e_plane), d_pre, b3.mask(dtype)), layer.psi2
     )  # [K + M, C1, 9, 9]
-    d_res = delta if layer.residual is None else delta @ layer.residual.weight[:, :, 0, 0].T
-    d_y[:, :, REACH, REACH] += d_res
+    d_y[:, :, REACH, REACH] += delta  # the residual: the first NH layer maps dims[0] to dims[0], R = 1
 
     # re-pool: the cached y on the pooled box plus the change (own, or the background's)
     own_index = torch.full((M, n), -1, dtype=torch.long, device=dev)
