@@ -92,7 +92,7 @@ def label_propagation_counts(model: CellularPottsModel, state: torch.Tensor) -> 
         if torch.equal(new, label):
             break
         label = new
-    counts = model._per_cell_sum(ids, (label == own).double()).round().long()
+    counts = model.per_cell_sum(ids, (label == own).double()).round().long()
     counts[:, MEDIUM] = 0
     return counts
 
