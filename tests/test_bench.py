@@ -68,7 +68,8 @@ def test_bench_rejects_unknown_case(tmp_path):
 
 
 def test_simulate_engine_fast_on_unsupported_config_is_one_line(tmp_path):
-    out = spinsim_cli("simulate", "lattice=honeycomb", "engine=fast", "progress=false", cwd=tmp_path)
+    out = spinsim_cli("simulate", "model=potts", "lattice=honeycomb", "engine=fast", "progress=false",
+                      cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "spinsim simulate: error: engine=fast: the fast engine does not support lattice=honeycomb "

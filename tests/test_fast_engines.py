@@ -319,12 +319,16 @@ def test_build_engine_chooses_and_explains():
     assert build_engine("auto", model, Metropolis(), state, T, g, 0).name == "numba"
     assert build_engine("reference", model, Metropolis(), state, T, g, 0).name == "reference"
     glass = IsingModel(lat, Couplings.build(lat, "pm"))
-    assert build_engine("auto", glass, Metropolis(), state, T, g, 0).name == "reference"
+    assert build_engine("auto", glass, Metropolis(), state, T, g, 0).name == "numba"
+    potts_glass = PottsModel(lat, Couplings.build(lat, "gaussian"), q=3)
+    pstate = potts_glass.random_state(2)
+    assert build_engine("auto", potts_glass, Metropolis(), pstate, T, g, 0).name == "reference"
     with pytest.raises(ConfigError, match=r"^engine=fast: the fast engine does not support per-bond"):
-        build_engine("fast", glass, Metropolis(), state, T, g, 0)
+        build_engine("fast", potts_glass, Metropolis(), pstate, T, g, 0)
     hc = Lattice("honeycomb", 4)
+    assert build_engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), T, g, 0).name == "numba"
     with pytest.raises(ConfigError, match="lattice=honeycomb"):
-        build_engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), T, g, 0)
+        build_engine("fast", potts(hc), Metropolis(), potts(hc).random_state(2), T, g, 0)
     with pytest.raises(ConfigError, match="heat_bath with model=potts"):
         build_engine("fast", potts(lat), HeatBath(), potts(lat).random_state(2), T, g, 0)
 
