@@ -63,6 +63,13 @@ _U32 = np.uint64(32)
 _LO32 = np.uint64(0xFFFFFFFF)
 N_PLANES = 5  # bits of V = 2 n_x + n_miss <= 2 z = 12; the spin bit is plane N_PLANES
 MAX_LEVELS = 64
+BLOCK_WORDS = 512  # rows are updated in blocks of about this many words (short rows together)
+
+
+@njit(inline="always", cache=True)
+def rows_per_block(row_len):
+    """Rows a block: blocks (and their random streams) depend on the lattice only."""
+    return max(1, BLOCK_WORDS // row_len)
 PREFETCH = 8  # levels of full random words; deeper levels deal compacted bits (pdep)
 COUNTER_PLANES = 40  # vertical counters: up to 2^40 per lane
 
@@ -84,6 +91,29 @@ def _vadd(planes, x):
         p += 1
 
 
+SMALL_PLANES = 8  # branch-free vertical counters, flushed every 255 additions
+
+
+@njit(inline="always", cache=True)
+def _cadd(small, x):
+    """Add the bits of ``x`` into 8-plane vertical counters (no carry past plane 7: flush in time)."""
+    for p in range(SMALL_PLANES):
+        carry = small[p] & x
+        small[p] ^= x
+        x = carry
+
+
+@njit(inline="always", cache=True)
+def _cflush(small, out, n_lanes):
+    """``out[k] +=`` lane k's small counter; clears it."""
+    for p in range(SMALL_PLANES):
+        w = small[p]
+        if w != _ZERO:
+            for k in range(n_lanes):
+                out[k] += np.int64((w >> np.uint64(k)) & _ONE) << p
+            small[p] = _ZERO
+
+
 @njit(inline="always", cache=True)
 def _vextract(planes, out, n_lanes):
     """``out[k] += counter of lane k``; clears ``planes``."""
@@ -95,20 +125,43 @@ def _vextract(planes, out, n_lanes):
             planes[p] = _ZERO
 
 
+ROWS_PER_TASK = 4  # rows a task when sums are shared out among threads
+
+
+@njit(inline="always", cache=True)
+def _scratch(z, n_classes, row_len):
+    """Work arrays for :func:`_update_row` on blocks of :func:`rows_per_block` rows."""
+    cap = rows_per_block(row_len) * row_len
+    return (
+        np.empty((z, cap), dtype=np.uint64),  # nbw
+        np.empty((z, cap), dtype=np.uint64),  # prs
+        np.empty(PREFETCH * cap + 2, dtype=np.uint64),  # rs
+        np.empty((n_classes, cap), dtype=np.uint64),  # mk
+        np.empty((9, cap), dtype=np.uint64),  # planes
+        np.empty((n_classes, N_PLANES + 3 + PREFETCH), dtype=np.uint64),  # row_tab
+        np.empty(cap, dtype=np.int64),  # idx
+        np.empty(2 * cap + 8, dtype=np.uint64),  # tb
+        np.empty(cap, dtype=np.int64),  # widx
+    )
+
+
 @njit(inline="always", cache=True)
 def _gather(
     words, base, r, start, count, n_colors, row_len, wpg, periodic, rot_lanes, full,
-    nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, Z,
+    nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, off, Z,
 ):  # fmt: skip
-    """Neighbour words ``nbw[n, t]`` (lanes aligned, bond signs applied) and present lanes ``prs[n, t]``
-    of the ``count`` words ``start, start + n_colors, ...`` of row r."""
+    """Neighbour words ``nbw[n, off + t]`` (lanes aligned, bond signs applied), present lanes
+    ``prs[n, off + t]`` and word indices ``widx[off + t]`` of the ``count`` words
+    ``start, start + n_colors, ...`` of row r."""
     row_site = r * row_len + start
+    for t in range(count):
+        widx[off + t] = base + row_site + t * n_colors
     for n in range(Z):
         nr = nb_row[r, n]
         if nr < 0:
             for t in range(count):
-                nbw[n, t] = _ZERO
-                prs[n, t] = _ZERO
+                nbw[n, off + t] = _ZERO
+                prs[n, off + t] = _ZERO
             continue
         src = base + nr * row_len
         col = nb_col[n]
@@ -133,37 +186,45 @@ def _gather(
                 b = n * wpg + row_site + t * n_colors
                 w ^= bond_sign[b]
                 p &= bond_present[b]
-            nbw[n, t] = w
-            prs[n, t] = p
+            nbw[n, off + t] = w
+            prs[n, off + t] = p
 
 
 @njit(inline="always", cache=True)
-def _update_row(words, g, r, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
-    """Update the words of one colour in row r of group g (``Z``: neighbours per site, a constant).
+def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
+    """Update the words of one colour in rows ``r0 .. r1 - 1`` (a *block*) of group g, as one batch
+    (``Z``: neighbours per site, a constant).
 
     ``flags = (n_colors, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)``,
     ``geo = (nb_row, nb_col, nb_rot, nb_lanes, row_color)``, ``bonds = (sign, present)``,
-    ``tab = (act, n_act, cmp_l, nev_l, lvl, sel)``, ``scratch = (nbw, prs, rs, mk, planes, row_tab, idx, tb)``.
-    Branch-free passes over the row's words (numba vectorises them), then a scalar tail for the
+    ``tab = (act, n_act, cmp_l, nev_l, lvl, sel)``,
+    ``scratch = (nbw, prs, rs, mk, planes, row_tab, idx, tb, widx)``.
+    Branch-free passes over the block's words (numba vectorises them), then a scalar tail for the
     lanes still undecided after ``PREFETCH`` levels.
     """
     n_colors, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
     nb_row, nb_col, nb_rot, nb_lanes, row_color = geo
     bond_sign, bond_present = bonds
     act, n_act, cmp_l, nev_l, lvl, sel = tab
-    nbw, prs, rs, mk, planes, row_tab, idx, tb = scratch
+    nbw, prs, rs, mk, planes, row_tab, idx, tb, widx = scratch
     n_rows = nb_row.shape[0]
     base = g * wpg
-    row_base = base + r * row_len
-    start = (colour - row_color[r]) % n_colors
-    count = (row_len - start + n_colors - 1) // n_colors
+    count = 0
+    for r in range(r0, r1):
+        start = (colour - row_color[r]) % n_colors
+        n_here = (row_len - start + n_colors - 1) // n_colors
+        if n_here > 0:
+            _gather(
+                words, base, r, start, n_here, n_colors, row_len, wpg, periodic, rot_lanes, full,
+                nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx,
+                count, Z,
+            )  # fmt: skip
+            count += n_here
     if count <= 0:
         return
-    _gather(
-        words, base, r, start, count, n_colors, row_len, wpg, periodic, rot_lanes, full,
-        nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, Z,
-    )  # fmt: skip
-    # the row's random stream: words l count + t (level l < PREFETCH of word t) drawn in one
+    r = r0
+    # the block's random stream (counted by its first row): words l count + t (level l < PREFETCH
+    # of word t) drawn in one
     # vectorised loop; deeper levels take compacted bits from stream words PREFETCH count, ...
     row_id = np.uint64(g * n_rows + r)
     c0 = row_id & _LO32
@@ -185,10 +246,8 @@ def _update_row(words, g, r, colour, sweep, key0, key1, flags, geo, bonds, tab, 
         for level in range(PREFETCH):
             row_tab[k, N_PLANES + 3 + level] = lvl[g, c, level]
     # pass 1: V = 2 n_x + n_miss as five bit planes, and the spins (planes[0..5, t])
-    u_first = np.uint64(row_base + start)
-    u_step = np.uint64(n_colors)
     for t in range(count):
-        s = words[u_first + np.uint64(t) * u_step]
+        s = words[widx[t]]
         a0 = a1 = a2 = _ZERO
         m0 = m1 = m2 = _ZERO
         for n in range(Z):
@@ -312,14 +371,14 @@ def _update_row(words, g, r, colour, sweep, key0, key1, flags, geo, bonds, tab, 
         level += 1
     # write back
     for t in range(count):
-        i = u_first + np.uint64(t) * u_step
-        words[i] = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
+        words[widx[t]] = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
 
 
 @njit(inline="always", cache=True)
 def _update_rows_z(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
-    for r in range(r0, r1):
-        _update_row(words, g, r, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z)
+    rpb = rows_per_block(flags[1])
+    for b0 in range(r0, r1, rpb):
+        _update_row(words, g, b0, min(r1, b0 + rpb), colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -346,11 +405,19 @@ def _sum_rows(
     z = nb_col.shape[0]
     n_a = _ZERO
     n_u = _ZERO
+    small_a = planes_a[:SMALL_PLANES]  # replica lanes: 8-plane counters, flushed every 255 additions
+    small_u = planes_u[:SMALL_PLANES]
+    adds_a = 0
+    adds_u = 0
     for r in range(r0, r1):
         for j in range(row_len):
             s = words[base + r * row_len + j]
             if replica_lanes:
-                _vadd(planes_u, s & full)
+                _cadd(small_u, s & full)
+                adds_u += 1
+                if adds_u == 255:
+                    _cflush(small_u, up, replica_lanes)
+                    adds_u = 0
             else:
                 n_u += popcount(s & full)
             for n in range(0, z, 2):  # forward bonds
@@ -380,12 +447,16 @@ def _sum_rows(
                     p &= bond_present[b]
                 x = (s ^ w) & p
                 if replica_lanes:
-                    _vadd(planes_a, x)
+                    _cadd(small_a, x)
+                    adds_a += 1
+                    if adds_a == 255:
+                        _cflush(small_a, anti, replica_lanes)
+                        adds_a = 0
                 else:
                     n_a += popcount(x)
     if replica_lanes:
-        _vextract(planes_a, anti, replica_lanes)
-        _vextract(planes_u, up, replica_lanes)
+        _cflush(small_a, anti, replica_lanes)
+        _cflush(small_u, up, replica_lanes)
     else:
         anti[0] += np.int64(n_a)
         up[0] += np.int64(n_u)
@@ -412,21 +483,14 @@ def sweep_groups(
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
-        nbw = np.empty((z, row_len), dtype=np.uint64)
-        prs = np.empty((z, row_len), dtype=np.uint64)
-        rs = np.empty(PREFETCH * row_len + 2, dtype=np.uint64)
-        mk = np.empty((act.shape[1], row_len), dtype=np.uint64)
-        planes = np.empty((9, row_len), dtype=np.uint64)
-        row_tab = np.empty((act.shape[1], N_PLANES + 3 + PREFETCH), dtype=np.uint64)
-        idx = np.empty(row_len, dtype=np.int64)
-        tb = np.empty(2 * row_len + 8, dtype=np.uint64)
+        scratch = _scratch(z, act.shape[1], row_len)
         planes_a = np.zeros(COUNTER_PLANES, dtype=np.uint64)
         planes_u = np.zeros(COUNTER_PLANES, dtype=np.uint64)
         for s in range(n_sweeps):
             for colour in range(n_colors):
                 _update_rows(
                     words, g, 0, n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
-                    (nbw, prs, rs, mk, planes, row_tab, idx, tb),
+                    scratch,
                 )  # fmt: skip
             if measure_every > 0 and (s + 1) % measure_every == 0:
                 i = (s + 1) // measure_every - 1
@@ -441,7 +505,6 @@ def sweep_groups(
                 up[i, g] = out_u
 
 
-ROWS_PER_TASK = 4
 
 
 @njit(parallel=True, cache=True)
@@ -459,25 +522,21 @@ def sweep_rows(
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_color)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    rpb = rows_per_block(row_len)
+    blocks_per_group = (n_rows + rpb - 1) // rpb
+    n_blocks = G * blocks_per_group
     tasks_per_group = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     n_tasks = G * tasks_per_group
     for s in range(n_sweeps):
         for colour in range(n_colors):
-            for task in prange(n_tasks):
-                g = task // tasks_per_group
-                r0 = (task % tasks_per_group) * ROWS_PER_TASK
-                r1 = min(n_rows, r0 + ROWS_PER_TASK)
-                nbw = np.empty((z, row_len), dtype=np.uint64)
-                prs = np.empty((z, row_len), dtype=np.uint64)
-                rs = np.empty(PREFETCH * row_len + 2, dtype=np.uint64)
-                mk = np.empty((act.shape[1], row_len), dtype=np.uint64)
-                planes = np.empty((9, row_len), dtype=np.uint64)
-                row_tab = np.empty((act.shape[1], N_PLANES + 3 + PREFETCH), dtype=np.uint64)
-                idx = np.empty(row_len, dtype=np.int64)
-                tb = np.empty(2 * row_len + 8, dtype=np.uint64)
+            for task in prange(n_blocks):
+                g = task // blocks_per_group
+                r0 = (task % blocks_per_group) * rpb
+                r1 = min(n_rows, r0 + rpb)
+                scratch = _scratch(z, act.shape[1], row_len)
                 _update_rows(
                     words, g, r0, r1, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
-                    (nbw, prs, rs, mk, planes, row_tab, idx, tb),
+                    scratch,
                 )  # fmt: skip
         if measure_every > 0 and (s + 1) % measure_every == 0:
             i = (s + 1) // measure_every - 1
