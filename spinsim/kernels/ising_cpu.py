@@ -44,8 +44,8 @@ time. Every bit belongs to one update whatever thread computes it, so results
 do not depend on the thread count or on how work is split (rows or groups).
 
 Sums (the measurements): per replica the number of present bonds whose
-``J_ij s_i s_j < 0`` (``anti``) and of up spins (``up``); lanes of a replica
-packing are counted with bit-sliced (vertical) counters.
+``J_ij s_i s_j < 0`` (``anti``) and of up spins (``up``): popcounts in the slab
+packing, per-lane byte counters in the replica packing.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ def rows_per_block(row_len):
     """Rows a block: blocks (and their random streams) depend on the lattice only."""
     return max(1, BLOCK_WORDS // row_len)
 PREFETCH = 8  # levels of full random words; deeper levels deal compacted bits (pdep)
-COUNTER_PLANES = 40  # vertical counters: up to 2^40 per lane
 
 
 @njit(inline="always", cache=True)
@@ -80,52 +79,40 @@ def _stream_draw(block, c0, c1_base, c2, c3, key0, key1):
     return philox_2x64(c0, c1_base | block, c2, c3, key0, key1)
 
 
-@njit(inline="always", cache=True)
-def _vadd(planes, x):
-    """Add the bits of ``x`` (one per lane) into vertical counters ``planes``."""
-    p = 0
-    while x != _ZERO:
-        carry = planes[p] & x
-        planes[p] ^= x
-        x = carry
-        p += 1
-
-
-SMALL_PLANES = 8  # branch-free vertical counters, flushed every 255 additions
+# Per-lane counts of many bit vectors (replica packings): lane k = 8 i + j is byte i of
+# ``acc[j]``, so adding a vector is 8 shifts, masks and adds; bytes are read out every 255 additions.
+_BYTE_LOWS = np.uint64(0x0101010101010101)
 
 
 @njit(inline="always", cache=True)
-def _cadd(small, x):
-    """Add the bits of ``x`` into 8-plane vertical counters (no carry past plane 7: flush in time)."""
-    for p in range(SMALL_PLANES):
-        carry = small[p] & x
-        small[p] ^= x
-        x = carry
+def _lanes_add(acc, x):
+    """Add the bits of ``x`` (one per lane) to the byte counters ``acc[0:8]``."""
+    for j in range(8):
+        acc[j] += (x >> np.uint64(j)) & _BYTE_LOWS
 
 
 @njit(inline="always", cache=True)
-def _cflush(small, out, n_lanes):
-    """``out[k] +=`` lane k's small counter; clears it."""
-    for p in range(SMALL_PLANES):
-        w = small[p]
-        if w != _ZERO:
-            for k in range(n_lanes):
-                out[k] += np.int64((w >> np.uint64(k)) & _ONE) << p
-            small[p] = _ZERO
+def _lanes_flush(acc, out, n_lanes):
+    """``out[k] +=`` lane k's byte counter; clears ``acc``."""
+    for j in range(8):
+        w = acc[j]
+        for i in range(8):
+            k = 8 * i + j
+            if k < n_lanes:
+                out[k] += np.int64((w >> np.uint64(8 * i)) & np.uint64(0xFF))
+        acc[j] = _ZERO
+
+
+SUM_TASK_WORDS = 4096  # words a task when the sums of one group are shared out among threads
 
 
 @njit(inline="always", cache=True)
-def _vextract(planes, out, n_lanes):
-    """``out[k] += counter of lane k``; clears ``planes``."""
-    for p in range(COUNTER_PLANES):
-        w = planes[p]
-        if w != _ZERO:
-            for k in range(n_lanes):
-                out[k] += np.int64((w >> np.uint64(k)) & _ONE) << p
-            planes[p] = _ZERO
-
-
-ROWS_PER_TASK = 4  # rows a task when sums are shared out among threads
+def rows_per_sum_task(row_len, replica_lanes):
+    """Rows a task of the sums: per-lane counts are read out once a task, so replica
+    packings take tasks of at least SUM_TASK_WORDS words; slabs (popcounts) any."""
+    if replica_lanes:
+        return max(1, SUM_TASK_WORDS // row_len)
+    return max(1, 256 // row_len)
 
 
 @njit(inline="always", cache=True)
@@ -400,63 +387,42 @@ def _sum_rows(
     has_bonds, bond_sign, bond_present, replica_lanes, anti, up, planes_a, planes_u,
 ):  # fmt: skip
     """Add to ``anti[k]`` the present forward bonds with ``J s_i s_j < 0`` and to ``up[k]`` the up
-    spins of rows ``r0 .. r1 - 1`` of group g; k is the lane (``replica_lanes`` > 0) or 0 (slab)."""
+    spins of rows ``r0 .. r1 - 1`` of group g; k is the lane (``replica_lanes`` > 0) or 0 (slab).
+    Neighbour words come from the same vectorised gather as the updates (the whole row, stride 1)."""
     base = g * wpg
     z = nb_col.shape[0]
+    nbw = np.empty((z, row_len), dtype=np.uint64)
+    prs = np.empty((z, row_len), dtype=np.uint64)
+    widx = np.empty(row_len, dtype=np.int64)
     n_a = _ZERO
     n_u = _ZERO
-    small_a = planes_a[:SMALL_PLANES]  # replica lanes: 8-plane counters, flushed every 255 additions
-    small_u = planes_u[:SMALL_PLANES]
-    adds_a = 0
-    adds_u = 0
+    adds = 0  # additions since the byte counters were read (replica lanes)
     for r in range(r0, r1):
-        for j in range(row_len):
-            s = words[base + r * row_len + j]
-            if replica_lanes:
-                _cadd(small_u, s & full)
-                adds_u += 1
-                if adds_u == 255:
-                    _cflush(small_u, up, replica_lanes)
-                    adds_u = 0
-            else:
+        _gather(
+            words, base, r, 0, row_len, 1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
+            nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, 0, z,
+        )  # fmt: skip
+        row = base + r * row_len
+        if replica_lanes:
+            for j in range(row_len):
+                s = words[row + j]
+                _lanes_add(planes_u, s & full)
+                for n in range(0, z, 2):  # forward bonds
+                    _lanes_add(planes_a, (s ^ nbw[n, j]) & prs[n, j])
+                adds += 1
+                if adds == 255:
+                    _lanes_flush(planes_a, anti, replica_lanes)
+                    _lanes_flush(planes_u, up, replica_lanes)
+                    adds = 0
+        else:
+            for j in range(row_len):
+                s = words[row + j]
                 n_u += popcount(s & full)
-            for n in range(0, z, 2):  # forward bonds
-                nr = nb_row[r, n]
-                if nr < 0:
-                    continue
-                jj = j + nb_col[n]
-                inside = True
-                if jj < 0:
-                    jj += row_len
-                    inside = periodic
-                elif jj >= row_len:
-                    jj -= row_len
-                    inside = periodic
-                if not inside:
-                    continue
-                w = words[base + nr * row_len + jj]
-                rot = nb_rot[r, n]
-                if rot > 0:
-                    w = (w >> _ONE) | ((w & _ONE) << np.uint64(rot_lanes - 1))
-                elif rot < 0:
-                    w = ((w << _ONE) | (w >> np.uint64(rot_lanes - 1))) & full
-                p = nb_lanes[r, n]
-                if has_bonds:
-                    b = n * wpg + r * row_len + j
-                    w ^= bond_sign[b]
-                    p &= bond_present[b]
-                x = (s ^ w) & p
-                if replica_lanes:
-                    _cadd(small_a, x)
-                    adds_a += 1
-                    if adds_a == 255:
-                        _cflush(small_a, anti, replica_lanes)
-                        adds_a = 0
-                else:
-                    n_a += popcount(x)
+                for n in range(0, z, 2):
+                    n_a += popcount((s ^ nbw[n, j]) & prs[n, j])
     if replica_lanes:
-        _cflush(small_a, anti, replica_lanes)
-        _cflush(small_u, up, replica_lanes)
+        _lanes_flush(planes_a, anti, replica_lanes)
+        _lanes_flush(planes_u, up, replica_lanes)
     else:
         anti[0] += np.int64(n_a)
         up[0] += np.int64(n_u)
@@ -484,8 +450,8 @@ def sweep_groups(
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
         scratch = _scratch(z, act.shape[1], row_len)
-        planes_a = np.zeros(COUNTER_PLANES, dtype=np.uint64)
-        planes_u = np.zeros(COUNTER_PLANES, dtype=np.uint64)
+        planes_a = np.zeros(8, dtype=np.uint64)
+        planes_u = np.zeros(8, dtype=np.uint64)
         for s in range(n_sweeps):
             for colour in range(n_colors):
                 _update_rows(
@@ -525,7 +491,8 @@ def sweep_rows(
     rpb = rows_per_block(row_len)
     blocks_per_group = (n_rows + rpb - 1) // rpb
     n_blocks = G * blocks_per_group
-    tasks_per_group = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    rpt = rows_per_sum_task(row_len, replica_lanes)
+    tasks_per_group = (n_rows + rpt - 1) // rpt
     n_tasks = G * tasks_per_group
     for s in range(n_sweeps):
         for colour in range(n_colors):
@@ -544,10 +511,10 @@ def sweep_rows(
             part_u = np.zeros((n_tasks, L), dtype=np.int64)
             for task in prange(n_tasks):
                 g = task // tasks_per_group
-                r0 = (task % tasks_per_group) * ROWS_PER_TASK
-                r1 = min(n_rows, r0 + ROWS_PER_TASK)
-                planes_a = np.zeros(COUNTER_PLANES, dtype=np.uint64)
-                planes_u = np.zeros(COUNTER_PLANES, dtype=np.uint64)
+                r0 = (task % tasks_per_group) * rpt
+                r1 = min(n_rows, r0 + rpt)
+                planes_a = np.zeros(8, dtype=np.uint64)
+                planes_u = np.zeros(8, dtype=np.uint64)
                 _sum_rows(
                     words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
                     nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task],
@@ -569,16 +536,17 @@ def sums(
     n_rows = nb_row.shape[0]
     G = words.shape[0] // wpg
     L = anti.shape[1]
-    tasks_per_group = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    rpt = rows_per_sum_task(row_len, replica_lanes)
+    tasks_per_group = (n_rows + rpt - 1) // rpt
     n_tasks = G * tasks_per_group
     part_a = np.zeros((n_tasks, L), dtype=np.int64)
     part_u = np.zeros((n_tasks, L), dtype=np.int64)
     for task in prange(n_tasks):
         g = task // tasks_per_group
-        r0 = (task % tasks_per_group) * ROWS_PER_TASK
-        r1 = min(n_rows, r0 + ROWS_PER_TASK)
-        planes_a = np.zeros(COUNTER_PLANES, dtype=np.uint64)
-        planes_u = np.zeros(COUNTER_PLANES, dtype=np.uint64)
+        r0 = (task % tasks_per_group) * rpt
+        r1 = min(n_rows, r0 + rpt)
+        planes_a = np.zeros(8, dtype=np.uint64)
+        planes_u = np.zeros(8, dtype=np.uint64)
         _sum_rows(
             words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
             has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
