@@ -169,7 +169,10 @@ class CPUEngine:
         temperature: torch.Tensor,
         seed: int,
         threads: int = 0,
+        packing: str | None = None,
     ) -> None:
+        """``packing`` (multispin Ising only): ``slab`` or ``replica``; None chooses the one with
+        fewer words (:func:`choose_packing`)."""
         reason = unsupported(model, sampler)
         if reason:
             raise ValueError(f"the fast CPU engine does not support {reason}")
@@ -188,14 +191,14 @@ class CPUEngine:
         self.slot_replica = np.arange(self.batch, dtype=np.int64)
         self.kernel = "potts"
         if self.is_ising:
-            self._setup_ising()
+            self._setup_ising(packing)
         else:
             self.layout = SlabLayout.build(self.lattice, 1)
         self.set_temperature(temperature)
         self.state = state
 
     # -- set-up ------------------------------------------------------------------
-    def _setup_ising(self) -> None:
+    def _setup_ising(self, packing: str | None) -> None:
         lattice = self.lattice
         uniform = self.model.couplings.uniform
         bonds = None if (uniform is not None and lattice.geometry.bravais) else bond_words(self.model)
@@ -213,7 +216,9 @@ class CPUEngine:
             self.colour_sites, self.colour_start = ising_site_cpu.colour_lists(lattice)
             return
         self.kernel = "multispin"
-        self.packing = choose_packing(lattice, self.batch)
+        self.packing = packing or choose_packing(lattice, self.batch)
+        if self.packing not in (SLAB, REPLICA):
+            raise ValueError(f"packing must be {SLAB} or {REPLICA}, got {self.packing}")
         if self.packing == REPLICA:
             lay = ReplicaLayout.build(lattice, self.batch)
             self.layout, self.groups, self.lanes = lay, lay.groups, lay.lanes
