@@ -79,31 +79,46 @@ def _stream_draw(block, c0, c1_base, c2, c3, key0, key1):
     return philox_2x64(c0, c1_base | block, c2, c3, key0, key1)
 
 
-# Per-lane counts of many bit vectors (replica packings): lane k = 8 i + j is byte i of
-# ``acc[j]``, so adding a vector is 8 shifts, masks and adds; bytes are read out every 255 additions.
-_BYTE_LOWS = np.uint64(0x0101010101010101)
+# Per-lane counts of many bit vectors (replica packings), in two levels of SWAR counters:
+# ``acc[0:4]`` nibbles (lane k = 4 i + j is nibble i of ``acc[j]``: adding a vector is 4 shifts,
+# masks and adds), folded every 15 additions into bytes ``acc[4:12]`` (lane k = 8 i + j is byte i
+# of ``acc[4 + j]``), read out every 255 / 15 folds.
+_NIBBLE_LOWS = np.uint64(0x1111111111111111)
+_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+LANE_COUNTER = 12  # uint64 words of one counter
 
 
 @njit(inline="always", cache=True)
 def _lanes_add(acc, x):
-    """Add the bits of ``x`` (one per lane) to the byte counters ``acc[0:8]``."""
-    for j in range(8):
-        acc[j] += (x >> np.uint64(j)) & _BYTE_LOWS
+    """Add the bits of ``x`` (one per lane) to the nibble counters ``acc[0:4]``."""
+    for j in range(4):
+        acc[j] += (x >> np.uint64(j)) & _NIBBLE_LOWS
+
+
+@njit(inline="always", cache=True)
+def _lanes_fold(acc):
+    """Nibble counters into byte counters; clears the nibbles."""
+    for j in range(4):
+        w = acc[j]
+        acc[4 + j] += w & _NIBBLES
+        acc[8 + j] += (w >> np.uint64(4)) & _NIBBLES
+        acc[j] = _ZERO
 
 
 @njit(inline="always", cache=True)
 def _lanes_flush(acc, out, n_lanes):
-    """``out[k] +=`` lane k's byte counter; clears ``acc``."""
+    """``out[k] +=`` lane k's count (nibbles folded first); clears ``acc``."""
+    _lanes_fold(acc)
     for j in range(8):
-        w = acc[j]
+        w = acc[4 + j]
         for i in range(8):
             k = 8 * i + j
             if k < n_lanes:
                 out[k] += np.int64((w >> np.uint64(8 * i)) & np.uint64(0xFF))
-        acc[j] = _ZERO
+        acc[4 + j] = _ZERO
 
 
-SUM_TASK_WORDS = 4096  # words a task when the sums of one group are shared out among threads
+SUM_TASK_WORDS = 2048  # words a task when the sums of one group are shared out among threads
 
 
 @njit(inline="always", cache=True)
@@ -396,7 +411,9 @@ def _sum_rows(
     widx = np.empty(row_len, dtype=np.int64)
     n_a = _ZERO
     n_u = _ZERO
-    adds = 0  # additions since the byte counters were read (replica lanes)
+    adds = 0  # words added since the nibble counters were folded (replica lanes)
+    folds = 0  # folds since the byte counters were read
+    per_word = z // 2  # additions to planes_a a word (the forward bonds)
     for r in range(r0, r1):
         _gather(
             words, base, r, 0, row_len, 1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
@@ -410,10 +427,15 @@ def _sum_rows(
                 for n in range(0, z, 2):  # forward bonds
                     _lanes_add(planes_a, (s ^ nbw[n, j]) & prs[n, j])
                 adds += 1
-                if adds == 255:
-                    _lanes_flush(planes_a, anti, replica_lanes)
-                    _lanes_flush(planes_u, up, replica_lanes)
+                if adds * per_word > 15 - per_word:  # a nibble holds up to 15
+                    _lanes_fold(planes_a)
+                    _lanes_fold(planes_u)
                     adds = 0
+                    folds += 1
+                    if folds * 15 > 255 - 15:  # a byte holds up to 255
+                        _lanes_flush(planes_a, anti, replica_lanes)
+                        _lanes_flush(planes_u, up, replica_lanes)
+                        folds = 0
         else:
             for j in range(row_len):
                 s = words[row + j]
@@ -450,8 +472,8 @@ def sweep_groups(
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
         scratch = _scratch(z, act.shape[1], row_len)
-        planes_a = np.zeros(8, dtype=np.uint64)
-        planes_u = np.zeros(8, dtype=np.uint64)
+        planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+        planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
         for s in range(n_sweeps):
             for colour in range(n_colors):
                 _update_rows(
@@ -513,8 +535,8 @@ def sweep_rows(
                 g = task // tasks_per_group
                 r0 = (task % tasks_per_group) * rpt
                 r1 = min(n_rows, r0 + rpt)
-                planes_a = np.zeros(8, dtype=np.uint64)
-                planes_u = np.zeros(8, dtype=np.uint64)
+                planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+                planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
                 _sum_rows(
                     words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
                     nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task],
@@ -545,8 +567,8 @@ def sums(
         g = task // tasks_per_group
         r0 = (task % tasks_per_group) * rpt
         r1 = min(n_rows, r0 + rpt)
-        planes_a = np.zeros(8, dtype=np.uint64)
-        planes_u = np.zeros(8, dtype=np.uint64)
+        planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+        planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
         _sum_rows(
             words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
             has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
