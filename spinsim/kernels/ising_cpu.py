@@ -151,14 +151,16 @@ def _scratch(z, n_classes, row_len):
 def _gather(
     words, base, r, start, count, n_colors, row_len, wpg, periodic, rot_lanes, full,
     nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, off, Z,
+    n_step=1,
 ):  # fmt: skip
     """Neighbour words ``nbw[n, off + t]`` (lanes aligned, bond signs applied), present lanes
     ``prs[n, off + t]`` and word indices ``widx[off + t]`` of the ``count`` words
-    ``start, start + n_colors, ...`` of row r."""
+    ``start, start + n_colors, ...`` of row r (neighbours ``0, n_step, 2 n_step, ...``: 2 for
+    the forward ones only)."""
     row_site = r * row_len + start
     for t in range(count):
         widx[off + t] = base + row_site + t * n_colors
-    for n in range(Z):
+    for n in range(0, Z, n_step):
         nr = nb_row[r, n]
         if nr < 0:
             for t in range(count):
@@ -417,7 +419,7 @@ def _sum_rows(
     for r in range(r0, r1):
         _gather(
             words, base, r, 0, row_len, 1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
-            nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, 0, z,
+            nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, 0, z, 2,
         )  # fmt: skip
         row = base + r * row_len
         if replica_lanes:
