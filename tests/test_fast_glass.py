@@ -28,9 +28,14 @@ def glass(lattice, kind="pm", h=0.0, J=1.0, seed=2):
 
 
 def engine(model, sampler, T, replicas, seed=1, threads=0, packing=None):
+    """``packing``: None (the engine chooses), ``replica``, ``slab`` (as many replicas a word as
+    fit) or ``slab1`` (one replica a word)."""
     state = model.random_state(replicas, torch.Generator().manual_seed(seed))
     temps = torch.full((replicas,), float(T)) if np.isscalar(T) else torch.as_tensor(T, dtype=torch.float64)
-    return CPUEngine(model, sampler, state, temps, seed=seed, threads=threads, packing=packing)
+    per_word = 1 if packing == "slab1" else None
+    packing = "slab" if packing == "slab1" else packing
+    return CPUEngine(model, sampler, state, temps, seed=seed, threads=threads, packing=packing,
+                     replicas_per_word=per_word)  # fmt: skip
 
 
 def sample(eng, sweeps, thermalize, every=1):
@@ -43,6 +48,9 @@ def sample(eng, sweeps, thermalize, every=1):
 # kernel (multispin slab, multispin replica, per-site), geometry, boundary, field, sampler
 CASES = {
     "pm glass 4x4, slab": (lambda: glass(Lattice("square", 4)), Metropolis(), 1.0, "slab"),
+    "pm glass 4x4, one replica a word": (lambda: glass(Lattice("square", 4)), Metropolis(), 1.0, "slab1"),
+    "open 4x5 square, field, 32 replicas a word": (
+        lambda: glass(Lattice("square", [4, 5], "open"), "uniform", h=0.25), Metropolis(), 1.8, "slab"),
     "pm glass 4x4, replica": (lambda: glass(Lattice("square", 4)), Metropolis(), 1.0, "replica"),
     "pm glass open triangular 3x4, field": (
         lambda: glass(Lattice("triangular", [3, 4], "open"), h=0.3), Metropolis(), 1.5, "slab"),
@@ -70,7 +78,7 @@ def test_new_fast_paths_match_enumeration(case):
     exact = exact_averages(model, 1 / T)
     eng = engine(model, sampler, T, 256, packing=packing)
     assert eng.kernel == ("site" if packing is None else "multispin")
-    assert packing is None or eng.packing == packing
+    assert packing is None or eng.packing == packing.rstrip("1")
     e, m = sample(eng, sweeps=400, thermalize=60)
     message = (
         f"{case}: <e> {e.mean:.5f} +- {e.error:.5f} vs {exact['e']:.5f}; "
@@ -115,7 +123,8 @@ def test_new_fast_paths_agree_with_reference(case):
 # 64 replicas of 8^3 x 8 one group of 4096 words (two threads share its rows; one thread runs it
 # as a group): the same states either way
 THREADS = {
-    "pm glass square, slab": (lambda: glass(Lattice("square", [64, 12])), 3, "slab"),
+    "pm glass square, slab": (lambda: glass(Lattice("square", [64, 12])), 3, "slab1"),
+    "pm glass open square, 2 replicas a word": (lambda: glass(Lattice("square", [64, 12], "open")), 5, "slab"),
     "pm glass 24x24, replica groups": (lambda: glass(Lattice("square", 24)), 70, "replica"),
     "pm glass cubic 8^3x8, replica rows": (lambda: glass(Lattice("cubic", [8, 8, 64])), 64, "replica"),
     "honeycomb open, field": (lambda: glass(Lattice("honeycomb", [10, 8], "open"), "uniform", h=0.2), 5, None),
@@ -141,11 +150,13 @@ def test_same_states_with_one_and_two_threads(case):
 
 @pytest.mark.parametrize(
     "model, packing",
-    [(glass(Lattice("square", 8)), "slab"), (glass(Lattice("square", 8)), "replica"),
+    [(glass(Lattice("square", 8)), "slab"), (glass(Lattice("square", 8)), "slab1"),
+     (glass(Lattice("square", 8)), "replica"),
      (glass(Lattice("honeycomb", [6, 8], "open"), h=0.3), "slab"),
      (glass(Lattice("cubic", 4), "gaussian", h=-0.2), None),
      (glass(Lattice("triangular", [6, 5], "open"), "uniform", h=0.3, J=0.7), "replica")],
-    ids=["pm slab", "pm replica", "pm honeycomb open", "gaussian cubic", "uniform triangular replica"],
+    ids=["pm slab", "pm slab one a word", "pm replica", "pm honeycomb open", "gaussian cubic",
+         "uniform triangular replica"],
 )  # fmt: skip
 def test_measurements_equal_reference(model, packing):
     """measure(), energies() and every row of advance_measured equal the reference's on the same state."""
@@ -205,11 +216,12 @@ def _continue_bit_for_bit(make, a=5, b=7):
 @pytest.mark.parametrize(
     "build",
     [lambda: engine(glass(Lattice("square", 8)), Metropolis(), [1.0, 2.0, 3.0], 3, packing="slab"),
+     lambda: engine(glass(Lattice("square", 8)), Metropolis(), [1.0, 2.0, 3.0], 3, packing="slab1"),
      lambda: engine(glass(Lattice("cubic", 4)), HeatBath(), np.linspace(1, 2, 70), 70, packing="replica"),
      lambda: engine(glass(Lattice("square", 6), "gaussian"), Metropolis(), [0.8, 1.2], 2),
      lambda: engine(PottsModel(Lattice("square", 6), Couplings.build(Lattice("square", 6)), q=3),
                     Metropolis(), [0.9, 1.1], 2)],
-    ids=["multispin slab", "multispin replica", "per site", "potts"],
+    ids=["multispin slab", "multispin slab one a word", "multispin replica", "per site", "potts"],
 )  # fmt: skip
 def test_cpu_engine_state_dict_continues_bit_for_bit(build):
     whole, resumed = _continue_bit_for_bit(build)

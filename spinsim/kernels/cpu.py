@@ -120,10 +120,21 @@ SLAB, REPLICA = "slab", "replica"
 
 
 def choose_packing(lattice, replicas: int) -> str:
-    """The Ising packing with fewer words a sweep (ties: slabs)."""
-    slab_words = replicas * SlabLayout.build(lattice, lanes_for(lattice)).words
+    """The Ising packing with fewer words a sweep (ties: slabs). Slab words hold as many
+    replicas side by side as their slab count fits into 64 lanes."""
+    W = lanes_for(lattice)
+    per_word = min(64 // W, replicas)
+    slab_words = -(-replicas // per_word) * SlabLayout.build(lattice, W).words
     replica_words = -(-replicas // 64) * lattice.n_sites
     return REPLICA if replica_words < slab_words else SLAB
+
+
+def _repeat_segments(masks: np.ndarray, width: int, segments: int) -> np.ndarray:
+    """Lane masks of one segment (``width`` lanes) repeated over ``segments`` side by side."""
+    out = np.zeros_like(masks, dtype=np.uint64)
+    for i in range(segments):
+        out |= masks.astype(np.uint64) << np.uint64(i * width)
+    return out
 
 
 def bond_words(model: SpinModel) -> tuple[float, np.ndarray, np.ndarray] | None:
@@ -170,9 +181,11 @@ class CPUEngine:
         seed: int,
         threads: int = 0,
         packing: str | None = None,
+        replicas_per_word: int | None = None,
     ) -> None:
         """``packing`` (multispin Ising only): ``slab`` or ``replica``; None chooses the one with
-        fewer words (:func:`choose_packing`)."""
+        fewer words (:func:`choose_packing`). ``replicas_per_word`` (slab packing): replicas
+        side by side in a word, each on its slab count of lanes (default: as many as fit)."""
         reason = unsupported(model, sampler)
         if reason:
             raise ValueError(f"the fast CPU engine does not support {reason}")
@@ -191,14 +204,14 @@ class CPUEngine:
         self.slot_replica = np.arange(self.batch, dtype=np.int64)
         self.kernel = "potts"
         if self.is_ising:
-            self._setup_ising(packing)
+            self._setup_ising(packing, replicas_per_word)
         else:
             self.layout = SlabLayout.build(self.lattice, 1)
         self.set_temperature(temperature)
         self.state = state
 
     # -- set-up ------------------------------------------------------------------
-    def _setup_ising(self, packing: str | None) -> None:
+    def _setup_ising(self, packing: str | None, replicas_per_word: int | None) -> None:
         lattice = self.lattice
         uniform = self.model.couplings.uniform
         bonds = None if (uniform is not None and lattice.geometry.bravais) else bond_words(self.model)
@@ -221,13 +234,21 @@ class CPUEngine:
             raise ValueError(f"packing must be {SLAB} or {REPLICA}, got {self.packing}")
         if self.packing == REPLICA:
             lay = ReplicaLayout.build(lattice, self.batch)
-            self.layout, self.groups, self.lanes = lay, lay.groups, lay.lanes
-            self.rot_lanes, self.replica_lanes = 1, lay.lanes
+            self.layout, self.groups, self.segments, self.seg_width = lay, lay.groups, lay.lanes, 1
+            self.nb_lanes = lay.nb_lanes
         else:
             lay = SlabLayout.build(lattice, lanes_for(lattice))
-            self.layout, self.groups, self.lanes = lay, self.batch, lay.lanes
-            self.rot_lanes, self.replica_lanes = lay.lanes, 0
+            W = lay.lanes
+            R = replicas_per_word or min(64 // W, self.batch)
+            if not 1 <= R <= 64 // W:
+                raise ValueError(f"replicas_per_word must be 1 .. {64 // W} for {W} slabs, got {R}")
+            self.layout, self.groups, self.segments, self.seg_width = lay, -(-self.batch // R), R, W
+            self.nb_lanes = _repeat_segments(lay.nb_lanes, W, R)
+        self.lanes = self.segments * self.seg_width
         self.full = np.uint64((1 << self.lanes) - 1)
+        self.rot_lanes = self.seg_width
+        # sums: popcounts with one replica a word, per-lane counters otherwise
+        self.replica_lanes = self.lanes if self.segments > 1 else 0
         z = len(lattice.neighbour_offsets)
         self.z = z
         if self.has_bonds:
@@ -236,7 +257,7 @@ class CPUEngine:
                 pack = lay.site_words
             else:
                 def pack(values):
-                    return lay.pack(values[None])[0]
+                    return _repeat_segments(lay.pack(values[None])[0], self.seg_width, self.segments)
             self.bond_sign = np.concatenate([pack(sign[n]) for n in range(z)])
             self.bond_present = np.concatenate([pack(present[n]) for n in range(z)])
             self.n_bonds = int(present.sum()) // 2
@@ -295,16 +316,11 @@ class CPUEngine:
         replica_T[self.slot_replica] = self.slot_temperature
         self.replica_temperature = replica_T
         if self.kernel == "multispin":
-            if self.packing == REPLICA:
-                lanes = np.zeros(self.groups * self.lanes, dtype=np.int64)
-                lanes[: self.batch] = replica_T
-                lanes[self.batch :] = replica_T[0]  # padding lanes: any temperature
-                of_lane = lanes.reshape(self.groups, self.lanes)
-            else:
-                of_lane = replica_T.reshape(self.batch, 1)
+            segments = np.full(self.groups * self.segments, replica_T[0], dtype=np.int64)
+            segments[: self.batch] = replica_T  # padding segments: any temperature
             ising_cpu.group_tables(
-                self.thresholds, self.kind, of_lane, self.full, self.packing == SLAB, self.possible,
-                self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl,
+                self.thresholds, self.kind, segments.reshape(self.groups, self.segments), self.seg_width,
+                self.possible, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl,
             )  # fmt: skip
         elif self.kernel == "site":
             self.site_betas = np.ascontiguousarray(1.0 / self.distinct[replica_T])
@@ -317,8 +333,8 @@ class CPUEngine:
         if self.kernel == "site":
             values = self.words.reshape(self.batch, *self.lattice.shape)[self.slot_replica].astype(np.float32)
         else:
-            if self.kernel == "multispin" and self.packing == REPLICA:
-                values = self.layout.unpack(self.words, self.batch)
+            if self.kernel == "multispin":
+                values = self._unpack_bits()
             else:
                 values = self.layout.unpack(self.words.reshape(self.batch, -1))
             values = values[self.slot_replica]
@@ -340,8 +356,40 @@ class CPUEngine:
         if self.kernel == "site":
             self.words = np.where(values > 0, 1, -1).astype(np.int8).reshape(-1)
             return
-        values = (values > 0).astype(np.uint8) if self.is_ising else values.astype(np.int8)
-        self.words = self.layout.pack(values).reshape(-1)
+        if self.kernel == "multispin":
+            self.words = self._pack_bits((values > 0).astype(np.uint8))
+        else:
+            self.words = self.layout.pack(values.astype(np.int8)).reshape(-1)
+
+    def _pack_bits(self, bits: np.ndarray) -> np.ndarray:
+        """``[B, *shape]`` 0/1 -> the flat word array of the packing."""
+        if self.packing == REPLICA:
+            return self.layout.pack(bits).reshape(-1)
+        W, R, G = self.seg_width, self.segments, self.groups
+        padded = np.zeros((G * R, *self.lattice.shape), dtype=np.uint8)
+        padded[: self.batch] = bits
+        slabs = self.layout.pack(padded).reshape(G, R, -1)
+        shifts = (np.arange(R, dtype=np.uint64) * np.uint64(W)).reshape(1, R, 1)
+        return np.ascontiguousarray(np.bitwise_or.reduce(slabs << shifts, axis=1)).reshape(-1)
+
+    def _unpack_bits(self) -> np.ndarray:
+        """Inverse of :meth:`_pack_bits`: ``[B, *shape]`` uint8 bits."""
+        if self.packing == REPLICA:
+            return self.layout.unpack(self.words, self.batch)
+        W, R, G = self.seg_width, self.segments, self.groups
+        words = self.words.reshape(G, 1, -1)
+        shifts = (np.arange(R, dtype=np.uint64) * np.uint64(W)).reshape(1, R, 1)
+        mask = np.uint64((1 << W) - 1)
+        slabs = ((words >> shifts) & mask).reshape(G * R, -1)
+        return self.layout.unpack(slabs)[: self.batch]
+
+    def _per_replica(self, counts: np.ndarray) -> np.ndarray:
+        """Per-lane (or per-word) counts ``[..., G, L]`` -> per replica ``[..., B]``."""
+        lead = counts.shape[:-2]
+        L = counts.shape[-1]
+        per_segment = L // self.segments if L > 1 else 1
+        per = counts.reshape(*lead, self.groups * (self.segments if L > 1 else 1), per_segment).sum(axis=-1)
+        return per[..., : self.batch]
 
     def permute_replicas(self, source) -> None:
         """Slot i takes the configuration of slot ``source[i]`` (as ``state = state[source]``),
@@ -378,17 +426,12 @@ class CPUEngine:
                     self.words, n_sweeps, self.sweeps_done, *self.key, measure_every,
                     self.lattice.n_colors, lay.row_len, lay.words, self.lattice.periodic, self.heat_bath,
                     self.use_spin, self.rot_lanes, self.full, self.replica_lanes, lay.nb_row, lay.nb_col,
-                    lay.nb_rot, lay.nb_lanes, lay.row_color, self.has_bonds, self.bond_sign,
+                    lay.nb_rot, self.nb_lanes, lay.row_color, self.has_bonds, self.bond_sign,
                     self.bond_present, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl, self.sel,
                     anti, up,
                 )  # fmt: skip
                 self.sweeps_done += n_sweeps
-                if self.packing == REPLICA:
-                    anti = anti.reshape(n_meas, self.groups * L)[:, : self.batch]
-                    up = up.reshape(n_meas, self.groups * L)[:, : self.batch]
-                else:
-                    anti, up = anti[:, :, 0], up[:, :, 0]
-                return anti, up
+                return self._per_replica(anti), self._per_replica(up)
             lay = self.layout
             high, low = self.tables
             q = self.model.q
@@ -470,12 +513,10 @@ class CPUEngine:
         up = np.zeros((self.groups, L), dtype=np.int64)
         ising_cpu.sums(
             self.words, lay.row_len, lay.words, self.lattice.periodic, self.rot_lanes, self.full,
-            self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, lay.nb_lanes, self.has_bonds,
+            self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes, self.has_bonds,
             self.bond_sign, self.bond_present, anti, up,
         )  # fmt: skip
-        if self.packing == REPLICA:
-            return anti.reshape(1, -1)[:, : self.batch], up.reshape(1, -1)[:, : self.batch]
-        return anti[:, 0][None], up[:, 0][None]
+        return self._per_replica(anti)[None], self._per_replica(up)[None]
 
     def measure(self) -> dict[str, torch.Tensor]:
         """The observables of :func:`spinsim.observables.measure`, from the compact state.

@@ -156,8 +156,16 @@ def _gather(
     """Neighbour words ``nbw[n, off + t]`` (lanes aligned, bond signs applied), present lanes
     ``prs[n, off + t]`` and word indices ``widx[off + t]`` of the ``count`` words
     ``start, start + n_colors, ...`` of row r (neighbours ``0, n_step, 2 n_step, ...``: 2 for
-    the forward ones only)."""
+    the forward ones only). Lanes come in segments of ``rot_lanes`` (the slabs of one replica);
+    across a slab seam lanes rotate by one within their segment."""
     row_site = r * row_len + start
+    # segments of rot_lanes lanes (one replica's slabs each): their lowest and highest lanes
+    if rot_lanes >= 64:
+        seg_bottom = _ONE
+    else:
+        seg_bottom = full // ((_ONE << np.uint64(rot_lanes)) - _ONE)
+    up_shift = np.uint64(rot_lanes - 1)
+    seg_top = seg_bottom << up_shift
     for t in range(count):
         widx[off + t] = base + row_site + t * n_colors
     for n in range(0, Z, n_step):
@@ -181,10 +189,10 @@ def _gather(
                 jj -= row_len
                 inside = periodic
             w = words[src + jj]
-            if rot > 0:  # lane k takes lane k + 1
-                w = (w >> _ONE) | ((w & _ONE) << np.uint64(rot_lanes - 1))
-            elif rot < 0:  # lane k takes lane k - 1
-                w = ((w << _ONE) | (w >> np.uint64(rot_lanes - 1))) & full
+            if rot > 0:  # lane k takes lane k + 1 of its segment (the segment's first, at its top)
+                w = ((w >> _ONE) & ~seg_top) | ((w & seg_bottom) << up_shift)
+            elif rot < 0:  # lane k takes lane k - 1 of its segment
+                w = ((w << _ONE) & ~seg_bottom & full) | ((w & seg_top) >> up_shift)
             p = here if inside else _ZERO
             if has_bonds:
                 b = n * wpg + row_site + t * n_colors
@@ -583,19 +591,20 @@ def sums(
 
 
 @njit(cache=True)
-def group_tables(thresholds, kind, temperature_of_lane, full, broadcast, possible, act, n_act, cmp_l, nev_l, lvl):
+def group_tables(thresholds, kind, temperature_of_segment, seg_width, possible, act, n_act, cmp_l, nev_l, lvl):
     """Per-group class tables from per-temperature ones (rebuilt when temperatures move).
 
     ``thresholds[T, c]`` (uint64 ``floor(p 2^64)``) and ``kind[T, c]`` (0: p = 0,
-    1: p = 1, 2: compare) per distinct temperature; ``temperature_of_lane[g, k]``
-    the temperature index of lane k of group g (``broadcast``: every lane of a
-    group has lane 0's, as in the slab packing); ``possible[c]``: class c can occur.
-    Fills ``act[g, :n_act[g]]`` (classes with lanes to compare or to reject),
-    ``cmp_l, nev_l [g, c]`` (those lanes) and ``lvl[g, c, l]`` (bit l from the top of
-    each compared lane's threshold, in that lane's bit).
+    1: p = 1, 2: compare) per distinct temperature; ``temperature_of_segment[g, i]``
+    the temperature index of segment i of group g, a segment being ``seg_width`` lanes
+    (one replica's: 1 in the replica packing, its slab count in the slab packing);
+    ``possible[c]``: class c can occur. Fills ``act[g, :n_act[g]]`` (classes with lanes
+    to compare or to reject), ``cmp_l, nev_l [g, c]`` (those lanes) and ``lvl[g, c, l]``
+    (bit l from the top of each compared lane's threshold, in that lane's bit).
     """
-    G, L = temperature_of_lane.shape
+    G, R = temperature_of_segment.shape
     C = thresholds.shape[1]
+    seg = _ALL if seg_width >= 64 else (_ONE << np.uint64(seg_width)) - _ONE
     for g in range(G):
         n = 0
         for c in range(C):
@@ -604,21 +613,20 @@ def group_tables(thresholds, kind, temperature_of_lane, full, broadcast, possibl
             for level in range(MAX_LEVELS):
                 lvl[g, c, level] = _ZERO
             if possible[c]:
-                lanes = 1 if broadcast else L
-                for k in range(lanes):
-                    T = temperature_of_lane[g, k]
-                    bit = full if broadcast else _ONE << np.uint64(k)
+                for i in range(R):
+                    T = temperature_of_segment[g, i]
+                    bits = seg << np.uint64(i * seg_width)
                     if kind[T, c] == 0:
-                        nev_w |= bit
+                        nev_w |= bits
                     elif kind[T, c] == 2:
-                        cmp_w |= bit
+                        cmp_w |= bits
                         t = thresholds[T, c]
                         for level in range(MAX_LEVELS):
                             if (t >> np.uint64(63 - level)) & _ONE:
-                                lvl[g, c, level] |= bit
-            cmp_l[g, c] = cmp_w & full
-            nev_l[g, c] = nev_w & full
-            if cmp_l[g, c] | nev_l[g, c]:
+                                lvl[g, c, level] |= bits
+            cmp_l[g, c] = cmp_w
+            nev_l[g, c] = nev_w
+            if cmp_w | nev_w:
                 act[g, n] = c
                 n += 1
         n_act[g] = n
