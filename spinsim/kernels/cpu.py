@@ -120,13 +120,14 @@ SLAB, REPLICA = "slab", "replica"
 
 
 def choose_packing(lattice, replicas: int) -> str:
-    """The Ising packing with fewer words a sweep (ties: slabs). Slab words hold as many
-    replicas side by side as their slab count fits into 64 lanes."""
+    """The Ising packing with fewer words a sweep. Slab words hold as many replicas side by
+    side as their slab count fits into 64 lanes. Ties go to the replica packing: its groups
+    are longer (fewer, larger blocks of words and fewer per-group read-outs of the sums)."""
     W = lanes_for(lattice)
     per_word = min(64 // W, replicas)
     slab_words = -(-replicas // per_word) * SlabLayout.build(lattice, W).words
     replica_words = -(-replicas // 64) * lattice.n_sites
-    return REPLICA if replica_words < slab_words else SLAB
+    return REPLICA if replica_words <= slab_words else SLAB
 
 
 def _repeat_segments(masks: np.ndarray, width: int, segments: int) -> np.ndarray:
