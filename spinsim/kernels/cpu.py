@@ -1,16 +1,20 @@
 """The fast CPU engine: numba kernels, threaded with ``numba.prange``.
 
-Ising runs multispin (:mod:`spinsim.kernels.ising_cpu`, up to 64 sites per
-uint64 word), Potts one int8 per site (:mod:`spinsim.kernels.potts_cpu`).
-Both draw every random number from Philox keyed by the seed and counted by
-(sweep, colour, site or word, draw), so a run gives the same states for any
-thread count. Rows of the word grid are shared out among threads.
+Ising runs multispin (:mod:`spinsim.kernels.ising_cpu`: 64 lanes a uint64
+word, in the slab packing (one or several replicas a word, each on its slabs)
+or the replica packing (64 replicas of one site a word), with bond sign and
+presence words for ±J glasses and the honeycomb lattice), or one spin a site
+for couplings of many magnitudes (:mod:`spinsim.kernels.ising_site_cpu`,
+Gaussian glasses); Potts runs one int8 per site (:mod:`spinsim.kernels.potts_cpu`).
+Every random number comes from Philox keyed by the seed and counted by
+(sweep, colour, group, block or site, draw), so a run gives the same states
+for any thread count and either schedule (groups on threads, or the blocks of
+one colour shared out).
 
-Supported: Ising (Metropolis and heat bath) and Potts (Metropolis) with
-uniform couplings and any field, on the chain, square, triangular and cubic
-lattices, periodic or open. Everything else (per-bond couplings, the
-honeycomb lattice, Potts heat bath) runs on the reference engine:
-:func:`spinsim.kernels.support.unsupported` says why.
+Supported: what :func:`spinsim.kernels.support.unsupported` allows for the
+``numba`` engine: Ising (Metropolis, heat bath) with any fixed couplings on
+every lattice, Potts (Metropolis) with uniform couplings on the chain, square,
+triangular and cubic lattices; periodic or open; a uniform field.
 """
 
 from __future__ import annotations
