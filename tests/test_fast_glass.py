@@ -271,7 +271,7 @@ def test_fast_tempering_agrees_with_reference_tempering():
     within 4 combined binning standard errors, and per pair the exchange rate within 4 combined
     binomial standard errors inflated 3x (successive attempts of one ladder are correlated)."""
     model = glass(Lattice("square", 6), seed=4)
-    temps, ladders, sweeps = [0.9, 1.2, 1.6, 2.2], 64, 300
+    temps, ladders, sweeps = [0.9, 1.2, 1.6, 2.2], 64, 240
     results = {}
     for kind in ("reference", "fast"):
         g = torch.Generator().manual_seed(7)

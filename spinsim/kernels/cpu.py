@@ -425,8 +425,13 @@ class CPUEngine:
                 up = np.zeros((n_meas, self.groups, L), dtype=np.int64)
                 lay = self.layout
                 threads = _numba_threads(self.threads).n or numba.get_num_threads()
-                by_rows = self.groups < threads and self.groups * lay.words >= ROWS_MODE_WORDS
-                kernel = ising_cpu.sweep_rows if by_rows else ising_cpu.sweep_groups
+                words = self.groups * lay.words
+                if threads == 1 or words * max(n_sweeps, 1) < SERIAL_WORDS:
+                    kernel = ising_cpu.sweep_groups_serial
+                elif self.groups < threads and words >= ROWS_MODE_WORDS:
+                    kernel = ising_cpu.sweep_rows
+                else:
+                    kernel = ising_cpu.sweep_groups
                 kernel(
                     self.words, n_sweeps, self.sweeps_done, *self.key, measure_every,
                     self.lattice.n_colors, lay.row_len, lay.words, self.lattice.periodic, self.heat_bath,
@@ -516,7 +521,9 @@ class CPUEngine:
         L = max(self.replica_lanes, 1)
         anti = np.zeros((self.groups, L), dtype=np.int64)
         up = np.zeros((self.groups, L), dtype=np.int64)
-        ising_cpu.sums(
+        threads = _numba_threads(self.threads).n or numba.get_num_threads()
+        small = threads == 1 or self.groups * lay.words < SERIAL_WORDS
+        (ising_cpu.sums_serial if small else ising_cpu.sums)(
             self.words, lay.row_len, lay.words, self.lattice.periodic, self.rot_lanes, self.full,
             self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes, self.has_bonds,
             self.bond_sign, self.bond_present, anti, up,
@@ -564,6 +571,9 @@ class CPUEngine:
 # below this many words a sweep, one group runs on one thread (a parallel launch per colour
 # costs more than it saves)
 ROWS_MODE_WORDS = 4096
+# below this many words in a call (words x sweeps), kernels run on the calling thread: waking
+# numba's thread pool costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us)
+SERIAL_WORDS = 8192
 
 
 class _numba_threads:

@@ -460,6 +460,33 @@ def _sum_rows(
         up[0] += np.int64(n_u)
 
 
+@njit(cache=True, nogil=True)
+def _run_group(words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up):
+    """All ``n_sweeps`` sweeps of group g, with its measurements (see :func:`sweep_groups`)."""
+    n_colors, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
+    nb_row, nb_col, nb_rot, nb_lanes, row_color = geo
+    bond_sign, bond_present = bonds
+    n_rows = nb_row.shape[0]
+    z = nb_col.shape[0]
+    L = anti.shape[2]
+    scratch = _scratch(z, tab[0].shape[1], row_len)
+    planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    for s in range(n_sweeps):
+        for colour in range(n_colors):
+            _update_rows(words, g, 0, n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab, scratch)
+        if measure_every > 0 and (s + 1) % measure_every == 0:
+            i = (s + 1) // measure_every - 1
+            out_a = np.zeros(L, dtype=np.int64)
+            out_u = np.zeros(L, dtype=np.int64)
+            _sum_rows(
+                words, g, 0, n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
+                nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a, planes_u,
+            )  # fmt: skip
+            anti[i, g] = out_a
+            up[i, g] = out_u
+
+
 @njit(parallel=True, cache=True)
 def sweep_groups(
     words, n_sweeps, sweep0, key0, key1, measure_every, n_colors, row_len, wpg, periodic, heat_bath,
@@ -472,37 +499,30 @@ def sweep_groups(
     the sums of measurement ``s // measure_every - 1`` go to ``anti, up [n_meas, G, L]``
     (``measure_every = 0``: none).
     """
-    n_rows = nb_row.shape[0]
     G = words.shape[0] // wpg
-    z = nb_col.shape[0]
-    L = anti.shape[2]
     flags = (n_colors, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_color)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
-        scratch = _scratch(z, act.shape[1], row_len)
-        planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
-        planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
-        for s in range(n_sweeps):
-            for colour in range(n_colors):
-                _update_rows(
-                    words, g, 0, n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
-                    scratch,
-                )  # fmt: skip
-            if measure_every > 0 and (s + 1) % measure_every == 0:
-                i = (s + 1) // measure_every - 1
-                out_a = np.zeros(L, dtype=np.int64)
-                out_u = np.zeros(L, dtype=np.int64)
-                _sum_rows(
-                    words, g, 0, n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
-                    nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u,
-                    planes_a, planes_u,
-                )  # fmt: skip
-                anti[i, g] = out_a
-                up[i, g] = out_u
+        _run_group(words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up)
 
 
+@njit(cache=True)
+def sweep_groups_serial(
+    words, n_sweeps, sweep0, key0, key1, measure_every, n_colors, row_len, wpg, periodic, heat_bath,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_color, has_bonds,
+    bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+):  # fmt: skip
+    """:func:`sweep_groups` on the calling thread: for small work, where waking the thread pool
+    (tens to hundreds of microseconds on a busy machine) costs more than the sweeps."""
+    G = words.shape[0] // wpg
+    flags = (n_colors, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    geo = (nb_row, nb_col, nb_rot, nb_lanes, row_color)
+    bonds = (bond_sign, bond_present)
+    tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    for g in range(G):
+        _run_group(words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up)
 
 
 @njit(parallel=True, cache=True)
@@ -559,31 +579,67 @@ def sweep_rows(
                     up[i, g, k] += part_u[task, k]
 
 
+@njit(cache=True, nogil=True)
+def _sum_task(
+    words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row,
+    nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+):  # fmt: skip
+    """Task ``task`` of :func:`sums`: rows ``r0 .. r1 - 1`` of one group into ``part_a, part_u[task]``."""
+    g = task // tasks_per_group
+    r0 = (task % tasks_per_group) * rpt
+    r1 = min(nb_row.shape[0], r0 + rpt)
+    planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    _sum_rows(
+        words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
+        has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
+    )  # fmt: skip
+
+
 @njit(parallel=True, cache=True)
 def sums(
     words, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes,
     has_bonds, bond_sign, bond_present, anti, up,
 ):  # fmt: skip
-    """The sums of :func:`_sum_rows` of every group now, into ``anti, up [G, L]``."""
-    n_rows = nb_row.shape[0]
+    """The sums of :func:`_sum_rows` of every group now, into ``anti, up [G, L]`` (threads share
+    tasks of :func:`rows_per_sum_task` rows)."""
     G = words.shape[0] // wpg
     L = anti.shape[1]
     rpt = rows_per_sum_task(row_len, replica_lanes)
-    tasks_per_group = (n_rows + rpt - 1) // rpt
+    tasks_per_group = (nb_row.shape[0] + rpt - 1) // rpt
     n_tasks = G * tasks_per_group
     part_a = np.zeros((n_tasks, L), dtype=np.int64)
     part_u = np.zeros((n_tasks, L), dtype=np.int64)
     for task in prange(n_tasks):
-        g = task // tasks_per_group
-        r0 = (task % tasks_per_group) * rpt
-        r1 = min(n_rows, r0 + rpt)
-        planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
-        planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
-        _sum_rows(
-            words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
-            has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
+        _sum_task(
+            words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
+            nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
         )  # fmt: skip
     for task in range(n_tasks):
+        g = task // tasks_per_group
+        for k in range(L):
+            anti[g, k] += part_a[task, k]
+            up[g, k] += part_u[task, k]
+
+
+@njit(cache=True)
+def sums_serial(
+    words, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes,
+    has_bonds, bond_sign, bond_present, anti, up,
+):  # fmt: skip
+    """:func:`sums` on the calling thread (small lattices: no thread pool to wake)."""
+    G = words.shape[0] // wpg
+    L = anti.shape[1]
+    rpt = rows_per_sum_task(row_len, replica_lanes)
+    tasks_per_group = (nb_row.shape[0] + rpt - 1) // rpt
+    n_tasks = G * tasks_per_group
+    part_a = np.zeros((n_tasks, L), dtype=np.int64)
+    part_u = np.zeros((n_tasks, L), dtype=np.int64)
+    for task in range(n_tasks):
+        _sum_task(
+            words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
+            nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+        )  # fmt: skip
         g = task // tasks_per_group
         for k in range(L):
             anti[g, k] += part_a[task, k]
