@@ -128,7 +128,8 @@ def spin_case(
             def step(n: int) -> None:
                 engine.advance_measured(n * measure_every, measure_every)
 
-        return Workload(name, step, lat.n_sites * replicas * max(measure_every, 1), threads_used, _sync(device))
+        updates = lat.n_sites * replicas * max(measure_every, 1)
+        return Workload(name, step, updates, threads_used, _sync(device))
 
     return register(BenchCase(name, what, build), default=default)
 

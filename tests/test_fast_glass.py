@@ -54,7 +54,8 @@ CASES = {
     "pm glass 4x4, replica": (lambda: glass(Lattice("square", 4)), Metropolis(), 1.0, "replica"),
     "pm glass open triangular 3x4, field": (
         lambda: glass(Lattice("triangular", [3, 4], "open"), h=0.3), Metropolis(), 1.5, "slab"),
-    "pm glass cubic 2x2x4, heat bath": (lambda: glass(Lattice("cubic", [2, 2, 4])), HeatBath(), 2.0, "replica"),
+    "pm glass cubic 2x2x4, heat bath": (
+        lambda: glass(Lattice("cubic", [2, 2, 4])), HeatBath(), 2.0, "replica"),
     "pm glass ring of 8 (ties at 1/2)": (lambda: glass(Lattice("chain", 8)), Metropolis(), 0.9, "replica"),
     "pm glass open chain of 10, field, J=0.7": (
         lambda: glass(Lattice("chain", 10, "open"), h=0.2, J=0.7), Metropolis(), 0.8, "slab"),
@@ -66,7 +67,8 @@ CASES = {
         lambda: glass(Lattice("square", [3, 4], "open"), "gaussian", h=0.3), Metropolis(), 0.7, None),
     "gaussian honeycomb 4x4": (lambda: glass(Lattice("honeycomb", 4), "gaussian"), Metropolis(), 0.8, None),
     "gaussian triangular 3x3": (lambda: glass(Lattice("triangular", 3), "gaussian"), Metropolis(), 1.2, None),
-    "gaussian cubic 2x2x2, heat bath": (lambda: glass(Lattice("cubic", 2), "gaussian"), HeatBath(), 1.0, None),
+    "gaussian cubic 2x2x2, heat bath": (
+        lambda: glass(Lattice("cubic", 2), "gaussian"), HeatBath(), 1.0, None),
     "gaussian ring of 8": (lambda: glass(Lattice("chain", 8), "gaussian"), Metropolis(), 0.6, None),
 }  # fmt: skip
 
@@ -111,7 +113,8 @@ def test_new_fast_paths_agree_with_reference(case):
     replicas, sweeps = 16 * scale, 200 * scale
     g = torch.Generator().manual_seed(3)
     ref = ReferenceEngine(model, Metropolis(), model.random_state(replicas, g), torch.full((replicas,), T), g)
-    results = [sample(ref, sweeps, 50 * scale), sample(engine(model, Metropolis(), T, replicas), sweeps, 50 * scale)]
+    ours = engine(model, Metropolis(), T, replicas)
+    results = [sample(ref, sweeps, 50 * scale), sample(ours, sweeps, 50 * scale)]
     for k, name in enumerate(("e", "|m|")):
         a, b = results[0][k], results[1][k]
         sigma = (a.error**2 + b.error**2) ** 0.5
@@ -124,10 +127,12 @@ def test_new_fast_paths_agree_with_reference(case):
 # as a group): the same states either way
 THREADS = {
     "pm glass square, slab": (lambda: glass(Lattice("square", [64, 12])), 3, "slab1"),
-    "pm glass open square, 2 replicas a word": (lambda: glass(Lattice("square", [64, 12], "open")), 5, "slab"),
+    "pm glass open square, 2 replicas a word": (
+        lambda: glass(Lattice("square", [64, 12], "open")), 5, "slab"),
     "pm glass 24x24, replica groups": (lambda: glass(Lattice("square", 24)), 70, "replica"),
     "pm glass cubic 8^3x8, replica rows": (lambda: glass(Lattice("cubic", [8, 8, 64])), 64, "replica"),
-    "honeycomb open, field": (lambda: glass(Lattice("honeycomb", [10, 8], "open"), "uniform", h=0.2), 5, None),
+    "honeycomb open, field": (
+        lambda: glass(Lattice("honeycomb", [10, 8], "open"), "uniform", h=0.2), 5, None),
     "gaussian cubic": (lambda: glass(Lattice("cubic", [4, 6, 8]), "gaussian"), 3, None),
     "uniform ring (ties at 1/2), replica": (lambda: glass(Lattice("chain", 256), "uniform"), 66, "replica"),
 }  # fmt: skip
@@ -289,7 +294,8 @@ def test_fast_tempering_agrees_with_reference_tempering():
     for t in range(len(temps)):
         a, b = binning(results["reference"][0][:, t]), binning(results["fast"][0][:, t])
         sigma = (a.error**2 + b.error**2) ** 0.5
-        print(f"T={temps[t]}: <e> reference {a.mean:.5f} +- {a.error:.5f}, fast {b.mean:.5f} +- {b.error:.5f}")
+        print(f"T={temps[t]}: <e> reference {a.mean:.5f} +- {a.error:.5f}, "
+              f"fast {b.mean:.5f} +- {b.error:.5f}")
         assert abs(a.mean - b.mean) < 4 * sigma
     ref, fast = results["reference"][1], results["fast"][1]
     assert np.array_equal(ref["attempts"], fast["attempts"])
@@ -301,3 +307,22 @@ def test_fast_tempering_agrees_with_reference_tempering():
     # energies rise with temperature: the columns are in temperature order
     means = results["fast"][0].mean(axis=(0, 2))
     assert np.all(np.diff(means) > 0), means
+
+
+def test_pdep_and_its_fallback_agree():
+    """The BMI2 instruction (where the CPU has it) and the plain loop compute the same deposit,
+    so results do not depend on the machine; and the loop is the definition written out."""
+    from numba import njit
+
+    from spinsim.kernels.bits import _pdep_loop, pdep, popcount
+
+    @njit
+    def both(src, mask):
+        return pdep(src, mask), _pdep_loop(src, mask), popcount(mask)
+
+    rng = np.random.default_rng(0)
+    for src, mask in rng.integers(0, 2**63, size=(500, 2), dtype=np.int64) * 2 + 1:
+        a, b, n = both(np.uint64(src), np.uint64(mask))
+        positions = [k for k in range(64) if int(mask) >> k & 1]
+        expected = sum((int(src) >> i & 1) << k for i, k in enumerate(positions))
+        assert int(a) == int(b) == expected and int(n) == len(positions)

@@ -229,7 +229,10 @@ class CPUEngine:
         else:  # couplings of many magnitudes (Gaussian): one spin a site
             self.kernel = "site"
             self.nbr = ising_site_cpu.neighbour_table(lattice)
-            J = [c.detach().to(torch.float64).cpu().numpy().reshape(-1) for c in self.model.couplings.per_neighbour()]
+            J = [
+                c.detach().to(torch.float64).cpu().numpy().reshape(-1)
+                for c in self.model.couplings.per_neighbour()
+            ]
             self.site_J = np.ascontiguousarray(np.stack(J))
             self.colour_sites, self.colour_start = ising_site_cpu.colour_lists(lattice)
             return

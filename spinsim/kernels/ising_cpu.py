@@ -390,7 +390,8 @@ def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, 
 def _update_rows_z(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
     rpb = rows_per_block(flags[1])
     for b0 in range(r0, r1, rpb):
-        _update_row(words, g, b0, min(r1, b0 + rpb), colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z)
+        b1 = min(r1, b0 + rpb)
+        _update_row(words, g, b0, b1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -461,7 +462,9 @@ def _sum_rows(
 
 
 @njit(cache=True, nogil=True)
-def _run_group(words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up):
+def _run_group(
+    words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up
+):  # fmt: skip
     """All ``n_sweeps`` sweeps of group g, with its measurements (see :func:`sweep_groups`)."""
     n_colors, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
     nb_row, nb_col, nb_rot, nb_lanes, row_color = geo
@@ -505,7 +508,10 @@ def sweep_groups(
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
-        _run_group(words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up)
+        _run_group(
+            words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
+            anti, up,
+        )  # fmt: skip
 
 
 @njit(cache=True)
@@ -522,7 +528,10 @@ def sweep_groups_serial(
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in range(G):
-        _run_group(words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up)
+        _run_group(
+            words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
+            anti, up,
+        )  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
@@ -647,7 +656,9 @@ def sums_serial(
 
 
 @njit(cache=True)
-def group_tables(thresholds, kind, temperature_of_segment, seg_width, possible, act, n_act, cmp_l, nev_l, lvl):
+def group_tables(
+    thresholds, kind, temperature_of_segment, seg_width, possible, act, n_act, cmp_l, nev_l, lvl
+):  # fmt: skip
     """Per-group class tables from per-temperature ones (rebuilt when temperatures move).
 
     ``thresholds[T, c]`` (uint64 ``floor(p 2^64)``) and ``kind[T, c]`` (0: p = 0,
