@@ -429,7 +429,7 @@ class CPUEngine:
                 lay = self.layout
                 threads = _numba_threads(self.threads).n or numba.get_num_threads()
                 words = self.groups * lay.words
-                if threads == 1 or words * max(n_sweeps, 1) < SERIAL_WORDS:
+                if threads == 1 or words < SERIAL_WORDS:
                     kernel = ising_cpu.sweep_groups_serial
                 elif self.groups < threads and words >= ROWS_MODE_WORDS:
                     kernel = ising_cpu.sweep_rows
@@ -574,9 +574,10 @@ class CPUEngine:
 # below this many words a sweep, one group runs on one thread (a parallel launch per colour
 # costs more than it saves)
 ROWS_MODE_WORDS = 4096
-# below this many words in a call (words x sweeps), kernels run on the calling thread: waking
-# numba's thread pool costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us)
-SERIAL_WORDS = 8192
+# below this many words a sweep, kernels run on the calling thread: waking numba's thread pool
+# costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us). The choice depends
+# on the lattice and batch only, so an engine keeps one kernel (compiled once) for every call.
+SERIAL_WORDS = 4096
 
 
 class _numba_threads:
