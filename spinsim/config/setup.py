@@ -175,7 +175,7 @@ def layout(
 
 def _measure(family: Family, model: Any, engine: Engine):
     """Engines with a compact state measure it in their own kernels (no float state built)."""
-    own = getattr(engine, "measure", None)
+    own = getattr(engine, "measure", None) if family.measured_by_engine else None
     if own is not None:
         return lambda _: own()
     return lambda current: family.measure(model, current.state)

@@ -55,7 +55,7 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
         return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
     from spinsim.engines.cpu.support import unsupported
 
-    reason = unsupported(model, sampler)
+    reason = unsupported(model, sampler, engine="triton" if device.type == "cuda" else "numba")
     if reason:
         return reason
     if device.type == "cpu":
