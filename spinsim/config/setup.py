@@ -137,6 +137,8 @@ def build_simulation(cfg: DictConfig) -> Simulation:
         measure=_measure(family, model, inner),
         snapshot=_snapshot(family.snapshot_dtype(model)),
         summarize=_summarize(family, model, temps, batch, thermalize),
+        measured_by_engine=family.measured_by_engine,
+        spins=getattr(inner, "spins", None),
     )
     used = getattr(inner, "threads", 0) or (build.engine_threads(threads) if inner.name != "reference" else 0)
     return Simulation(
@@ -182,8 +184,16 @@ def _measure(family: Family, model: Any, engine: Engine):
 
 
 def _snapshot(dtype: np.dtype):
+    """``state [B, 1, *shape]`` (a tensor), or an engine's compact spins ``[B, *shape]`` (numpy),
+    as the snapshot's ``[B, *shape]`` of ``dtype``."""
     torch_dtype = getattr(torch, np.dtype(dtype).name)
-    return lambda state: state[:, 0].to(torch_dtype).cpu().numpy()
+
+    def snapshot(state):
+        if isinstance(state, np.ndarray):
+            return state.astype(dtype, copy=False)
+        return state[:, 0].to(torch_dtype).cpu().numpy()
+
+    return snapshot
 
 
 def _summarize(family: Family, model: Any, temps: list[float], batch: int, thermalize: int):

@@ -338,20 +338,25 @@ class CPUEngine:
         else:
             self.tables = (self.potts_high[replica_T], self.potts_low[replica_T])
 
-    @property
-    def state(self) -> torch.Tensor:
-        """The spins as the reference engine holds them: ``[B, 1, *shape]`` in the model dtype, slot order."""
+    def spins(self) -> np.ndarray:
+        """The spin values as int8 ``[B, *shape]`` in slot order (Ising -1/+1, Potts states):
+        what a snapshot stores, without building the float ``state``."""
         if self.kernel == "site":
-            values = self.words.reshape(self.batch, *self.lattice.shape)[self.slot_replica].astype(np.float32)
+            values = self.words.reshape(self.batch, *self.lattice.shape)[self.slot_replica]
         else:
             if self.kernel == "multispin":
                 values = self._unpack_bits()
             else:
                 values = self.layout.unpack(self.words.reshape(self.batch, -1))
-            values = values[self.slot_replica]
+            values = values[self.slot_replica].astype(np.int8)
             if self.is_ising:
-                values = values.astype(np.float32) * 2 - 1
-        out = torch.from_numpy(np.ascontiguousarray(values)).to(self.model.dtype)
+                values = values * 2 - 1
+        return np.ascontiguousarray(values, dtype=np.int8).reshape(self.batch, *self.lattice.shape)
+
+    @property
+    def state(self) -> torch.Tensor:
+        """The spins as the reference engine holds them: ``[B, 1, *shape]`` in the model dtype, slot order."""
+        out = torch.from_numpy(self.spins().astype(np.float32)).to(self.model.dtype)
         return out.reshape(self.batch, 1, *self.lattice.shape)
 
     @state.setter
