@@ -230,6 +230,72 @@ cpm_case(
 relaxed_case("relaxed-square-64-b16", 64, 16, default=True)
 
 
+def neural_train_case(
+    name: str, hamiltonian: str, iterations: int, engines: tuple[str, ...], default: bool = False
+) -> BenchCase:
+    """Register one ``spinsim train`` step (persistent contrastive divergence) at the Cellular
+    MNIST size: 100x100, 50 cells (51 ids), batch 16, P = 50, ``iterations`` sampler
+    iterations per step (the paper: 100, 0.5 MCS). For the Neural Hamiltonian + closure,
+    ``reference`` evaluates every proposal with one full forward pass of the network (the
+    authors' code), ``fast`` with spinsim's incremental NH energy change; the states are
+    Voronoi tissues (:func:`spinsim.bench.neural.bench_state`), the weights random."""
+    what = f"train step, {hamiltonian}, 100x100, 51 ids, batch 16, P = 50, {iterations} iterations"
+
+    def build(kind: str, device: torch.device, threads: int) -> Workload:
+        from spinsim.bench.neural import bench_state
+        from spinsim.models.neural_cpm.registry import build_hamiltonian
+        from spinsim.training import ContrastiveDivergence
+
+        if threads:
+            torch.set_num_threads(threads)
+        data = bench_state(batch=64, n_cells=50, cell_area=100.0)
+        torch.manual_seed(0)
+        if hamiltonian == "closure":
+            method = "straightforward" if kind == "reference" else "fast"
+            h = build_hamiltonian("closure", preset="cellular_mnist", target_area=100.0,
+                                  neural={"delta_method": method})  # fmt: skip
+        else:
+            h = build_hamiltonian("cellsort", target_area=100.0)
+        cd = ContrastiveDivergence(h.to(device), data.ids, data.types, batch=16, proposals=50,
+                                   sampler_mcs=iterations * 50 / data.n_sites, device=device)  # fmt: skip
+        engine = {"reference": "full forward passes", "fast": "incremental"}[kind]
+        if hamiltonian != "closure":
+            engine = "symbolic"
+        return Workload(engine, cd.advance, cd.iterations * 50 * 16, torch.get_num_threads(), _sync(device))
+
+    case = BenchCase(name, what, build, engines=engines, step_unit="steps", update_unit="proposals")
+    return register(case, default=default)
+
+
+def neural_delta_case(name: str, default: bool = False) -> BenchCase:
+    """Register the energy changes of one ``cpm_approx_parallel`` iteration under the Cellular
+    MNIST Neural Hamiltonian (100x100, 51 ids, batch 16, P = 50: 800 proposals): ``reference``
+    one full forward pass per proposal (the authors' code), ``fast`` spinsim's incremental
+    evaluation (:mod:`spinsim.bench.neural`). One step is one iteration."""
+    what = "NH energy changes of one sampler iteration, 100x100, 51 ids, batch 16, P = 50"
+
+    def build(kind: str, device: torch.device, threads: int) -> Workload:
+        from spinsim.bench.neural import cases
+
+        if threads:
+            torch.set_num_threads(threads)
+        evaluate = cases(device=device)["straightforward" if kind == "reference" else "fast"]
+
+        def step(n: int) -> None:
+            for _ in range(n):
+                evaluate()
+
+        engine = "full forward passes" if kind == "reference" else "incremental"
+        return Workload(engine, step, 16 * 50, torch.get_num_threads(), _sync(device))
+
+    return register(BenchCase(name, what, build, step_unit="iterations", update_unit="proposals"), default)
+
+
+neural_delta_case("neural-delta-mnist-b16")
+neural_train_case("neural-train-closure-mnist-b16", "closure", 4, ("reference", "fast"))
+neural_train_case("neural-fit-cellsort-100-b16", "cellsort", 100, ("fast",))
+
+
 # Pause after each timed engine: torch's OpenMP threads keep spinning for a while
 # after parallel work and would otherwise steal the cores from the next engine timed.
 SETTLE_SECONDS = 1.0
