@@ -23,7 +23,7 @@ def test_unknown_command(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "spinsim: error: command=simulat: unknown command; "
-        "choose one of simulate, optimize, collect, render, bench"
+        "choose one of simulate, optimize, collect, render, bench, evaluate"
     )
 
 
