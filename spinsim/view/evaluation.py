@@ -28,7 +28,7 @@ def plot_variance_fractions(
     states as a dashed line and band at the right edge's level (``reference``: name -> mean, std)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 4.2), dpi=PLOT_DPI, layout="constrained")
+    fig = Figure(figsize=(8.5, 4.2), dpi=PLOT_DPI, layout="constrained")
     ax = fig.subplots()
     steps = table["step"]
     for name, colour in zip(names, COLOURS):
@@ -44,7 +44,8 @@ def plot_variance_fractions(
     ax.set_xlabel(step_unit)
     ax.set_ylabel("variance fraction along the polar axis")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    # beside the axes: the lines can sit at any height
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title, fontsize=9)
     fig.savefig(path)
 
