@@ -18,9 +18,9 @@ LAYERS = [
     ["errors", "version"],
     ["lattice"],
     ["models"],
-    ["samplers"],
+    ["samplers", "observables"],
     ["engines"],
-    ["observables", "analysis", "io"],
+    ["analysis", "io"],
     ["run"],
     ["dmc", "training"],
     ["view"],
@@ -46,8 +46,14 @@ def modules() -> dict[str, Path]:
 
 
 def imports_of(path: Path) -> set[str]:
+    """Every spinsim module ``path`` imports, at run time (``if TYPE_CHECKING:`` blocks, for type
+    hints only, are left out)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            node.body = []
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("spinsim"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spinsim"):

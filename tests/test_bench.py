@@ -13,8 +13,9 @@ from spinsim.errors import ConfigError
 def test_default_cases_are_the_papers_table():
     assert bench.DEFAULT_CASES == [
         "ising-square-640-b1", "ising-square-640-b16", "ising-square-2560-b1", "ising-square-2560-b16",
-        "potts3-square-2560-b1", "ising-cubic-128-b1", "cpm-sorting-gg-200", "cpm-sorting-b",
-        "relaxed-square-64-b16",
+        "potts3-square-2560-b1", "ising-cubic-128-b1", "ising-square-16-b256-measured",
+        "ising-square-32-b64-measured", "ising-square-64-3x4-measured", "glass-pm-cubic-16-pt16x4",
+        "cpm-sorting-gg-200", "cpm-sorting-b", "relaxed-square-64-b16",
     ]  # fmt: skip
     assert case_names("all") == list(bench.CASES)
     with pytest.raises(ConfigError, match="^cases=nope: no such case"):
@@ -68,7 +69,8 @@ def test_bench_rejects_unknown_case(tmp_path):
 
 
 def test_simulate_engine_fast_on_unsupported_config_is_one_line(tmp_path):
-    out = spinsim_cli("simulate", "lattice=honeycomb", "engine=fast", "progress=false", cwd=tmp_path)
+    out = spinsim_cli("simulate", "model=potts", "lattice=honeycomb", "engine=fast", "progress=false",
+                      cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "spinsim simulate: error: engine=fast: the fast engine does not support lattice=honeycomb "

@@ -314,12 +314,19 @@ def test_build_engine_chooses_and_explains():
     assert build_engine("auto", model, Metropolis(), state, beta, 0, generator=g).name == "numba"
     assert build_engine("reference", model, Metropolis(), state, beta, 0, generator=g).name == "reference"
     glass = IsingModel(lat, Couplings.build(lat, "pm"))
-    assert build_engine("auto", glass, Metropolis(), state, beta, 0, generator=g).name == "reference"
+    assert build_engine("auto", glass, Metropolis(), state, beta, 0, generator=g).name == "numba"
+    potts_glass = PottsModel(lat, Couplings.build(lat, "gaussian"), q=3)
+    pstate = potts_glass.random_state(2)
+    assert build_engine("auto", potts_glass, Metropolis(), pstate, beta, 0, generator=g).name == "reference"
     with pytest.raises(ConfigError, match=r"^engine=fast: the fast engine does not support per-bond"):
-        build.engine("fast", glass, Metropolis(), state, beta, 0, generator=g)
+        build.engine("fast", potts_glass, Metropolis(), pstate, beta, 0, generator=g)
     hc = Lattice("honeycomb", 4)
+    assert (
+        build_engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), beta, 0, generator=g).name
+        == "numba"
+    )
     with pytest.raises(ConfigError, match="lattice=honeycomb"):
-        build.engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), beta, 0, generator=g)
+        build.engine("fast", potts(hc), Metropolis(), potts(hc).random_state(2), beta, 0, generator=g)
     with pytest.raises(ConfigError, match="heat_bath with model=potts"):
         build.engine("fast", potts(lat), HeatBath(), potts(lat).random_state(2), beta, 0, generator=g)
 

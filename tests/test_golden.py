@@ -13,7 +13,7 @@ Rows at step 0 are left out, so storing the initial state (a snapshot at step
 0) does not count as a change of the chain.
 
 Record anew only for a deliberate change of the dynamics, and say so in the
-commit: ``python tests/test_golden.py --record``.
+commit: ``python tests/test_golden.py --record [NAME ...]`` (the named runs, or all).
 """
 
 from __future__ import annotations
@@ -222,8 +222,10 @@ if __name__ == "__main__" and "--record" in sys.argv:
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).parent))
+    names = [a for a in sys.argv[1:] if a in RUNS] or list(RUNS)
+    data = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        data = {name: do_run(name, Path(tmp)) for name in RUNS}
+        data.update({name: do_run(name, Path(tmp)) for name in names})
     GOLDEN.parent.mkdir(exist_ok=True)
     GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"recorded {len(data)} runs in {GOLDEN}")
+    print(f"recorded {', '.join(names)} in {GOLDEN}")

@@ -24,10 +24,14 @@ def cli_run(path, *overrides):
 
 def test_readers_never_fail_on_a_file_being_written(tmp_path):
     """1000 reads of a file while its run commits every 20 ms: never an error, the number of
-    measurements never decreases, every series has it, snapshots never run ahead."""
+    measurements never decreases, every series has it, snapshots never run ahead.
+
+    The writer never ends, so it measures rarely: each read loads the whole file, and a file
+    that grew by megabytes a second made the reads quadratic in time and, on CI, ran out of
+    memory (killed after 40 minutes)."""
     path = tmp_path / "live.h5"
     proc = start_cli(*cli_run(path, "lattice.size=32", "temperature=[2.0,2.5]", "batch=2", "sweeps=1000000000",  # noqa: E501
-                              "thermalize=0", "measure_every=20", "snapshot_every=200"),
+                              "thermalize=0", "measure_every=500", "snapshot_every=20000"),
                      cwd=tmp_path, env=FREQUENT)  # fmt: skip
     try:
         wait_for_commit(path, 1, proc=proc)
@@ -204,22 +208,24 @@ def test_a_second_interrupt_waits_for_the_commit_in_progress(tmp_path, monkeypat
 
 
 def test_heavy_snapshots_are_committed_within_seconds(tmp_path):
-    """256 x 256, 12 replicas, a snapshot every sweep (0.75 MiB each): killed 6 s after its file
-    appears, the run has measurements and snapshots on disk (commits come every 16 MiB)."""
+    """256 x 256, 12 replicas, a snapshot every sweep (0.75 MiB each): killed 6 s after its first
+    sweep is on disk, the run has committed more measurements and snapshots (commits come every
+    16 MiB). Timed from the first commit, not from the file's creation: the first run after a
+    source change compiles the kernels (numba's cache), which takes seconds of its own."""
     path = tmp_path / "heavy.h5"
     proc = start_cli(*cli_run(path, "lattice.size=256", "sweeps=1000000", "thermalize=0", "snapshot_every=1"),
                      cwd=tmp_path)  # fmt: skip
     try:
-        deadline = time.time() + 120
-        while not path.exists() and time.time() < deadline:
-            time.sleep(0.05)
+        first = wait_for_commit(path, 1, timeout=180, proc=proc).commit.step
         time.sleep(6)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         proc.kill()
     run = load(path, snapshots=False)
-    assert len(run.observables["e"].step) > 0 and len(snapshot_steps(path)) > 0
+    assert run.commit.step > first
+    assert len(run.observables["e"].step) == run.commit.step  # measured every sweep
+    assert snapshot_steps(path)[-1] == run.commit.step
 
 
 def test_a_stopped_run_is_told_from_a_running_one(tmp_path):

@@ -15,7 +15,7 @@ state). ``periodic``: the lattice is a torus (both axes).
   dilating: two sites of a cell lie in one dilated piece exactly when a chain of the
   cell's sites links them in steps of Chebyshev length <= 2 * 2 + 1 = 5 (two 5x5 squares
   overlap or touch exactly then), so the pieces are the components of the cell's sites
-  under that neighbourhood (the compiled union-find of :mod:`spinsim.engines.cpu.cpm`).
+  under that neighbourhood (the compiled union-find of :mod:`spinsim.observables.components`).
   On a periodic lattice the neighbourhood wraps: a cell across the edge is one piece.
 * **Classifier Score** (:func:`classifier_score`): ``exp(E_x KL(p(y|x) || p(y)))`` with
   ``p(y) = E_x p(y|x)``, over the final states; 1 (one class for all) to K (certain,
@@ -100,8 +100,8 @@ def fragment_counts(
 ) -> np.ndarray:
     """``[B, n_ids]``: pieces of every cell after dilating its mask by ``dilation`` sites
     (8-connectivity), column 0 (the medium) 0; see the module docstring."""
-    from spinsim.engines.cpu.cpm import component_counts
     from spinsim.lattice import Lattice
+    from spinsim.observables.components import component_counts
 
     ids = _check_ids(ids)
     if dilation < 0:

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from spinsim.engines import build_engine
+from spinsim.engines.tempering import ParallelTempering, exchange_generator
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.samplers import build_sampler
@@ -73,27 +74,63 @@ def spin_case(
     lattice: str,
     size: int,
     batch: int,
-    temperature: float,
+    temperature: float | list[float],
     q: int = 3,
     sampler: str = "metropolis",
     default: bool = False,
+    couplings: str = "uniform",
+    measure_every: int = 0,
+    exchange_every: int = 0,
 ) -> BenchCase:
-    """Register an Ising or Potts Monte Carlo case: one step is one sweep of every replica."""
+    """Register an Ising or Potts Monte Carlo case: one step is one sweep of every replica.
+
+    ``temperature``: one value, or a list (``batch`` replicas each, as ``spinsim simulate``
+    lays them out); ``couplings``: ``uniform``, ``pm`` or ``gaussian`` (couplings seed 1);
+    ``measure_every`` > 0: the engine also measures every so many sweeps, as the driver
+    would (``advance_measured``: in the fast engine's kernels; the reference measures
+    its state); ``exchange_every`` > 0: parallel tempering around the engine.
+    """
     shape = "x".join([str(size)] * Lattice(lattice, size).dim)
     name_q = f"potts q={q}" if model == "potts" else model
-    what = f"{name_q} {lattice} {shape}, batch {batch}, T={temperature}"
+    temps = [float(t) for t in temperature] if isinstance(temperature, list) else [float(temperature)]
+    replicas = batch * len(temps)
+    if len(temps) > 1:
+        what_T = f"{len(temps)} T in {min(temps):g}..{max(temps):g} x {batch}"
+    else:
+        what_T = f"batch {batch}, T={temps[0]}"
+    what = f"{name_q} {lattice} {shape}, {what_T}"
+    if couplings != "uniform":
+        what += f", {couplings} couplings"
+    if measure_every:
+        what += f", measured every {measure_every} sweeps"
+    if exchange_every:
+        what += f", exchanges every {exchange_every} sweeps"
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
         lat = Lattice(lattice, size)
-        couplings = Couplings.build(lat)
-        spin_model = IsingModel(lat, couplings) if model == "ising" else PottsModel(lat, couplings, q=q)
+        J = Couplings.build(lat, couplings, seed=1)
+        spin_model = IsingModel(lat, J) if model == "ising" else PottsModel(lat, J, q=q)
         spin_model = spin_model.to(device)
         generator = torch.Generator(device=device).manual_seed(0)
-        state = spin_model.random_state(batch, generator)
-        beta = torch.full((batch,), 1.0 / float(temperature), dtype=torch.float64, device=device)
-        engine = build_engine(kind, spin_model, build_sampler(sampler), state, beta, 0, threads, generator)
+        state = spin_model.random_state(replicas, generator)
+        T = torch.tensor(temps, dtype=torch.float64, device=device).repeat_interleave(batch)
+        engine = build_engine(kind, spin_model, build_sampler(sampler), state, 1.0 / T, 0, threads, generator)
         threads_used = getattr(engine, "threads_used", torch.get_num_threads())
-        return Workload(engine.name, engine.advance, lat.n_sites * batch, threads_used, _sync(device))
+        name = engine.name
+        if exchange_every:
+            beta = 1.0 / torch.tensor(temps, dtype=torch.float64)
+            engine = ParallelTempering(
+                engine, lambda s: spin_model.energy(s.to(torch.float64)), beta, batch, exchange_every,
+                exchange_generator(0, device), temperatures=temps,
+            )  # fmt: skip
+        step = engine.advance
+        if measure_every:
+
+            def step(n: int) -> None:
+                engine.advance_measured(n * measure_every, measure_every)
+
+        updates = lat.n_sites * replicas * max(measure_every, 1)
+        return Workload(name, step, updates, threads_used, _sync(device))
 
     return register(BenchCase(name, what, build), default=default)
 
@@ -111,6 +148,24 @@ spin_case("ising-cubic-128-b1", "ising", "cubic", 128, 1, CUBIC_TC, default=True
 spin_case("ising-square-64-b1", "ising", "square", 64, 1, ISING_TC)  # a quick check
 spin_case("ising-triangular-1536-b1", "ising", "triangular", 1536, 1, 3.641)
 spin_case("ising-square-2560-b1-heat-bath", "ising", "square", 2560, 1, ISING_TC, sampler="heat_bath")
+# Small lattices, many replicas, measured every sweep (spinsim simulate's default run is 64^2 x 12)
+DEFAULT_RUN_T = [2.0, 2.269, 2.5]
+for _name, _size, _batch, _T in (
+    ("ising-square-16-b256-measured", 16, 256, ISING_TC),
+    ("ising-square-32-b64-measured", 32, 64, ISING_TC),
+    ("ising-square-64-3x4-measured", 64, 4, DEFAULT_RUN_T),
+):
+    spin_case(_name, "ising", "square", _size, _batch, _T, measure_every=1, default=True)
+# Spin glass with parallel tempering: +-J 16^3, 16 temperatures x 4 ladders, an exchange every sweep
+GLASS_T = [round(0.8 * (2.0 / 0.8) ** (k / 15), 4) for k in range(16)]
+spin_case("glass-pm-cubic-16-pt16x4", "ising", "cubic", 16, 4, GLASS_T, couplings="pm", exchange_every=1,
+          default=True)  # fmt: skip
+spin_case("glass-gaussian-square-64-pt8x4", "ising", "square", 64, 4, GLASS_T[::2], couplings="gaussian",
+          exchange_every=1)  # fmt: skip
+# Tempering's cost on uniform couplings: the same 24^3 run with and without exchanges
+CUBIC_PT_T = [round(4.0 + 0.125 * k, 3) for k in range(9)]
+spin_case("ising-cubic-24-9x4", "ising", "cubic", 24, 4, CUBIC_PT_T)
+spin_case("ising-cubic-24-pt9x4", "ising", "cubic", 24, 4, CUBIC_PT_T, exchange_every=1)
 
 
 def cpm_case(

@@ -140,6 +140,8 @@ def build_simulation(cfg: DictConfig) -> Simulation:
         measure=_measure(family, model, inner),
         snapshot=_snapshot(family.snapshot_dtype(model)),
         summarize=_summarize(family, model, temps, batch, thermalize),
+        measured_by_engine=family.measured_by_engine,
+        spins=getattr(inner, "spins", None),
     )
     used = getattr(inner, "threads", 0) or (build.engine_threads(threads) if inner.name != "reference" else 0)
     return Simulation(
@@ -178,15 +180,23 @@ def layout(
 
 def _measure(family: Family, model: Any, engine: Engine):
     """Engines with a compact state measure it in their own kernels (no float state built)."""
-    own = getattr(engine, "measure", None)
+    own = getattr(engine, "measure", None) if family.measured_by_engine else None
     if own is not None:
         return lambda _: own()
     return lambda current: family.measure(model, current.state)
 
 
 def _snapshot(dtype: np.dtype):
+    """``state [B, 1, *shape]`` (a tensor), or an engine's compact spins ``[B, *shape]`` (numpy),
+    as the snapshot's ``[B, *shape]`` of ``dtype``."""
     torch_dtype = getattr(torch, np.dtype(dtype).name)
-    return lambda state: state[:, 0].to(torch_dtype).cpu().numpy()
+
+    def snapshot(state):
+        if isinstance(state, np.ndarray):
+            return state.astype(dtype, copy=False)
+        return state[:, 0].to(torch_dtype).cpu().numpy()
+
+    return snapshot
 
 
 def _summarize(family: Family, model: Any, temps: list[float], batch: int, thermalize: int):

@@ -7,6 +7,8 @@
 * :class:`spinsim.engines.gpu.triton.TritonEngine` (``triton``): fused GPU kernels.
 * :class:`spinsim.engines.cpu.cpm.CPMSequentialEngine` (``numba``): the
   cellular Potts model's random-sequential copy attempts, compiled.
+* :class:`spinsim.engines.cpm_approx.CPMApproxEngine` (``approx_parallel``): the Neural
+  CPM paper's approximate parallel sampler, in torch, for classic and trained models.
 * :mod:`spinsim.engines.cluster`: the cluster samplers' engines (Wolff, Swendsen-Wang:
   compiled on the CPU, torch elsewhere).
 * :class:`spinsim.engines.tempering.ParallelTempering`: replica exchange around any of them.
@@ -43,6 +45,8 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
     The answer completes "the fast engine does not support ...".
     """
     name = getattr(sampler, "name", type(sampler).__name__)
+    if name == "cpm_approx_parallel":
+        return f"sampler={name} (it runs in torch, on any device)"
     if isinstance(model, CellularPottsModel):
         if name != "cpm_sequential":
             return f"sampler={name} (its compiled cellular Potts engine runs cpm_sequential)"
@@ -51,7 +55,7 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
         return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
     from spinsim.engines.cpu.support import unsupported
 
-    reason = unsupported(model, sampler)
+    reason = unsupported(model, sampler, engine="triton" if device.type == "cuda" else "numba")
     if reason:
         return reason
     if device.type == "cpu":
@@ -104,6 +108,10 @@ def build_engine(
             return _fast_engine(model, sampler, state, beta, seed, threads)
         if kind == "fast":
             raise ValueError(f"the fast engine does not support {reason}; use engine=auto or reference")
+    if getattr(sampler, "name", "") == "cpm_approx_parallel":  # torch, on any device
+        from spinsim.engines.cpm_approx import CPMApproxEngine
+
+        return CPMApproxEngine(model, sampler, state, beta, generator)
     reason = reference_unsupported(model, sampler)
     if reason is not None:
         raise ValueError(f"the reference engine does not support {reason}; use engine=auto or fast")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -50,10 +51,23 @@ def compact_integers(values: torch.Tensor) -> torch.Tensor:
 
 
 def to_bytes(state: dict[str, Any]) -> bytes:
-    """A state dict (tensors, numbers, strings, nested) as bytes (``torch.save``)."""
+    """A state dict (tensors, numpy arrays, numbers, strings, nested) as bytes (``torch.save``;
+    numpy arrays become tensors, which load without unpickling arbitrary objects)."""
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(_tensors(state), buffer)
     return buffer.getvalue()
+
+
+def _tensors(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _tensors(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensors(v) for v in value)
+    return value
 
 
 def from_bytes(data: bytes) -> dict[str, Any]:

@@ -15,19 +15,31 @@ Temperatures stay with their batch slots and configurations move: slot
 the ``batch`` replicas per temperature form ``batch`` independent ladders
 (ladder r holds slots ``r, batch + r, 2 batch + r, ...``).
 
-The wrapped engine is used only through ``advance(n_sweeps)`` and its
-``state`` (read, and assigned after an exchange); energies come from the
-model's ``energy(state)``. So any engine that follows that interface can be
-tempered. ``state_dict`` holds the engine's and the exchange counters and
-random stream, so a tempered run resumes exactly.
+Two ways to exchange, chosen by what the wrapped engine offers:
+
+* engines with ``energies()`` (total energy per slot, from their own compact
+  state) and ``permute_replicas(source)`` (slot i takes the configuration of
+  slot ``source[i]``): the fast CPU engine does this by relabelling which
+  physical replica serves which slot and moving temperatures, so an exchange
+  copies no configuration and never unpacks the lattice; the reference
+  engine indexes its state tensor;
+* any other engine (``advance(n_sweeps)`` and ``state``): ``state`` is read,
+  energies come from the model's ``energy(state)``, and the permuted state is
+  assigned back.
+
+Either way slot ``t * batch + r`` stays at ``temperatures[t]``: the engine's
+``state``, ``measure()`` and ``advance_measured`` present slots, so the run
+file's layout and :meth:`ParallelTempering.rates` mean the same.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from spinsim.observables.spin import SPIN_OBSERVABLES
 
 Energy = Callable[[torch.Tensor], torch.Tensor]  # state [B, ...] -> total energy [B]
 
@@ -63,16 +75,19 @@ class ParallelTempering:
         self.batch = int(batch)
         self.exchange_every = int(exchange_every)
         self.generator = generator
+        self.relabels = hasattr(engine, "energies") and hasattr(engine, "permute_replicas")
         device = engine.state.device
         # order[k]: the slot row of the k-th lowest temperature (highest beta);
         # pair k = (order[k], order[k+1])
         self.order = torch.argsort(-beta, stable=True).to(device)
         self.beta = beta.to(device)
-        self.n_temperatures = len(beta)
         labels = (
             1.0 / beta if temperatures is None else torch.as_tensor(list(temperatures), dtype=torch.float64)
         )
         self.temperatures = labels.cpu()
+        self._order_np = self.order.cpu().numpy()
+        self._beta_np = self.beta.cpu().numpy()
+        self.n_temperatures = len(beta)
         n_pairs = self.n_temperatures - 1
         self.attempts = torch.zeros(n_pairs, dtype=torch.int64, device=device)
         self.accepted = torch.zeros(n_pairs, dtype=torch.int64, device=device)
@@ -87,6 +102,14 @@ class ParallelTempering:
     def state(self) -> torch.Tensor:
         return self.engine.state
 
+    @state.setter
+    def state(self, state: torch.Tensor) -> None:
+        self.engine.state = state
+
+    def measure(self) -> dict[str, torch.Tensor]:
+        """The wrapped engine's own measurement (slot order)."""
+        return self.engine.measure()
+
     def advance(self, n_sweeps: int) -> None:
         """Run ``n_sweeps`` sweeps, exchanging after each multiple of ``exchange_every``."""
         left = int(n_sweeps)
@@ -98,9 +121,39 @@ class ParallelTempering:
             if self.sweeps % self.exchange_every == 0:
                 self.exchange()
 
+    def advance_measured(self, n_sweeps: int, measure_every: int = 1) -> dict[str, np.ndarray]:
+        """As the engines' ``advance_measured``: ``n_sweeps`` sweeps with exchanges, observables
+        ``[n_sweeps // measure_every, B]`` (slot order) after every ``measure_every``-th sweep of
+        this call, taken after that sweep's exchange (as ``advance`` then ``measure`` would)."""
+        if measure_every < 1:
+            raise ValueError(f"measure_every must be >= 1, got {measure_every}")
+        rows: list[dict[str, np.ndarray]] = []
+        done = 0
+        while done < n_sweeps:
+            to_exchange = self.exchange_every - self.sweeps % self.exchange_every
+            to_measure = measure_every - done % measure_every
+            n = min(to_exchange, to_measure, n_sweeps - done)
+            if n == to_measure and n < to_exchange and hasattr(self.engine, "advance_measured"):
+                # a measurement and no exchange at the end of this stretch: measured in the kernel
+                obs = self.engine.advance_measured(n, n)
+                rows.append({k: v[0] for k, v in obs.items()})
+                self.sweeps += n
+                done += n
+                continue
+            self.advance(n)
+            done += n
+            if done % measure_every == 0:
+                rows.append({k: v.cpu().numpy() for k, v in self.engine.measure().items()})
+        names = SPIN_OBSERVABLES
+        B = self.n_temperatures * self.batch
+        return {k: np.stack([r[k] for r in rows]) if rows else np.zeros((0, B)) for k in names}
+
     @torch.no_grad()
     def exchange(self) -> None:
         """One round of exchange attempts between neighbouring temperatures (even or odd pairs)."""
+        if self.relabels:
+            self._exchange_relabelling()
+            return
         state = self.engine.state
         n_T, b = self.n_temperatures, self.batch
         first = self.rounds % 2
@@ -121,6 +174,53 @@ class ParallelTempering:
         self.attempts[pairs] += b
         self.accepted[pairs] += accept.sum(1)
 
+    def _exchange_relabelling(self) -> None:
+        """The same round through ``energies()`` and ``permute_replicas`` (numpy on the CPU:
+        for a few dozen slots torch's per-operation cost would dominate)."""
+        n_T, b = self.n_temperatures, self.batch
+        first = self.rounds % 2
+        self.rounds += 1
+        pairs = np.arange(first, n_T - 1, 2)
+        if len(pairs) == 0:
+            return
+        order = self._order_np
+        i, j = order[pairs], order[pairs + 1]  # slot rows, T_i < T_j
+        E = self.engine.energies().to(torch.float64).cpu().numpy().reshape(n_T, b)
+        log_p = (self._beta_np[i] - self._beta_np[j])[:, None] * (E[i] - E[j])  # [pairs, b]
+        device = self.order.device
+        r = torch.rand(log_p.shape, generator=self.generator, device=device, dtype=torch.float64)
+        accept = r.cpu().numpy() < np.exp(np.minimum(log_p, 0.0))
+        rows = np.arange(n_T * b).reshape(n_T, b)
+        source = rows.copy()
+        source[i] = np.where(accept, rows[j], rows[i])
+        source[j] = np.where(accept, rows[i], rows[j])
+        self.engine.permute_replicas(source.reshape(-1))
+        self.attempts[torch.from_numpy(pairs).to(device)] += b
+        self.accepted[torch.from_numpy(pairs).to(device)] += torch.from_numpy(accept.sum(1)).to(device)
+
+    # -- checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Exchange counts, rounds, sweeps, the exchange generator's state and the wrapped
+        engine's ``state_dict`` (which holds its slot permutation, where it has one)."""
+        return {
+            "attempts": self.attempts.cpu().clone(),
+            "accepted": self.accepted.cpu().clone(),
+            "rounds": self.rounds,
+            "sweeps": self.sweeps,
+            "generator": self.generator.get_state(),
+            "engine": self.engine.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (into a wrapper around an engine built the same way)."""
+        device = self.attempts.device
+        self.attempts = state["attempts"].to(device).clone()
+        self.accepted = state["accepted"].to(device).clone()
+        self.rounds = int(state["rounds"])
+        self.sweeps = int(state["sweeps"])
+        self.generator.set_state(state["generator"])
+        self.engine.load_state_dict(state["engine"])
+
     def rates(self) -> dict[str, np.ndarray]:
         """Per neighbouring pair (sorted by temperature): ``temperature_low``,
         ``temperature_high``, ``attempts``, ``accepted`` and ``rate = accepted / attempts``."""
@@ -136,24 +236,6 @@ class ParallelTempering:
             "accepted": accepted,
             "rate": rate,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine.state_dict(),
-            "attempts": self.attempts.cpu().clone(),
-            "accepted": self.accepted.cpu().clone(),
-            "sweeps": self.sweeps,
-            "rounds": self.rounds,
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.engine.load_state_dict(state["engine"])
-        self.attempts = state["attempts"].to(self.attempts.device)
-        self.accepted = state["accepted"].to(self.accepted.device)
-        self.sweeps = int(state["sweeps"])
-        self.rounds = int(state["rounds"])
-        self.generator.set_state(state["generator"])
 
 
 def exchange_generator(seed: int, device: torch.device | str) -> torch.Generator:

@@ -252,7 +252,7 @@ class CellularPottsModel(nn.Module):
     def _flat(self, state: torch.Tensor) -> torch.Tensor:
         return state.reshape(state.shape[0], -1).long()
 
-    def _per_cell_sum(self, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def per_cell_sum(self, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, n_ids]``: sum of ``weights`` (default 1) over the sites of each id, per replica."""
         B = ids.shape[0]
         offset = torch.arange(B, device=ids.device).unsqueeze(1) * self.n_ids
@@ -262,7 +262,7 @@ class CellularPottsModel(nn.Module):
 
     def areas(self, state: torch.Tensor) -> torch.Tensor:
         """``[B, n_ids]`` long: number of sites of each id (column 0: the medium)."""
-        return self._per_cell_sum(self._flat(state))
+        return self.per_cell_sum(self._flat(state))
 
     def unlike_neighbours(self, state: torch.Tensor) -> torch.Tensor:
         """``[B, n_sites]`` long: energy-neighbourhood neighbours of each site with another id."""
@@ -274,7 +274,7 @@ class CellularPottsModel(nn.Module):
     def perimeters(self, state: torch.Tensor) -> torch.Tensor:
         """``[B, n_ids]`` long: p_c, the (site of c, neighbour not in c) pairs of each id."""
         ids = self._flat(state)
-        return self._per_cell_sum(ids, self.unlike_neighbours(state).double()).round().long()
+        return self.per_cell_sum(ids, self.unlike_neighbours(state).double()).round().long()
 
     # -- energy ------------------------------------------------------------------
     def energy_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -58,14 +58,14 @@ def component_counts(model: CellularPottsModel, state: torch.Tensor) -> torch.Te
     """``[B, n_ids]`` long: connected pieces of each cell (nearest-neighbour connectivity);
     column 0 (the medium) is 0.
 
-    On the CPU: union-find, compiled (:func:`spinsim.engines.cpu.cpm.component_counts`).
+    On the CPU: union-find, compiled (:func:`spinsim.observables.components.component_counts`).
     Elsewhere: min-label propagation with pointer jumping: every site starts with
     its own index, takes the smallest label among its neighbours of the same id
     and then the label of the site its label names, until nothing changes; the
     pieces are the sites left holding their own index. Tests hold the two equal.
     """
     if state.device.type == "cpu":
-        from spinsim.engines.cpu.cpm import component_counts as compiled
+        from spinsim.observables.components import component_counts as compiled
 
         ids = state.reshape(state.shape[0], -1).numpy()
         return torch.from_numpy(compiled(ids, _nearest(model).numpy(), model.n_ids))
@@ -92,7 +92,7 @@ def label_propagation_counts(model: CellularPottsModel, state: torch.Tensor) -> 
         if torch.equal(new, label):
             break
         label = new
-    counts = model._per_cell_sum(ids, (label == own).double()).round().long()
+    counts = model.per_cell_sum(ids, (label == own).double()).round().long()
     counts[:, MEDIUM] = 0
     return counts
 

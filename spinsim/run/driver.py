@@ -38,13 +38,17 @@ from spinsim.run.signals import GracefulStop
 FLUSH_SECONDS = float(os.environ.get("SPINSIM_COMMIT_SECONDS", 2.0))
 FLUSH_BYTES = 16 << 20  # frames held in memory before a commit is due anyway
 COMMIT_SHARE = 0.1  # commits are spaced to cost at most this share of the run
+BATCH_SECONDS = 0.05  # a batched advance_measured call grows while it takes less than this
 
 
 class Task(Protocol):
     """What the run loop drives: a simulation, an optimisation, a training.
 
     ``layout()`` declares what the run file will hold; ``advance(n)`` does n
-    steps; ``measure()`` returns the observables of the current step
+    steps; a task may also offer ``advance_measured(n, every) -> {name: [n // every,
+    ...]}`` (n steps, measured after every ``every``-th, in one call: the compiled
+    engines do it in one kernel call) and the loop then uses it between snapshots;
+    ``measure()`` returns the observables of the current step
     (``{name: [columns]}``, as declared); ``frames()`` the arrays stored as
     snapshots (``{group: frame}``, compact, on the CPU); ``state_dict()`` /
     ``load_state_dict()`` everything needed to continue exactly (plain data:
@@ -77,7 +81,11 @@ class Schedule:
 
     def next_event(self, step: int) -> int:
         """The next step at which something is measured or stored, or the end."""
-        events = [self.total, (step // self.measure_every + 1) * self.measure_every]
+        return min(self.next_other_event(step), (step // self.measure_every + 1) * self.measure_every)
+
+    def next_other_event(self, step: int) -> int:
+        """The next step at which a snapshot or checkpoint is due, or the end."""
+        events = [self.total]
         for every in (self.snapshot_every, self.checkpoint_every):
             if every:
                 events.append((step // every + 1) * every)
@@ -128,18 +136,25 @@ class Outcome:
     seconds: float  # wall-clock seconds of the loop: steps, measurements, commits
 
 
-def _measurements(measured: list[tuple[int, Mapping[str, torch.Tensor]]]) -> tuple[np.ndarray, dict]:
-    """``(steps [n], {name: [n, columns]})`` float64 on the CPU: one transfer per name from a GPU,
-    none from the CPU (numpy views of the tensors)."""
-    steps = np.array([s for s, _ in measured], dtype=np.int64)
+def _as_block(step: int, observed: Mapping[str, torch.Tensor]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One measurement as a block of one row: ``(steps [1], {name: [1, *shape]})``, float64 on
+    the CPU (numpy views of CPU tensors; one transfer from a GPU)."""
     values = {}
-    for name, first in measured[0][1].items():
-        if isinstance(first, torch.Tensor) and first.device.type != "cpu":
-            rows = torch.stack([o[name].reshape(-1) for _, o in measured]).to(torch.float64).cpu().numpy()
-        else:
-            rows = np.stack([np.asarray(o[name], dtype=np.float64).reshape(-1) for _, o in measured])
-        values[name] = rows
-    return steps, values
+    for name, v in observed.items():
+        if isinstance(v, torch.Tensor):
+            v = v.detach()
+            v = v.to(torch.float64).cpu() if v.device.type != "cpu" else v
+        values[name] = np.asarray(v, dtype=np.float64)[None]
+    return np.array([step], dtype=np.int64), values
+
+
+def _measurements(blocks: list[tuple[np.ndarray, Mapping[str, np.ndarray]]]) -> tuple[np.ndarray, dict]:
+    """Blocks of measurements joined: ``(steps [n], {name: [n, *shape]})``."""
+    steps = np.concatenate([s for s, _ in blocks])
+    names = blocks[0][1]
+    return steps, {
+        name: np.concatenate([np.asarray(b[name], dtype=np.float64) for _, b in blocks]) for name in names
+    }
 
 
 def _frames(framed: list[tuple[int, Mapping[str, np.ndarray]]]) -> tuple[np.ndarray, dict]:
@@ -167,13 +182,15 @@ def run_task(
     raises :class:`spinsim.io.runfile.RunFileError`; the file keeps its last
     commit either way.
     """
-    measured: list[tuple[int, Mapping[str, torch.Tensor]]] = []
+    measured: list[tuple[np.ndarray, Mapping[str, np.ndarray]]] = []  # blocks of measurements
     framed: list[tuple[int, Mapping[str, np.ndarray]]] = []
     held_bytes = 0
     interval = FLUSH_SECONDS
+    batched = hasattr(task, "advance_measured")
+    chunk = 1  # measurements per advance_measured call, grown while calls are short
 
     def observe(step: int) -> None:
-        measured.append((step, task.measure()))
+        measured.append(_as_block(step, task.measure()))
 
     def store(step: int) -> None:
         nonlocal held_bytes
@@ -202,12 +219,28 @@ def run_task(
             store(0)
     began = time.perf_counter()
     last_commit = began
+    every = schedule.measure_every
     while step < schedule.total and not stop.requested:
         n = schedule.next_event(step) - step
-        task.advance(n)
-        step += n
-        if step % schedule.measure_every == 0:
-            observe(step)
+        k = (
+            min(chunk, (schedule.next_other_event(step) - step) // every)
+            if batched and step % every == 0
+            else 0
+        )
+        if k > 1:  # several measurements in one call of the task's own loop (a compiled kernel)
+            n = k * every
+            called = time.perf_counter()
+            rows = task.advance_measured(n, every)
+            chunk = chunk * 2 if time.perf_counter() - called < BATCH_SECONDS else max(1, chunk // 2)
+            measured.append((step + every * np.arange(1, k + 1, dtype=np.int64), rows))
+            step += n
+        else:
+            task.advance(n)
+            step += n
+            if batched:
+                chunk = min(chunk * 2, 2)  # start batching from the next measurement on
+            if step % every == 0:
+                observe(step)
         if schedule.snapshot_every and step % schedule.snapshot_every == 0:
             store(step)
         progress.advance(n)

@@ -20,7 +20,11 @@ class SimulationTask:
     (``{name: [B]}``), ``snapshot(state)`` the compact lattices stored under
     ``/snapshots`` (``[B, *shape]``), ``summarize(record, engine)`` the
     end-of-run tables (``{group: {column: values}}``) from the recorded
-    measurements and the final state.
+    measurements and the final state. ``measured_by_engine``: the engine's own
+    ``advance_measured`` gives these observables, so the task offers it to the
+    run loop (several sweeps and measurements per call). ``spins()``: the
+    compact engines' int8 spins ``[B, *shape]``, stored as snapshots without
+    building the float ``state``.
     """
 
     def __init__(
@@ -30,12 +34,17 @@ class SimulationTask:
         measure: Callable[[Engine], Mapping[str, torch.Tensor]],
         snapshot: Callable[[torch.Tensor], np.ndarray],
         summarize: Callable[[Record, Engine], dict[str, dict[str, np.ndarray]]],
+        measured_by_engine: bool = False,
+        spins: Callable[[], np.ndarray] | None = None,
     ) -> None:
         self.engine = engine
         self._layout = layout
         self._measure = measure
         self._snapshot = snapshot
         self._summarize = summarize
+        self._spins = spins
+        if measured_by_engine and hasattr(engine, "advance_measured"):
+            self.advance_measured = engine.advance_measured  # the run loop batches measurements
 
     def layout(self) -> Layout:
         return self._layout
@@ -47,7 +56,8 @@ class SimulationTask:
         return self._measure(self.engine)
 
     def frames(self) -> dict[str, np.ndarray]:
-        return {"snapshots": self._snapshot(self.engine.state)}
+        current = self._spins() if self._spins is not None else self.engine.state
+        return {"snapshots": self._snapshot(current)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"engine": self.engine.state_dict()}

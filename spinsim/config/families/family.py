@@ -30,6 +30,8 @@ class Family:
     unit: str = "flips"  # what one update per site is called (progress, speeds)
     step_unit: str = "sweeps"  # what one step of the run is called (plots)
     measure_start: bool = False  # measure the initial state too (step 0)
+    # the engines' own measure()/advance_measured() give this family's observables (spin models)
+    measured_by_engine: bool = False
     tempering: bool = True  # parallel tempering (exchange_every) works with it
     # model -> model tables stored under /parameters (e.g. cell_type)
     arrays: Callable[[Any], dict[str, np.ndarray]] = field(default=lambda model: {})

@@ -141,6 +141,7 @@ _COMMON = dict(
     summary=summary,
     summary_columns=lambda model: SUMMARY_COLUMNS,
     print_summary=print_summary,
+    measured_by_engine=True,
     # measured peak memory of the reference engine (2048^2 x 1, 1024^2 x 4): ~130-145 bytes per spin
     bytes_per_replica_site=160.0,
     bytes_per_site=32.0,

@@ -1,16 +1,20 @@
 """The fast CPU engine: numba kernels, threaded with ``numba.prange``.
 
-Ising runs multispin (:mod:`spinsim.engines.cpu.ising`, up to 64 sites per
-uint64 word), Potts one int8 per site (:mod:`spinsim.engines.cpu.potts`).
-Both draw every random number from Philox keyed by the seed and counted by
-(sweep, colour, site or word, draw), so a run gives the same states for any
-thread count. Rows of the word grid are shared out among threads.
+Ising runs multispin (:mod:`spinsim.engines.cpu.ising`: 64 lanes a uint64
+word, in the slab packing (one or several replicas a word, each on its slabs)
+or the replica packing (64 replicas of one site a word), with bond sign and
+presence words for ±J glasses and the honeycomb lattice), or one spin a site
+for couplings of many magnitudes (:mod:`spinsim.engines.cpu.ising_site`,
+Gaussian glasses); Potts runs one int8 per site (:mod:`spinsim.engines.cpu.potts`).
+Every random number comes from Philox keyed by the seed and counted by
+(sweep, colour, group, block or site, draw), so a run gives the same states
+for any thread count and either schedule (groups on threads, or the blocks of
+one colour shared out).
 
-Supported: Ising (Metropolis and heat bath) and Potts (Metropolis) with
-uniform couplings and any field, on the chain, square, triangular and cubic
-lattices, periodic or open. Everything else (per-bond couplings, the
-honeycomb lattice, Potts heat bath) runs on the reference engine:
-:func:`spinsim.engines.cpu.support.unsupported` says why.
+Supported: what :func:`spinsim.engines.cpu.support.unsupported` allows for the
+``numba`` engine: Ising (Metropolis, heat bath) with any fixed couplings on
+every lattice, Potts (Metropolis) with uniform couplings on the chain, square,
+triangular and cubic lattices; periodic or open; a uniform field.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import math
 import numpy as np
 import torch
 
-from spinsim.engines.cpu.ising import N_PLANES, ising_sums, sweep_ising
-from spinsim.engines.cpu.layout import SlabLayout, lanes_for
+from spinsim.engines.cpu import ising as ising_cpu
+from spinsim.engines.cpu import ising_site as ising_site_cpu
+from spinsim.engines.cpu.ising import N_PLANES
+from spinsim.engines.cpu.layout import ReplicaLayout, SlabLayout, lanes_for
 from spinsim.engines.cpu.numba_setup import numba
 from spinsim.engines.cpu.philox import split_seed
 from spinsim.engines.cpu.potts import potts_sums, proposal_bits, sweep_potts
@@ -46,52 +52,41 @@ def metropolis_probability(dE: float, beta: float, tie: float) -> float:
     return 1.0 if dE < 0 else math.exp(-beta * dE)
 
 
-def ising_tables(
-    z: int, J: float, h: float, betas: np.ndarray, heat_bath: bool, periodic: bool, tie: float = 1.0
-) -> dict[str, np.ndarray]:
-    """Per-replica class tables for :func:`sweep_ising` (see its module docstring).
+def ising_class_tables(
+    z: int, J: float, h: float, betas: np.ndarray, heat_bath: bool, use_spin: bool, tie: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-temperature acceptance of every class of :mod:`spinsim.engines.cpu.ising`.
 
     Class ``c = V + (2z + 1) s`` with ``V = 2 n_x + n_miss`` and ``s`` the
-    spin bit (only with a field, under Metropolis). ``cls_bits[c]`` is V with
-    s in bit ``N_PLANES``. ``tie``: Metropolis's acceptance of ``dE = 0``.
+    spin bit (only with a field, under Metropolis). Returns ``cls_bits[c]``
+    (V with s in bit ``N_PLANES``), ``kind[T, c]`` (0: p = 0, 1: p = 1, 2:
+    compare) and ``thresholds[T, c] = floor(p 2^64)`` for each ``betas[T]``.
+    ``J`` is the coupling magnitude (signs are in the bond words) or the
+    uniform coupling; ``tie``: Metropolis's acceptance of ``dE = 0``.
     """
-    use_spin = (not heat_bath) and h != 0.0
     n_v = 2 * z + 1
-    classes = [(V, s) for s in ((0, 1) if use_spin else (0,)) for V in range(n_v)]
-    if periodic:  # nothing is missing: V is even
-        classes = [(V, s) for V, s in classes if V % 2 == 0]
-    B = len(betas)
     n_classes = n_v * (2 if use_spin else 1)
     cls_bits = np.zeros(n_classes, dtype=np.int64)
-    thresholds = np.zeros((B, n_classes), dtype=np.uint64)
-    cls_cmp = np.zeros((B, n_classes), dtype=np.int64)
-    cls_never = np.zeros((B, n_classes), dtype=np.int64)
-    n_cmp = np.zeros(B, dtype=np.int64)
-    n_never = np.zeros(B, dtype=np.int64)
-    for V, s in classes:
-        cls_bits[V + n_v * s] = V | (s << N_PLANES)
+    kind = np.zeros((len(betas), n_classes), dtype=np.int64)
+    thresholds = np.zeros((len(betas), n_classes), dtype=np.uint64)
+    for s in (0, 1) if use_spin else (0,):
+        for V in range(n_v):
+            cls_bits[V + n_v * s] = V | (s << N_PLANES)
     for b, beta in enumerate(betas):
-        for V, s in classes:
-            c = V + n_v * s
-            v = V - z  # Metropolis: s_i sum_j s_j; heat bath: sum_j s_j
-            if heat_bath:
-                x = -2.0 * beta * (J * v + h)
-                p = 0.0 if x > 700 else 1.0 / (1.0 + math.exp(x))
-            else:
-                dE = 2.0 * J * v + (2.0 * h * (2 * s - 1) if use_spin else 0.0)
-                p = metropolis_probability(dE, beta, tie)
-            kind, t = _fixed_point(p)
-            if kind == 2:
-                cls_cmp[b, n_cmp[b]] = c
-                n_cmp[b] += 1
+        for s in (0, 1) if use_spin else (0,):
+            for V in range(n_v):
+                c = V + n_v * s
+                v = V - z  # Metropolis: s_i sum_j sgn(J_ij) s_j; heat bath: sum_j sgn(J_ij) s_j
+                if heat_bath:
+                    x = -2.0 * beta * (J * v + h)
+                    p = 0.0 if x > 700 else 1.0 / (1.0 + math.exp(x))
+                else:
+                    dE = 2.0 * J * v + (2.0 * h * (2 * s - 1) if use_spin else 0.0)
+                    p = metropolis_probability(dE, beta, tie)
+                k, t = _fixed_point(p)
+                kind[b, c] = k
                 thresholds[b, c] = np.uint64(t)
-            elif kind == 0:
-                cls_never[b, n_never[b]] = c
-                n_never[b] += 1
-    return dict(
-        use_spin=use_spin, cls_cmp=cls_cmp, n_cmp=n_cmp, cls_never=cls_never, n_never=n_never,
-        cls_bits=cls_bits, thresholds=thresholds,
-    )  # fmt: skip
+    return cls_bits, kind, thresholds
 
 
 def potts_tables(
@@ -125,15 +120,60 @@ def potts_tables(
     return high, low
 
 
-class CPUEngine:
-    """Fast CPU engine with the reference engine's interface (``advance``, ``state``) plus ``measure``.
+# Packing choice: the replica packing (64 replicas a word) when it needs fewer words than slabs
+SLAB, REPLICA = "slab", "replica"
 
-    ``beta`` is ``[B]`` (1/T of each replica), ``seed`` keys the random
-    numbers, ``threads`` (0: numba's default, all cores) sets numba's thread
-    count for this engine's kernels. The random numbers of sweep k are keyed
-    by (seed, k), so the state after n sweeps does not depend on how the n
-    are split into ``advance`` calls: ``state_dict`` is the packed words and
-    the sweep counter.
+
+def choose_packing(lattice, replicas: int) -> str:
+    """The Ising packing with fewer words a sweep. Slab words hold as many replicas side by
+    side as their slab count fits into 64 lanes. Ties go to the replica packing: its groups
+    are longer (fewer, larger blocks of words and fewer per-group read-outs of the sums)."""
+    W = lanes_for(lattice)
+    per_word = min(64 // W, replicas)
+    slab_words = -(-replicas // per_word) * SlabLayout.build(lattice, W).words
+    replica_words = -(-replicas // 64) * lattice.n_sites
+    return REPLICA if replica_words <= slab_words else SLAB
+
+
+def _repeat_segments(masks: np.ndarray, width: int, segments: int) -> np.ndarray:
+    """Lane masks of one segment (``width`` lanes) repeated over ``segments`` side by side."""
+    out = np.zeros_like(masks, dtype=np.uint64)
+    for i in range(segments):
+        out |= masks.astype(np.uint64) << np.uint64(i * width)
+    return out
+
+
+def bond_words(model: SpinModel) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """``(|J|, sign, present)`` per neighbour ``[z, *shape]`` (uint8) when every present bond has
+    the same |J| (uniform, honeycomb, +-J); None for other per-bond couplings (Gaussian)."""
+    J = torch.stack([c.detach().to(torch.float64).cpu() for c in model.couplings.per_neighbour()]).numpy()
+    present = J != 0
+    if not present.any():
+        return 1.0, np.zeros(J.shape, np.uint8), present.astype(np.uint8)
+    magnitude = np.abs(J[present])
+    if not np.all(magnitude == magnitude[0]):
+        return None
+    return float(magnitude[0]), (J < 0).astype(np.uint8), present.astype(np.uint8)
+
+
+class CPUEngine:
+    """Fast CPU engine with the reference engine's interface (``advance``, ``state``) and more.
+
+    ``beta`` is ``[B]`` (1/T of each replica *slot*), ``seed`` keys the
+    random numbers, ``threads`` (0: numba's default, all cores) sets numba's
+    thread count for this engine's kernels.
+
+    Beyond ``advance(n)`` and ``state``: ``measure()`` (observables of the
+    compact state), ``advance_measured(n, every)`` (sweeps and measurements in
+    one kernel call), ``energies()`` (total energy per slot), ``permute_replicas``
+    (parallel tempering without moving configurations) and ``state_dict`` /
+    ``load_state_dict`` (resume bit for bit).
+
+    Slots and replicas: slot i is what the caller sees (``state[i]``, column i of
+    every measurement, at ``temperature[i]``); physical replica ``slot_replica[i]``
+    holds its configuration and runs at that temperature. Only
+    :meth:`permute_replicas` changes the map; random numbers belong to physical
+    replicas.
     """
 
     name = "numba"
@@ -146,7 +186,12 @@ class CPUEngine:
         beta: torch.Tensor,
         seed: int,
         threads: int = 0,
+        packing: str | None = None,
+        replicas_per_word: int | None = None,
     ) -> None:
+        """``packing`` (multispin Ising only): ``slab`` or ``replica``; None chooses the one with
+        fewer words (:func:`choose_packing`). ``replicas_per_word`` (slab packing): replicas
+        side by side in a word, each on its slab count of lanes (default: as many as fit)."""
         reason = unsupported(model, sampler)
         if reason:
             raise ValueError(f"the fast CPU engine does not support {reason}")
@@ -156,12 +201,94 @@ class CPUEngine:
         self.heat_bath = sampler.name == "heat_bath"
         self.threads = threads
         self.key = split_seed(seed)
+        self.seed = int(seed)
         self.sweeps_done = 0
         self.batch = state.shape[0]
-        lanes = lanes_for(self.lattice) if self.is_ising else 1
-        self.layout = SlabLayout.build(self.lattice, lanes)
+        self.h = float(model.field)
+        self.tie = tie_acceptance(model)
+        self.n_sites = self.lattice.n_sites
+        self.slot_replica = np.arange(self.batch, dtype=np.int64)
+        self.kernel = "potts"
+        if self.is_ising:
+            self._setup_ising(packing, replicas_per_word)
+        else:
+            self.layout = SlabLayout.build(self.lattice, 1)
         self.set_beta(beta)
         self.state = state
+
+    # -- set-up ------------------------------------------------------------------
+    def _setup_ising(self, packing: str | None, replicas_per_word: int | None) -> None:
+        lattice = self.lattice
+        uniform = self.model.couplings.uniform
+        bonds = None if (uniform is not None and lattice.geometry.bravais) else bond_words(self.model)
+        if uniform is not None and lattice.geometry.bravais:
+            self.J = float(uniform)
+            self.has_bonds = False
+        elif bonds is not None:
+            self.J = bonds[0]
+            self.has_bonds = True
+        else:  # couplings of many magnitudes (Gaussian): one spin a site
+            self.kernel = "site"
+            self.nbr = ising_site_cpu.neighbour_table(lattice)
+            J = [
+                c.detach().to(torch.float64).cpu().numpy().reshape(-1)
+                for c in self.model.couplings.per_neighbour()
+            ]
+            self.site_J = np.ascontiguousarray(np.stack(J))
+            self.colour_sites, self.colour_start = ising_site_cpu.colour_lists(lattice)
+            return
+        self.kernel = "multispin"
+        self.packing = packing or choose_packing(lattice, self.batch)
+        if self.packing not in (SLAB, REPLICA):
+            raise ValueError(f"packing must be {SLAB} or {REPLICA}, got {self.packing}")
+        if self.packing == REPLICA:
+            lay = ReplicaLayout.build(lattice, self.batch)
+            self.layout, self.groups, self.segments, self.seg_width = lay, lay.groups, lay.lanes, 1
+            self.nb_lanes = lay.nb_lanes
+        else:
+            lay = SlabLayout.build(lattice, lanes_for(lattice))
+            W = lay.lanes
+            R = replicas_per_word or min(64 // W, self.batch)
+            if not 1 <= R <= 64 // W:
+                raise ValueError(f"replicas_per_word must be 1 .. {64 // W} for {W} slabs, got {R}")
+            self.layout, self.groups, self.segments, self.seg_width = lay, -(-self.batch // R), R, W
+            self.nb_lanes = _repeat_segments(lay.nb_lanes, W, R)
+        self.lanes = self.segments * self.seg_width
+        self.full = np.uint64((1 << self.lanes) - 1)
+        self.rot_lanes = self.seg_width
+        # sums: popcounts with one replica a word, per-lane counters otherwise
+        self.replica_lanes = self.lanes if self.segments > 1 else 0
+        z = len(lattice.neighbour_offsets)
+        self.z = z
+        if self.has_bonds:
+            _, sign, present = bonds
+            if self.packing == REPLICA:
+                pack = lay.site_words
+            else:
+
+                def pack(values):
+                    return _repeat_segments(lay.pack(values[None])[0], self.seg_width, self.segments)
+
+            self.bond_sign = np.concatenate([pack(sign[n]) for n in range(z)])
+            self.bond_present = np.concatenate([pack(present[n]) for n in range(z)])
+            self.n_bonds = int(present.sum()) // 2
+        else:
+            self.bond_sign = np.zeros(1, dtype=np.uint64)
+            self.bond_present = np.zeros(1, dtype=np.uint64)
+            self.n_bonds = int(self.lattice.bond_mask().sum())
+        self.use_spin = (not self.heat_bath) and self.h != 0.0
+        n_v = 2 * z + 1
+        n_classes = n_v * (2 if self.use_spin else 1)
+        # classes that can occur: V is even where nothing is ever missing
+        only_even = lattice.periodic and not self.has_bonds
+        self.possible = np.array([not (only_even and (c % n_v) % 2) for c in range(n_classes)])
+        G = self.groups
+        self.act = np.zeros((G, n_classes), dtype=np.int64)
+        self.n_act = np.zeros(G, dtype=np.int64)
+        self.cmp_l = np.zeros((G, n_classes), dtype=np.uint64)
+        self.nev_l = np.zeros((G, n_classes), dtype=np.uint64)
+        self.lvl = np.zeros((G, n_classes, ising_cpu.MAX_LEVELS), dtype=np.uint64)
+        self.sel = np.zeros((n_classes, N_PLANES + 1), dtype=np.uint64)
 
     # -- interface ---------------------------------------------------------------
     @property
@@ -170,67 +297,249 @@ class CPUEngine:
         return _numba_threads(self.threads).n or numba.get_num_threads()
 
     def set_beta(self, beta: torch.Tensor) -> None:
-        """Per-replica ``beta = 1/T``, ``[B]``; rebuilds the acceptance tables."""
-        betas = beta.detach().to(torch.float64).cpu().numpy().reshape(-1)
-        if len(betas) != self.batch:
-            raise ValueError(f"{len(betas)} temperatures for {self.batch} replicas")
+        """Per-slot ``beta = 1/T``, ``[B]``; rebuilds the acceptance tables."""
+        b = beta.detach().to(torch.float64).cpu().numpy().reshape(-1)
+        if len(b) != self.batch:
+            raise ValueError(f"{len(b)} temperatures for {self.batch} replicas")
+        self.beta = b.copy()
+        # distinct temperatures (as their betas) and each slot's index among them
+        self.distinct, self.slot_temperature = np.unique(b, return_inverse=True)
+        self.slot_temperature = self.slot_temperature.astype(np.int64).reshape(-1)
+        betas = self.distinct
         z = len(self.lattice.neighbour_offsets)
-        J, h = float(self.model.couplings.uniform), float(self.model.field)
-        tie = tie_acceptance(self.model)
-        if self.is_ising:
-            self.tables = ising_tables(z, J, h, betas, self.heat_bath, self.lattice.periodic, tie)
+        if self.kernel == "multispin":
+            cls_bits, self.kind, self.thresholds = ising_class_tables(
+                z, self.J, self.h, betas, self.heat_bath, self.use_spin, self.tie
+            )
+            for c, bits in enumerate(cls_bits):
+                for p in range(N_PLANES + 1):
+                    self.sel[c, p] = np.uint64(0xFFFFFFFFFFFFFFFF) if (bits >> p) & 1 else np.uint64(0)
+        elif self.kernel == "potts":
+            J = float(self.model.couplings.uniform)
+            self.potts_high, self.potts_low = potts_tables(
+                z, J, self.h, betas, proposal_bits(self.model.q), self.tie
+            )
+        self._replica_tables()
+
+    def _replica_tables(self) -> None:
+        """Tables of each physical replica from its slot's temperature."""
+        replica_T = np.empty(self.batch, dtype=np.int64)
+        replica_T[self.slot_replica] = self.slot_temperature
+        self.replica_temperature = replica_T
+        if self.kernel == "multispin":
+            segments = np.full(self.groups * self.segments, replica_T[0], dtype=np.int64)
+            segments[: self.batch] = replica_T  # padding segments: any temperature
+            ising_cpu.group_tables(
+                self.thresholds, self.kind, segments.reshape(self.groups, self.segments), self.seg_width,
+                self.possible, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl,
+            )  # fmt: skip
+        elif self.kernel == "site":
+            self.site_betas = np.ascontiguousarray(self.distinct[replica_T])
         else:
-            self.tables = potts_tables(z, J, h, betas, proposal_bits(self.model.q), tie)
+            self.tables = (self.potts_high[replica_T], self.potts_low[replica_T])
+
+    def spins(self) -> np.ndarray:
+        """The spin values as int8 ``[B, *shape]`` in slot order (Ising -1/+1, Potts states):
+        what a snapshot stores, without building the float ``state``."""
+        if self.kernel == "site":
+            values = self.words.reshape(self.batch, *self.lattice.shape)[self.slot_replica]
+        else:
+            if self.kernel == "multispin":
+                values = self._unpack_bits()
+            else:
+                values = self.layout.unpack(self.words.reshape(self.batch, -1))
+            values = values[self.slot_replica].astype(np.int8)
+            if self.is_ising:
+                values = values * 2 - 1
+        return np.ascontiguousarray(values, dtype=np.int8).reshape(self.batch, *self.lattice.shape)
 
     @property
     def state(self) -> torch.Tensor:
-        """The spins as the reference engine holds them: ``[B, 1, *shape]`` in the model dtype."""
-        values = self.layout.unpack(self.words.reshape(self.batch, -1))
-        if self.is_ising:
-            values = values.astype(np.float32) * 2 - 1
-        out = torch.from_numpy(np.ascontiguousarray(values)).to(self.model.dtype)
+        """The spins as the reference engine holds them: ``[B, 1, *shape]`` in the model dtype, slot order."""
+        out = torch.from_numpy(self.spins().astype(np.float32)).to(self.model.dtype)
         return out.reshape(self.batch, 1, *self.lattice.shape)
 
     @state.setter
     def state(self, state: torch.Tensor) -> None:
+        """Assign every slot's configuration (physical replica i then holds slot i's)."""
         if state.shape[0] != self.batch or tuple(state.shape[2:]) != self.lattice.shape:
             shape = tuple(state.shape)
             raise ValueError(f"state of shape {shape} for {self.batch} replicas of {self.lattice}")
         values = state.detach().cpu()[:, 0].numpy()
-        values = (values > 0).astype(np.uint8) if self.is_ising else values.astype(np.int8)
-        self.words = self.layout.pack(values).reshape(-1)
+        if not np.array_equal(self.slot_replica, np.arange(self.batch)):
+            self.slot_replica = np.arange(self.batch, dtype=np.int64)
+            self._replica_tables()
+        if self.kernel == "site":
+            self.words = np.where(values > 0, 1, -1).astype(np.int8).reshape(-1)
+            return
+        if self.kernel == "multispin":
+            self.words = self._pack_bits((values > 0).astype(np.uint8))
+        else:
+            self.words = self.layout.pack(values.astype(np.int8)).reshape(-1)
 
-    def state_dict(self) -> dict:
-        return {"words": torch.from_numpy(self.words.copy()), "sweeps_done": self.sweeps_done}
+    def _pack_bits(self, bits: np.ndarray) -> np.ndarray:
+        """``[B, *shape]`` 0/1 -> the flat word array of the packing."""
+        if self.packing == REPLICA:
+            return self.layout.pack(bits).reshape(-1)
+        W, R, G = self.seg_width, self.segments, self.groups
+        padded = np.zeros((G * R, *self.lattice.shape), dtype=np.uint8)
+        padded[: self.batch] = bits
+        slabs = self.layout.pack(padded).reshape(G, R, -1)
+        shifts = (np.arange(R, dtype=np.uint64) * np.uint64(W)).reshape(1, R, 1)
+        return np.ascontiguousarray(np.bitwise_or.reduce(slabs << shifts, axis=1)).reshape(-1)
 
-    def load_state_dict(self, state: dict) -> None:
-        words = state["words"].numpy()
-        if words.shape != self.words.shape:
-            raise ValueError(f"packed state of shape {words.shape}, expected {self.words.shape}")
-        self.words = words.astype(self.words.dtype).copy()
-        self.sweeps_done = int(state["sweeps_done"])
+    def _unpack_bits(self) -> np.ndarray:
+        """Inverse of :meth:`_pack_bits`: ``[B, *shape]`` uint8 bits."""
+        if self.packing == REPLICA:
+            return self.layout.unpack(self.words, self.batch)
+        W, R, G = self.seg_width, self.segments, self.groups
+        words = self.words.reshape(G, 1, -1)
+        shifts = (np.arange(R, dtype=np.uint64) * np.uint64(W)).reshape(1, R, 1)
+        mask = np.uint64((1 << W) - 1)
+        slabs = ((words >> shifts) & mask).reshape(G * R, -1)
+        return self.layout.unpack(slabs)[: self.batch]
+
+    def _per_replica(self, counts: np.ndarray) -> np.ndarray:
+        """Per-lane (or per-word) counts ``[..., G, L]`` -> per replica ``[..., B]``."""
+        lead = counts.shape[:-2]
+        L = counts.shape[-1]
+        per_segment = L // self.segments if L > 1 else 1
+        per = counts.reshape(*lead, self.groups * (self.segments if L > 1 else 1), per_segment).sum(axis=-1)
+        return per[..., : self.batch]
+
+    def permute_replicas(self, source) -> None:
+        """Slot i takes the configuration of slot ``source[i]`` (as ``state = state[source]``),
+        by relabelling: configurations stay where they are and temperatures move."""
+        source = np.asarray(source, dtype=np.int64).reshape(-1)
+        self.slot_replica = self.slot_replica[source]
+        self._replica_tables()
+
+    def _run(self, n_sweeps: int, measure_every: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``n_sweeps`` sweeps; with ``measure_every`` > 0, the kernels' sums after every
+        ``measure_every``-th: Ising ``anti, up [n, B]`` per physical replica; Potts
+        ``equal [n, B], counts [n, B, q]``."""
+        n_meas = n_sweeps // measure_every if measure_every > 0 else 0
+        with _numba_threads(self.threads):
+            if self.kernel == "site":
+                energy = np.zeros((n_meas, self.batch), dtype=np.float64)
+                magnet = np.zeros((n_meas, self.batch), dtype=np.int64)
+                ising_site_cpu.sweep_sites(
+                    self.words, n_sweeps, self.sweeps_done, *self.key, measure_every, self.colour_sites,
+                    self.colour_start, self.nbr, self.site_J, self.h, self.site_betas, self.heat_bath,
+                    self.tie, energy, magnet,
+                )  # fmt: skip
+                self.sweeps_done += n_sweeps
+                return energy, magnet
+            if self.kernel == "multispin":
+                L = max(self.replica_lanes, 1)
+                anti = np.zeros((n_meas, self.groups, L), dtype=np.int64)
+                up = np.zeros((n_meas, self.groups, L), dtype=np.int64)
+                lay = self.layout
+                threads = _numba_threads(self.threads).n or numba.get_num_threads()
+                words = self.groups * lay.words
+                if threads == 1 or words < SERIAL_WORDS:
+                    kernel = ising_cpu.sweep_groups_serial
+                elif self.groups < threads and words >= ROWS_MODE_WORDS:
+                    kernel = ising_cpu.sweep_rows
+                else:
+                    kernel = ising_cpu.sweep_groups
+                kernel(
+                    self.words, n_sweeps, self.sweeps_done, *self.key, measure_every,
+                    self.lattice.n_colours, lay.row_len, lay.words, self.lattice.periodic, self.heat_bath,
+                    self.use_spin, self.rot_lanes, self.full, self.replica_lanes, lay.nb_row, lay.nb_col,
+                    lay.nb_rot, self.nb_lanes, lay.row_colour, self.has_bonds, self.bond_sign,
+                    self.bond_present, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl, self.sel,
+                    anti, up,
+                )  # fmt: skip
+                self.sweeps_done += n_sweeps
+                return self._per_replica(anti), self._per_replica(up)
+            lay = self.layout
+            high, low = self.tables
+            q = self.model.q
+            equal = np.zeros((n_meas, self.batch), dtype=np.int64)
+            counts = np.zeros((n_meas, self.batch, q), dtype=np.int64)
+            chunks = [measure_every] * n_meas if n_meas else [n_sweeps]
+            if n_meas and n_sweeps > n_meas * measure_every:
+                chunks.append(n_sweeps - n_meas * measure_every)
+            for i, n in enumerate(chunks):
+                sweep_potts(
+                    self.words, n, self.sweeps_done, *self.key, q, self.lattice.n_colours,
+                    self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour,
+                    lay.row_len, lay.words, proposal_bits(q), high, low,
+                )  # fmt: skip
+                self.sweeps_done += n
+                if i < n_meas:
+                    equal[i], counts[i] = potts_sums(
+                        self.words, q, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes,
+                        lay.row_len, lay.words,
+                    )  # fmt: skip
+            return equal, counts
 
     def advance(self, n_sweeps: int) -> None:
-        if n_sweeps <= 0:
-            return
+        if n_sweeps > 0:
+            self._run(int(n_sweeps), 0)
+
+    def _observables(self, sums: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-spin observables ``[n, B]`` (slot order, float64) from the kernels' exact sums."""
+        N = self.n_sites
+        if self.kernel == "site":
+            energy, magnet = sums
+            m = magnet.astype(np.float64) / N
+        elif self.is_ising:
+            anti, up = sums
+            bonds = (self.n_bonds - 2 * anti).astype(np.float64)
+            spins = (2 * up - N).astype(np.float64)
+            energy = -(self.J * bonds + self.h * spins)
+            m = spins / N
+        else:
+            equal, counts = sums
+            q = self.model.q
+            J = float(self.model.couplings.uniform)
+            energy = -(J * equal.astype(np.float64) + self.h * counts[:, :, 0].astype(np.float64))
+            m = (q * counts.max(axis=2).astype(np.float64) / N - 1) / (q - 1)
+        e = energy[:, self.slot_replica] / N
+        m = m[:, self.slot_replica]
+        m2 = m * m
+        return {"e": e, "m": m, "abs_m": np.abs(m), "m2": m2, "m4": m2 * m2}
+
+    def advance_measured(self, n_sweeps: int, measure_every: int = 1) -> dict[str, np.ndarray]:
+        """Run ``n_sweeps`` sweeps and measure after every ``measure_every``-th of them.
+
+        Returns ``{e, m, abs_m, m2, m4}``, each float64 ``[n_sweeps // measure_every, B]``
+        in slot order (row k: after sweep ``(k + 1) measure_every`` of this call), the values of
+        :func:`spinsim.observables.spin.measure`, from exact integer sums taken in the kernel.
+        """
+        if measure_every < 1:
+            raise ValueError(f"measure_every must be >= 1, got {measure_every}")
+        return self._observables(self._run(int(n_sweeps), int(measure_every)))
+
+    def _sums_now(self) -> tuple[np.ndarray, np.ndarray]:
+        lay = getattr(self, "layout", None)
         with _numba_threads(self.threads):
-            lay, t = self.layout, self.tables
-            common = (self.words, n_sweeps, self.sweeps_done, *self.key)
+            if self.kernel == "site":
+                energy, magnet = ising_site_cpu.site_sums(self.words, self.nbr, self.site_J, self.h)
+                return energy[None], magnet[None]
             if self.is_ising:
-                sweep_ising(
-                    *common, lay.lanes, self.lattice.n_colours, self.lattice.periodic, self.heat_bath,
-                    t["use_spin"], lay.nb_row, lay.nb_col, lay.nb_rot, lay.nb_lanes, lay.row_colour,
-                    lay.row_len, lay.words, t["cls_cmp"], t["n_cmp"], t["cls_never"], t["n_never"],
-                    t["cls_bits"], t["thresholds"],
-                )  # fmt: skip
-            else:
-                high, low = t
-                sweep_potts(
-                    *common, self.model.q, self.lattice.n_colours, self.lattice.periodic, lay.nb_row,
-                    lay.nb_col, lay.nb_lanes, lay.row_colour, lay.row_len, lay.words,
-                    proposal_bits(self.model.q), high, low,
-                )  # fmt: skip
-        self.sweeps_done += n_sweeps
+                return self._ising_sums()
+            equal, counts = potts_sums(
+                self.words, self.model.q, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes,
+                lay.row_len, lay.words,
+            )  # fmt: skip
+            return equal[None], counts[None]
+
+    def _ising_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        lay = self.layout
+        L = max(self.replica_lanes, 1)
+        anti = np.zeros((self.groups, L), dtype=np.int64)
+        up = np.zeros((self.groups, L), dtype=np.int64)
+        threads = _numba_threads(self.threads).n or numba.get_num_threads()
+        small = threads == 1 or self.groups * lay.words < SERIAL_WORDS
+        (ising_cpu.sums_serial if small else ising_cpu.sums)(
+            self.words, lay.row_len, lay.words, self.lattice.periodic, self.rot_lanes, self.full,
+            self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes, self.has_bonds,
+            self.bond_sign, self.bond_present, anti, up,
+        )  # fmt: skip
+        return self._per_replica(anti)[None], self._per_replica(up)[None]
 
     def measure(self) -> dict[str, torch.Tensor]:
         """The observables of :func:`spinsim.observables.spin.measure`, from the compact state.
@@ -238,29 +547,50 @@ class CPUEngine:
         Sums are exact integers (bond and spin sums, state counts) turned into
         per-spin values in float64, as the reference computes them.
         """
-        lay = self.layout
-        N = self.lattice.n_sites
-        J, h = float(self.model.couplings.uniform), float(self.model.field)
-        with _numba_threads(self.threads):
-            if self.is_ising:
-                bonds, spins = ising_sums(
-                    self.words, lay.lanes, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_rot,
-                    lay.nb_lanes, lay.row_len, lay.words,
-                )  # fmt: skip
-                energy = -(J * bonds.astype(np.float64) + h * spins.astype(np.float64))
-                m = spins.astype(np.float64) / N
-            else:
-                q = self.model.q
-                equal, counts = potts_sums(
-                    self.words, q, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes,
-                    lay.row_len, lay.words,
-                )  # fmt: skip
-                energy = -(J * equal.astype(np.float64) + h * counts[:, 0].astype(np.float64))
-                m = (q * counts.max(axis=1).astype(np.float64) / N - 1) / (q - 1)
-        e = torch.from_numpy(energy / N)
-        m = torch.from_numpy(m)
-        m2 = m * m
-        return {"e": e, "m": m, "abs_m": m.abs(), "m2": m2, "m4": m2 * m2}
+        return {k: torch.from_numpy(v[0]) for k, v in self._observables(self._sums_now()).items()}
+
+    def energies(self) -> torch.Tensor:
+        """Total energy of every slot, float64 ``[B]`` (from the kernels' exact sums)."""
+        return torch.from_numpy(self._observables(self._sums_now())["e"][0] * self.n_sites)
+
+    # -- checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit for bit: packed words, sweeps done, the Philox
+        key, per-slot betas and the slot -> replica map."""
+        return {
+            "engine": self.name,
+            "kernel": self.kernel,
+            "words": self.words.copy(),
+            "sweeps_done": self.sweeps_done,
+            "seed": self.seed,
+            "beta": self.beta.copy(),
+            "slot_replica": self.slot_replica.copy(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` into an engine built for the same model, sampler and batch."""
+        if state["kernel"] != self.kernel or tuple(state["words"].shape) != self.words.shape:
+            raise ValueError("the checkpoint is of another engine layout")
+        self.words = np.array(_numpy(state["words"]), dtype=self.words.dtype)
+        self.sweeps_done = int(state["sweeps_done"])
+        self.seed = int(state["seed"])
+        self.key = split_seed(self.seed)
+        self.slot_replica = np.array(_numpy(state["slot_replica"]), dtype=np.int64)
+        self.set_beta(torch.as_tensor(_numpy(state["beta"])))
+
+
+def _numpy(value) -> np.ndarray:
+    """A saved array: a tensor once it went through a run file (spinsim.engines.base.to_bytes)."""
+    return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+# below this many words a sweep, one group runs on one thread (a parallel launch per colour
+# costs more than it saves)
+ROWS_MODE_WORDS = 4096
+# below this many words a sweep, kernels run on the calling thread: waking numba's thread pool
+# costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us). The choice depends
+# on the lattice and batch only, so an engine keeps one kernel (compiled once) for every call.
+SERIAL_WORDS = 4096
 
 
 class _numba_threads:

@@ -1,30 +1,51 @@
-"""Multispin Ising kernels (numba): 64 sites per uint64 word, exact bit-sliced Metropolis and heat bath.
+"""Multispin Ising kernels (numba): 64 spins per uint64 word, exact bit-sliced Metropolis and heat bath.
 
-Spins are bits (1: s = +1, 0: s = -1) in the slab layout of
-:mod:`spinsim.engines.cpu.layout`. For every word of one colour the kernel
+Spins are bits (1: s = +1, 0: s = -1). A word holds up to 64 *lanes* in one
+of two packings (:mod:`spinsim.engines.cpu.cpu` chooses the one with fewer words):
 
-1. counts, lane by lane and in bit-sliced arithmetic, ``V = 2 n_x + n_miss``
+* **slab** (one replica per group of words): lane k of the word at grid
+  position ``(i, ...)`` is site ``(i + k H, ...)`` of the lattice
+  (:mod:`spinsim.engines.cpu.layout`); neighbour words align lane for lane,
+  rotated by one lane across the slab seams;
+* **replica** (up to 64 replicas per group): lane k of the word at site x is
+  site x of replica k of the group; neighbour words align without rotation.
+
+Words are updated one colour at a time. For every word the kernel
+
+1. counts, lane by lane in bit-sliced arithmetic, ``V = 2 n_x + n_miss``
    where ``n_x`` counts the present neighbours *aligned* with the spin
    (Metropolis) or *up* (heat bath), and ``n_miss`` the absent ones (open
-   edges). ``V - z`` is ``s_i sum_j s_j`` (Metropolis) or ``sum_j s_j``
-   (heat bath): it fixes the energy change, with the spin's own bit when
-   there is a field;
-2. sorts the lanes into *classes* (V, spin) whose probability
-   ``p = min(1, exp(-beta dE))`` (Metropolis: flip; 1/2 for ``dE = 0`` on the
-   periodic chain, :func:`spinsim.samplers.metropolis.tie_acceptance`) or
-   ``1 / (1 + exp(-2 beta (J v + h)))`` (heat bath: up) comes from a
-   per-replica table: ``p = 1`` lanes are accepted, ``p = 0`` rejected;
-3. draws a Bernoulli(p) bit for each remaining lane *exactly*, by comparing
-   a uniform 64-bit number with ``t = floor(p 2^64)`` bit by bit from the most
-   significant end, for all 64 lanes at once: random word ``r_l`` holds
-   bit ``l`` of every lane's number and ``T_l`` bit ``l`` of every lane's
-   threshold; a lane is decided at the first level where they differ
-   (accepted if ``r = 0, t = 1``). Levels are drawn until every lane is
-   decided: about ``log2(lanes) + 2`` words per 64 spins instead of 64
-   floats. The result is ``P(accept) = t / 2^64`` (within 2^-64 of p).
+   edges, honeycomb bonds, zero couplings). With per-bond signs (a ±J glass:
+   bit set where J_ij = -|J|) a neighbour word is XORed with the bond's sign
+   word first, so "aligned" means ``J_ij s_i s_j > 0``. ``V - z`` is
+   ``s_i sum_j sgn(J_ij) s_j`` (Metropolis) or ``sum_j sgn(J_ij) s_j``
+   (heat bath): with the spin's own bit (a field) it fixes the energy change;
+2. sorts the lanes into *classes* (V, spin): each lane's class has an
+   acceptance probability ``p`` (Metropolis: ``min(1, exp(-beta dE))``, 1/2
+   for ``dE = 0`` on the periodic chain; heat bath: ``P(up)``) at that lane's
+   temperature; lanes with ``p = 1`` are accepted, ``p = 0`` rejected;
+3. draws a Bernoulli(p) bit for each remaining lane *exactly*: a lane is
+   accepted iff a uniform 64-bit number is below ``t = floor(p 2^64)``,
+   compared bit by bit from the most significant end, all lanes at once. At
+   level l each still undecided lane gets one fresh random bit and is decided
+   where it differs from bit l of its threshold (accepted if the random bit
+   is 0 and the threshold bit 1). Fresh bits are dealt only to undecided
+   lanes (``pdep`` of the next ``popcount(undecided)`` bits of a row's random
+   stream), so a word takes about two random bits per lane that needs a
+   comparison instead of a whole 64-bit word per level, and no bit is
+   wasted. The result is ``P(accept) = t / 2^64`` exactly (within 2^-64 below
+   p; exactly 1 and 0 where p is).
 
-Random words come from Philox4x32-10 with counter
-``(word index, level pair | colour << 8, sweep)`` and the seed as key.
+Random stream: per (group, row, colour, sweep), 64-bit words
+``philox(row | ..., block | colour << 24 | ..., sweep)`` taken in order, two
+words per Philox draw; the first ``2 x words in the row`` are drawn in one
+vectorised loop before the row's words are updated, later ones one draw at a
+time. Every bit belongs to one update whatever thread computes it, so results
+do not depend on the thread count or on how work is split (rows or groups).
+
+Sums (the measurements): per replica the number of present bonds whose
+``J_ij s_i s_j < 0`` (``anti``) and of up spins (``up``): popcounts in the slab
+packing, per-lane byte counters in the replica packing.
 """
 
 from __future__ import annotations
@@ -32,97 +53,134 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from spinsim.engines.cpu.bits import pdep, popcount
 from spinsim.engines.cpu.philox import philox_2x64
 
 _ONE = np.uint64(1)
+_ZERO = np.uint64(0)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _U32 = np.uint64(32)
 _LO32 = np.uint64(0xFFFFFFFF)
-N_PLANES = 5  # bits of V = 2 n_x + n_miss <= 2 z = 12
-PREFETCH = 8  # levels drawn ahead for a whole row; deeper ones one word at a time
+N_PLANES = 5  # bits of V = 2 n_x + n_miss <= 2 z = 12; the spin bit is plane N_PLANES
+MAX_LEVELS = 64
+BLOCK_WORDS = 512  # rows are updated in blocks of about this many words (short rows together)
 
 
 @njit(inline="always", cache=True)
-def _popcount(x):
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+def rows_per_block(row_len):
+    """Rows a block: blocks (and their random streams) depend on the lattice only."""
+    return max(1, BLOCK_WORDS // row_len)
+
+
+PREFETCH = 8  # levels of full random words; deeper levels deal compacted bits (pdep)
 
 
 @njit(inline="always", cache=True)
-def _neighbour(words, base, row_len, periodic, lanes, full, nb_row, nb_col, nb_rot, nb_lanes, r, n, j):
-    """(word, present lanes) of neighbour n of the word at row r, column j."""
-    nr = nb_row[r, n]
-    if nr < 0:
-        return np.uint64(0), np.uint64(0)
-    jj = j + nb_col[n]
-    if jj < 0:
-        if not periodic:
-            return np.uint64(0), np.uint64(0)
-        jj += row_len
-    elif jj >= row_len:
-        if not periodic:
-            return np.uint64(0), np.uint64(0)
-        jj -= row_len
-    w = words[base + nr * row_len + jj]
-    rot = nb_rot[r, n]
-    if rot > 0:  # lane k takes lane k + 1
-        w = (w >> _ONE) | ((w & _ONE) << np.uint64(lanes - 1))
-    elif rot < 0:  # lane k takes lane k - 1
-        w = ((w << _ONE) | (w >> np.uint64(lanes - 1))) & full
-    return w, nb_lanes[r, n]
+def _stream_draw(block, c0, c1_base, c2, c3, key0, key1):
+    """Stream words ``2 block`` and ``2 block + 1`` of a row."""
+    return philox_2x64(c0, c1_base | block, c2, c3, key0, key1)
+
+
+# Per-lane counts of many bit vectors (replica packings), in two levels of SWAR counters:
+# ``acc[0:4]`` nibbles (lane k = 4 i + j is nibble i of ``acc[j]``: adding a vector is 4 shifts,
+# masks and adds), folded every 15 additions into bytes ``acc[4:12]`` (lane k = 8 i + j is byte i
+# of ``acc[4 + j]``), read out every 255 / 15 folds.
+_NIBBLE_LOWS = np.uint64(0x1111111111111111)
+_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+LANE_COUNTER = 12  # uint64 words of one counter
 
 
 @njit(inline="always", cache=True)
-def _select(plane, bit):
-    """``plane`` where ``bit`` is 1, its complement where 0."""
-    return ~(plane ^ (np.uint64(0) - np.uint64(bit)))
+def _lanes_add(acc, x):
+    """Add the bits of ``x`` (one per lane) to the nibble counters ``acc[0:4]``."""
+    for j in range(4):
+        acc[j] += (x >> np.uint64(j)) & _NIBBLE_LOWS
 
 
 @njit(inline="always", cache=True)
-def _minterm(v0, v1, v2, v3, v4, s, bits, use_spin):
-    """Lanes whose class planes (V bits 0-4, spin bit N_PLANES) spell ``bits``."""
-    m = (
-        _select(v0, bits & 1) & _select(v1, (bits >> 1) & 1) & _select(v2, (bits >> 2) & 1)
-        & _select(v3, (bits >> 3) & 1) & _select(v4, (bits >> 4) & 1)
-    )  # fmt: skip
-    if use_spin:
-        m &= _select(s, (bits >> N_PLANES) & 1)
-    return m
+def _lanes_fold(acc):
+    """Nibble counters into byte counters; clears the nibbles."""
+    for j in range(4):
+        w = acc[j]
+        acc[4 + j] += w & _NIBBLES
+        acc[8 + j] += (w >> np.uint64(4)) & _NIBBLES
+        acc[j] = _ZERO
 
 
 @njit(inline="always", cache=True)
-def _level_draw(index, pair, colour, sweep, key0, key1):
-    """Random words of levels 2 pair and 2 pair + 1 for the word at ``index``."""
-    return philox_2x64(
-        index & _LO32,
-        pair | (colour << np.uint64(8)) | ((index >> _U32) << np.uint64(16)),
-        sweep & _LO32,
-        sweep >> _U32,
-        key0,
-        key1,
+def _lanes_flush(acc, out, n_lanes):
+    """``out[k] +=`` lane k's count (nibbles folded first); clears ``acc``."""
+    _lanes_fold(acc)
+    for j in range(8):
+        w = acc[4 + j]
+        for i in range(8):
+            k = 8 * i + j
+            if k < n_lanes:
+                out[k] += np.int64((w >> np.uint64(8 * i)) & np.uint64(0xFF))
+        acc[4 + j] = _ZERO
+
+
+SUM_TASK_WORDS = 2048  # words a task when the sums of one group are shared out among threads
+
+
+@njit(inline="always", cache=True)
+def rows_per_sum_task(row_len, replica_lanes):
+    """Rows a task of the sums: per-lane counts are read out once a task, so replica
+    packings take tasks of at least SUM_TASK_WORDS words; slabs (popcounts) any."""
+    if replica_lanes:
+        return max(1, SUM_TASK_WORDS // row_len)
+    return max(1, 256 // row_len)
+
+
+@njit(inline="always", cache=True)
+def _scratch(z, n_classes, row_len):
+    """Work arrays for :func:`_update_row` on blocks of :func:`rows_per_block` rows."""
+    cap = rows_per_block(row_len) * row_len
+    return (
+        np.empty((z, cap), dtype=np.uint64),  # nbw
+        np.empty((z, cap), dtype=np.uint64),  # prs
+        np.empty(PREFETCH * cap + 2, dtype=np.uint64),  # rs
+        np.empty((n_classes, cap), dtype=np.uint64),  # mk
+        np.empty((9, cap), dtype=np.uint64),  # planes
+        np.empty((n_classes, N_PLANES + 3 + PREFETCH), dtype=np.uint64),  # row_tab
+        np.empty(cap, dtype=np.int64),  # idx
+        np.empty(2 * cap + 8, dtype=np.uint64),  # tb
+        np.empty(cap, dtype=np.int64),  # widx
     )
 
 
 @njit(inline="always", cache=True)
-def _gather_neighbours(
-    words, base, row_base, start, count, n_colours, row_len, periodic, lanes, full,
-    nb_row, nb_col, nb_rot, nb_lanes, r, nbw, present,
+def _gather(
+    words, base, r, start, count, n_colours, row_len, wpg, periodic, rot_lanes, full,
+    nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, off, Z,
+    n_step=1,
 ):  # fmt: skip
-    """Neighbour words (lanes aligned) ``nbw[t, n]`` and present lanes ``present[t, n]`` of the
-    ``count`` words ``start, start + n_colours, ...`` of a row."""
-    for n in range(nb_col.shape[0]):
+    """Neighbour words ``nbw[n, off + t]`` (lanes aligned, bond signs applied), present lanes
+    ``prs[n, off + t]`` and word indices ``widx[off + t]`` of the ``count`` words
+    ``start, start + n_colours, ...`` of row r (neighbours ``0, n_step, 2 n_step, ...``: 2 for
+    the forward ones only). Lanes come in segments of ``rot_lanes`` (the slabs of one replica);
+    across a slab seam lanes rotate by one within their segment."""
+    row_site = r * row_len + start
+    # segments of rot_lanes lanes (one replica's slabs each): their lowest and highest lanes
+    if rot_lanes >= 64:
+        seg_bottom = _ONE
+    else:
+        seg_bottom = full // ((_ONE << np.uint64(rot_lanes)) - _ONE)
+    up_shift = np.uint64(rot_lanes - 1)
+    seg_top = seg_bottom << up_shift
+    for t in range(count):
+        widx[off + t] = base + row_site + t * n_colours
+    for n in range(0, Z, n_step):
         nr = nb_row[r, n]
         if nr < 0:
             for t in range(count):
-                nbw[t, n] = 0
-                present[t, n] = 0
+                nbw[n, off + t] = _ZERO
+                prs[n, off + t] = _ZERO
             continue
         src = base + nr * row_len
         col = nb_col[n]
         rot = nb_rot[r, n]
-        lanes_here = nb_lanes[r, n]
+        here = nb_lanes[r, n]
         for t in range(count):
             jj = start + t * n_colours + col
             inside = True
@@ -133,167 +191,511 @@ def _gather_neighbours(
                 jj -= row_len
                 inside = periodic
             w = words[src + jj]
-            if rot > 0:  # lane k takes lane k + 1
-                w = (w >> _ONE) | ((w & _ONE) << np.uint64(lanes - 1))
-            elif rot < 0:  # lane k takes lane k - 1
-                w = ((w << _ONE) | (w >> np.uint64(lanes - 1))) & full
-            nbw[t, n] = w
-            present[t, n] = lanes_here if inside else np.uint64(0)
+            if rot > 0:  # lane k takes lane k + 1 of its segment (the segment's first, at its top)
+                w = ((w >> _ONE) & ~seg_top) | ((w & seg_bottom) << up_shift)
+            elif rot < 0:  # lane k takes lane k - 1 of its segment
+                w = ((w << _ONE) & ~seg_bottom & full) | ((w & seg_top) >> up_shift)
+            p = here if inside else _ZERO
+            if has_bonds:
+                b = n * wpg + row_site + t * n_colours
+                w ^= bond_sign[b]
+                p &= bond_present[b]
+            nbw[n, off + t] = w
+            prs[n, off + t] = p
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _update_row(
-    words, b, r, colour, sweep, key0, key1, lanes, n_colours, periodic, heat_bath, use_spin,
-    nb_row, nb_col, nb_rot, nb_lanes, row_colour, row_len, words_per_replica,
-    cls_cmp, n_cmp, cls_never, n_never, cls_bits, thresholds,
-):  # fmt: skip
-    """Update the words of one colour in row r (``start, start + n_colours, ...``)."""
-    full = _ALL >> np.uint64(64 - lanes)
-    z = nb_col.shape[0]
-    base = b * words_per_replica
-    row_base = base + r * row_len
-    start = (colour - row_colour[r]) % n_colours
-    count = (row_len - start + n_colours - 1) // n_colours
+@njit(inline="always", cache=True)
+def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
+    """Update the words of one colour in rows ``r0 .. r1 - 1`` (a *block*) of group g, as one batch
+    (``Z``: neighbours per site, a constant).
+
+    ``flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)``,
+    ``geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)``, ``bonds = (sign, present)``,
+    ``tab = (act, n_act, cmp_l, nev_l, lvl, sel)``,
+    ``scratch = (nbw, prs, rs, mk, planes, row_tab, idx, tb, widx)``.
+    Branch-free passes over the block's words (numba vectorises them), then a scalar tail for the
+    lanes still undecided after ``PREFETCH`` levels.
+    """
+    n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
+    nb_row, nb_col, nb_rot, nb_lanes, row_colour = geo
+    bond_sign, bond_present = bonds
+    act, n_act, cmp_l, nev_l, lvl, sel = tab
+    nbw, prs, rs, mk, planes, row_tab, idx, tb, widx = scratch
+    n_rows = nb_row.shape[0]
+    base = g * wpg
+    count = 0
+    for r in range(r0, r1):
+        start = (colour - row_colour[r]) % n_colours
+        n_here = (row_len - start + n_colours - 1) // n_colours
+        if n_here > 0:
+            _gather(
+                words, base, r, start, n_here, n_colours, row_len, wpg, periodic, rot_lanes, full,
+                nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx,
+                count, Z,
+            )  # fmt: skip
+            count += n_here
     if count <= 0:
         return
-    n_c = n_cmp[b]
-    cmp_bits = np.empty(n_c, dtype=np.int64)
-    cmp_thr = np.empty(n_c, dtype=np.uint64)
-    for c in range(n_c):
-        cmp_bits[c] = cls_bits[cls_cmp[b, c]]
-        cmp_thr[c] = thresholds[b, cls_cmp[b, c]]
-    # threshold bit of each class at each prefetched level, as an all-ones or all-zeros word
-    level_bits = np.empty((PREFETCH, n_c), dtype=np.uint64)
-    for level in range(PREFETCH):
-        for c in range(n_c):
-            level_bits[level, c] = np.uint64(0) - ((cmp_thr[c] >> np.uint64(63 - level)) & _ONE)
-    masks = np.empty(n_c, dtype=np.uint64)
-    u_colour = np.uint64(colour)
-    u_sweep = np.uint64(sweep)
-    # random words of the first PREFETCH levels of every word in the row (a vectorisable loop)
-    first = np.uint64(row_base + start)
-    step = np.uint64(n_colours)
-    rnd = np.empty((count, PREFETCH), dtype=np.uint64)
+    r = r0
+    # the block's random stream (counted by its first row): words l count + t (level l < PREFETCH
+    # of word t) drawn in one
+    # vectorised loop; deeper levels take compacted bits from stream words PREFETCH count, ...
+    row_id = np.uint64(g * n_rows + r)
+    c0 = row_id & _LO32
+    c1_base = (np.uint64(colour) << np.uint64(24)) | ((row_id >> _U32) << np.uint64(26))
+    c2 = np.uint64(sweep) & _LO32
+    c3 = np.uint64(sweep) >> _U32
+    for p in range(count * (PREFETCH // 2)):
+        w0, w1 = _stream_draw(np.uint64(p), c0, c1_base, c2, c3, key0, key1)
+        rs[2 * p] = w0
+        rs[2 * p + 1] = w1
+    # class constants of this group: selectors, lanes to compare / reject, prefetched level bits
+    na = n_act[g]
+    for k in range(na):
+        c = act[g, k]
+        for p in range(N_PLANES + 1):
+            row_tab[k, p] = sel[c, p]
+        row_tab[k, N_PLANES + 1] = cmp_l[g, c]
+        row_tab[k, N_PLANES + 2] = nev_l[g, c]
+        for level in range(PREFETCH):
+            row_tab[k, N_PLANES + 3 + level] = lvl[g, c, level]
+    # pass 1: V = 2 n_x + n_miss as five bit planes, and the spins (planes[0..5, t])
     for t in range(count):
-        index = first + np.uint64(t) * step
-        for p in range(PREFETCH // 2):
-            r0, r1 = _level_draw(index, np.uint64(p), u_colour, u_sweep, key0, key1)
-            rnd[t, 2 * p] = r0
-            rnd[t, 2 * p + 1] = r1
-    nbw = np.empty((count, z), dtype=np.uint64)
-    present = np.empty((count, z), dtype=np.uint64)
-    _gather_neighbours(
-        words, base, row_base, start, count, n_colours, row_len, periodic, lanes, full,
-        nb_row, nb_col, nb_rot, nb_lanes, r, nbw, present,
-    )  # fmt: skip
-    for t in range(count):
-        index = row_base + start + t * n_colours
-        s = words[index]
-        # bit-sliced counters: x (aligned or up, present) and missing
-        a0 = a1 = a2 = np.uint64(0)
-        m0 = m1 = m2 = np.uint64(0)
-        for n in range(z):
-            w = nbw[t, n]
-            p_ = present[t, n]
+        s = words[widx[t]]
+        a0 = a1 = a2 = _ZERO
+        m0 = m1 = m2 = _ZERO
+        for n in range(Z):
+            w = nbw[n, t]
+            p_ = prs[n, t]
             x = (w if heat_bath else ~(s ^ w)) & p_
             k1 = a0 & x
             a0 ^= x
             k2 = a1 & k1
             a1 ^= k1
             a2 |= k2
-            if not periodic:
+            if not periodic or has_bonds:
                 x = full & ~p_
                 k1 = m0 & x
                 m0 ^= x
                 k2 = m1 & k1
                 m1 ^= k1
                 m2 |= k2
-        # V = 2 a + m as five planes
-        v0 = m0
-        v1 = a0 ^ m1
         carry = a0 & m1
-        v2 = a1 ^ m2 ^ carry
-        carry = (a1 & m2) | (carry & (a1 ^ m2))
-        v3 = a2 ^ carry
-        v4 = a2 & carry
-        # lanes to compare, and lanes never accepted
-        undecided = np.uint64(0)
-        for c in range(n_c):
-            m = _minterm(v0, v1, v2, v3, v4, s, cmp_bits[c], use_spin) & full
-            masks[c] = m
-            undecided |= m
-        never = np.uint64(0)
-        for c in range(n_never[b]):
-            never |= _minterm(v0, v1, v2, v3, v4, s, cls_bits[cls_never[b, c]], use_spin)
-        accept = full & ~(undecided | never)
-        # exact Bernoulli bits, most significant level first: the prefetched levels without
-        # branches, then one level at a time while some lane is undecided
-        for level in range(PREFETCH):
-            rand = rnd[t, level]
-            target = np.uint64(0)
-            for c in range(n_c):
-                target |= masks[c] & level_bits[level, c]
-            accept |= undecided & ~rand & target
-            undecided &= ~(rand ^ target)
-        level = PREFETCH
-        r1 = np.uint64(0)
-        while undecided != 0 and level < 64:
-            if level % 2 == 0:
-                rand, r1 = _level_draw(np.uint64(index), np.uint64(level // 2), u_colour, u_sweep, key0, key1)
-            else:
-                rand = r1
-            shift = np.uint64(63 - level)
-            target = np.uint64(0)
-            for c in range(n_c):
-                target |= masks[c] & (np.uint64(0) - ((cmp_thr[c] >> shift) & _ONE))
-            accept |= undecided & ~rand & target
-            undecided &= ~(rand ^ target)
-            level += 1
-        words[index] = accept if heat_bath else s ^ accept
+        carry2 = (a1 & m2) | (carry & (a1 ^ m2))
+        planes[0, t] = m0
+        planes[1, t] = a0 ^ m1
+        planes[2, t] = a1 ^ m2 ^ carry
+        planes[3, t] = a2 ^ carry2
+        planes[4, t] = a2 & carry2
+        planes[5, t] = s
+    # pass 2: class masks mk[k, t]; undecided lanes (planes[6]) and accepted so far (planes[7])
+    for t in range(count):
+        planes[6, t] = _ZERO
+        planes[8, t] = _ZERO
+    for k in range(na):
+        e0 = row_tab[k, 0]
+        e1 = row_tab[k, 1]
+        e2 = row_tab[k, 2]
+        e3 = row_tab[k, 3]
+        e4 = row_tab[k, 4]
+        e5 = row_tab[k, 5]
+        # without a field the spin does not enter the class: compare it with itself
+        spin_free = _ALL if not use_spin else _ZERO
+        cmp_k = row_tab[k, N_PLANES + 1]
+        nev_k = row_tab[k, N_PLANES + 2]
+        for t in range(count):
+            m = (
+                ~(planes[0, t] ^ e0) & ~(planes[1, t] ^ e1) & ~(planes[2, t] ^ e2)
+                & ~(planes[3, t] ^ e3) & ~(planes[4, t] ^ e4) & (~(planes[5, t] ^ e5) | spin_free) & full
+            )  # fmt: skip
+            mk[k, t] = m
+            planes[6, t] |= m & cmp_k
+            planes[8, t] |= m & nev_k
+    for t in range(count):
+        planes[7, t] = full & ~(planes[6, t] | planes[8, t])
+    # pass 3: the prefetched levels, most significant first
+    for level in range(PREFETCH):
+        for t in range(count):
+            planes[8, t] = _ZERO
+        for k in range(na):
+            bit = row_tab[k, N_PLANES + 3 + level]
+            for t in range(count):
+                planes[8, t] |= mk[k, t] & bit
+        off = level * count
+        for t in range(count):
+            rand = rs[off + t]
+            target = planes[8, t]
+            und = planes[6, t]
+            planes[7, t] |= und & ~rand & target
+            planes[6, t] = und & ~(rand ^ target)
+    # pass 4: words with lanes still undecided, level by level over a shrinking list of words;
+    # each undecided lane takes the next bit of the row's tail stream (stream words PREFETCH count,
+    # PREFETCH count + 1, ...): pdep deals a word's bits to its undecided lanes in lane order
+    n_live = 0
+    for t in range(count):
+        idx[n_live] = t
+        n_live += 1 if planes[6, t] != _ZERO else 0
+    level = PREFETCH
+    first = PREFETCH * count  # stream index of tb[0]
+    n_tb = 0  # stream words held in tb
+    bitpos = 0  # next bit of tb
+    while n_live > 0 and level < MAX_LEVELS:
+        total = 0
+        for a in range(n_live):
+            total += np.int64(popcount(planes[6, idx[a]]))
+        if bitpos + total + 64 > 64 * n_tb:  # draw more: keep the unread words, then refill
+            keep = n_tb - (bitpos >> 6)
+            drop = n_tb - keep
+            for i in range(keep):
+                tb[i] = tb[drop + i]
+            first += drop
+            bitpos -= 64 * drop
+            n_tb = keep
+            want = (bitpos + total) // 64 + 2
+            while n_tb < want:
+                w0, w1 = _stream_draw(np.uint64((first + n_tb) >> 1), c0, c1_base, c2, c3, key0, key1)
+                if (first + n_tb) % 2 == 0:
+                    tb[n_tb] = w0
+                    n_tb += 1
+                tb[n_tb] = w1
+                n_tb += 1
+        for k in range(na):
+            row_tab[k, N_PLANES + 3] = lvl[g, act[g, k], level]
+        n_next = 0
+        for a in range(n_live):
+            t = idx[a]
+            und = planes[6, t]
+            need = np.int64(popcount(und))
+            off = np.uint64(bitpos & 63)
+            i = bitpos >> 6
+            bits = ((tb[i] >> off) | ((tb[i + 1] << (np.uint64(63) - off)) << _ONE)) & (
+                _ALL >> np.uint64(64 - need)
+            )
+            bitpos += need
+            rand = pdep(bits, und)
+            target = _ZERO
+            for k in range(na):
+                target |= mk[k, t] & row_tab[k, N_PLANES + 3]
+            planes[7, t] |= und & ~rand & target
+            und &= ~(rand ^ target)
+            planes[6, t] = und
+            idx[n_next] = t
+            n_next += 1 if und != _ZERO else 0
+        n_live = n_next
+        level += 1
+    # write back
+    for t in range(count):
+        words[widx[t]] = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
 
 
-@njit(parallel=True, cache=True)
-def sweep_ising(
-    words, n_sweeps, sweep0, key0, key1, lanes, n_colours, periodic, heat_bath, use_spin,
-    nb_row, nb_col, nb_rot, nb_lanes, row_colour, row_len, words_per_replica,
-    cls_cmp, n_cmp, cls_never, n_never, cls_bits, thresholds,
+@njit(inline="always", cache=True)
+def _update_rows_z(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
+    rpb = rows_per_block(flags[1])
+    for b0 in range(r0, r1, rpb):
+        b1 = min(r1, b0 + rpb)
+        _update_row(words, g, b0, b1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update_rows(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch):
+    """Update the words of one colour in rows ``r0 .. r1 - 1`` of group g; the neighbour count
+    is made a compile-time constant (2: chain, 4: square and honeycomb, 6: triangular, cubic)."""
+    Z = geo[1].shape[0]
+    if Z == 4:
+        _update_rows_z(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, 4)
+    elif Z == 6:
+        _update_rows_z(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, 6)
+    else:
+        _update_rows_z(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, 2)
+
+
+@njit(cache=True, nogil=True)
+def _sum_rows(
+    words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
+    has_bonds, bond_sign, bond_present, replica_lanes, anti, up, planes_a, planes_u,
 ):  # fmt: skip
-    """``n_sweeps`` sweeps of every replica (``words`` is ``[B * words_per_replica]``)."""
+    """Add to ``anti[k]`` the present forward bonds with ``J s_i s_j < 0`` and to ``up[k]`` the up
+    spins of rows ``r0 .. r1 - 1`` of group g; k is the lane (``replica_lanes`` > 0) or 0 (slab).
+    Neighbour words come from the same vectorised gather as the updates (the whole row, stride 1)."""
+    base = g * wpg
+    z = nb_col.shape[0]
+    nbw = np.empty((z, row_len), dtype=np.uint64)
+    prs = np.empty((z, row_len), dtype=np.uint64)
+    widx = np.empty(row_len, dtype=np.int64)
+    n_a = _ZERO
+    n_u = _ZERO
+    adds = 0  # words added since the nibble counters were folded (replica lanes)
+    folds = 0  # folds since the byte counters were read
+    per_word = z // 2  # additions to planes_a a word (the forward bonds)
+    for r in range(r0, r1):
+        _gather(
+            words, base, r, 0, row_len, 1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
+            nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, 0, z, 2,
+        )  # fmt: skip
+        row = base + r * row_len
+        if replica_lanes:
+            for j in range(row_len):
+                s = words[row + j]
+                _lanes_add(planes_u, s & full)
+                for n in range(0, z, 2):  # forward bonds
+                    _lanes_add(planes_a, (s ^ nbw[n, j]) & prs[n, j])
+                adds += 1
+                if adds * per_word > 15 - per_word:  # a nibble holds up to 15
+                    _lanes_fold(planes_a)
+                    _lanes_fold(planes_u)
+                    adds = 0
+                    folds += 1
+                    if folds * 15 > 255 - 15:  # a byte holds up to 255
+                        _lanes_flush(planes_a, anti, replica_lanes)
+                        _lanes_flush(planes_u, up, replica_lanes)
+                        folds = 0
+        else:
+            for j in range(row_len):
+                s = words[row + j]
+                n_u += popcount(s & full)
+                for n in range(0, z, 2):
+                    n_a += popcount((s ^ nbw[n, j]) & prs[n, j])
+    if replica_lanes:
+        _lanes_flush(planes_a, anti, replica_lanes)
+        _lanes_flush(planes_u, up, replica_lanes)
+    else:
+        anti[0] += np.int64(n_a)
+        up[0] += np.int64(n_u)
+
+
+@njit(cache=True, nogil=True)
+def _run_group(
+    words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up
+):  # fmt: skip
+    """All ``n_sweeps`` sweeps of group g, with its measurements (see :func:`sweep_groups`)."""
+    n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
+    nb_row, nb_col, nb_rot, nb_lanes, row_colour = geo
+    bond_sign, bond_present = bonds
     n_rows = nb_row.shape[0]
-    B = words.shape[0] // words_per_replica
+    z = nb_col.shape[0]
+    L = anti.shape[2]
+    scratch = _scratch(z, tab[0].shape[1], row_len)
+    planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
     for s in range(n_sweeps):
         for colour in range(n_colours):
-            for t in prange(B * n_rows):
-                _update_row(
-                    words, t // n_rows, t % n_rows, colour, sweep0 + s, key0, key1, lanes, n_colours,
-                    periodic, heat_bath, use_spin, nb_row, nb_col, nb_rot, nb_lanes, row_colour,
-                    row_len, words_per_replica, cls_cmp, n_cmp, cls_never, n_never, cls_bits, thresholds,
-                )  # fmt: skip
+            _update_rows(words, g, 0, n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab, scratch)
+        if measure_every > 0 and (s + 1) % measure_every == 0:
+            i = (s + 1) // measure_every - 1
+            out_a = np.zeros(L, dtype=np.int64)
+            out_u = np.zeros(L, dtype=np.int64)
+            _sum_rows(
+                words, g, 0, n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
+                nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a, planes_u,
+            )  # fmt: skip
+            anti[i, g] = out_a
+            up[i, g] = out_u
 
 
 @njit(parallel=True, cache=True)
-def ising_sums(words, lanes, periodic, nb_row, nb_col, nb_rot, nb_lanes, row_len, words_per_replica):
-    """Per replica: ``sum_<ij> s_i s_j`` over present bonds and ``sum_i s_i`` (int64 ``[B]`` each)."""
+def sweep_groups(
+    words, n_sweeps, sweep0, key0, key1, measure_every, n_colours, row_len, wpg, periodic, heat_bath,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+):  # fmt: skip
+    """``n_sweeps`` sweeps of every group, each group on one thread from start to end.
+
+    After every sweep ``s`` (counted from 1 in this call) with ``s % measure_every == 0``
+    the sums of measurement ``s // measure_every - 1`` go to ``anti, up [n_meas, G, L]``
+    (``measure_every = 0``: none).
+    """
+    G = words.shape[0] // wpg
+    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
+    bonds = (bond_sign, bond_present)
+    tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    for g in prange(G):
+        _run_group(
+            words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
+            anti, up,
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def sweep_groups_serial(
+    words, n_sweeps, sweep0, key0, key1, measure_every, n_colours, row_len, wpg, periodic, heat_bath,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+):  # fmt: skip
+    """:func:`sweep_groups` on the calling thread: for small work, where waking the thread pool
+    (tens to hundreds of microseconds on a busy machine) costs more than the sweeps."""
+    G = words.shape[0] // wpg
+    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
+    bonds = (bond_sign, bond_present)
+    tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    for g in range(G):
+        _run_group(
+            words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
+            anti, up,
+        )  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def sweep_rows(
+    words, n_sweeps, sweep0, key0, key1, measure_every, n_colours, row_len, wpg, periodic, heat_bath,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+):  # fmt: skip
+    """As :func:`sweep_groups`, with the rows of each colour shared out among threads (few large groups)."""
     n_rows = nb_row.shape[0]
-    B = words.shape[0] // words_per_replica
+    G = words.shape[0] // wpg
     z = nb_col.shape[0]
-    full = _ALL >> np.uint64(64 - lanes)
-    bond_sum = np.zeros(B, dtype=np.int64)
-    spin_sum = np.zeros(B, dtype=np.int64)
-    for b in prange(B):
-        base = b * words_per_replica
-        bonds = 0
-        up = 0
-        for r in range(n_rows):
-            for j in range(row_len):
-                s = words[base + r * row_len + j]
-                up += np.int64(_popcount(s & full))
-                for n in range(0, z, 2):  # forward bonds
-                    w, present = _neighbour(
-                        words, base, row_len, periodic, lanes, full, nb_row, nb_col, nb_rot, nb_lanes, r, n, j
-                    )
-                    anti = np.int64(_popcount((s ^ w) & present))
-                    bonds += np.int64(_popcount(present)) - 2 * anti
-        bond_sum[b] = bonds
-        spin_sum[b] = 2 * up - lanes * words_per_replica
-    return bond_sum, spin_sum
+    L = anti.shape[2]
+    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
+    bonds = (bond_sign, bond_present)
+    tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    rpb = rows_per_block(row_len)
+    blocks_per_group = (n_rows + rpb - 1) // rpb
+    n_blocks = G * blocks_per_group
+    rpt = rows_per_sum_task(row_len, replica_lanes)
+    tasks_per_group = (n_rows + rpt - 1) // rpt
+    n_tasks = G * tasks_per_group
+    for s in range(n_sweeps):
+        for colour in range(n_colours):
+            for task in prange(n_blocks):
+                g = task // blocks_per_group
+                r0 = (task % blocks_per_group) * rpb
+                r1 = min(n_rows, r0 + rpb)
+                scratch = _scratch(z, act.shape[1], row_len)
+                _update_rows(
+                    words, g, r0, r1, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
+                    scratch,
+                )  # fmt: skip
+        if measure_every > 0 and (s + 1) % measure_every == 0:
+            i = (s + 1) // measure_every - 1
+            part_a = np.zeros((n_tasks, L), dtype=np.int64)
+            part_u = np.zeros((n_tasks, L), dtype=np.int64)
+            for task in prange(n_tasks):
+                g = task // tasks_per_group
+                r0 = (task % tasks_per_group) * rpt
+                r1 = min(n_rows, r0 + rpt)
+                planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+                planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
+                _sum_rows(
+                    words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
+                    nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task],
+                    planes_a, planes_u,
+                )  # fmt: skip
+            for task in range(n_tasks):
+                g = task // tasks_per_group
+                for k in range(L):
+                    anti[i, g, k] += part_a[task, k]
+                    up[i, g, k] += part_u[task, k]
+
+
+@njit(cache=True, nogil=True)
+def _sum_task(
+    words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row,
+    nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+):  # fmt: skip
+    """Task ``task`` of :func:`sums`: rows ``r0 .. r1 - 1`` of one group into ``part_a, part_u[task]``."""
+    g = task // tasks_per_group
+    r0 = (task % tasks_per_group) * rpt
+    r1 = min(nb_row.shape[0], r0 + rpt)
+    planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
+    _sum_rows(
+        words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
+        has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
+    )  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def sums(
+    words, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes,
+    has_bonds, bond_sign, bond_present, anti, up,
+):  # fmt: skip
+    """The sums of :func:`_sum_rows` of every group now, into ``anti, up [G, L]`` (threads share
+    tasks of :func:`rows_per_sum_task` rows)."""
+    G = words.shape[0] // wpg
+    L = anti.shape[1]
+    rpt = rows_per_sum_task(row_len, replica_lanes)
+    tasks_per_group = (nb_row.shape[0] + rpt - 1) // rpt
+    n_tasks = G * tasks_per_group
+    part_a = np.zeros((n_tasks, L), dtype=np.int64)
+    part_u = np.zeros((n_tasks, L), dtype=np.int64)
+    for task in prange(n_tasks):
+        _sum_task(
+            words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
+            nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+        )  # fmt: skip
+    for task in range(n_tasks):
+        g = task // tasks_per_group
+        for k in range(L):
+            anti[g, k] += part_a[task, k]
+            up[g, k] += part_u[task, k]
+
+
+@njit(cache=True)
+def sums_serial(
+    words, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes,
+    has_bonds, bond_sign, bond_present, anti, up,
+):  # fmt: skip
+    """:func:`sums` on the calling thread (small lattices: no thread pool to wake)."""
+    G = words.shape[0] // wpg
+    L = anti.shape[1]
+    rpt = rows_per_sum_task(row_len, replica_lanes)
+    tasks_per_group = (nb_row.shape[0] + rpt - 1) // rpt
+    n_tasks = G * tasks_per_group
+    part_a = np.zeros((n_tasks, L), dtype=np.int64)
+    part_u = np.zeros((n_tasks, L), dtype=np.int64)
+    for task in range(n_tasks):
+        _sum_task(
+            words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
+            nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+        )  # fmt: skip
+        g = task // tasks_per_group
+        for k in range(L):
+            anti[g, k] += part_a[task, k]
+            up[g, k] += part_u[task, k]
+
+
+@njit(cache=True)
+def group_tables(
+    thresholds, kind, temperature_of_segment, seg_width, possible, act, n_act, cmp_l, nev_l, lvl
+):  # fmt: skip
+    """Per-group class tables from per-temperature ones (rebuilt when temperatures move).
+
+    ``thresholds[T, c]`` (uint64 ``floor(p 2^64)``) and ``kind[T, c]`` (0: p = 0,
+    1: p = 1, 2: compare) per distinct temperature; ``temperature_of_segment[g, i]``
+    the temperature index of segment i of group g, a segment being ``seg_width`` lanes
+    (one replica's: 1 in the replica packing, its slab count in the slab packing);
+    ``possible[c]``: class c can occur. Fills ``act[g, :n_act[g]]`` (classes with lanes
+    to compare or to reject), ``cmp_l, nev_l [g, c]`` (those lanes) and ``lvl[g, c, l]``
+    (bit l from the top of each compared lane's threshold, in that lane's bit).
+    """
+    G, R = temperature_of_segment.shape
+    C = thresholds.shape[1]
+    seg = _ALL if seg_width >= 64 else (_ONE << np.uint64(seg_width)) - _ONE
+    for g in range(G):
+        n = 0
+        for c in range(C):
+            cmp_w = _ZERO
+            nev_w = _ZERO
+            for level in range(MAX_LEVELS):
+                lvl[g, c, level] = _ZERO
+            if possible[c]:
+                for i in range(R):
+                    T = temperature_of_segment[g, i]
+                    bits = seg << np.uint64(i * seg_width)
+                    if kind[T, c] == 0:
+                        nev_w |= bits
+                    elif kind[T, c] == 2:
+                        cmp_w |= bits
+                        t = thresholds[T, c]
+                        for level in range(MAX_LEVELS):
+                            if (t >> np.uint64(63 - level)) & _ONE:
+                                lvl[g, c, level] |= bits
+            cmp_l[g, c] = cmp_w
+            nev_l[g, c] = nev_w
+            if cmp_w | nev_w:
+                act[g, n] = c
+                n += 1
+        n_act[g] = n

@@ -138,3 +138,83 @@ class SlabLayout:
         return (
             bits.astype(np.uint8).reshape(B, W * H, *self.lattice.shape[1:]).reshape(B, *self.lattice.shape)
         )
+
+
+@dataclass(frozen=True)
+class ReplicaLayout:
+    """Replica packing: lane k of the word at site x is site x of replica ``g lanes + k`` of group g.
+
+    The word grid of a group is the lattice's shape (the chain as one row,
+    ``(1, L)``), so neighbour words align without rotation. The tables have
+    the meaning of :class:`SlabLayout`'s (``nb_rot`` is zero, ``nb_lanes``
+    all lanes or none).
+    """
+
+    lattice: Lattice
+    lanes: int  # replicas per group (lanes used in each word)
+    groups: int
+    grid: tuple[int, ...]
+    nb_row: np.ndarray
+    nb_col: np.ndarray
+    nb_rot: np.ndarray
+    nb_lanes: np.ndarray
+    row_colour: np.ndarray
+
+    @classmethod
+    def build(cls, lattice: Lattice, replicas: int) -> "ReplicaLayout":
+        groups = -(-replicas // MAX_LANES)
+        lanes = -(-replicas // groups)
+        grid = tuple(lattice.shape) if lattice.dim > 1 else (1, lattice.shape[0])
+        offsets = [o if lattice.dim > 1 else (0, o[0]) for o in lattice.neighbour_offsets]
+        row_shape = grid[:-1]
+        rows = list(itertools.product(*(range(n) for n in row_shape)))
+        z = len(offsets)
+        full = np.uint64((1 << lanes) - 1)
+        nb_row = np.full((len(rows), z), -1, dtype=np.int64)
+        nb_lanes = np.zeros((len(rows), z), dtype=np.uint64)
+        for r, coords in enumerate(rows):
+            for n, o in enumerate(offsets):
+                target = [c + d for c, d in zip(coords, o)]
+                inside = all(0 <= t < m for t, m in zip(target, row_shape))
+                if inside or lattice.periodic:
+                    target = [t % m for t, m in zip(target, row_shape)]
+                    nb_row[r, n] = int(np.ravel_multi_index(target, row_shape))
+                    nb_lanes[r, n] = full
+        nb_col = np.array([o[-1] for o in offsets], dtype=np.int64)
+        nb_rot = np.zeros((len(rows), z), dtype=np.int64)
+        row_colour = np.array([sum(c) % lattice.n_colours for c in rows], dtype=np.int64)
+        return cls(lattice, lanes, groups, grid, nb_row, nb_col, nb_rot, nb_lanes, row_colour)
+
+    @property
+    def n_rows(self) -> int:
+        return int(np.prod(self.grid[:-1]))
+
+    @property
+    def row_len(self) -> int:
+        return self.grid[-1]
+
+    @property
+    def words(self) -> int:
+        """Words per group (one per site)."""
+        return int(np.prod(self.grid))
+
+    def pack(self, bits: np.ndarray) -> np.ndarray:
+        """``[B, *shape]`` 0/1 values -> ``[groups, words]``; lanes past B (padding) hold zeros."""
+        B = bits.shape[0]
+        flat = np.zeros((self.groups * self.lanes, self.words), dtype=np.uint64)
+        flat[:B] = bits.reshape(B, -1)
+        shifts = np.arange(self.lanes, dtype=np.uint64).reshape(1, self.lanes, 1)
+        per_group = flat.reshape(self.groups, self.lanes, self.words) << shifts
+        return np.ascontiguousarray(np.bitwise_or.reduce(per_group, axis=1))
+
+    def unpack(self, words: np.ndarray, replicas: int) -> np.ndarray:
+        """Inverse of :meth:`pack`: ``[replicas, *shape]`` uint8 bits."""
+        shifts = np.arange(self.lanes, dtype=np.uint64).reshape(1, self.lanes, 1)
+        bits = (words.reshape(self.groups, 1, self.words) >> shifts) & np.uint64(1)
+        bits = bits.astype(np.uint8).reshape(self.groups * self.lanes, self.words)[:replicas]
+        return bits.reshape(replicas, *self.lattice.shape)
+
+    def site_words(self, values: np.ndarray) -> np.ndarray:
+        """``[*shape]`` 0/1 per site -> ``[words]``: all lanes set where the value is 1."""
+        full = np.uint64((1 << self.lanes) - 1)
+        return np.where(values.reshape(-1) != 0, full, np.uint64(0)).astype(np.uint64)

@@ -153,7 +153,7 @@ class TritonEngine:
         seed: int,
         block: int = BLOCK,
     ) -> None:
-        reason = unsupported(model, sampler)
+        reason = unsupported(model, sampler, engine="triton")
         if reason:
             raise ValueError(f"the Triton engine does not support {reason}")
         self.model = model
@@ -179,13 +179,6 @@ class TritonEngine:
     def state(self, state: torch.Tensor) -> None:
         self.spins = state.detach().reshape(self.batch, -1).to(torch.int8).contiguous()
 
-    def state_dict(self) -> dict:
-        return {"spins": self.spins.cpu().clone(), "sweeps_done": self.sweeps_done}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.spins = state["spins"].to(self.spins.device, torch.int8).contiguous()
-        self.sweeps_done = int(state["sweeps_done"])
-
     def advance(self, n_sweeps: int) -> None:
         n_total = self.spins.numel()
         grid = (triton.cdiv(n_total, self.block),)
@@ -201,3 +194,20 @@ class TritonEngine:
                     HEAT_BATH=self.heat_bath, BLOCK=self.block,
                 )  # fmt: skip
             self.sweeps_done += 1
+
+    def state_dict(self) -> dict:
+        """Spins, sweeps done, the seed and per-replica beta: enough to continue bit for bit."""
+        return {
+            "engine": self.name,
+            "spins": self.spins.detach().cpu().clone(),
+            "sweeps_done": self.sweeps_done,
+            "seed": self.seed,
+            "beta": self.beta.detach().cpu().clone(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.spins.device
+        self.spins = state["spins"].to(device).contiguous()
+        self.sweeps_done = int(state["sweeps_done"])
+        self.seed = int(state["seed"])
+        self.beta = state["beta"].to(device).contiguous()

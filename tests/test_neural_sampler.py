@@ -1,0 +1,303 @@
+"""cpm_approx_parallel: its P = 1 chain against exact enumeration, its conflict rules, its energy changes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from neural_cpm_states import blob_state, single_thread  # noqa: F401
+
+from spinsim.engines import build_engine
+from spinsim.lattice import Lattice, neighbourhood_offsets
+from spinsim.models.cpm import CellularPottsModel
+from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian
+from spinsim.models.neural_cpm.closure import ClosureHamiltonian
+from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
+from spinsim.models.neural_cpm.state import CellState, CopyProposals, cell_areas
+from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
+
+
+def confluent_states(shape, n_cells):
+    """Every state with cells 1..n_cells on all sites, each cell present: long ``[S, H*W]``."""
+    N = shape[0] * shape[1]
+    digits = np.array(list(itertools.product(range(1, n_cells + 1), repeat=N)))
+    keep = np.stack([(digits == c).any(1) for c in range(1, n_cells + 1)], 1).all(1)
+    return torch.from_numpy(digits[keep])
+
+
+def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
+    """Exact transition matrix of the P = 1 sampler: a site uniform in the boundary set B(x),
+    a copy offset uniform among those holding another id, accepted with min(1, exp(-dH/T)),
+    never removing a cell's last site; dH from full energies."""
+    S, N = states.shape
+    q = int(states.max()) + 1
+    codes = (states * q ** torch.arange(N)).sum(1)
+    index = {int(c): i for i, c in enumerate(codes)}
+    powers = q ** np.arange(N)
+    ids = states.view(S, 1, *shape)
+    t = types.expand(S, -1)
+    energy = hamiltonian.energy(ids, t).detach().double().numpy()
+    nb = Lattice("square", shape, colourable=False).neighbour_index(neighbourhood_offsets(2, 2)).numpy()
+    areas = cell_areas(ids, q).numpy()
+    s_np = states.numpy()
+    K = np.zeros((S, S))
+    for a in range(S):
+        x = s_np[a]
+        boundary = [i for i in range(N) if (x[nb[i]] != x[i]).any()]
+        for i in boundary:
+            offsets = [k for k in range(nb.shape[1]) if x[nb[i, k]] != x[i]]
+            for k in offsets:
+                new = x[nb[i, k]]
+                p = 1.0 / (len(boundary) * len(offsets))
+                if areas[a, x[i]] == 1:
+                    K[a, a] += p
+                    continue
+                b = index[int(codes[a]) + int((new - x[i]) * powers[i])]
+                acc = min(1.0, float(np.exp(-(energy[b] - energy[a]) / temperature)))
+                K[a, b] += p * acc
+                K[a, a] += p * (1 - acc)
+    return K, energy, codes
+
+
+def test_single_proposal_chain_samples_its_exact_time_t_law():
+    """2x3 periodic lattice, 3 confluent cells (540 states). 12,000 independent replicas
+    from one state, 60 iterations: the histogram of the final states against the exact
+    law after 60 steps of the boundary chain (within 0.02 of its stationary law in L1).
+    Tolerance: every state within 5 standard errors, and the chi-square within 5 of its
+    standard deviations. The Boltzmann law (total variation 0.09 from the stationary
+    one) fails the same chi-square test by far, so the test tells the two laws apart."""
+    shape, n = (2, 3), 3
+    states = confluent_states(shape, n)
+    types = torch.tensor([[0, 1, 1, 2]])
+    h = CellSortHamiltonian(
+        contact=[[0, 1, 1], [1, 0.5, 1.5], [1, 1.5, 0.2]], lambda_area=0.3, target_area=2.0
+    )
+    K, energy, codes = boundary_chain(h, states, types, shape)
+    start = 17
+    law = np.zeros(len(states))
+    law[start] = 1.0
+    T_iter = 60
+    for _ in range(T_iter):
+        law = law @ K
+    stationary = np.linalg.matrix_power(K, 2000)[start]
+    assert np.abs(law - stationary).sum() < 0.02
+
+    R = 12_000
+    state = CellState(states[start].view(1, 1, *shape).repeat(R, 1, 1, 1), types.repeat(R, 1))
+    sampler = CPMApproxParallel(proposals=1)
+    state, _ = sampler.run(h, state, T_iter, torch.Generator().manual_seed(11))
+    q = n + 1
+    final = (state.flat_ids() * q ** torch.arange(6)).sum(1)
+    lookup = {int(c): i for i, c in enumerate(codes)}
+    counts = np.bincount([lookup[int(c)] for c in final], minlength=len(states))
+
+    assert law.min() > 0
+    z = (counts - R * law) / np.sqrt(R * law * (1 - law))
+    assert np.abs(z).max() < 5
+
+    def chi2(p):
+        return (((counts - R * p) ** 2) / (R * p)).sum()
+
+    dof = len(law) - 1
+    assert abs(chi2(law) - dof) < 5 * np.sqrt(2 * dof)
+    boltzmann = np.exp(-(energy - energy.min()))
+    boltzmann /= boltzmann.sum()
+    assert chi2(boltzmann) - dof > 10 * np.sqrt(2 * dof)
+
+
+class AlwaysAccept:
+    """A Hamiltonian whose every copy lowers the energy by 10 (accepted with probability 1)."""
+
+    def energy(self, ids, types):
+        return torch.zeros(ids.shape[0], dtype=torch.float64)
+
+    def delta_energy(self, ids, types, proposals, areas=None):
+        return torch.full((len(proposals),), -10.0, dtype=torch.float64)
+
+
+def test_conflict_rules_keep_every_cell_and_copy_values_from_before_the_iteration():
+    """Every boundary site proposes at once and every proposal passes Metropolis: the accepted
+    copies take their source's id from before the iteration (chains exist and are honoured),
+    no cell loses its last site, and the copies rejected for that are exactly the first-drawn
+    removal of each cell that would vanish, round after round (recomputed here one by one)."""
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, 25, (4, 1, 8, 8), generator=g)  # many one-site cells
+    state = CellState(
+        ids, torch.cat([torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 24, dtype=torch.long)], 1)
+    )
+    sampler = CPMApproxParallel(proposals=64)
+    after, rec = sampler.step(AlwaysAccept(), state, g)
+    before = state.flat_ids()
+    new = after.flat_ids()
+    r, site, src = rec.proposals.replica, rec.proposals.site, rec.sources
+    acc = rec.accepted
+    assert rec.metropolis.all()
+    assert torch.equal(new[r[acc], site[acc]], before[r[acc], src[acc]])
+    target = torch.zeros_like(before, dtype=torch.bool)
+    target[r[acc], site[acc]] = True
+    chained = acc & target[r, src] & (new[r, src] != before[r, src])
+    assert chained.sum() > 10
+    areas_before, areas_after = cell_areas(state.ids, 25), cell_areas(after.ids, 25)
+    assert ((areas_after[:, 1:] > 0) | (areas_before[:, 1:] == 0)).all()
+    assert (~acc).sum() > 0
+    # the rule, one proposal at a time
+    old = rec.proposals.old_ids(state)
+    keep = rec.metropolis.clone()
+    while True:
+        net = areas_before.clone()
+        for m in torch.nonzero(keep).squeeze(1).tolist():
+            net[r[m], old[m]] -= 1
+            net[r[m], rec.proposals.new_id[m]] += 1
+        gone = [(b, c) for b in range(4) for c in range(1, 25) if net[b, c] == 0 and areas_before[b, c] > 0]
+        if not gone:
+            break
+        for b, c in gone:
+            first = min(m for m in range(len(keep)) if keep[m] and r[m] == b and old[m] == c)
+            keep[first] = False
+    assert torch.equal(keep, acc)
+
+
+def classic_model(shape):
+    n = 9
+    return CellularPottsModel(
+        Lattice("square", shape, boundary="open", colourable=False), type_names=["medium", "a", "b"],
+        cell_type=[0] + [1, 2] * 4, contact=[[0, 16, 16], [16, 14, 11], [16, 11, 2]],
+        target_area=[0.0] + [25.0] * (n - 1), lambda_area=[0.0] + [1.0] * (n - 1), order=2, keep_cells=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["cellsort", "closure", "classic"])
+def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
+    shape = (21, 21)
+    if which == "classic":
+        model = classic_model(shape)
+        h = ClassicHamiltonian(model)
+        state = blob_state(2, shape, 8, 8.0, seed=5)
+        state = CellState(state.ids, h.types(2))
+    else:
+        state = blob_state(2, shape, 8, 8.0, seed=5)
+        h = CellSortHamiltonian(generator=torch.Generator().manual_seed(1), target_area=20.0)
+        if which == "closure":
+            h = ClosureHamiltonian(
+                neural=dict(dims=(4, 6), pools=(3, 1), readout=8), generator=torch.Generator()
+            )
+            h.neural.double()
+    sampler = CPMApproxParallel(proposals=15, temperature=2.0)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        nxt, rec = sampler.step(h, state, g)
+        full = delta_by_energies(h, state.ids, state.types, rec.proposals).detach()
+        finite = torch.isfinite(rec.delta_energy)
+        torch.testing.assert_close(rec.delta_energy[finite], full[finite], rtol=0, atol=1e-9)
+        if which == "classic":  # walls: no copy from beyond the open edge, inf only for last sites
+            assert (rec.sources >= 0).all()
+            old = rec.proposals.old_ids(state)
+            last = (
+                cell_areas(state.ids, state.n_ids).reshape(-1)[rec.proposals.replica * state.n_ids + old] == 1
+            )
+            assert torch.equal(~finite, last & (old != 0))
+        assert len(rec.proposals) == 30
+        state = nxt
+
+
+@pytest.mark.parametrize("neighbour", ["differing", "any"])
+def test_run_keeps_boundary_and_areas_exactly_as_recomputing_them_each_iteration(neighbour):
+    """run() updates the boundary set and the areas around the accepted copies; step() recomputes
+    them from the state. Same generator, same random numbers: the two chains must be identical."""
+    state = blob_state(3, (24, 20), 12, 9.0, seed=6)
+    h = CellSortHamiltonian(target_area=20.0, generator=torch.Generator().manual_seed(4))
+    sampler = CPMApproxParallel(proposals=25, neighbour=neighbour)
+    by_run, _ = sampler.run(h, state, 40, torch.Generator().manual_seed(8))
+    g = torch.Generator().manual_seed(8)
+    by_step = state
+    for _ in range(40):
+        by_step, _ = sampler.step(h, by_step, g)
+    assert torch.equal(by_run.ids, by_step.ids)
+    assert not torch.equal(by_run.ids, state.ids)
+
+
+def test_same_generator_same_chain_and_mcs_counts_iterations():
+    state = blob_state(3, (20, 20), 10, 8.0)
+    h = CellSortHamiltonian(target_area=15.0, generator=torch.Generator().manual_seed(0))
+    sampler = CPMApproxParallel(proposals=10)
+    assert sampler.iterations(0.5, 400) == 20
+    runs = []
+    for _ in range(2):
+        final, totals = sampler.run(h, state, 20, torch.Generator().manual_seed(5))
+        runs.append(final.ids)
+        assert int(totals["proposals"].sum()) == 600 and int(totals["accepted"].sum()) > 0
+    assert torch.equal(runs[0], runs[1])
+    other, _ = sampler.run(h, state, 20, torch.Generator().manual_seed(6))
+    assert not torch.equal(other.ids, runs[0])
+
+
+def test_no_op_copy_has_zero_energy_change():
+    state = blob_state(1, (20, 20), 6, 8.0)
+    flat = state.flat_ids()
+    proposals = CopyProposals(
+        torch.zeros(3, dtype=torch.long), torch.tensor([0, 150, 210]), flat[0, [0, 150, 210]]
+    )
+    for h in (CellSortHamiltonian(), ClosureHamiltonian(neural=dict(dims=(4,), pools=(1,), readout=4))):
+        assert torch.equal(
+            h.delta_energy(state.ids, state.types, proposals), torch.zeros(3, dtype=torch.float64)
+        )
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda_like_on_the_cpu_in_law():
+    state = blob_state(2, (30, 30), 10, 12.0).to("cuda")
+    h = CellSortHamiltonian(target_area=30.0).to("cuda")
+    final, totals = CPMApproxParallel(proposals=20).run(h, state, 50, torch.Generator("cuda").manual_seed(0))
+    assert final.ids.device.type == "cuda" and int(totals["accepted"].sum()) > 0
+    assert (cell_areas(final.ids, state.n_ids)[:, 1:] > 0).all()
+
+
+@pytest.mark.parametrize("P", [2, 40])
+def test_boundary_sites_are_a_uniform_subset_in_uniform_order(P):
+    """A replica with 12 boundary sites out of 400 (P = 2: found among the candidates) and one
+    with 12 out of 16 (P = 40: more than the boundary holds, the exact fallback takes all 12).
+    P = 2: every ordered pair of distinct sites within 5 standard errors of 1/(12*11), and the
+    chi-square over all 132 pairs within 5 of its standard deviations."""
+    sampler = CPMApproxParallel(proposals=P)
+    boundary = torch.zeros(2, 400, dtype=torch.bool)
+    sites = torch.randperm(400, generator=torch.Generator().manual_seed(0))[:12]
+    boundary[0, sites] = True
+    boundary[1, :16] = True
+    boundary[1, 3:7] = False
+    g = torch.Generator().manual_seed(1)
+    draws = 4000 if P == 2 else 20
+    counts: dict[tuple, int] = {}
+    for _ in range(draws):
+        chosen, valid = sampler.draw_sites(boundary, g)
+        assert boundary.gather(1, chosen)[valid].all()
+        for b in range(2):
+            picked = chosen[b][valid[b]].tolist()
+            assert len(set(picked)) == len(picked) == min(P, 12)
+        if P == 2:
+            counts[tuple(chosen[0].tolist())] = counts.get(tuple(chosen[0].tolist()), 0) + 1
+    if P == 2:
+        p = 1 / (12 * 11)
+        assert len(counts) == 12 * 11
+        n = torch.tensor(list(counts.values()), dtype=torch.float64)
+        assert ((n - draws * p) / (draws * p * (1 - p)) ** 0.5).abs().max() < 5
+        chi2, dof = float(((n - draws * p) ** 2 / (draws * p)).sum()), 12 * 11 - 1
+        assert abs(chi2 - dof) < 5 * (2 * dof) ** 0.5
+
+
+def test_engine_runs_the_classic_model_with_one_temperature_per_replica():
+    """Two replicas at T = 0.01 and T = 1000 from one state: the cold one's energy does not
+    rise, the hot one's does; 0.5 MCS twice makes int(2 * 0.5 * 441 / 20) = 22 iterations."""
+    model = classic_model((21, 21))
+    start = blob_state(1, (21, 21), 8, 8.0, seed=5).ids.repeat(2, 1, 1, 1)
+    beta = 1.0 / torch.tensor([0.01, 1000.0], dtype=torch.float64)
+    engine = build_engine("auto", model, CPMApproxParallel(proposals=20), start, beta, 3)
+    e0 = model.energy(start)
+    engine.advance(0.5)
+    engine.advance(0.5)
+    assert engine.iterations == 22
+    e1 = model.energy(engine.state)
+    assert e1[0] <= e0[0] and e1[1] > e0[1]
+    assert (cell_areas(engine.state.long(), model.n_ids)[:, 1:] > 0).all()
