@@ -67,6 +67,16 @@ COMMANDS = {
             ),
         ),
         Command(
+            "train",
+            "fit a cellular Potts Hamiltonian (classic or neural) to snapshots: the Neural CPM",
+            examples=(
+                "spinsim train model=neural_cpm data=outputs/cell_sorting",
+                "spinsim train experiment=fit_cell_sorting data=multirun/sorting_b",
+            ),
+            positional="data",
+            metavar="RUNS",
+        ),
+        Command(
             "collect",
             "table, curves and Binder-crossing Tc of a sweep's runs",
             examples=("spinsim collect multirun/2026-11-25/12-00-00",),

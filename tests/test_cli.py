@@ -23,7 +23,7 @@ def test_unknown_command(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "spinsim: error: command=simulat: unknown command; "
-        "choose one of simulate, optimize, collect, render, bench, evaluate"
+        "choose one of simulate, optimize, train, collect, render, bench, evaluate"
     )
 
 
@@ -31,12 +31,12 @@ def test_simulate_help_shows_groups_and_keys(tmp_path):
     out = spinsim_cli("simulate", "--help", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     for line in (
-        "model: blume_capel, cpm, ising, potts",
+        "model: blume_capel, cpm, ising, neural_cpm, potts",
         "lattice: chain, cubic, honeycomb, square, triangular",
-        "sampler: cpm_parallel, cpm_sequential, heat_bath, metropolis",
+        "sampler: cpm_approx_parallel, cpm_parallel, cpm_sequential, heat_bath, metropolis",
         "device: auto, cpu, cuda",
         "experiment: bipolar, cell_sorting_a, cell_sorting_b, cell_sorting_d, cell_sorting_f, "
-        "cell_sorting_gg, cellular_mnist",
+        "cell_sorting_gg, cellular_mnist",  # then fit_*
     ):
         assert line in out.stdout
     assert "schema" not in out.stdout
@@ -73,9 +73,9 @@ def test_multirun_sweep(tmp_path):
 
 
 BAD = [
-    (["model=foo"], "model=foo: no such option; choose one of blume_capel, cpm, ising, potts"),
+    (["model=foo"], "model=foo: no such option; choose one of blume_capel, cpm, ising, neural_cpm, potts"),
     (["lattice=hexagonal"], "lattice=hexagonal: no such option; choose one of"),
-    (["sampler=wolf"], "sampler=wolf: no such option; choose one of cpm_parallel, cpm_sequential, heat_bath, metropolis"),  # noqa: E501
+    (["sampler=wolf"], "sampler=wolf: no such option; choose one of cpm_approx_parallel, cpm_parallel, cpm_sequential, heat_bath"),  # noqa: E501
     (["device=tpu"], "device=tpu: no such option; choose one of auto, cpu, cuda"),
     (["temperature=-1"], "temperature=-1: must be a positive number"),
     (["temperature=0"], "temperature=0: must be a positive number"),

@@ -148,7 +148,7 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys):
         ((str(tmp_path),), f"path={tmp_path}: is a folder; give a run file (.h5)"),
         ((str(tmp_path / "text.h5"),), f"path={tmp_path / 'text.h5'}: not an HDF5 file, so not a spinsim run file"),  # noqa: E501
         ((str(tmp_path / "other.h5"),), f"path={tmp_path / 'other.h5'}: not a spinsim run file (no /parameters group)"),  # noqa: E501
-        ((str(xy),), f"path={xy}: drawing xy runs is not supported; supported models: ising, potts, cpm, blume_capel"),  # noqa: E501
+        ((str(xy),), f"path={xy}: drawing xy runs is not supported; supported models: ising, potts, cpm, blume_capel, neural_cpm"),  # noqa: E501
         ((str(cpm),), f"path={cpm}: a cpm run file without /parameters/cell_type; cannot colour its cells"),
         ((ising, "replicas=[0,4]"), "replicas=[0,4]: give replica indices from 0 to 3 (an index or a list)"),
         ((ising, "steps=[20,30]"), "steps=[20,30]: give steps with a stored snapshot: 0 to 80 every 20"),

@@ -47,6 +47,8 @@ def run(cfg: DictConfig) -> RenderResult:
             "path", str(cfg.path), f"drawing {model} runs is not supported; supported models: "
             + ", ".join(FAMILIES),
         )  # fmt: skip
+    if r.parameters.get("command") == "train":
+        return render_train(r, cfg)
     replicas = choose_replicas(cfg.replicas, r)
     fps = build.plain(cfg.fps)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 50:
@@ -158,3 +160,38 @@ def _save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=render.PLOT_DPI)
     return path
+
+
+def render_train(r: Run, cfg: DictConfig) -> RenderResult:
+    """A ``spinsim train`` run: ``training.png`` (loss, energies, acceptance, gradient norm),
+    ``parameters.png`` (the learned symbolic parameters against the truth, when there are
+    any) and ``chains.png`` (the stored chains, each coloured by its own cell types)."""
+    from spinsim.view import training
+
+    if not r.observables or not len(r.observables["loss"].step):
+        raise ConfigError("path", str(cfg.path), "the training holds no steps yet")
+    out = Path(build.plain(cfg.output)) if cfg.output else r.path.parent / f"{r.path.stem}_render"
+    make_folder(out)
+    result = RenderResult(out)
+    title = f"{r.parameters.get('hamiltonian', '')}: {r.path}"
+    result.files.append(_save_figure(training.training_figure(r, title), out / "training.png"))
+    fig = training.parameters_figure(r, title)
+    if fig is not None:
+        result.files.append(_save_figure(fig, out / "parameters.png"))
+    if "chains" in r.frames and len(r.frames["chains"].step):
+        steps = r.frames["chains"].step
+        n = len(steps)
+        columns = build.at_least("columns", cfg.columns, 1)
+        index = np.unique(np.linspace(0, n - 1, min(columns, n)).round().astype(int))
+        batch = r.frames["chains"].value.shape[1]
+        chains = choose_replicas(cfg.replicas, r) if cfg.replicas is not None else list(range(min(batch, 4)))
+        ids = r.frames["chains"].value[index][:, chains]
+        types = r.frames["chain_types"].value[index][:, chains]
+        shape = ids.shape[2:]
+        scale = build.at_least("scale", cfg.scale, 0) or render.auto_scale(shape, 160)
+        n_types = len(r.parameters.get("type_names", [])) or int(types.max()) + 1
+        grid = training.chains_grid(ids, types, steps[index], chains, n_types, scale)
+        result.files.append(_save_png(grid, out / "chains.png"))
+    for path in result.files:
+        print(path)
+    return result

@@ -107,6 +107,21 @@ class CPMSamplerConfig(SamplerConfig):
     )
 
 
+class NeighbourChoice(Enum):
+    differing = "differing"  # a neighbour of another id, uniformly (the Neural CPM paper)
+    any = "any"  # any neighbour, uniformly (the classic dynamics' proposal; same id: a no-op)
+
+
+@dataclass
+class CPMApproxConfig(SamplerConfig):
+    name: str = "cpm_approx_parallel"
+    proposals: int = documented(50, "P: boundary sites that propose a copy per iteration, per replica")
+    copy_neighbourhood: int = documented(2, "neighbourhood order copied from (2: Moore)")
+    neighbour: NeighbourChoice = documented(
+        NeighbourChoice.differing, "differing (the paper) or any (the classic proposal)"
+    )
+
+
 @dataclass
 class DeviceConfig:
     name: DeviceName = documented(DeviceName.auto, "cpu, cuda or auto")
@@ -291,10 +306,48 @@ class OptimizeConfig:
     progress: bool = documented(True, "show a progress bar (plain lines when not on a terminal)")
 
 
+class Rotation(Enum):
+    none = "none"
+    uniform = "uniform"  # U(0, 360) degrees, nearest-site (the paper's bipolar training)
+    quarter = "quarter"  # 0, 90, 180 or 270 degrees (exact on a square lattice)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = MISSING
+    sampler: SamplerConfig = MISSING
+    device: DeviceConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    data: Any = documented(MISSING, "run files or folders of cellular Potts runs (a path or a list)")
+    data_after: Optional[int] = documented(
+        None, "take every snapshot at a step >= this (null: each replica's final snapshot)"
+    )
+    steps: int = documented(1000, "training steps (one persistent contrastive divergence step each)")
+    batch: int = documented(16, "chains and data states per step")
+    sampler_mcs: float = documented(
+        1.0, "sampler work per step, in MCS of the lattice (H W / P iterations each)"
+    )
+    temperature: float = documented(1.0, "temperature of the chains (the data's is not identifiable)")
+    p_reset: float = documented(1.0, "probability per step that a chain restarts from a data state")
+    permute_types: bool = documented(False, "permute the cell types of restarted chains")
+    reg: float = documented(0.0, "lambda_reg: weight of the mean squared energies in the loss")
+    ema: float = documented(0.0, "EMA decay of the saved and evaluated parameters (0: off)")
+    grad_clip: float = documented(0.0, "clip the gradient norm to this (0: no clipping)")
+    rotate: Rotation = documented(Rotation.none, "rotation augmentation of the data: none, uniform, quarter")
+    measure_every: int = documented(1, "steps between recorded observables")
+    snapshot_every: int = documented(100, "steps between stored chains (0: none)")
+    checkpoint_every: int = documented(100, "steps between checkpoints (0: at the end only)")
+    seed: int = documented(0, "seed of the run's random numbers (data draws, resets, sampler)")
+    resume: Optional[str] = documented(None, "checkpoint to continue from (a new run file is written)")
+    output: str = documented("train.h5", "HDF5 file; the checkpoint is <name>.ckpt.pt beside it")
+    progress: bool = documented(True, "show a progress bar (plain lines when not on a terminal)")
+
+
 # The primary schema of each command, by command name.
 SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
     "optimize": OptimizeConfig,
+    "train": TrainConfig,
     "collect": CollectConfig,
     "render": RenderConfig,
     "bench": BenchConfig,
@@ -311,6 +364,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "heat_bath": SamplerConfig,
         "cpm_sequential": CPMSamplerConfig,
         "cpm_parallel": CPMSamplerConfig,
+        "cpm_approx_parallel": CPMApproxConfig,
         "relaxed_metropolis": RelaxedMetropolisConfig,
         "wolff": WolffConfig,
         "swendsen_wang": SamplerConfig,

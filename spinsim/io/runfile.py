@@ -90,7 +90,8 @@ class RunFileError(OutputError):
 class Layout:
     """Everything a run file will hold, declared before the run starts.
 
-    ``observables``: name -> columns of one measurement (replicas, or 1);
+    ``observables``: name -> columns of one measurement (replicas, or 1), or the shape
+    of one measurement (a tuple: ``(T, T)`` for a learned contact table);
     ``frames``: group -> (shape of one frame, dtype), e.g. ``snapshots``;
     ``tables``: group -> column -> (rows, dtype) of the end-of-run tables
     (``summary``, ``tempering``), written once at the end into datasets that
@@ -99,7 +100,7 @@ class Layout:
     scalars of ``/timing``.
     """
 
-    observables: Mapping[str, int]
+    observables: Mapping[str, int | tuple[int, ...]]
     frames: Mapping[str, tuple[tuple[int, ...], Any]] = field(default_factory=dict)
     tables: Mapping[str, Mapping[str, tuple[int, Any]]] = field(default_factory=dict)
     table_attrs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -486,9 +487,10 @@ def _create_layout(file: h5py.File, layout: Layout) -> None:
     for name, columns in layout.observables.items():
         g = obs.create_group(name)
         g.create_dataset("step", (0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
-        rows = _chunk_rows(8 * columns, 1 << 16)
+        shape = (int(columns),) if np.ndim(columns) == 0 else tuple(int(c) for c in columns)
+        rows = _chunk_rows(8 * int(np.prod(shape)), 1 << 16)
         g.create_dataset(
-            "value", (0, columns), maxshape=(None, columns), dtype=np.float64, chunks=(rows, columns)
+            "value", (0, *shape), maxshape=(None, *shape), dtype=np.float64, chunks=(rows, *shape)
         )
     for name, (shape, dtype) in layout.frames.items():
         g = file.create_group(name)

@@ -9,7 +9,9 @@ updates ``wolff`` and ``swendsen_wang`` (:mod:`spinsim.samplers.cluster`);
 first paper, on relaxed states, used by ``spinsim optimize``. Cellular Potts
 model: ``cpm_parallel`` (an exact parallel sweep in torch, the same
 signature) and ``cpm_sequential`` (random-sequential copy attempts, which
-only the compiled engine runs). :func:`spinsim.engines.build_engine` picks
+only the compiled engine runs), and ``cpm_approx_parallel`` (the Neural CPM
+paper's approximate parallel sampler, P copies per iteration against one state,
+for classic and learned Hamiltonians). :func:`spinsim.engines.build_engine` picks
 the engine that runs a sampler.
 """
 
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 import torch
 
 from spinsim.samplers.cluster import SwendsenWang, Wolff
+from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 from spinsim.samplers.cpm_parallel import CPMParallel
 from spinsim.samplers.cpm_sequential import CPMSequential
 from spinsim.samplers.heat_bath import HeatBath
@@ -48,6 +51,7 @@ SAMPLERS: dict[str, type] = {
     "swendsen_wang": SwendsenWang,
     "cpm_sequential": CPMSequential,
     "cpm_parallel": CPMParallel,
+    "cpm_approx_parallel": CPMApproxParallel,
 }
 
 
@@ -60,6 +64,7 @@ def build_sampler(name: str, **options: Any) -> Sampler:
 
 
 __all__ = [
-    "CPMParallel", "CPMSequential", "HeatBath", "Metropolis", "RelaxedMetropolis", "SAMPLERS", "Sampler",
+    "CPMApproxParallel", "CPMParallel", "CPMSequential", "HeatBath", "Metropolis", "RelaxedMetropolis",
+    "SAMPLERS", "Sampler",
     "SweepSampler", "SwendsenWang", "Wolff", "build_sampler",
 ]  # fmt: skip

@@ -178,10 +178,13 @@ def snapshot_grid(
     temperatures: Sequence[float],
     painter: SpinPainter | CellPainter,
     scale: int,
+    shape: Sequence[int] | None = None,
 ) -> Image.Image:
     """``snapshots [len(steps), len(replicas), *shape]`` as one image: a row per
-    replica (labelled with its index and temperature), a column per step."""
-    shape = snapshots.shape[2:]
+    replica (labelled with its index and temperature), a column per step. ``shape``:
+    the lattice's, when the snapshots are objects a painter understands (an array of
+    ``(ids, types)`` pairs)."""
+    shape = tuple(snapshots.shape[2:]) if shape is None else tuple(shape)
     w, h = lattice_size(shape, scale)
     image = Image.new("RGB", grid_size(shape, scale, len(replicas), len(steps)), BACKGROUND)
     draw, font = ImageDraw.Draw(image), _font()

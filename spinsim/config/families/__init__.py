@@ -12,12 +12,14 @@ a config file (``spinsim/conf/model/<name>.yaml``) and an entry here
 
 from __future__ import annotations
 
-from spinsim.config.families import blume_capel, cpm, spin
+from spinsim.config.families import blume_capel, cpm, neural_cpm, spin
 from spinsim.config.families.family import Family
 from spinsim.errors import ConfigError
 
 # The registry: one entry per family, in the order `--help` lists them.
-FAMILIES: dict[str, Family] = {f.name: f for f in (spin.ISING, spin.POTTS, cpm.CPM, blume_capel.BLUME_CAPEL)}
+FAMILIES: dict[str, Family] = {
+    f.name: f for f in (spin.ISING, spin.POTTS, cpm.CPM, blume_capel.BLUME_CAPEL, neural_cpm.NEURAL_CPM)
+}
 
 
 def family_of(name: str, key: str = "model.name") -> Family:

@@ -1,0 +1,265 @@
+"""The Neural CPM family: ``model=neural_cpm`` (conf/model/neural_cpm.yaml).
+
+Two uses of one config node:
+
+* ``spinsim train model=neural_cpm``: :func:`hamiltonian_from_config` builds the
+  Hamiltonian to train (``model.hamiltonian``: closure, neural, cellsort,
+  cellsort_potential, cnn, nh1_cnn; sizes under ``model.network``, ``model.preset``
+  for the paper's two networks; symbolic parts under ``model.target_area`` etc.);
+* ``spinsim simulate model=neural_cpm model.checkpoint=PATH``: the family below
+  loads a trained Hamiltonian (a ``train.ckpt.pt`` or a saved Hamiltonian) and
+  simulates it with ``sampler=cpm_approx_parallel``; the cells (types, numbers,
+  target area for the observables) come from the checkpoint's training data unless
+  ``model.types`` / ``model.cells`` say otherwise, placed by ``model.layout``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from spinsim.config.checks import is_number, plain, translate
+from spinsim.config.families.cpm import (
+    check_run,
+    cpm_device,
+    painter,
+    snapshot_dtype,
+    summary,
+    summary_columns,
+)
+from spinsim.config.families.cpm import initial_cells as classic_initial_cells
+from spinsim.config.families.family import Family
+from spinsim.config.schema import ModelConfig, documented
+from spinsim.errors import ConfigError
+from spinsim.lattice import Lattice
+from spinsim.models.neural_cpm.model import NeuralCPMModel
+from spinsim.models.neural_cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
+from spinsim.observables import cpm as observables
+from spinsim.view.report import print_cpm_summary
+
+# The network sizes a config may set (null: the class default, or the preset's).
+NETWORK_KEYS = (
+    "dims", "pools", "widths", "embed_kernel", "embed_stride", "readout", "mlp_blocks", "mlp",
+    "nh_dim", "nh_pool", "padding", "delta_method",
+)  # fmt: skip
+NETWORK_HELP = (
+    "network sizes (null: the default or preset's): dims, pools, widths, embed_kernel, embed_stride, "
+    "readout, mlp_blocks (NH), mlp, nh_dim, nh_pool (CNN baselines), padding, delta_method (NH: fast|full)"
+)
+
+
+class HamiltonianName(Enum):
+    closure = "closure"  # Neural Hamiltonian + the cell-sorting closure (the paper's best model)
+    neural = "neural"  # the Neural Hamiltonian alone
+    cellsort = "cellsort"  # the learnable cell-sorting Hamiltonian (contact table, lambda, V*)
+    cellsort_potential = "cellsort_potential"  # cellsort plus a learnable external potential
+    cnn = "cnn"  # the paper's CNN baseline (not permutation invariant)
+    nh1_cnn = "nh1_cnn"  # one NH layer, then a CNN (the paper's baseline)
+
+
+class Layout(Enum):
+    aggregate = "aggregate"
+    scatter = "scatter"
+
+
+@dataclass
+class NeuralCPMConfig(ModelConfig):
+    """A trainable typed-CPM Hamiltonian (spinsim.models.neural_cpm)."""
+
+    name: str = "neural_cpm"
+    hamiltonian: HamiltonianName = documented(
+        HamiltonianName.closure, "closure, neural, cellsort, cellsort_potential, cnn or nh1_cnn"
+    )
+    preset: Optional[str] = documented(None, "the paper's NH sizes: cellular_mnist or bipolar (null: none)")
+    network: Any = field(
+        default_factory=lambda: {key: None for key in NETWORK_KEYS}, metadata={"help": NETWORK_HELP}
+    )
+    target_area: Optional[float] = documented(
+        None, "V* of the symbolic part (null: the data's mean cell area)"
+    )
+    learn_target_area: bool = documented(False, "learn V* too")
+    lambda_area: Optional[float] = documented(None, "initial lambda of the symbolic part (null: random)")
+    init_seed: int = documented(0, "seed of the initial parameters")
+    checkpoint: Optional[str] = documented(
+        None, "simulate: the trained model (train.ckpt.pt or a saved model)"
+    )
+    types: Optional[List[str]] = documented(
+        None, "simulate: type names, medium first (null: the checkpoint's)"
+    )
+    cells: Optional[List[int]] = documented(None, "simulate: cells per type (null: the checkpoint's)")
+    layout: Layout = documented(Layout.scatter, "simulate: initial cells, aggregate or scatter")
+    layout_cell_size: Optional[int] = documented(None, "aggregate: side of the square cells")
+    layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
+
+
+def hamiltonian_from_config(
+    cfg: DictConfig, n_types: int, shape: tuple[int, int], n_ids: int, mean_area: float
+) -> torch.nn.Module:
+    """The Hamiltonian of a ``model`` node, for data with ``n_types`` types (medium included),
+    lattices of ``shape`` and ``n_ids`` ids whose mean cell area is ``mean_area``."""
+    name = plain(cfg.hamiltonian)
+    if name not in HAMILTONIANS:
+        raise ConfigError("model.hamiltonian", name, f"choose one of {', '.join(HAMILTONIANS)}")
+    preset = plain(cfg.preset)
+    if preset is not None and (preset not in PRESETS or name not in ("neural", "closure")):
+        raise ConfigError(
+            "model.preset", preset,
+            f"null, or one of {', '.join(PRESETS)} with model.hamiltonian=neural or closure",
+        )  # fmt: skip
+    network = {k: v for k, v in (plain(cfg.network) or {}).items() if v is not None}
+    unknown = sorted(set(network) - set(NETWORK_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"model.network.{unknown[0]}", network[unknown[0]], f"keys: {', '.join(NETWORK_KEYS)}"
+        )
+    target = plain(cfg.target_area)
+    target = float(mean_area) if target is None else target
+    if not is_number(target) or target <= 0:
+        raise ConfigError("model.target_area", plain(cfg.target_area), "null or a positive number")
+    symbolic: dict[str, Any] = {"n_types": n_types, "target_area": float(target),
+                                "learn_target_area": bool(cfg.learn_target_area)}  # fmt: skip
+    lam = plain(cfg.lambda_area)
+    if lam is not None:
+        if not is_number(lam) or lam <= 0:
+            raise ConfigError("model.lambda_area", lam, "null or a positive number")
+        symbolic["lambda_area"] = float(lam)
+    seed = int(cfg.init_seed)
+    generator = torch.Generator().manual_seed(seed)
+    neural_class = HAMILTONIANS["neural"]
+    if name in ("cellsort", "cellsort_potential"):
+        kwargs = {**symbolic, "generator": generator}
+        if name == "cellsort_potential":
+            kwargs["shape"] = tuple(shape)
+        sized = None
+    elif name == "closure":
+        kwargs = {**symbolic, "generator": generator}
+        sized = neural_class
+    else:
+        kwargs = {"n_types": n_types}
+        if name == "cnn":
+            kwargs["n_ids"] = n_ids
+        sized = HAMILTONIANS[name]
+    if network:
+        if sized is None:
+            raise ConfigError(f"model.network.{next(iter(network))}", next(iter(network.values())),
+                              f"model.hamiltonian={name} has no network")  # fmt: skip
+        accepted = inspect.signature(sized.__init__).parameters
+        for key, value in network.items():
+            if key not in accepted:
+                raise ConfigError(f"model.network.{key}", value, f"not a size of model.hamiltonian={name}")
+        if name == "closure":
+            kwargs["neural"] = network
+        else:
+            kwargs.update(network)
+    with torch.random.fork_rng(devices=[]):  # the networks' default initialisation, seeded
+        torch.manual_seed(seed)
+        with translate("model", name):
+            return build_hamiltonian(name, preset=preset, **kwargs)
+
+
+# -- simulate with a trained model ------------------------------------------------------------
+
+
+def load_trained(path: str) -> tuple[torch.nn.Module, dict]:
+    """``(hamiltonian, cells)`` of a train checkpoint (``cells``: ``type_names``, ``cells``,
+    ``mean_area``) or of a saved Hamiltonian (``cells`` empty)."""
+    from spinsim.models.neural_cpm.registry import hamiltonian_from_checkpoint
+
+    with translate("model.checkpoint", path):
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise ValueError("no such file") from None
+        except Exception as error:  # not a torch file
+            raise ValueError(f"not a checkpoint ({type(error).__name__})") from None
+        state = payload.get("state") if isinstance(payload, dict) else None
+        if payload.get("format") == "spinsim-checkpoint" and isinstance(state, dict) and "model" in state:
+            return hamiltonian_from_checkpoint(state["model"]), dict(state["cells"])  # spinsim train
+        if isinstance(payload, dict) and "state_dict" in payload:
+            return hamiltonian_from_checkpoint(payload), {}
+        raise ValueError("not a spinsim train checkpoint or saved Hamiltonian")
+
+
+def build(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> NeuralCPMModel:
+    """The trained model of ``model.checkpoint`` on ``lat`` with its cells (module docstring)."""
+    path = plain(cfg.checkpoint)
+    if path is None:
+        raise ConfigError(
+            "model.checkpoint", None, "simulate model=neural_cpm needs a trained model: a train.ckpt.pt"
+        )
+    if lat.name != "square" or lat.dim != 2:
+        raise ConfigError("lattice", lat.name, "model=neural_cpm runs on lattice=square")
+    hamiltonian, cells = load_trained(str(path))
+    names = plain(cfg.types) or cells.get("type_names")
+    counts = plain(cfg.cells) or cells.get("cells")
+    if not names or not counts:
+        raise ConfigError(
+            "model.cells", plain(cfg.cells), "give model.types and model.cells (a saved model has none)"
+        )
+    names, counts = list(names), list(counts)
+    if len(counts) != len(names) - 1 or not all(isinstance(c, int) and c >= 0 for c in counts):
+        raise ConfigError("model.cells", counts, f"one integer >= 0 per cell type ({', '.join(names[1:])})")
+    n_types = getattr(hamiltonian, "n_types", len(names))
+    if len(names) != n_types:
+        raise ConfigError("model.types", names, f"the trained model has {n_types} types, medium included")
+    if getattr(hamiltonian, "shape", None) is not None and tuple(hamiltonian.shape) != tuple(lat.shape):
+        raise ConfigError(
+            "lattice.size", list(lat.shape), f"the trained potential is {list(hamiltonian.shape)}"
+        )
+    cell_type = [0] + [t + 1 for t, count in enumerate(counts) for _ in range(count)]
+    n_ids = getattr(hamiltonian, "n_ids", None)
+    if n_ids is not None and n_ids != len(cell_type):
+        raise ConfigError("model.cells", counts, f"the trained CNN takes {n_ids - 1} cells")
+    if sum(counts) > lat.n_sites or sum(counts) < 1:
+        raise ConfigError("model.cells", counts, f"1 to {lat.n_sites} cells on this lattice")
+    area = float(cells.get("mean_area") or lat.n_sites / (2 * max(1, sum(counts))))
+    model = NeuralCPMModel(hamiltonian.eval(), lat, cell_type, names, [0.0] + [area] * sum(counts))
+    return model.to(device)
+
+
+def initial_cells(run: DictConfig, model: NeuralCPMModel, batch: int, generator, seed: int) -> torch.Tensor:
+    return classic_initial_cells(run, model, batch, generator, seed)
+
+
+def arrays(model: NeuralCPMModel) -> dict[str, np.ndarray]:
+    return {
+        "cell_type": model.cell_type.cpu().numpy().astype(np.int16),
+        "type_names": np.array(model.type_names, dtype=object),
+        "target_area": model.target_area.cpu().numpy(),
+    }
+
+
+def device(run: DictConfig, sampler_name: str) -> torch.device:
+    return cpm_device(run, sampler_name)
+
+
+NEURAL_CPM = Family(
+    name="neural_cpm",
+    schema=NeuralCPMConfig,
+    build=build,
+    samplers=("cpm_approx_parallel",),
+    initial_state=initial_cells,
+    observables=observables.observable_names,
+    measure=observables.measure,
+    snapshot_dtype=snapshot_dtype,
+    summary=summary,
+    summary_columns=summary_columns,
+    print_summary=print_cpm_summary,
+    painter=painter,
+    colourable=False,
+    unit="attempts",
+    step_unit="MCS",
+    measure_start=True,
+    tempering=False,
+    arrays=arrays,
+    device=device,
+    check_run=check_run,
+    bytes_per_replica_site=2048.0,  # the networks' activations
+    bytes_per_site=320.0,
+)

@@ -1,0 +1,136 @@
+"""Training data from run files: the cell lattices of ``spinsim simulate`` runs as typed states.
+
+``load_training_data(paths, after=None)`` reads every run file named, or found under a
+folder named (recursively, ``*.h5``), that holds cellular Potts snapshots (``model=cpm``
+or ``model=neural_cpm``). From each it takes the *final* snapshot of every replica
+(``after=None``: the paper's data sets are final states), or every snapshot at a step
+``>= after`` (more, correlated, samples per run). All files must agree on the lattice
+shape and on the cell types (the same ``type_names`` and number of ids); the id -> type
+table of each run travels with its states.
+
+When every file comes from one classic cell-sorting Hamiltonian (the same contact table,
+one ``lambda_area``, no perimeter or potential term), :attr:`TrainingData.truth` holds it
+in the units of the experiment configs (``contact`` before ``contact_scale``), so a fit
+can be scored against it (the Neural CPM paper's Table 1).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from spinsim.io.runfile import load
+from spinsim.models.neural_cpm.state import CellState
+
+
+@dataclass
+class TrainingData:
+    """``states`` (ids ``[N, 1, H, W]``, types ``[N, n_ids]``), the type names (medium first),
+    cells per type, the mean cell area of the data, the run files read, and the
+    classic Hamiltonian that made them when there is one (``truth``: ``contact`` ``[T, T]``
+    in config units, ``lambda_area``, ``target_area``; else None)."""
+
+    states: CellState
+    type_names: tuple[str, ...]
+    cells: tuple[int, ...]
+    mean_area: float
+    files: tuple[str, ...]
+    truth: dict | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.states.ids.shape[2:])
+
+
+def run_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The ``.h5`` files named, and those under the folders named, sorted within each folder."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(os.path.expanduser(str(given)))
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.h5") if p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    if not found:
+        raise ValueError(f"no run files (*.h5) in {', '.join(map(str, paths))}")
+    return found
+
+
+def _truth(run) -> dict | None:
+    """The classic cell-sorting Hamiltonian of a ``model=cpm`` run, in config units, or None."""
+    model = run.config.get("model", {})
+    if model.get("name") != "cpm":
+        return None
+    lam, area = model.get("lambda_area"), model.get("target_area")
+    if not isinstance(lam, (int, float)) or not isinstance(area, (int, float)):
+        return None  # per-type values: not the one-lambda Hamiltonian of Table 1
+    if model.get("lambda_perimeter") or model.get("potential") or model.get("cell_target_area"):
+        return None
+    return {
+        "contact": np.asarray(model["contact"], dtype=np.float64),
+        "lambda_area": float(lam),
+        "target_area": float(area),
+    }
+
+
+def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = None) -> TrainingData:
+    """Typed states of the runs under ``paths`` (module docstring); ValueError naming the file
+    that is not a cellular Potts run, lacks snapshots, or disagrees with the others."""
+    ids, types, files, truths = [], [], [], []
+    names: tuple[str, ...] | None = None
+    shape = None
+    for path in run_files(paths):
+        try:
+            run = load(path)
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable run file ({error})") from None
+        if "cell_type" not in run.parameters:
+            raise ValueError(f"{path}: not a cellular Potts run (model=cpm or model=neural_cpm)")
+        steps, frames = run.snapshots.step, run.snapshots.value
+        if frames is None or not len(steps):
+            raise ValueError(f"{path}: holds no snapshots")
+        keep = [len(steps) - 1] if after is None else [i for i, s in enumerate(steps) if s >= after]
+        if not keep:
+            raise ValueError(f"{path}: no snapshot at step >= {after} (its last is {int(steps[-1])})")
+        here = tuple(str(n) for n in run.parameters["type_names"])
+        cell_type = np.asarray(run.parameters["cell_type"], dtype=np.int64)
+        if names is None:
+            names, shape = here, frames.shape[2:]
+        elif here != names or len(cell_type) != types[0].shape[1] or frames.shape[2:] != shape:
+            raise ValueError(
+                f"{path}: its cells ({list(here)}, {len(cell_type)} ids) or lattice "
+                f"{list(frames.shape[2:])} differ from {files[0]}'s ({list(names)}, "
+                f"{types[0].shape[1]} ids, {list(shape)})"
+            )
+        if len(shape) != 2:
+            raise ValueError(f"{path}: the Neural CPM trains on two-dimensional lattices")
+        chosen = torch.from_numpy(np.asarray(frames[keep]).astype(np.int64))  # [k, B, H, W]
+        chosen = chosen.reshape(-1, 1, *shape)
+        ids.append(chosen)
+        types.append(torch.from_numpy(cell_type).unsqueeze(0).expand(chosen.shape[0], -1).clone())
+        files.append(str(path))
+        truths.append(_truth(run))
+    states = CellState(torch.cat(ids), torch.cat(types))
+    states.check()
+    cell_type = types[0][0]
+    cells = tuple(int((cell_type == t).sum()) for t in range(1, len(names)))
+    areas = states.areas()[:, 1:].double()
+    present = areas[areas > 0]
+    mean_area = float(present.mean()) if present.numel() else math.nan
+    truth = truths[0]
+    if truth is None or any(
+        t is None
+        or not np.array_equal(t["contact"], truth["contact"])
+        or t["lambda_area"] != truth["lambda_area"]
+        for t in truths
+    ):
+        truth = None
+    return TrainingData(states, names, cells, mean_area, tuple(files), truth)

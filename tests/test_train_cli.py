@@ -1,0 +1,158 @@
+"""``spinsim train`` and ``spinsim simulate model=neural_cpm``: the run file's layout, the
+checkpoint, resume equal to one run, simulating what was learned, pictures, and one-line errors.
+
+The data: 8 final states of a 24 x 24 cell-sorting run (scenario b's contact table,
+3 + 3 cells of area 30) written by ``spinsim simulate``; each training takes seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import spinsim
+from conftest import simulate_quiet, spinsim_cli
+from spinsim.commands import train
+from spinsim.io import load
+
+DATA = [
+    "experiment=cell_sorting_b", "lattice.size=24", "model.cells=[3,3]", "model.target_area=30",
+    "model.layout_radius=5", "batch=8", "sweeps=300", "snapshot_every=300", "measure_every=100", "seed=1",
+]  # fmt: skip
+SHORT = [
+    "sampler.proposals=10", "sampler.neighbour=any", "sampler_mcs=0.25", "batch=4", "optimizer.lr=0.05",
+    "snapshot_every=2", "checkpoint_every=3", "device=cpu", "device.threads=1", "progress=false",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    simulate_quiet(folder / "sorting.h5", *DATA)
+    return folder
+
+
+def train_quiet(path, *overrides):
+    cfg = spinsim.compose("train", [f"output={path}", *overrides])
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        result = train.run(cfg)
+    return result, out.getvalue()
+
+
+def test_a_cellsort_fit_writes_its_parameters_in_config_units(data, tmp_path):
+    result, printed = train_quiet(
+        tmp_path / "fit.h5", f"data={data}", "model.hamiltonian=cellsort", "steps=6", *SHORT
+    )
+    run = load(result.path)
+    assert run.status == "completed" and run.parameters["command"] == "train"
+    n = 6
+    assert run.observables["loss"].value.shape == (n, 1)
+    assert run.observables["energy_chains"].value.shape == (n, 4)
+    assert run.observables["contact"].value.shape == (n, 3, 3)
+    assert run.observables["lambda_area"].value.shape == (n, 1)
+    contact = run.observables["contact"].value
+    np.testing.assert_array_equal(contact, contact.transpose(0, 2, 1))  # a symmetric table
+    np.testing.assert_array_equal(run.arrays["true_contact"], [[0, 2.5, 1], [2.5, 1, 4.5], [1, 4.5, 1]])
+    assert run.frames["chains"].value.shape[1:] == (4, 24, 24)
+    assert run.frames["chain_types"].value.shape[1:] == (4, 7)
+    summary = {k: float(v[0]) for k, v in run.summary.items()}
+    assert summary["steps_recorded"] == n and np.isfinite(summary["log10_rmse_t1"])
+    assert summary["J_1_2"] == pytest.approx(contact[-1, 1, 2])
+    assert "Table 1: log10 RMSE at T=1" in printed and "scenario b" in printed
+    assert result.checkpoint.name == "fit.ckpt.pt" and result.checkpoint.exists()
+    # V* defaults to the data's mean cell area
+    areas = spinsim.load(data / "sorting.h5").snapshots.value[-1]
+    mean_area = np.mean([np.sum(a == i) for a in areas for i in range(1, 7) if np.sum(a == i)])
+    assert run.observables["target_area"].value[0, 0] == pytest.approx(mean_area)
+
+
+def test_resumed_training_equals_one_run(data, tmp_path):
+    """6 steps in one go, and 3 steps then resume=CKPT to 6: the same observables, chains and
+    final parameters, value for value (same device and threads)."""
+    common = [f"data={data}", "model.hamiltonian=cellsort", *SHORT]
+    whole, _ = train_quiet(tmp_path / "whole.h5", *common, "steps=6")
+    half, _ = train_quiet(tmp_path / "half.h5", *common, "steps=3")
+    rest, _ = train_quiet(tmp_path / "rest.h5", *common, "steps=6", f"resume={half.checkpoint}")
+    a, b = load(whole.path), load(rest.path)
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name].value[3:], b.observables[name].value, err_msg=name)
+    np.testing.assert_array_equal(a.frames["chains"].value[-2:], b.frames["chains"].value[-2:])
+    saved = [
+        torch.load(p, weights_only=False)["state"]["model"]["state_dict"]
+        for p in (whole.checkpoint, rest.checkpoint)
+    ]
+    for key in saved[0]:
+        assert torch.equal(saved[0][key], saved[1][key]), key
+
+
+def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
+    """NH + closure (a small network) trains; ``simulate model=neural_cpm model.checkpoint=``
+    writes a cellular Potts run with the training data's cells, which render and collect take."""
+    small = ["model.network.dims=[4,4]", "model.network.pools=[2,1]", "model.network.readout=4"]
+    result, _ = train_quiet(
+        tmp_path / "nh.h5", f"data={data}", "model.hamiltonian=closure", *small, "steps=2", *SHORT
+    )
+    run = load(result.path)
+    assert {"w_symbolic", "w_neural", "contact"} <= set(run.observables)
+    assert np.isfinite(run.observables["loss"].value).all()
+    sim = simulate_quiet(tmp_path / "sim.h5", "model=neural_cpm", f"model.checkpoint={result.checkpoint}",
+                         "lattice.size=24", "temperature=1.0", "batch=2", "sweeps=4", "thermalize=0",
+                         "snapshot_every=2", "measure_every=2")  # fmt: skip
+    simulated = load(sim.path)
+    assert (
+        simulated.parameters["model"] == "neural_cpm"
+        and simulated.parameters["sampler"] == "cpm_approx_parallel"
+    )
+    assert list(simulated.parameters["cell_type"]) == [0, 1, 1, 1, 2, 2, 2]
+    assert simulated.snapshots.value.shape == (3, 2, 24, 24)
+    assert (simulated.observables["lost"].value == 0).all()
+    for command in (["render", str(sim.path)], ["collect", str(tmp_path)], ["render", str(result.path)]):
+        done = spinsim_cli(*command, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "nh_render" / "training.png").exists() and (
+        tmp_path / "nh_render" / "chains.png"
+    ).exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data=/no/such/folder"], "data=/no/such/folder: /no/such/folder: no such file or folder"),
+        (["model.hamiltonian=transformer"], "model.hamiltonian=transformer"),
+        (["model.preset=cellular_mnist", "model.hamiltonian=cellsort"], "model.preset=cellular_mnist"),
+        (
+            ["model.network.dims=[4]", "model.hamiltonian=cellsort"],
+            "model.network.dims=[4]: model.hamiltonian=cellsort has no network",
+        ),  # noqa: E501
+        (["sampler=metropolis"], "sampler=metropolis"),
+        (["p_reset=1.5"], "p_reset=1.5: must be between 0 and 1"),
+        (["steps=0"], "steps=0"),
+    ],
+)
+def test_bad_training_input_is_one_line(data, tmp_path, overrides, message):
+    given = [] if any(o.startswith("data=") for o in overrides) else [f"data={data}"]
+    args = ["train", *given, "steps=1", "progress=false", *overrides]
+    done = spinsim_cli(*args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr.strip().splitlines()[-1]
+
+
+def test_training_on_a_spin_model_run_is_refused(tmp_path):
+    simulate_quiet(tmp_path / "ising.h5", "lattice.size=8", "sweeps=10", "thermalize=0", "temperature=2.0")
+    done = spinsim_cli(
+        "train", f"data={tmp_path / 'ising.h5'}", "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path
+    )
+    assert done.returncode == 2 and "not a cellular Potts run" in done.stderr, done.stderr
+
+
+def test_simulate_model_neural_cpm_needs_a_checkpoint(tmp_path):
+    done = spinsim_cli(
+        "simulate", "model=neural_cpm", "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert "model.checkpoint" in done.stderr and "Traceback" not in done.stderr
