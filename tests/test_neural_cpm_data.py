@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import spinsim
+from conftest import simulate_quiet
 from spinsim.analysis.cpm_metrics import (
     axial_variances,
     cell_centres,
@@ -17,6 +18,7 @@ from spinsim.analysis.cpm_metrics import (
     variance_fractions,
 )
 from spinsim.config.setup import build_simulation
+from spinsim.training.data import load_training_data
 
 
 def final_state(experiment: str, mcs: int, *overrides: str):
@@ -77,3 +79,14 @@ def test_presets_are_the_papers_setups(experiment, sites, cells):
     assert tuple(sim.lattice.shape) == sites and sim.lattice.periodic and sim.model.order == 2
     assert sim.model.type_counts() == [0, cells // 2, cells // 2] and sim.model.keep_cells
     assert float(sim.model.contact[1, 1]) * 4 == (3.0 if experiment == "cellular_mnist" else 6.0)
+
+
+def test_a_driven_data_set_has_no_cell_sorting_truth(tmp_path):
+    """spinsim train scores a fit against the data's classic Hamiltonian only when that is the
+    whole Hamiltonian: the bipolar data's drift term is not part of it."""
+    driven = simulate_quiet(tmp_path / "driven" / "run.h5", "experiment=bipolar", "batch=1", "sweeps=1")
+    free = simulate_quiet(tmp_path / "free" / "run.h5", "experiment=bipolar", "batch=1", "sweeps=1",
+                          "model.drift_strength=0")  # fmt: skip
+    assert load_training_data([driven.path]).truth is None
+    truth = load_training_data([free.path]).truth
+    assert truth is not None and truth["lambda_area"] == 1.0 and truth["contact"][1, 2] == 16.0
