@@ -224,6 +224,37 @@ def test_per_replica_potential_energy_and_copies(name, size, boundary):
         model.set_potential(torch.zeros(2, lat.n_sites + 1))
 
 
+@pytest.mark.parametrize("name,size,boundary", LATTICES[:2])
+def test_approx_parallel_sampler_feels_the_drift_and_each_replicas_potential(name, size, boundary):
+    """cpm_approx_parallel (main's Neural CPM sampler) reaches a CellularPottsModel through
+    ClassicHamiltonian.delta_energy: every energy change it decides on, with one potential map
+    per replica and a drift, is H(after) - H(before) of that replica."""
+    from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian
+    from spinsim.models.neural_cpm.state import CellState
+    from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
+
+    model = make_model(lattice(name, size, boundary), 2, ["contact", "area", "potential", "drift"],
+                       potential_replicas=3)  # fmt: skip
+    h = ClassicHamiltonian(model)
+    state = CellState(random_state(model, batch=3).long(), h.types(3))
+    sampler = CPMApproxParallel(proposals=6, temperature=2.0)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        after, record = sampler.step(h, state, g)
+        assert len(record.delta_energy) == 18  # 6 proposals in each of the 3 replicas
+        # H(after) - H(before) of the proposal's replica, on the whole batch (the maps are per
+        # replica, so delta_by_energies' batch of one proposed state per row does not apply)
+        before = model.energy(state.ids)
+        p = record.proposals
+        full = []
+        for b, x, new in zip(p.replica.tolist(), p.site.tolist(), p.new_id.tolist()):
+            changed = state.ids.clone()
+            changed.view(3, -1)[b, x] = new
+            full.append((model.energy(changed) - before)[b])
+        torch.testing.assert_close(record.delta_energy, torch.stack(full), rtol=0, atol=1e-9)
+        state = after
+
+
 def test_cpm_parallel_sampler_feels_the_drift_and_each_replicas_potential():
     """cpm_parallel's decisions go through local_delta: with a strong drift drawing type b
     to the left half and replica-specific potentials pulling type a to one corner each, the
