@@ -141,7 +141,7 @@ def build_simulation(cfg: DictConfig) -> Simulation:
         snapshot=_snapshot(family.snapshot_dtype(model)),
         summarize=_summarize(family, model, temps, batch, thermalize),
         measured_by_engine=family.measured_by_engine,
-        spins=getattr(inner, "spins", None),
+        spins=getattr(inner, "compact_spins", None),
     )
     used = getattr(inner, "threads", 0) or (build.engine_threads(threads) if inner.name != "reference" else 0)
     return Simulation(

@@ -338,7 +338,7 @@ class CPUEngine:
         else:
             self.tables = (self.potts_high[replica_T], self.potts_low[replica_T])
 
-    def spins(self) -> np.ndarray:
+    def compact_spins(self) -> np.ndarray:
         """The spin values as int8 ``[B, *shape]`` in slot order (Ising -1/+1, Potts states):
         what a snapshot stores, without building the float ``state``."""
         if self.kernel == "site":
@@ -356,7 +356,7 @@ class CPUEngine:
     @property
     def state(self) -> torch.Tensor:
         """The spins as the reference engine holds them: ``[B, 1, *shape]`` in the model dtype, slot order."""
-        out = torch.from_numpy(self.spins().astype(np.float32)).to(self.model.dtype)
+        out = torch.from_numpy(self.compact_spins().astype(np.float32)).to(self.model.dtype)
         return out.reshape(self.batch, 1, *self.lattice.shape)
 
     @state.setter
