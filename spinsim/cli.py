@@ -98,6 +98,16 @@ COMMANDS = {
             "time the fast engines against their references (flips/ns, sweeps/s, MCS/s)",
             examples=("spinsim bench cases=[ising-square-2560-b1] device.threads=2",),
         ),
+        Command(
+            "evaluate",
+            "Neural CPM metrics of simulated runs against a data set; trains the Classifier Score's CNN",
+            examples=(
+                "spinsim evaluate RUN.h5 reference=DATA.h5 classifier=classifier.pt",
+                "spinsim evaluate DATA.h5 mode=train_classifier classifier=classifier.pt",
+            ),
+            positional="path",
+            metavar="RUN.h5",
+        ),
     )
 }
 

@@ -23,7 +23,7 @@ def test_unknown_command(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "spinsim: error: command=simulat: unknown command; "
-        "choose one of simulate, optimize, train, collect, render, bench"
+        "choose one of simulate, optimize, train, collect, render, bench, evaluate"
     )
 
 
@@ -35,7 +35,8 @@ def test_simulate_help_shows_groups_and_keys(tmp_path):
         "lattice: chain, cubic, honeycomb, square, triangular",
         "sampler: cpm_approx_parallel, cpm_parallel, cpm_sequential, heat_bath, metropolis",
         "device: auto, cpu, cuda",
-        "experiment: cell_sorting_a, cell_sorting_b, cell_sorting_d, cell_sorting_f, cell_sorting_gg",  # then fit_*
+        "experiment: bipolar, cell_sorting_a, cell_sorting_b, cell_sorting_d, cell_sorting_f, "
+        "cell_sorting_gg, cellular_mnist",  # then fit_*
     ):
         assert line in out.stdout
     assert "schema" not in out.stdout

@@ -22,11 +22,12 @@ from spinsim.samplers.cpm_sequential import CPMSequential
 
 # squared neighbour distances of orders 1-4 (Morpheus' definition), written out independently
 SQUARED_RADIUS = {2: {1: 1, 2: 2, 3: 4, 4: 5}, 3: {1: 1, 2: 2, 3: 3, 4: 4}}
-TERMS = ["contact", "area", "perimeter", "potential"]
+TERMS = ["contact", "area", "perimeter", "potential", "drift"]
 
 
-def make_model(lat, order=2, terms=TERMS, keep_cells=False, n_per_type=(3, 2), seed=0):
-    """Three types (medium + two), random-ish parameters; only the ``terms`` switched on."""
+def make_model(lat, order=2, terms=TERMS, keep_cells=False, n_per_type=(3, 2), seed=0, potential_replicas=0):
+    """Three types (medium + two), random-ish parameters; only the ``terms`` switched on.
+    ``potential_replicas``: that many replicas with a potential map each (0: one map for all)."""
     g = torch.Generator().manual_seed(seed)
     n = sum(n_per_type)
     cell_type = [0] + [t + 1 for t, c in enumerate(n_per_type) for _ in range(c)]
@@ -44,8 +45,15 @@ def make_model(lat, order=2, terms=TERMS, keep_cells=False, n_per_type=(3, 2), s
         lambda_area=[0] + ([1.3] * n if on["area"] else [0.0] * n),
         target_perimeter=[0] + (torch.rand(n, generator=g) * 20).tolist(),
         lambda_perimeter=[0] + ([0.4] * n if on["perimeter"] else [0.0] * n),
-        potential=torch.randn(lat.n_sites, generator=g, dtype=torch.float64) if on["potential"] else None,
+        potential=(
+            torch.randn(potential_replicas or 1, *lat.shape, generator=g, dtype=torch.float64)[
+                slice(None) if potential_replicas else 0
+            ]
+            if on["potential"]
+            else None
+        ),
         coupling=[0.0, 1.5, -2.0],
+        drift=torch.randn(3, lat.n_sites, generator=g, dtype=torch.float64) * 2 if on["drift"] else None,
         order=order,
         keep_cells=keep_cells,
     )
@@ -86,8 +94,15 @@ def energy_by_definition(model, state):
         potential = 0.0
         if model.potential is not None:
             mu = model.coupling.numpy()[types[s.reshape(-1)]]
-            potential = (mu * model.potential.numpy()).sum()
-        out.append({"contact": contact, "area": area, "perimeter": perim, "potential": potential})
+            phi = model.potential.numpy()
+            potential = (mu * (phi if phi.ndim == 1 else phi[len(out)])).sum()
+        drift = 0.0
+        if model.drift is not None:
+            U = model.drift.numpy()
+            drift = sum(U[types[a], x] for x, a in enumerate(s.reshape(-1)))
+        out.append(
+            {"contact": contact, "area": area, "perimeter": perim, "potential": potential, "drift": drift}
+        )
     return out
 
 
@@ -156,15 +171,13 @@ def single_copies(model, state, n=40, seed=2):
     return out
 
 
-@pytest.mark.parametrize("terms", [["contact"], ["area"], ["perimeter"], ["potential"], TERMS],
-                         ids=["contact", "area", "perimeter", "potential", "all"])  # fmt: skip
+@pytest.mark.parametrize("terms", [["contact"], ["area"], ["perimeter"], ["potential"], ["drift"], TERMS],
+                         ids=["contact", "area", "perimeter", "potential", "drift", "all"])  # fmt: skip
 @pytest.mark.parametrize("order", [1, 2, 4])
 @pytest.mark.parametrize("name,size,boundary", LATTICES)
 def test_copy_energy_change_equals_energy_difference(name, size, boundary, order, terms):
     """torch (delta_energy, used by cpm_parallel) and the compiled kernel's energy change
     (used by cpm_sequential) both equal H(after) - H(before) for single copies."""
-    from spinsim.engines.cpu.cpm import delta_at
-
     lat = lattice(name, size, boundary)
     model = make_model(lat, order, terms)
     state = random_state(model, seed=order)
@@ -177,9 +190,102 @@ def test_copy_energy_change_equals_energy_difference(name, size, boundary, order
         proposal = state.clone()
         proposal.view(state.shape[0], -1)[b, x] = new
         torch_dH = model.delta_energy(state, proposal).view(state.shape[0], -1)[b, x].item()
-        kernel_dH = delta_at(engine.ids[b], engine.areas[b], engine.perimeters[b], x, new, *engine._tables)
+        kernel_dH = engine.delta_at(b, x, new)
         assert torch_dH == pytest.approx(expected, rel=1e-10, abs=1e-9)
         assert kernel_dH == pytest.approx(expected, rel=1e-10, abs=1e-9)
+
+
+@pytest.mark.parametrize("name,size,boundary", LATTICES[:2])
+def test_per_replica_potential_energy_and_copies(name, size, boundary):
+    """One potential map per replica: each replica's energy uses its own map (against the
+    site-by-site sum), and the torch and kernel energy changes equal H(after) - H(before)."""
+    lat = lattice(name, size, boundary)
+    model = make_model(lat, 2, ["contact", "potential", "drift"], potential_replicas=3)
+    assert model.potential_replicas == 3 and model.potential.shape == (3, lat.n_sites)
+    state = random_state(model, batch=3)
+    terms = model.energy_terms(state)
+    for b, expected in enumerate(energy_by_definition(model, state)):
+        assert terms["potential"][b].item() == pytest.approx(expected["potential"], rel=1e-12, abs=1e-9)
+    # the maps differ, so a replica that took another's map would be seen
+    assert not torch.allclose(model.potential[0], model.potential[1])
+    engine = build_engine("fast", model, CPMSequential(), state, torch.ones(3), 0)
+    before = model.energy(state)
+    for b, x, new in single_copies(model, state, n=30):
+        after = state.clone()
+        after.view(3, -1)[b, x] = new
+        expected = (model.energy(after) - before)[b].item()
+        assert model.delta_energy(state, after).view(3, -1)[b, x].item() == pytest.approx(expected, abs=1e-9)
+        assert engine.delta_at(b, x, new) == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ValueError, match="one potential per replica for 3 replicas"):
+        model.energy(state[:2])
+    with pytest.raises(ValueError, match="one potential per replica for 3 replicas"):
+        build_engine("fast", model, CPMSequential(), state[:2], torch.ones(2), 0)
+    with pytest.raises(ValueError, match="one map of the lattice's shape"):
+        model.set_potential(torch.zeros(2, lat.n_sites + 1))
+
+
+@pytest.mark.parametrize("name,size,boundary", LATTICES[:2])
+def test_approx_parallel_sampler_feels_the_drift_and_each_replicas_potential(name, size, boundary):
+    """cpm_approx_parallel (main's Neural CPM sampler) reaches a CellularPottsModel through
+    ClassicHamiltonian.delta_energy: every energy change it decides on, with one potential map
+    per replica and a drift, is H(after) - H(before) of that replica."""
+    from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian
+    from spinsim.models.neural_cpm.state import CellState
+    from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
+
+    model = make_model(lattice(name, size, boundary), 2, ["contact", "area", "potential", "drift"],
+                       potential_replicas=3)  # fmt: skip
+    h = ClassicHamiltonian(model)
+    state = CellState(random_state(model, batch=3).long(), h.types(3))
+    sampler = CPMApproxParallel(proposals=6, temperature=2.0)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        after, record = sampler.step(h, state, g)
+        assert len(record.delta_energy) == 18  # 6 proposals in each of the 3 replicas
+        # H(after) - H(before) of the proposal's replica, on the whole batch (the maps are per
+        # replica, so delta_by_energies' batch of one proposed state per row does not apply)
+        before = model.energy(state.ids)
+        p = record.proposals
+        full = []
+        for b, x, new in zip(p.replica.tolist(), p.site.tolist(), p.new_id.tolist()):
+            changed = state.ids.clone()
+            changed.view(3, -1)[b, x] = new
+            full.append((model.energy(changed) - before)[b])
+        torch.testing.assert_close(record.delta_energy, torch.stack(full), rtol=0, atol=1e-9)
+        state = after
+
+
+def test_cpm_parallel_sampler_feels_the_drift_and_each_replicas_potential():
+    """cpm_parallel's decisions go through local_delta: with a strong drift drawing type b
+    to the left half and replica-specific potentials pulling type a to one corner each, the
+    sampler's states follow (a check that the torch path uses both terms, row by row)."""
+    from spinsim.samplers.cpm_parallel import CPMParallel
+
+    lat = Lattice("square", [12, 12], "periodic", colourable=False)
+    n = 6
+    cell_type = [0] + [1] * 3 + [2] * 3
+    cols = torch.arange(12, dtype=torch.float64).expand(12, 12)
+    drift = torch.zeros(3, 12, 12, dtype=torch.float64)
+    drift[2] = 3.0 * (cols >= 6)  # type 2 pays 3 per site on the right half
+    phi = torch.zeros(2, 12, 12, dtype=torch.float64)
+    phi[0, 6:, :] = 3.0  # replica 0: type 1 pays on the bottom half
+    phi[1, :6, :] = 3.0  # replica 1: on the top half
+    model = CellularPottsModel(
+        lat, type_names=["medium", "a", "b"], cell_type=cell_type, contact=torch.zeros(3, 3),
+        target_area=[0] + [16.0] * n, lambda_area=[0] + [0.5] * n, potential=phi,
+        coupling=[0.0, 1.0, 0.0], drift=drift, keep_cells=True,
+    )  # fmt: skip
+    state = aggregate_layout(lat, n, 4, 2, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    sampler = CPMParallel()
+    for _ in range(150):
+        state = sampler.sweep(model, state, torch.full((2,), 2.0), g)
+    types = model.cell_type[state[:, 0].long()]
+    right = (types[:, :, 6:] == 2).sum() / (types == 2).sum()
+    assert right < 0.1
+    bottom0 = (types[0, 6:] == 1).sum() / (types[0] == 1).sum()
+    bottom1 = (types[1, 6:] == 1).sum() / (types[1] == 1).sum()
+    assert bottom0 < 0.1 and bottom1 > 0.9
 
 
 def test_delta_energy_of_many_sites_at_once_is_each_site_alone():
@@ -198,8 +304,6 @@ def test_delta_energy_of_many_sites_at_once_is_each_site_alone():
 
 
 def test_keep_cells_forbids_removing_a_last_site():
-    from spinsim.engines.cpu.cpm import delta_at
-
     lat = lattice("square", 5, "periodic")
     model = make_model(lat, 2, keep_cells=True, n_per_type=(1, 1))
     state = torch.zeros(1, 1, 5, 5, dtype=torch.long)
@@ -211,7 +315,7 @@ def test_keep_cells_forbids_removing_a_last_site():
     dH = model.delta_energy(state, proposal)
     assert dH[0, 0, 2, 2] == torch.inf and torch.isfinite(dH[0, 0, 0, 0])
     engine = build_engine("fast", model, CPMSequential(), state, torch.ones(1), 0)
-    assert delta_at(engine.ids[0], engine.areas[0], engine.perimeters[0], 12, 0, *engine._tables) == np.inf
+    assert engine.delta_at(0, 12, 0) == np.inf
     # and the kernel never removes it, even at infinite temperature
     engine = build_engine("fast", model, CPMSequential(), state, torch.full((1,), 1e-9), 0)
     engine.advance(200)

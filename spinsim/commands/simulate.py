@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> SimulationResult:
                   **sim.parameters()}  # fmt: skip
     file = create_run_file(
         path, "simulate", cfg, parameters=parameters, temperature=sim.replica_temperature,
-        layout=sim.task.layout(), arrays=sim.family.arrays(sim.model),
+        layout=sim.task.layout(), arrays=sim.arrays,
     )  # fmt: skip
     log.info("writing %s (%s, %s)", path, sim.lattice, parameters["device"])
     return execute(sim, file, Record(), start=0, progress=bool(cfg.progress))

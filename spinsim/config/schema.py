@@ -189,6 +189,43 @@ class RenderConfig:
     output: Any = documented(None, "output folder (null: <run folder>/<run name>_render)")
 
 
+class EvaluateMode(Enum):
+    evaluate = "evaluate"  # the Neural CPM metrics of simulated runs against a training data set
+    train_classifier = "train_classifier"  # the Classifier Score's CNN, trained on a data set
+
+
+@dataclass
+class EvaluateConfig:
+    path: str = documented(
+        MISSING, "simulated runs: a run file or a folder of them (mode=train_classifier: the data set)"
+    )
+    mode: EvaluateMode = documented(EvaluateMode.evaluate, "evaluate (the metrics) or train_classifier")
+    reference: Any = documented(
+        None, "the training data: a run file, a folder or a list of them (p_volume's range, axial RMSE)"
+    )
+    classifier: Optional[str] = documented(
+        None,
+        "classifier checkpoint: read by classifier_score, written by train_classifier (OUT/classifier.pt)",
+    )
+    metrics: Any = documented(
+        None, "p_volume, p_unfragmented, classifier_score, axial (null: every one the inputs allow)"
+    )
+    frame_every: int = documented(5, "p_volume, p_unfragmented: every k-th stored frame, the first included")
+    volume_tolerance: float = documented(
+        0.1, "p_volume: cell volumes in [min - f V*, max + f V*] of the reference's (bipolar: 0.15)"
+    )
+    max_fragmented: int = documented(3, "p_unfragmented: states with at most this many fragmented cells")
+    dilation: int = documented(2, "p_unfragmented: sites each cell is dilated by before counting its pieces")
+    polar_type: int = documented(2, "axial: the cell type whose centres give the principal (polar) axis")
+    output: Any = documented(None, "output folder (null: <run folder>/<run name>_evaluate, or DIR/evaluate)")
+    epochs: int = documented(30, "train_classifier: passes over the training part")
+    holdout: float = documented(0.2, "train_classifier: share of the data set held out for the accuracy")
+    batch_size: int = documented(64, "train_classifier: samples per gradient step")
+    lr: float = documented(1e-3, "train_classifier: Adam's learning rate")
+    shift: int = documented(0, "train_classifier: random circular shifts of up to this many sites (0: none)")
+    seed: int = documented(0, "train_classifier: seed of the split, the weights and the minibatches")
+
+
 class Loss(Enum):
     l2 = "l2"  # the paper's ||t - x||^2 / N
     l2_up_to_flip = "l2_up_to_flip"  # min(||t - x||^2, ||t + x||^2) / N
@@ -314,6 +351,7 @@ SCHEMAS: dict[str, type] = {
     "collect": CollectConfig,
     "render": RenderConfig,
     "bench": BenchConfig,
+    "evaluate": EvaluateConfig,
 }
 
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml

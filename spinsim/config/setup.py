@@ -7,7 +7,7 @@ times exactly what a user runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,8 @@ class Simulation:
     seed: int
     exchange_every: int
     task: SimulationTask
+    # the model tables and per-replica parameters stored under /parameters
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_replicas(self) -> int:
@@ -113,6 +115,7 @@ def build_simulation(cfg: DictConfig) -> Simulation:
     threads = build.threads(cfg.device)
     check_memory(family, lattice, len(replica_T), dev, plain(cfg.engine))
     model = family.build(cfg.model, lattice, dev)
+    per_replica = family.replicas(cfg, model, len(replica_T)) if family.replicas else {}
     sampler = build.sampler(cfg.sampler)
     generator = torch.Generator(device=dev).manual_seed(run_seed)
     state = family.initial_state(cfg, model, len(replica_T), generator, run_seed)
@@ -145,7 +148,7 @@ def build_simulation(cfg: DictConfig) -> Simulation:
         family=family, lattice=lattice, model=model, sampler=sampler, engine=engine, device=dev,
         threads=used or torch.get_num_threads(), temperatures=temps, batch=batch,
         replica_temperature=replica_T.tolist(), schedule=schedule, thermalize=thermalize, sweeps=sweeps,
-        seed=run_seed, exchange_every=every, task=task,
+        seed=run_seed, exchange_every=every, task=task, arrays={**family.arrays(model), **per_replica},
     )  # fmt: skip
 
 

@@ -7,7 +7,8 @@ medium's. The Hamiltonian is
     H = sum_<x,y> J(t(s_x), t(s_y)) (1 - delta(s_x, s_y))        contact
       + sum_c lambda_V(c) (a_c - A_c)^2                           area (volume)
       + sum_c lambda_P(c) (p_c - P_c)^2                           perimeter (optional)
-      + sum_x mu(t(s_x)) phi(x)                                   external potential (optional)
+      + sum_x mu(t(s_x)) phi_b(x)                                 external potential (optional)
+      + sum_x U(t(s_x), x)                                        drift: per-type site energy (optional)
 
 * ``<x,y>``: every unordered pair of sites within the energy neighbourhood
   (order 1-4, see :func:`spinsim.lattice.neighbourhood_offsets`), counted once;
@@ -17,6 +18,13 @@ medium's. The Hamiltonian is
   has no area or perimeter term (lambda = 0).
 * ``mu`` per type, with mu(medium) = 0 (a medium coupling would only shift the
   cells' couplings by a constant: sum_x mu_M phi(x) is the same for every state).
+  ``phi`` is one map for every replica (``[*shape]``) or one per replica
+  (``[B, *shape]``: replica b feels phi_b; Cellular MNIST gives each its own digit).
+* ``U`` (``drift``, ``[T, *shape]``): an energy per site and type, the same for
+  every replica. The directed motion of the Neural CPM paper's bipolar data is
+  such a term (:func:`spinsim.models.cpm_potentials.drift_wells`: wells that draw
+  each type to a central band or to two poles); a copy of site x from type s to
+  type t changes it by U(t, x) - U(s, x).
 * ``contact_scale`` multiplies the contact table: J in the formula above is
   ``contact_scale * contact[s][t]`` (the Neural CPM code divides its contact
   sum by 4, half the Moore neighbours; Morpheus by 3.074).
@@ -83,6 +91,7 @@ class CellularPottsModel(nn.Module):
         lambda_perimeter: Sequence[float] | torch.Tensor | None = None,
         potential: torch.Tensor | None = None,
         coupling: Sequence[float] | torch.Tensor | None = None,
+        drift: torch.Tensor | None = None,
         order: int = 2,
         contact_scale: float = 1.0,
         keep_cells: bool = False,
@@ -120,8 +129,19 @@ class CellularPottsModel(nn.Module):
         )
         mu[MEDIUM] = 0.0
         self.register_buffer("coupling", mu)
-        phi = None if potential is None else torch.as_tensor(potential, **f64).reshape(-1)
-        self.register_buffer("potential", phi)
+        self.register_buffer("potential", None)
+        if potential is not None:
+            self.set_potential(potential)
+        U = None
+        if drift is not None:
+            U = torch.as_tensor(drift, **f64)
+            if U.numel() != len(self.type_names) * lattice.n_sites:
+                raise ValueError(
+                    f"drift must have one value per type and site ({len(self.type_names)} x "
+                    f"{lattice.n_sites}), got {list(U.shape)}"
+                )
+            U = U.reshape(len(self.type_names), -1).clone()
+        self.register_buffer("drift", U)
         self.offsets = neighbourhood_offsets(lattice.dim, order)
         self.pair_offsets = forward_half(self.offsets)
         self._check_shapes()
@@ -141,8 +161,26 @@ class CellularPottsModel(nn.Module):
             raise ValueError("cell types must index type_names")
         if tuple(self.coupling.shape) != (T,):
             raise ValueError(f"coupling must have one value per type ({T})")
-        if self.potential is not None and self.potential.numel() != self.lattice.n_sites:
-            raise ValueError(f"potential must have one value per site ({self.lattice.n_sites})")
+        if self.drift is not None and not torch.isfinite(self.drift).all():
+            raise ValueError("drift must be finite")
+
+    def set_potential(self, potential: torch.Tensor) -> None:
+        """The external potential phi: ``[*shape]`` (every replica) or ``[B, *shape]`` (one
+        map per replica, for states of exactly B replicas). Stored flat: ``[N]`` or ``[B, N]``."""
+        phi = torch.as_tensor(potential, dtype=torch.float64, device=self.contact.device)
+        shape = tuple(self.lattice.shape)
+        if tuple(phi.shape) == shape or tuple(phi.shape) == (self.lattice.n_sites,):
+            phi = phi.reshape(-1)
+        elif phi.dim() == len(shape) + 1 and tuple(phi.shape[1:]) == shape and phi.shape[0] >= 1:
+            phi = phi.reshape(phi.shape[0], -1)
+        else:
+            raise ValueError(
+                f"potential must be one map of the lattice's shape {list(shape)} or one per replica "
+                f"[B, {', '.join(map(str, shape))}], got {list(phi.shape)}"
+            )
+        if not torch.isfinite(phi).all():
+            raise ValueError("potential must be finite")
+        self.potential = phi.clone()
 
     # -- sizes -------------------------------------------------------------------
     @property
@@ -174,6 +212,32 @@ class CellularPottsModel(nn.Module):
     @property
     def has_potential(self) -> bool:
         return self.potential is not None and bool((self.coupling != 0).any())
+
+    @property
+    def potential_replicas(self) -> int:
+        """Replicas with a potential map of their own (0: one map for all, or none)."""
+        return 0 if self.potential is None or self.potential.dim() == 1 else self.potential.shape[0]
+
+    @property
+    def has_drift(self) -> bool:
+        return self.drift is not None and bool((self.drift != 0).any())
+
+    def _potential_rows(self, batch: int) -> torch.Tensor:
+        """``[1 or B, N]``: the potential as rows for states of ``batch`` replicas."""
+        if self.potential.dim() == 1:
+            return self.potential.unsqueeze(0)
+        if self.potential.shape[0] != batch:
+            raise ValueError(
+                f"the model has one potential per replica for {self.potential.shape[0]} replicas; "
+                f"the state has {batch}"
+            )
+        return self.potential
+
+    def potential_at(self, replica: torch.Tensor, site: torch.Tensor) -> torch.Tensor:
+        """phi of replica ``replica`` at flat ``site`` (both ``[M]``)."""
+        if self.potential.dim() == 1:
+            return self.potential.index_select(0, site)
+        return lookup(self.potential, replica * self.potential.shape[1] + site)
 
     @property
     def reach(self) -> int:
@@ -214,7 +278,7 @@ class CellularPottsModel(nn.Module):
 
     # -- energy ------------------------------------------------------------------
     def energy_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each term of H per replica, ``[B]`` float64: contact, area, perimeter, potential."""
+        """Each term of H per replica, ``[B]`` float64: contact, area, perimeter, potential, drift."""
         ids = self._flat(state)
         types = lookup(self.cell_type, ids)
         nb = self.neighbours(self.pair_offsets)
@@ -234,8 +298,14 @@ class CellularPottsModel(nn.Module):
         terms["perimeter"] = perimeter
         potential = torch.zeros_like(contact)
         if self.potential is not None:
-            potential = (lookup(self.coupling, types) * self.potential).sum(1)
+            potential = (lookup(self.coupling, types) * self._potential_rows(ids.shape[0])).sum(1)
         terms["potential"] = potential
+        drift = torch.zeros_like(contact)
+        if self.drift is not None:
+            N = ids.shape[1]
+            site = torch.arange(N, device=ids.device)
+            drift = lookup(self.drift, types * N + site).sum(1)
+        terms["drift"] = drift
         return terms
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
@@ -267,7 +337,7 @@ class CellularPottsModel(nn.Module):
         new: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For M copy attempts (site ``site`` of replica ``replica`` from id ``old`` to ``new``,
-        ``ids`` the flat state ``[B, n_sites]``): the contact and potential change, and the
+        ``ids`` the flat state ``[B, n_sites]``): the contact, potential and drift change, and the
         perimeter changes ``dp_old``, ``dp_new`` of the two cells. These depend only on the
         site's neighbourhood, not on any cell's area or perimeter."""
         nb = self.neighbours().index_select(0, site)  # [M, K]
@@ -281,7 +351,10 @@ class CellularPottsModel(nn.Module):
         local = ((J_new - J_old) * exists).sum(1)
         if self.potential is not None:
             mu = self.coupling
-            local = local + (lookup(mu, t_new) - lookup(mu, t_old)) * self.potential.index_select(0, site)
+            local = local + (lookup(mu, t_new) - lookup(mu, t_old)) * self.potential_at(replica, site)
+        if self.drift is not None:
+            N = self.lattice.n_sites
+            local = local + lookup(self.drift, t_new * N + site) - lookup(self.drift, t_old * N + site)
         n_sites = exists.sum(1)
         dp_old = 2 * ((other == old.unsqueeze(1)) & exists).sum(1) - n_sites
         dp_new = n_sites - 2 * ((other == new.unsqueeze(1)) & exists).sum(1)

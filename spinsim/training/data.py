@@ -9,7 +9,7 @@ shape and on the cell types (the same ``type_names`` and number of ids); the id 
 table of each run travels with its states.
 
 When every file comes from one classic cell-sorting Hamiltonian (the same contact table,
-one ``lambda_area``, no perimeter or potential term), :attr:`TrainingData.truth` holds it
+one ``lambda_area``, no perimeter, potential or drift term), :attr:`TrainingData.truth` holds it
 in the units of the experiment configs (``contact`` before ``contact_scale``), so a fit
 can be scored against it (the Neural CPM paper's Table 1).
 """
@@ -73,6 +73,9 @@ def _truth(run) -> dict | None:
     if not isinstance(lam, (int, float)) or not isinstance(area, (int, float)):
         return None  # per-type values: not the one-lambda Hamiltonian of Table 1
     if model.get("lambda_perimeter") or model.get("potential") or model.get("cell_target_area"):
+        return None
+    drift = model.get("drift_strength") or 0.0  # the directed motion of experiment=bipolar
+    if any(float(v) != 0 for v in ([drift] if isinstance(drift, (int, float)) else list(drift))):
         return None
     return {
         "contact": np.asarray(model["contact"], dtype=np.float64),

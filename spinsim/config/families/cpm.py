@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
 import numpy as np
@@ -16,15 +17,27 @@ from spinsim.config.checks import (
     array_file,
     at_least,
     contact_table,
+    integer,
     is_number,
     per_cell_type,
     plain,
+    seed,
+    translate,
 )
 from spinsim.config.families.family import Family
 from spinsim.config.schema import ModelConfig, documented
 from spinsim.errors import ConfigError
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
 from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
+from spinsim.models.cpm_potentials import (
+    DRIFT_TARGETS,
+    IMAGE_SUFFIXES,
+    draw_digits,
+    drift_wells,
+    image_file,
+    sklearn_digit_potentials,
+    sklearn_digits,
+)
 from spinsim.observables import cpm as observables
 from spinsim.view.render import cell_painter
 from spinsim.view.report import print_cpm_summary
@@ -55,8 +68,29 @@ class CPMConfig(ModelConfig):
     lambda_area: Any = documented(1.0, "area multiplier lambda_V: a number, or one per cell type")
     target_perimeter: Any = documented(0.0, "target perimeter P: a number, or one per cell type")
     lambda_perimeter: Any = documented(0.0, "perimeter multiplier lambda_P (0: no perimeter term)")
-    potential: Optional[str] = documented(None, "external potential phi: array file (.npy, .npz, .txt, .csv)")
+    potential: Optional[str] = documented(
+        None,
+        "external potential phi: an array file (.npy, .npz, .txt, .csv), a digit image file (.png, .jpg,"
+        " ...) or `digits` (scikit-learn's digits, one per replica); images: binarised, distance transform",
+    )
     potential_coupling: Any = documented(0.0, "mu: coupling to phi, a number or one per cell type")
+    digit_classes: Optional[List[int]] = documented(
+        None, "potential=digits: the digit classes drawn from (null: 0-9)"
+    )
+    digit_index: Any = documented(
+        None, "potential=digits: sample indices (0-1796), one for all or one per replica (null: drawn)"
+    )
+    digit_seed: Optional[int] = documented(None, "potential=digits: seed of the draw (null: the run's seed)")
+    drift_target: Any = documented(
+        "none", "directed motion: none, band or poles, one for all or one per cell type"
+    )
+    drift_strength: Any = documented(0.0, "directed motion: energy per site and unit distance, per cell type")
+    drift_axis: int = documented(-1, "directed motion: the axis of band and poles (-1: the last, x)")
+    drift_pole_distance: Optional[float] = documented(
+        None, "directed motion: poles at centre +- this along the axis (null: a quarter of its length)"
+    )
+    drift_band_width: float = documented(0.0, "directed motion: half-width of the band (no drift inside)")
+    drift_pole_radius: float = documented(0.0, "directed motion: radius of the poles (no drift inside)")
     neighbourhood: int = documented(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
     keep_cells: bool = documented(False, "reject copies that would remove a cell's last site")
     layout: CPMLayout = documented(CPMLayout.aggregate, "initial cells: aggregate or scatter")
@@ -128,13 +162,12 @@ def build_cpm_model(cfg: DictConfig, lat: Lattice, device: torch.device | str = 
             )
         target = [0.0] + [float(v) for v in per_cell]
     coupling = per_cell_type("model.potential_coupling", cfg.potential_coupling, cell_names)
-    potential = None
-    if plain(cfg.potential) is not None:
-        potential = torch.from_numpy(array_file("model.potential", plain(cfg.potential), lat.shape))
-    elif any(coupling):
+    potential = potential_map(cfg, lat)
+    if potential is None and plain(cfg.potential) is None and any(coupling):
         raise ConfigError(
-            "model.potential_coupling", plain(cfg.potential_coupling), "needs model.potential (an array file)"
-        )
+            "model.potential_coupling", plain(cfg.potential_coupling),
+            "needs model.potential (an array or image file, or digits)",
+        )  # fmt: skip
     model = CellularPottsModel(
         lat,
         type_names=names,
@@ -151,10 +184,122 @@ def build_cpm_model(cfg: DictConfig, lat: Lattice, device: torch.device | str = 
         ),
         potential=potential,
         coupling=[0.0] + coupling,
+        drift=drift_map(cfg, lat, names),
         order=order,
         keep_cells=bool(plain(cfg.keep_cells)),
     )
     return model.to(device)
+
+
+def potential_map(cfg: DictConfig, lat: Lattice) -> torch.Tensor | None:
+    """phi of ``model.potential`` for every replica (an array or image file); None without
+    one, and for ``digits`` (one per replica, set by :func:`replica_parameters`), whose keys
+    are checked here."""
+    value = plain(cfg.potential)
+    if value is None:
+        return None
+    if value == "digits":
+        if lat.dim != 2:
+            raise ConfigError("model.potential", value, "digit potentials need a 2D lattice (lattice=square)")
+        digit_classes(cfg)
+        index = plain(cfg.digit_index)
+        if index is not None:
+            digit_indices(cfg, 1 if not isinstance(index, list) else len(index))
+        if plain(cfg.digit_seed) is not None:
+            seed(cfg.digit_seed, "model.digit_seed")
+        return None
+    if str(value).lower().endswith(IMAGE_SUFFIXES):
+        path = Path(str(value)).expanduser()
+        if not path.is_file():
+            raise ConfigError("model.potential", str(value), "no such image file")
+        if lat.dim != 2:
+            raise ConfigError("model.potential", value, "an image potential needs lattice=square")
+        try:
+            return torch.from_numpy(image_file(str(path), lat.shape))
+        except ValueError as error:
+            raise ConfigError("model.potential", str(value), str(error)) from None
+        except OSError as error:
+            raise ConfigError("model.potential", str(value), f"cannot read the image ({error})") from None
+    return torch.from_numpy(array_file("model.potential", value, lat.shape))
+
+
+N_DIGITS = 1797  # samples in scikit-learn's digits
+DIGIT_CLASSES = list(range(10))
+
+
+def digit_classes(cfg: DictConfig) -> list[int] | None:
+    value = plain(cfg.digit_classes)
+    if value is None:
+        return None
+    ok = isinstance(value, list) and value and all(v in DIGIT_CLASSES for v in value)
+    ok = ok and not any(isinstance(v, bool) for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise ConfigError("model.digit_classes", value, "null or a list of distinct digits 0-9")
+    return value
+
+
+def digit_indices(cfg: DictConfig, n: int) -> list[int]:
+    """``model.digit_index`` for ``n`` replicas: one index for all, or exactly n."""
+    value = plain(cfg.digit_index)
+    values = value if isinstance(value, list) else [value] * n
+    allowed = f"an index from 0 to {N_DIGITS - 1} (every replica) or a list of {n}, one per replica"
+    if len(values) != n:
+        raise ConfigError("model.digit_index", value, allowed)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < N_DIGITS:
+            raise ConfigError("model.digit_index", value, allowed)
+    return values
+
+
+def replica_parameters(run: DictConfig, model: CellularPottsModel, n: int) -> dict[str, np.ndarray]:
+    """``model.potential=digits``: one digit per replica (``digit_index``, else drawn from
+    ``digit_classes`` with ``digit_seed``, by default the run's seed), its potential set on the
+    model; returns ``digit_label`` and ``digit_index`` (``[B]``) for ``/parameters``."""
+    cfg = run.model
+    if plain(cfg.potential) != "digits":
+        return {}
+    if plain(cfg.digit_index) is not None:
+        indices = np.array(digit_indices(cfg, n), dtype=np.int64)
+    else:
+        draw_seed = plain(cfg.digit_seed)
+        draw_seed = seed(run.seed) if draw_seed is None else seed(draw_seed, "model.digit_seed")
+        indices = draw_digits(sklearn_digits()[1], n, digit_classes(cfg), draw_seed)
+    phi, labels = sklearn_digit_potentials(indices, model.lattice.shape)
+    model.set_potential(torch.from_numpy(phi))
+    return {"digit_label": labels.astype(np.int64), "digit_index": indices.astype(np.int64)}
+
+
+def drift_map(cfg: DictConfig, lat: Lattice, names: list[str]) -> torch.Tensor | None:
+    """U [T, *shape] of the directed-motion keys (None when every strength is 0)."""
+    cell_names = names[1:]
+    strengths = per_cell_type("model.drift_strength", cfg.drift_strength, cell_names)
+    value = plain(cfg.drift_target)
+    targets = value if isinstance(value, list) else [value] * len(cell_names)
+    if len(targets) != len(cell_names) or not all(t in DRIFT_TARGETS for t in targets):
+        raise ConfigError(
+            "model.drift_target", value,
+            f"{', '.join(DRIFT_TARGETS)}: one for every cell type or a list of {len(cell_names)} "
+            f"({', '.join(cell_names)})",
+        )  # fmt: skip
+    axis = integer("model.drift_axis", cfg.drift_axis, -lat.dim, lat.dim - 1)
+    pole = plain(cfg.drift_pole_distance)
+    if pole is not None and (not is_number(pole) or not 0 < pole < lat.shape[axis] / 2):
+        half = lat.shape[axis] / 2
+        raise ConfigError(
+            "model.drift_pole_distance", pole, f"null or a number in (0, {half:g}), half the axis"
+        )
+    width, radius = plain(cfg.drift_band_width), plain(cfg.drift_pole_radius)
+    for key, v in (("model.drift_band_width", width), ("model.drift_pole_radius", radius)):
+        if not is_number(v) or v < 0:
+            raise ConfigError(key, v, "must be a number >= 0")
+    active = [(t, mu) for t, mu in zip(targets, strengths) if t != "none" and mu != 0]
+    if not active:
+        return None
+    with translate("model.drift_target", value):
+        return drift_wells(
+            lat, ["none"] + targets, [0.0] + strengths, axis,
+            None if pole is None else float(pole), float(width), float(radius),
+        )  # fmt: skip
 
 
 def initial_cells(
@@ -277,6 +422,7 @@ CPM = Family(
     arrays=arrays,
     device=cpm_device,
     check_run=check_run,
+    replicas=replica_parameters,
     # measured peak memory at 1024^2, 200 cells: ~550 bytes per site (neighbour tables, ids, masks)
     bytes_per_replica_site=320.0,
     bytes_per_site=320.0,

@@ -39,6 +39,10 @@ class Family:
     device: Callable[[Any, str], torch.device] | None = None
     # (run config, lattice) -> checks of keys that depend on each other (ConfigError)
     check_run: Callable[[Any, Any], None] = field(default=lambda run, lattice: None)
+    # (run config, model, replicas) -> per-replica parameters: may give the model one parameter
+    # set per replica (the CPM: a potential each) and returns arrays for /parameters (e.g.
+    # digit_label [B]); None: every replica runs the same model
+    replicas: Callable[[Any, Any, int], dict[str, np.ndarray]] | None = None
     # working memory of a run, bytes: per site and replica, and per site (tables shared by replicas)
     bytes_per_replica_site: float = 64.0
     bytes_per_site: float = 16.0

@@ -48,7 +48,7 @@ def _splitmix(state):
 @numba.njit(inline="always")
 def _delta(
     ids, areas, perims, x, old, new,
-    nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+    nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, drift, use_drift,
 ):  # fmt: skip
     """Energy change of setting site x from id ``old`` to ``new``, and the perimeter
     changes of the two cells: ``(dH, dp_old, dp_new)``."""
@@ -84,16 +84,20 @@ def _delta(
         dH += lam_p[new] * ((p_new + dp_new) ** 2 - p_new**2)
     if use_phi:
         dH += (mu[t_new] - mu[t_old]) * phi[x]
+    if use_drift:
+        dH += drift[t_new, x] - drift[t_old, x]
     return dH, dp_old, dp_new
 
 
 @numba.njit(cache=True)
 def delta_at(
     ids, areas, perims, x, new,
-    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+    drift, use_drift, keep,
 ):  # fmt: skip
     """The energy change the kernel uses for setting site x of one replica to ``new``
-    (+inf where ``keep`` forbids it; 0 if nothing changes). For tests and checks."""
+    (+inf where ``keep`` forbids it; 0 if nothing changes); ``phi``: that replica's
+    potential row. For tests and checks (:meth:`CPMSequentialEngine.delta_at`)."""
     old = ids[x]
     if new == old:
         return 0.0
@@ -102,6 +106,7 @@ def delta_at(
     dH, _, _ = _delta(
         ids, areas, perims, x, old, new,
         nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+        drift, use_drift,
     )  # fmt: skip
     return dH
 
@@ -109,7 +114,8 @@ def delta_at(
 @numba.njit(cache=True, nogil=True)
 def _replica(
     ids, areas, perims, rng, b, n_attempts, beta,
-    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+    drift, use_drift, keep,
 ):  # fmt: skip
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
@@ -129,6 +135,7 @@ def _replica(
         dH, dp_old, dp_new = _delta(
             ids, areas, perims, x, old, new,
             nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+            drift, use_drift,
         )  # fmt: skip
         if dH > 0.0:
             state, r = _splitmix(state)
@@ -148,7 +155,8 @@ def _replica(
 @numba.njit(cache=True, nogil=True)
 def copy_attempts(
     ids, areas, perims, rng, first, last, n_attempts, beta,
-    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
+    drift, use_drift, keep,
 ):  # fmt: skip
     """``n_attempts`` copy attempts on each replica ``first .. last - 1``; returns the
     accepted copies of each. Releases the GIL: callers run disjoint replica ranges in
@@ -157,14 +165,17 @@ def copy_attempts(
     ``ids [B, n_sites]`` int32, ``areas``/``perims [B, n_ids]`` int64 and
     ``rng [B]`` uint64 are updated in place. ``beta [B]``; neighbour tables
     ``[n_sites, K]`` int32 (-1: wall); ``cell_type [n_ids]``; ``contact [T, T]``;
-    per-id ``lam_a, tgt_a, lam_p, tgt_p``; ``phi [n_sites]`` and ``mu [T]``;
-    ``keep``: reject copies that remove a cell's last site.
+    per-id ``lam_a, tgt_a, lam_p, tgt_p``; ``phi [P, n_sites]`` (P = 1: one map for
+    every replica, P = B: one each) and ``mu [T]``; ``drift [T, n_sites]``, the
+    drift term's energy per type and site; ``keep``: reject copies that remove a
+    cell's last site.
     """
     accepted = np.zeros(last - first, dtype=np.int64)
     for b in range(first, last):
         accepted[b - first] = _replica(
             ids[b], areas[b], perims[b], rng, b, n_attempts, beta[b], nb_energy, nb_copy,
-            cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, keep,
+            cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi[b if phi.shape[0] > 1 else 0],
+            mu, use_phi, drift, use_drift, keep,
         )  # fmt: skip
     return accepted
 
@@ -196,8 +207,13 @@ class CPMSequentialEngine:
         threads: int = 0,
     ) -> None:
         model = model.to("cpu")
-        self.model = model
         B = state.shape[0]
+        if model.potential_replicas not in (0, B):
+            raise ValueError(
+                f"the model has one potential per replica for {model.potential_replicas} replicas; "
+                f"the state has {B}"
+            )
+        self.model = model
         self.shape = tuple(state.shape)
         self.ids = np.ascontiguousarray(state.reshape(B, -1).cpu().numpy().astype(np.int32))
         self.areas = model.areas(state.cpu()).numpy().astype(np.int64)
@@ -215,9 +231,13 @@ class CPMSequentialEngine:
             f64(model.lambda_perimeter),
             f64(model.target_perimeter),
             model.has_perimeter,
-            f64(model.potential) if model.potential is not None else np.zeros(1),
+            f64(model.potential).reshape(-1, model.lattice.n_sites)
+            if model.has_potential
+            else np.zeros((1, 1)),
             f64(model.coupling),
             model.has_potential,
+            f64(model.drift) if model.has_drift else np.zeros((1, 1)),
+            model.has_drift,
             model.keep_cells,
         )
         self.attempts = 0
@@ -230,6 +250,15 @@ class CPMSequentialEngine:
     @property
     def n_sites(self) -> int:
         return self.ids.shape[1]
+
+    def replica_tables(self, b: int) -> tuple:
+        """The kernel's tables as :func:`delta_at` takes them for replica ``b`` (its potential row)."""
+        phi = self._tables[9]
+        return (*self._tables[:9], phi[b if phi.shape[0] > 1 else 0], *self._tables[10:])
+
+    def delta_at(self, b: int, x: int, new: int) -> float:
+        """The energy change the kernel computes for setting site ``x`` of replica ``b`` to ``new``."""
+        return delta_at(self.ids[b], self.areas[b], self.perimeters[b], x, new, *self.replica_tables(b))
 
     @property
     def state(self) -> torch.Tensor:
@@ -279,7 +308,7 @@ class CPMSequentialEngine:
 
     def close(self) -> None:
         """Stop the worker threads (also done when the engine is garbage collected)."""
-        if self._pool is not None:
+        if getattr(self, "_pool", None) is not None:  # None too when __init__ raised
             self._pool.shutdown(wait=True)
             self._pool = None
 

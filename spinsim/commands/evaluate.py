@@ -1,0 +1,450 @@
+"""``spinsim evaluate RUN.h5``: the Neural CPM paper's metrics (Tables 2 and 3, Figure 7) of
+simulated cellular Potts runs against a training data set; ``mode=train_classifier`` trains
+the Classifier Score's CNN on a data set.
+
+``path`` is a run file or a folder (every run file under it): the simulated trajectories,
+each replica one trajectory, its stored snapshots the frames (the first normally the
+initial state, the last its final state). ``reference`` names the training data the same
+way (one file, a folder, or a list): its runs' final states are the data set. Several runs
+are evaluated together, pooled. Metrics (``metrics=null``: every one the inputs allow):
+
+* ``p_volume`` (needs ``reference``), ``p_unfragmented``: over every ``frame_every``-th
+  stored frame of every trajectory, the first included;
+* ``classifier_score`` (needs ``classifier=CHECKPOINT``): over the final states;
+* ``axial``: the variance fractions along the polar axis per type at every stored frame
+  (Figure 7b) and, with ``reference``, the axial alignment RMSE of the final states.
+
+Writes into ``<run folder>/<run name>_evaluate/`` (``DIR/evaluate`` for a folder, or
+``output``): ``evaluate.h5`` (groups ``summary``, ``frames``, ``variance_fractions``,
+``axial``; the inputs under ``parameters``), the same tables as CSV files, and PNG plots
+(``frames.png``, ``variance_fractions.png``, ``classes.png``); prints the summary. The
+outputs are derived data and are replaced when evaluate runs again.
+
+``mode=train_classifier``: ``path`` is the data set (runs of ``experiment=cellular_mnist``,
+whose ``/parameters/digit_label`` label each replica's final state); trains
+:class:`spinsim.analysis.classifier.DigitClassifier` on their type channels, reports its
+held-out accuracy and writes the checkpoint to ``classifier`` (default
+``OUT/classifier.pt``) and the loss per epoch to ``OUT/training.csv``.
+
+The metrics and their choices are documented in ``docs/neural-cpm-data.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from spinsim.analysis.classifier import (
+    classifier_from_state,
+    classifier_state,
+    train_classifier,
+    type_channels,
+)
+from spinsim.analysis.cpm_evaluation import (
+    Trajectories,
+    final_variances,
+    frame_table,
+    reference_volumes,
+    variance_fraction_table,
+)
+from spinsim.analysis.cpm_metrics import axial_rmse, classifier_score, variance_fractions, volume_range
+from spinsim.config.checks import at_least, existing_path, fraction, integer, is_number, plain, seed
+from spinsim.errors import ConfigError, make_folder
+from spinsim.io import checkpoint
+from spinsim.io.runfile import load, write_table
+from spinsim.version import __version__
+from spinsim.view import evaluation as view
+
+log = logging.getLogger(__name__)
+
+METRICS = ("p_volume", "p_unfragmented", "classifier_score", "axial")
+
+
+@dataclass
+class EvaluateResult:
+    output: Path
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    frames: dict[str, np.ndarray] = field(default_factory=dict)
+    variance_fractions: dict[str, np.ndarray] = field(default_factory=dict)
+    axial: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def run(cfg: DictConfig) -> EvaluateResult:
+    root = existing_path("path", cfg.path)
+    if root.is_dir():
+        out = Path(plain(cfg.output)) if cfg.output else root / "evaluate"
+    else:
+        out = Path(plain(cfg.output)) if cfg.output else root.parent / f"{root.stem}_evaluate"
+    if plain(cfg.mode) == "train_classifier":
+        return _train(cfg, root, out)
+    return _evaluate(cfg, root, out)
+
+
+# -- reading -------------------------------------------------------------------------------
+def _read(key: str, value: Any, skip: Path | None = None) -> list[Trajectories]:
+    """The cellular Potts runs that ``value`` names (a run file, a folder, or a list of them)."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(key, value, "give a run file, a folder of them or a list")
+    runs: list[Trajectories] = []
+    for v in values:
+        root = existing_path(key, v)
+        if root.is_file():
+            runs.append(_trajectories(key, root, strict=True))
+            continue
+        for path in sorted(root.rglob("*.h5")):
+            if skip is not None and skip.resolve() in path.resolve().parents:
+                continue
+            found = _trajectories(key, path, strict=False)
+            if found is not None:
+                runs.append(found)
+    if not runs:
+        raise ConfigError(key, plain(value), "holds no cellular Potts run with stored snapshots")
+    return runs
+
+
+def _trajectories(key: str, path: Path, strict: bool) -> Trajectories | None:
+    """One run file's states; a one-line error (``strict``) or a warning and None if it has none."""
+
+    def refuse(reason: str) -> None:
+        if strict:
+            raise ConfigError(key, str(path), reason)
+        log.warning("skipped %s: %s", path, reason)
+
+    try:
+        r = load(path, snapshots=True, observables=False)
+    except (OSError, KeyError, ValueError):
+        return refuse("not a spinsim run file")
+    if "cell_type" not in r.parameters:
+        return refuse(
+            f"a {r.parameters.get('model', 'non-cellular Potts')} run; evaluate reads cellular Potts runs"
+        )
+    if r.snapshots is None or not len(r.snapshots.step):
+        return refuse("the run stores no snapshots (give it snapshot_every > 0)")
+    if r.snapshots.value.ndim != 4:
+        return refuse("evaluate reads 2D (square lattice) runs")
+    cell_type = np.asarray(r.parameters["cell_type"], dtype=np.int64)
+    names = r.parameters.get("type_names")
+    n_types = int(cell_type.max()) + 1
+    names = (
+        tuple(str(n) for n in names)
+        if names is not None
+        else ("medium",) + tuple(f"type{t}" for t in range(1, n_types))
+    )
+    labels = r.parameters.get("digit_label")
+    periodic = r.parameters.get("boundary", "periodic") == "periodic"
+    return Trajectories(
+        path=path, steps=np.asarray(r.snapshots.step), states=np.asarray(r.snapshots.value, dtype=np.int64),
+        cell_type=cell_type, type_names=names, periodic=periodic,
+        labels=None if labels is None else np.asarray(labels, dtype=np.int64),
+    )  # fmt: skip
+
+
+def _final_channels(runs: Sequence[Trajectories]):
+    import torch
+
+    n_types = max(len(r.type_names) for r in runs)
+    return torch.cat([type_channels(r.final, r.cell_type, n_types) for r in runs])
+
+
+# -- train_classifier -----------------------------------------------------------------------
+def _train(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
+    epochs = at_least("epochs", cfg.epochs, 1)
+    batch_size = at_least("batch_size", cfg.batch_size, 1)
+    holdout = fraction("holdout", cfg.holdout)
+    shift = at_least("shift", cfg.shift, 0)
+    lr = plain(cfg.lr)
+    if not is_number(lr) or lr <= 0:
+        raise ConfigError("lr", lr, "must be a positive number")
+    run_seed = seed(cfg.seed)
+    runs = _read("path", plain(cfg.path), skip=out)
+    unlabelled = [r.path for r in runs if r.labels is None]
+    if unlabelled:
+        raise ConfigError(
+            "path", str(unlabelled[0]),
+            "has no /parameters/digit_label to train on (make the data set with experiment=cellular_mnist)",
+        )  # fmt: skip
+    shapes = {r.shape for r in runs}
+    if len(shapes) > 1:
+        raise ConfigError(
+            "path", plain(cfg.path), f"holds runs of lattices {sorted(shapes)}; give runs of one size"
+        )
+    target = Path(plain(cfg.classifier)).expanduser() if plain(cfg.classifier) else out / "classifier.pt"
+    make_folder(target.parent, target)
+    make_folder(out)
+    x = _final_channels(runs)
+    labels = np.concatenate([r.labels for r in runs])
+    try:
+        trained = train_classifier(
+            x,
+            labels,
+            holdout=holdout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=float(lr),
+            seed=run_seed,
+            shift=shift,
+        )
+    except ValueError as error:
+        raise ConfigError("path", plain(cfg.path), str(error)) from None
+    state = classifier_state(
+        trained, type_names=list(runs[0].type_names), source=[str(r.path) for r in runs],
+        label_counts=np.bincount(labels, minlength=10).tolist(),
+    )  # fmt: skip
+    checkpoint.save(target, epochs, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "cpu", state)
+    history = out / "training.csv"
+    _write_csv(
+        history, {"epoch": np.arange(1, epochs + 1), "loss": np.array([h["loss"] for h in trained.history])}
+    )
+    summary = {
+        "samples": len(labels), "n_train": trained.n_train, "n_holdout": trained.n_holdout,
+        "train_accuracy": trained.train_accuracy, "holdout_accuracy": trained.holdout_accuracy,
+    }  # fmt: skip
+    rows = [
+        ("samples", str(len(labels)), f"{len(runs)} run(s), classes {_classes(labels)}"),
+        ("train accuracy", f"{trained.train_accuracy:.3f}", f"{trained.n_train} samples, {epochs} epochs"),
+        ("held-out accuracy", _fmt(trained.holdout_accuracy), f"{trained.n_holdout} samples ({holdout:g})"),
+    ]
+    view.print_summary(rows, f"digit classifier -> {target}")
+    for path in (target, history):
+        print(path)
+    return EvaluateResult(out, [target, history], summary)
+
+
+def _classes(labels: np.ndarray) -> str:
+    counts = np.bincount(labels)
+    return ", ".join(f"{c}: {n}" for c, n in enumerate(counts) if n)
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
+    every = at_least("frame_every", cfg.frame_every, 1)
+    tolerance = plain(cfg.volume_tolerance)
+    if not is_number(tolerance) or tolerance < 0:
+        raise ConfigError("volume_tolerance", tolerance, "must be a number >= 0 (a fraction of V*)")
+    max_fragmented = at_least("max_fragmented", cfg.max_fragmented, 0)
+    dilation = integer("dilation", cfg.dilation, 0, 10)
+    polar = at_least("polar_type", cfg.polar_type, 1)
+    has_reference = plain(cfg.reference) is not None
+    has_classifier = plain(cfg.classifier) is not None
+    metrics = _metrics(plain(cfg.metrics), has_reference, has_classifier)
+
+    runs = _read("path", plain(cfg.path), skip=out)
+    reference = _read("reference", plain(cfg.reference)) if has_reference else []
+    n_types = len(runs[0].type_names)
+    if polar >= n_types:
+        raise ConfigError(
+            "polar_type",
+            polar,
+            f"a cell type of the runs: 1 to {n_types - 1} ({', '.join(runs[0].type_names[1:])})",
+        )
+    model = _classifier(plain(cfg.classifier), runs) if "classifier_score" in metrics else None
+    make_folder(out)  # before the work: an output that cannot be written fails at once
+
+    result = EvaluateResult(out)
+    summary: dict[str, Any] = {
+        "n_runs": len(runs), "n_trajectories": sum(r.n_trajectories for r in runs),
+        "n_reference": sum(r.n_trajectories for r in reference),
+    }  # fmt: skip
+    rows: list[tuple[str, str, str]] = []
+    limits = None
+    if "p_volume" in metrics:
+        low, high, mean = volume_range(reference_volumes(reference), float(tolerance))
+        limits = (low, high)
+        summary.update(volume_low=low, volume_high=high, reference_mean_volume=mean)
+    if "p_volume" in metrics or "p_unfragmented" in metrics:
+        frames, total = frame_table(runs, every, limits, max_fragmented, dilation)
+        result.frames = frames
+        over = (
+            f"{total['n_states']} states: every {every}th frame of {summary['n_trajectories']} trajectories"
+        )
+        summary["n_states"] = total["n_states"]
+        if "p_volume" in metrics:
+            summary["p_volume"] = total["p_volume"]
+            rows.append(
+                ("p_volume", f"{total['p_volume']:.3f}", f"{over}; volumes in [{low:.1f}, {high:.1f}]")
+            )
+        if "p_unfragmented" in metrics:
+            summary["p_unfragmented"] = total["p_unfragmented"]
+            rule = f"<= {max_fragmented} cells in pieces after a dilation by {dilation}"
+            rows.append(("p_unfragmented", f"{total['p_unfragmented']:.3f}", f"{over}; {rule}"))
+    probabilities = None
+    if model is not None:
+        probabilities = model.probabilities(_final_channels(runs))
+        summary["classifier_score"] = classifier_score(probabilities)
+        rows.append(("classifier_score", f"{summary['classifier_score']:.3f}",
+                     f"{len(probabilities)} final states, {probabilities.shape[1]} classes"))  # fmt: skip
+        if all(r.labels is not None for r in runs):
+            labels = np.concatenate([r.labels for r in runs])
+            summary["label_accuracy"] = float((probabilities.argmax(1) == labels).mean())
+            rows.append(("label_accuracy", f"{summary['label_accuracy']:.3f}", "the runs' own digit labels"))
+    reference_fractions = None
+    if "axial" in metrics:
+        result.variance_fractions = variance_fraction_table(runs, polar)
+        sim = final_variances(runs, polar)
+        names = runs[0].type_names[1:]
+        axial_rows = [("simulated", sim)]
+        if reference:
+            ref = final_variances(reference, polar)
+            axial_rows.append(("reference", ref))
+            summary["axial_rmse"] = axial_rmse(sim, ref)
+            rows.append(("axial_rmse", f"{summary['axial_rmse']:.1f}",
+                         f"{len(sim)} vs {len(ref)} final states (px^2)"))  # fmt: skip
+            f_ref = variance_fractions(ref)
+            reference_fractions = {n: (_nanstat(np.nanmean, f_ref[:, t]), _nanstat(np.nanstd, f_ref[:, t]))
+                                   for t, n in enumerate(names)}  # fmt: skip
+        result.axial = _axial_table(axial_rows, names)
+        for t, name in enumerate(names):
+            value = _nanstat(np.nanmean, variance_fractions(sim)[:, t])
+            summary[f"{name}_fraction"] = value
+            text = (
+                f"final states; training data {_fmt(reference_fractions[name][0])}"
+                if reference_fractions
+                else "final states"
+            )
+            rows.append((f"{name} variance fraction", _fmt(value), text))
+    result.summary = summary
+    result.files = _write(out, result, cfg, runs, reference)
+    unit = "MCS"
+    title = f"{root.parent.name}/{root.name}: {summary['n_trajectories']} trajectories"
+    if result.frames:
+        path = out / "frames.png"
+        view.plot_frames(path, result.frames, unit, title)
+        result.files.append(path)
+    if result.variance_fractions:
+        path = out / "variance_fractions.png"
+        view.plot_variance_fractions(path, result.variance_fractions, runs[0].type_names[1:],
+                                     reference_fractions, unit, title)  # fmt: skip
+        result.files.append(path)
+    if probabilities is not None:
+        path = out / "classes.png"
+        view.plot_classes(path, probabilities, f"{title}: classes of the final states")
+        result.files.append(path)
+    view.print_summary(
+        rows, f"spinsim evaluate: {root}" + (f" against {plain(cfg.reference)}" if reference else "")
+    )
+    for path in result.files:
+        print(path)
+    return result
+
+
+def _metrics(value: Any, has_reference: bool, has_classifier: bool) -> tuple[str, ...]:
+    """The metrics asked for (null: those the inputs allow), each with what it needs."""
+    if value is None:
+        chosen = [
+            m
+            for m in METRICS
+            if (m != "p_volume" or has_reference) and (m != "classifier_score" or has_classifier)
+        ]
+        return tuple(chosen)
+    values = value if isinstance(value, list) else [value]
+    if not values or any(v not in METRICS for v in values):
+        raise ConfigError("metrics", value, f"null or a list of {', '.join(METRICS)}")
+    if "p_volume" in values and not has_reference:
+        raise ConfigError("metrics", value, "p_volume needs reference= (the training data's run files)")
+    if "classifier_score" in values and not has_classifier:
+        raise ConfigError(
+            "metrics", value, "classifier_score needs classifier= (a checkpoint of mode=train_classifier)"
+        )
+    return tuple(values)
+
+
+def _classifier(value: str, runs: Sequence[Trajectories]):
+    path = Path(str(value)).expanduser()
+    try:
+        payload = checkpoint.load(path)
+        model = classifier_from_state(payload["state"])
+    except ValueError as error:
+        raise ConfigError("classifier", str(value), str(error)) from None
+    shapes = {r.shape for r in runs}
+    channels = max(len(r.type_names) for r in runs) - 1
+    if shapes != {model.shape} or channels != model.channels:
+        seen = ", ".join("x".join(map(str, s)) for s in sorted(shapes))
+        raise ConfigError(
+            "classifier", str(value),
+            f"reads {model.channels} cell types on {'x'.join(map(str, model.shape))} lattices; "
+            f"the runs have {channels} on {seen}",
+        )  # fmt: skip
+    return model
+
+
+def _axial_table(rows: Sequence[tuple[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """One row per source (simulated, reference): its states and, per type, the mean variances
+    along the principal and orthogonal axes and the mean variance fraction."""
+    table: dict[str, np.ndarray] = {
+        "source": np.array([s for s, _ in rows], dtype=object),
+        "n": np.array([len(v) for _, v in rows], dtype=np.int64),
+    }
+    for t, name in enumerate(names):
+        for k, axis in enumerate(("principal", "orthogonal")):
+            table[f"{name}_{axis}"] = np.array([_nanstat(np.nanmean, v[:, t, k]) for _, v in rows])
+        table[f"{name}_fraction"] = np.array(
+            [_nanstat(np.nanmean, variance_fractions(v)[:, t]) for _, v in rows]
+        )
+    return table
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _nanstat(stat, values: np.ndarray) -> float:
+    return float(stat(values)) if np.isfinite(values).any() else math.nan
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.3f}"
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _write(out: Path, result: EvaluateResult, cfg: DictConfig, runs, reference) -> list[Path]:
+    files = [out / "evaluate.h5"]
+    summary = {k: np.array([v]) for k, v in result.summary.items()}
+    tables = {"summary": summary, "frames": result.frames, "variance_fractions": result.variance_fractions,
+              "axial": result.axial}  # fmt: skip
+    tmp = files[0].with_name(files[0].name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        par = f.create_group("parameters")
+        par.attrs.update({"command": "evaluate", "spinsim_version": __version__})
+        par.attrs["config"] = OmegaConf.to_yaml(cfg, resolve=True)
+        for name, group in (("runs", runs), ("reference", reference)):
+            par.create_dataset(name, data=np.array([str(r.path) for r in group], dtype=object),
+                               dtype=h5py.string_dtype())  # fmt: skip
+        for name, table in tables.items():
+            if table:
+                write_table(f, name, table)
+    tmp.replace(files[0])
+    for name, table in tables.items():
+        if table:
+            files.append(out / f"{name}.csv")
+            _write_csv(files[-1], table)
+    return files
+
+
+def _write_csv(path: Path, table: Mapping[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    columns = list(table)
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i in range(len(next(iter(table.values())))):
+            writer.writerow([_csv_value(table[c][i]) for c in columns])
+    tmp.replace(path)
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
