@@ -159,7 +159,7 @@ def run(cfg: DictConfig) -> TrainResult | None:
     task = build_training(cfg, data, dev, rank, world)
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    path = build.output_path(cfg.output)
+    path = build.output_path(cfg.output, exist_ok=rank > 0)  # rank 0 creates it
     start, resumed_from = 0, ""
     if cfg.resume is not None:
         resumed_from = str(Path(str(cfg.resume)).resolve())
