@@ -169,8 +169,8 @@ def test_torchrun_trains_data_parallel_on_two_gloo_ranks(data, tmp_path):
     from test_neural_distributed import free_port
 
     out = tmp_path / "ddp.h5"
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-            "-m", "spinsim", "train", f"data={data}", "model.hamiltonian=cellsort", "steps=3", *SHORT,
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+            f"--master_port={free_port()}", "-m", "spinsim", "train", f"data={data}", "model.hamiltonian=cellsort", "steps=3", *SHORT,
             f"output={out}", f"hydra.run.dir={tmp_path}/hydra"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["OMP_NUM_THREADS"] = "1"
@@ -182,6 +182,32 @@ def test_torchrun_trains_data_parallel_on_two_gloo_ranks(data, tmp_path):
               for name in ("ddp.ckpt.pt", "ddp.rank1.ckpt.pt")]  # fmt: skip
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
-    single, _ = train_quiet(tmp_path / "one.h5", f"data={data}", "model.hamiltonian=cellsort", "steps=3", *SHORT)
+    single, _ = train_quiet(tmp_path / "one.h5", f"data={data}", "model.hamiltonian=cellsort", "steps=3",
+                            *SHORT)  # fmt: skip
     alone = torch.load(single.checkpoint, weights_only=False)["state"]["task"]["cd"]["hamiltonian"]
     assert not torch.equal(alone["contact_raw"], states[0]["contact_raw"])
+
+
+def test_a_trained_model_is_usable_from_python(data, tmp_path):
+    """``load_hamiltonian(train.ckpt.pt)``: the trained parameters, the energy of a state, and
+    the energy change of a copy equal to H(after) - H(before)."""
+    from spinsim.models.neural_cpm.registry import load_hamiltonian
+    from spinsim.models.neural_cpm.state import CopyProposals
+
+    result, _ = train_quiet(tmp_path / "fit.h5", f"data={data}", "model.hamiltonian=cellsort", "steps=3",
+                            *SHORT)  # fmt: skip
+    h = load_hamiltonian(result.checkpoint)
+    run = load(result.path)
+    learned = h.symbolic_parameters()["contact"].numpy()
+    np.testing.assert_allclose(learned, run.observables["contact"].value[-1])
+    ids = torch.from_numpy(run.frames["chains"].value[-1][:1].astype(np.int64)).unsqueeze(1)  # [1, 1, 24, 24]
+    types = torch.from_numpy(run.frames["chain_types"].value[-1][:1].astype(np.int64))
+    flat = ids.reshape(-1)
+    site = int(torch.nonzero(flat[:-1] != flat[1:])[0]) + 1  # a site whose left neighbour differs
+    copy = CopyProposals(torch.tensor([0]), torch.tensor([site]), flat[site - 1 : site])
+    after = ids.clone().reshape(-1)
+    after[site] = flat[site - 1]
+    dH = h.delta_energy(ids, types, copy)
+    with torch.no_grad():
+        expected = h.energy(after.reshape(ids.shape), types) - h.energy(ids, types)
+    assert float(dH[0]) == pytest.approx(float(expected[0]), rel=1e-9, abs=1e-9)

@@ -97,4 +97,10 @@ def save_hamiltonian(model: nn.Module, path: str | os.PathLike) -> None:
 
 
 def load_hamiltonian(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
-    return hamiltonian_from_checkpoint(torch.load(path, map_location="cpu", weights_only=False), device)
+    """A saved Hamiltonian (:func:`save_hamiltonian`) or the trained model of a ``spinsim
+    train`` checkpoint (``train.ckpt.pt``: its EMA copy when the training kept one)."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    state = payload.get("state") if isinstance(payload, dict) else None
+    if isinstance(state, dict) and "model" in state:
+        payload = state["model"]
+    return hamiltonian_from_checkpoint(payload, device)
