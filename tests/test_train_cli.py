@@ -170,7 +170,8 @@ def test_torchrun_trains_data_parallel_on_two_gloo_ranks(data, tmp_path):
 
     out = tmp_path / "ddp.h5"
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-            f"--master_port={free_port()}", "-m", "spinsim", "train", f"data={data}", "model.hamiltonian=cellsort", "steps=3", *SHORT,
+            f"--master_port={free_port()}", "-m", "spinsim", "train", f"data={data}",
+            "model.hamiltonian=cellsort", "steps=3", *SHORT,
             f"output={out}", f"hydra.run.dir={tmp_path}/hydra"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["OMP_NUM_THREADS"] = "1"
