@@ -212,3 +212,11 @@ def test_a_trained_model_is_usable_from_python(data, tmp_path):
     with torch.no_grad():
         expected = h.energy(after.reshape(ids.shape), types) - h.energy(ids, types)
     assert float(dH[0]) == pytest.approx(float(expected[0]), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("experiment", ["fit_cell_sorting", "train_cellular_mnist", "train_bipolar"])
+def test_the_training_experiments_compose(experiment):
+    """Every training preset composes into valid keys (a misspelt key would fail here)."""
+    cfg = spinsim.compose("train", [f"experiment={experiment}", "data=somewhere"])
+    assert cfg.model.name == "neural_cpm" and cfg.sampler.name == "cpm_approx_parallel"
+    assert cfg.steps >= 1500
