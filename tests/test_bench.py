@@ -33,6 +33,7 @@ def test_time_workload_takes_the_median_of_long_enough_repeats():
     assert timing.seconds_per_step >= 0
 
 
+@pytest.mark.slow  # ~31 s in a fresh clone; the harness is tested in the default suite below
 def test_bench_command_writes_results(tmp_path):
     out = spinsim_cli("bench", "cases=[ising-square-64-b1]", "repeats=2", "reference_repeats=1",
                       "min_seconds=0.01", "device=cpu", cwd=tmp_path)  # fmt: skip

@@ -140,7 +140,13 @@ THREADS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(THREADS))
+# The cubic case takes ~27 s in a fresh clone (its kernels compile): the slow suite.
+SLOW_THREADS = ("pm glass cubic 8^3x8, replica rows",)
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=[pytest.mark.slow] if c in SLOW_THREADS else []) for c in THREADS]
+)
 def test_same_states_with_one_and_two_threads(case):
     build, replicas, packing = THREADS[case]
     model = build()
