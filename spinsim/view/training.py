@@ -75,15 +75,17 @@ def parameters_figure(run: Run, title: str) -> "Figure | None":  # noqa: F821
     ax_j.legend(fontsize=7)
     ax_j.grid(alpha=0.3)
     true_lambda = run.arrays.get("true_lambda_area") if hasattr(run, "arrays") else None
-    for name in ("lambda_area", "target_area", "w_symbolic", "w_neural"):
+    for name in ("lambda_area", "w_symbolic", "w_neural"):
         if name in obs:
             step, y = thin(obs[name].step, obs[name].value[:, 0])
             line = ax_other.plot(step, y, linewidth=0.9, label=name)[0]
             if name == "lambda_area" and true_lambda is not None:
                 ax_other.axhline(float(true_lambda[0]), color=line.get_color(), linestyle="--", linewidth=0.8)
-    if "target_area" in obs:
-        ax_other.set_yscale("log")
-    ax_other.set_title("lambda, V*, closure weights (dashed: true lambda)", fontsize=8)
+    panel = "lambda and closure weights (dashed: true lambda)"
+    if "target_area" in obs:  # not on this axis: V* is ~100 where lambda is ~0.1
+        area = obs["target_area"].value[:, 0]
+        panel += f"; V* {area[0]:.4g} -> {area[-1]:.4g}" if area[0] != area[-1] else f"; V* = {area[-1]:.4g}"
+    ax_other.set_title(panel, fontsize=8)
     ax_other.set_xlabel("training step")
     ax_other.legend(fontsize=7)
     ax_other.grid(alpha=0.3)
