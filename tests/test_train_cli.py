@@ -124,7 +124,7 @@ def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
     [
         (["data=/no/such/folder"], "data=/no/such/folder: /no/such/folder: no such file or folder"),
         (["model.hamiltonian=transformer"], "model.hamiltonian=transformer"),
-        (["model.preset=cellular_mnist", "model.hamiltonian=cellsort"], "model.preset=cellular_mnist"),
+        (["model.preset=mnist"], "model.preset=mnist: null, or one of cellular_mnist, bipolar"),
         (
             ["model.network.dims=[4]", "model.hamiltonian=cellsort"],
             "model.network.dims=[4]: model.hamiltonian=cellsort has no network",
@@ -220,3 +220,10 @@ def test_the_training_experiments_compose(experiment):
     cfg = spinsim.compose("train", [f"experiment={experiment}", "data=somewhere"])
     assert cfg.model.name == "neural_cpm" and cfg.sampler.name == "cpm_approx_parallel"
     assert cfg.steps >= 1500
+
+
+def test_a_network_preset_leaves_models_without_a_network_alone(data, tmp_path):
+    """experiment=train_cellular_mnist names the paper's NH; its symbolic models train with it."""
+    result, _ = train_quiet(tmp_path / "cs.h5", f"data={data}", "experiment=train_cellular_mnist",
+                            "model.hamiltonian=cellsort", "steps=1", *SHORT)  # fmt: skip
+    assert load(result.path).status == "completed"
