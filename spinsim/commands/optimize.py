@@ -30,7 +30,7 @@ from spinsim.dmc.state_preparation import StatePreparation
 from spinsim.errors import ConfigError
 from spinsim.io import checkpoint
 from spinsim.models import IsingModel
-from spinsim.run.driver import Record, Schedule, Task, run_task
+from spinsim.run.driver import Record, Task, run_task
 from spinsim.run.files import create_run_file, standard_parameters
 from spinsim.run.progress import RunProgress, flips_per_ns
 from spinsim.run.signals import GracefulStop
@@ -64,11 +64,6 @@ class Problem:
     parameters: dict[str, Any]  # the task's own /parameters attributes
     arrays: dict[str, np.ndarray]  # /parameters datasets, e.g. the target
     report: Callable[[dict[str, float], str, int, int], None]
-
-
-def checkpoint_path(path: Path) -> Path:
-    """``run.h5 -> run.ckpt.pt`` beside it."""
-    return path.with_name(path.stem + ".ckpt.pt")
 
 
 def couplings_problem(cfg: DictConfig, model: IsingModel, sampler, optimizer_factory, generator) -> Problem:
@@ -142,13 +137,8 @@ def run(cfg: DictConfig) -> OptimizeResult:
     if task_name not in PROBLEMS:
         raise ConfigError("task.name", task_name, f"choose one of {', '.join(PROBLEMS)}")
     at_least("batch", cfg.batch, 1)
-    steps = at_least("steps", cfg.steps, 1)
-    schedule = Schedule(
-        total=steps,
-        measure_every=at_least("measure_every", cfg.measure_every, 1),
-        snapshot_every=at_least("snapshot_every", cfg.snapshot_every, 0),
-        checkpoint_every=at_least("checkpoint_every", cfg.checkpoint_every, 0),
-    )
+    schedule = build.step_schedule(cfg)
+    steps = schedule.total
     run_seed = seed(cfg.seed)
     dev = build.device(cfg.device)
     lattice = build.lattice(cfg.lattice)
@@ -182,7 +172,7 @@ def run(cfg: DictConfig) -> OptimizeResult:
         task.load_state_dict(payload["state"])
 
     path = build.output_path(cfg.output)
-    ckpt = checkpoint_path(path)
+    ckpt = checkpoint.checkpoint_path(path)
     if ckpt.exists():
         raise ConfigError("output", str(path), f"its checkpoint {ckpt} exists; choose another path")
     threads = torch.get_num_threads()

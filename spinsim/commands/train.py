@@ -38,7 +38,7 @@ from spinsim.config.families.neural_cpm import hamiltonian_from_config
 from spinsim.errors import ConfigError
 from spinsim.io import checkpoint
 from spinsim.models.neural_cpm.registry import hamiltonian_checkpoint
-from spinsim.run.driver import Record, Schedule, run_task
+from spinsim.run.driver import Record, run_task
 from spinsim.run.files import create_run_file, standard_parameters
 from spinsim.run.progress import RunProgress
 from spinsim.run.signals import GracefulStop
@@ -60,11 +60,6 @@ class TrainResult:
     checkpoint: Path
     summary: dict[str, np.ndarray]
     seconds: float
-
-
-def checkpoint_path(path: Path, rank: int = 0) -> Path:
-    """``train.h5 -> train.ckpt.pt`` (rank r > 0: ``train.rank<r>.ckpt.pt``) beside it."""
-    return path.with_name(path.stem + (f".rank{rank}" if rank else "") + ".ckpt.pt")
 
 
 def distributed() -> tuple[int, int]:
@@ -131,13 +126,8 @@ def run(cfg: DictConfig) -> TrainResult | None:
     if plain(cfg.model.name) != "neural_cpm":
         raise ConfigError("model", plain(cfg.model.name), "spinsim train fits model=neural_cpm")
     check_options(cfg)
-    steps = at_least("steps", cfg.steps, 1)
-    schedule = Schedule(
-        total=steps,
-        measure_every=at_least("measure_every", cfg.measure_every, 1),
-        snapshot_every=at_least("snapshot_every", cfg.snapshot_every, 0),
-        checkpoint_every=at_least("checkpoint_every", cfg.checkpoint_every, 0),
-    )
+    schedule = build.step_schedule(cfg)
+    steps = schedule.total
     after = plain(cfg.data_after)
     if after is not None:
         at_least("data_after", after, 0)
@@ -163,7 +153,7 @@ def run(cfg: DictConfig) -> TrainResult | None:
     start, resumed_from = 0, ""
     if cfg.resume is not None:
         resumed_from = str(Path(str(cfg.resume)).resolve())
-        source = resumed_from if rank == 0 else str(checkpoint_path(Path(resumed_from).parent / (
+        source = resumed_from if rank == 0 else str(checkpoint.checkpoint_path(Path(resumed_from).parent / (
             Path(resumed_from).name.removesuffix(".ckpt.pt") + ".h5"), rank))  # fmt: skip
         with translate("resume", source):
             payload = checkpoint.load(source)
@@ -178,7 +168,7 @@ def run(cfg: DictConfig) -> TrainResult | None:
                 "steps", steps, f"must exceed the checkpoint's step {start} to continue from it"
             )
         task.load_state_dict(payload["state"]["task"])
-    ckpt = checkpoint_path(path, rank)
+    ckpt = checkpoint.checkpoint_path(path, rank)
     if ckpt.exists() and rank == 0:
         raise ConfigError("output", str(path), f"its checkpoint {ckpt} exists; choose another path")
 

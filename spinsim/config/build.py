@@ -30,6 +30,7 @@ from spinsim.engines.cpu.threads import available_cores
 from spinsim.errors import ConfigError
 from spinsim.io.runfile import Run, load
 from spinsim.lattice import Lattice
+from spinsim.run.driver import Schedule
 from spinsim.run.parallel import threads_per_job
 from spinsim.samplers import SAMPLERS, Sampler, build_sampler
 
@@ -180,6 +181,17 @@ def run_file(key: str, value: Any, snapshots: bool = False, observables: bool = 
             raise ConfigError(key, str(value), "not an HDF5 file, so not a spinsim run file") from None
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(key, str(value), f"cannot read it ({reason})") from None
+
+
+def step_schedule(cfg: DictConfig) -> Schedule:
+    """The run loop's schedule from ``steps``, ``measure_every``, ``snapshot_every`` and
+    ``checkpoint_every`` (optimize, train), each checked."""
+    return Schedule(
+        total=at_least("steps", cfg.steps, 1),
+        measure_every=at_least("measure_every", cfg.measure_every, 1),
+        snapshot_every=at_least("snapshot_every", cfg.snapshot_every, 0),
+        checkpoint_every=at_least("checkpoint_every", cfg.checkpoint_every, 0),
+    )
 
 
 def output_path(output: Any, key: str = "output", exist_ok: bool = False) -> Path:

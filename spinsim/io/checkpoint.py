@@ -19,6 +19,13 @@ FORMAT = "spinsim-checkpoint"
 VERSION = 1
 
 
+def checkpoint_path(path: str | Path, rank: int = 0) -> Path:
+    """The checkpoint beside a run file: ``run.h5 -> run.ckpt.pt`` (a data-parallel rank r > 0:
+    ``run.rank<r>.ckpt.pt``)."""
+    path = Path(path)
+    return path.with_name(path.stem + (f".rank{rank}" if rank else "") + ".ckpt.pt")
+
+
 def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, state: dict) -> None:
     """Write the checkpoint of ``step`` to ``path`` (atomically)."""
     path = Path(path)

@@ -66,6 +66,16 @@ def pick(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.masked_select(values, mask)
 
 
+def per_id_sum(ids: torch.Tensor, n_ids: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, n_ids]``: sum of ``weights`` (default 1) over the sites of each id of ``ids``
+    (``[B, ...]``, values 0..n_ids-1), per replica."""
+    B = ids.shape[0]
+    offset = torch.arange(B, device=ids.device).unsqueeze(1) * n_ids
+    flat_w = None if weights is None else weights.reshape(-1)
+    counts = torch.bincount((ids.reshape(B, -1) + offset).reshape(-1), weights=flat_w, minlength=B * n_ids)
+    return counts.reshape(B, n_ids)
+
+
 class CellularPottsModel(nn.Module):
     """Graner-Glazier Hamiltonian with optional perimeter term and external potential.
 
@@ -254,11 +264,7 @@ class CellularPottsModel(nn.Module):
 
     def per_cell_sum(self, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, n_ids]``: sum of ``weights`` (default 1) over the sites of each id, per replica."""
-        B = ids.shape[0]
-        offset = torch.arange(B, device=ids.device).unsqueeze(1) * self.n_ids
-        flat_w = None if weights is None else weights.reshape(-1)
-        counts = torch.bincount((ids + offset).reshape(-1), weights=flat_w, minlength=B * self.n_ids)
-        return counts.reshape(B, self.n_ids)
+        return per_id_sum(ids, self.n_ids, weights)
 
     def areas(self, state: torch.Tensor) -> torch.Tensor:
         """``[B, n_ids]`` long: number of sites of each id (column 0: the medium)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, List, Optional
 
@@ -26,23 +26,12 @@ import torch
 from omegaconf import DictConfig
 
 from spinsim.config.checks import is_number, plain, translate
-from spinsim.config.families.cpm import (
-    check_run,
-    cpm_device,
-    painter,
-    snapshot_dtype,
-    summary,
-    summary_columns,
-)
-from spinsim.config.families.cpm import initial_cells as classic_initial_cells
-from spinsim.config.families.family import Family
+from spinsim.config.families.cpm import CPM
 from spinsim.config.schema import ModelConfig, documented
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models.neural_cpm.model import NeuralCPMModel
 from spinsim.models.neural_cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
-from spinsim.observables import cpm as observables
-from spinsim.view.report import print_cpm_summary
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +216,6 @@ def build(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> 
     return model.to(device)
 
 
-def initial_cells(run: DictConfig, model: NeuralCPMModel, batch: int, generator, seed: int) -> torch.Tensor:
-    return classic_initial_cells(run, model, batch, generator, seed)
-
-
 def arrays(model: NeuralCPMModel) -> dict[str, np.ndarray]:
     return {
         "cell_type": model.cell_type.cpu().numpy().astype(np.int16),
@@ -239,31 +224,15 @@ def arrays(model: NeuralCPMModel) -> dict[str, np.ndarray]:
     }
 
 
-def device(run: DictConfig, sampler_name: str) -> torch.device:
-    return cpm_device(run, sampler_name)
-
-
-NEURAL_CPM = Family(
+# The cellular Potts family's observables, summary, painter, device and checks, with the
+# trained model's builder, its one sampler, and no per-replica model parameters.
+NEURAL_CPM = replace(
+    CPM,
     name="neural_cpm",
     schema=NeuralCPMConfig,
     build=build,
     samplers=("cpm_approx_parallel",),
-    initial_state=initial_cells,
-    observables=observables.observable_names,
-    measure=observables.measure,
-    snapshot_dtype=snapshot_dtype,
-    summary=summary,
-    summary_columns=summary_columns,
-    print_summary=print_cpm_summary,
-    painter=painter,
-    colourable=False,
-    unit="attempts",
-    step_unit="MCS",
-    measure_start=True,
-    tempering=False,
     arrays=arrays,
-    device=device,
-    check_run=check_run,
+    replicas=None,
     bytes_per_replica_site=2048.0,  # the networks' activations
-    bytes_per_site=320.0,
 )

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from spinsim.lattice import Lattice
+from spinsim.models.cpm import per_id_sum
 from spinsim.models.neural_cpm.state import cell_areas
 
 
@@ -78,11 +79,7 @@ class NeuralCPMModel:
 
     def per_cell_sum(self, ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, n_ids]``: sum of ``weights`` (default 1) over the sites of each id, per replica."""
-        B = ids.shape[0]
-        offset = torch.arange(B, device=ids.device).unsqueeze(1) * self.n_ids
-        flat_w = None if weights is None else weights.reshape(-1)
-        counts = torch.bincount((ids + offset).reshape(-1), weights=flat_w, minlength=B * self.n_ids)
-        return counts.reshape(B, self.n_ids)
+        return per_id_sum(ids, self.n_ids, weights)
 
     def to(self, device: torch.device | str) -> "NeuralCPMModel":
         self.hamiltonian = self.hamiltonian.to(device)
