@@ -151,6 +151,13 @@ def test_training_on_a_spin_model_run_is_refused(tmp_path):
     assert done.returncode == 2 and "not a cellular Potts run" in done.stderr, done.stderr
 
 
+def test_a_run_without_snapshots_is_refused_in_one_line(tmp_path):
+    run = simulate_quiet(tmp_path / "run.h5", *DATA[:5], "batch=1", "sweeps=4", "snapshot_every=0")
+    done = spinsim_cli("train", f"data={run.path}", "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(f"{run.path}: holds no snapshots")
+
+
 def test_simulate_model_neural_cpm_needs_a_checkpoint(tmp_path):
     done = spinsim_cli(
         "simulate", "model=neural_cpm", "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path
@@ -220,6 +227,21 @@ def test_the_training_experiments_compose(experiment):
     cfg = spinsim.compose("train", [f"experiment={experiment}", "data=somewhere"])
     assert cfg.model.name == "neural_cpm" and cfg.sampler.name == "cpm_approx_parallel"
     assert cfg.steps >= 1500
+
+
+@pytest.mark.parametrize(
+    "experiment, paper", [("train_cellular_mnist_small", "cellular_mnist"), ("train_bipolar_small", "bipolar")]
+)
+def test_the_reduced_scale_training_experiments_keep_the_papers_method(experiment, paper):
+    """The two-core presets change only the scale (batch, MCS per step, steps, learning rate, and
+    for bipolar the NH's size); the sampler, regulariser, resets and augmentation are the paper's."""
+    small = spinsim.compose("train", [f"experiment={experiment}", "data=somewhere"])
+    full = spinsim.compose("train", [f"experiment=train_{paper}", "data=somewhere"])
+    assert (small.batch, small.sampler_mcs, small.optimizer.lr) == (8, 0.25, 3e-3) and small.steps <= 300
+    assert small.model.preset == "cellular_mnist" and small.model.hamiltonian == full.model.hamiltonian
+    for key in ("reg", "p_reset", "permute_types", "rotate"):
+        assert small[key] == full[key], key
+    assert small.sampler == full.sampler
 
 
 def test_a_network_preset_leaves_models_without_a_network_alone(data, tmp_path):

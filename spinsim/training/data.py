@@ -97,7 +97,8 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
             raise ValueError(f"{path}: not a readable run file ({error})") from None
         if "cell_type" not in run.parameters:
             raise ValueError(f"{path}: not a cellular Potts run (model=cpm or model=neural_cpm)")
-        steps, frames = run.snapshots.step, run.snapshots.value
+        snapshots = run.snapshots
+        steps, frames = (None, None) if snapshots is None else (snapshots.step, snapshots.value)
         if frames is None or not len(steps):
             raise ValueError(f"{path}: holds no snapshots")
         keep = [len(steps) - 1] if after is None else [i for i, s in enumerate(steps) if s >= after]
