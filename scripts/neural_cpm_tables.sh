@@ -5,7 +5,9 @@
 #   scripts/neural_cpm_tables.sh DIR data                 the two data sets and the classifier
 #   scripts/neural_cpm_tables.sh DIR mnist|bipolar MODEL  train MODEL, simulate it, score it
 #
-# MODEL: cellsort, cellsort_potential, cnn, nh1_cnn, neural, closure; further arguments go to
+# MODEL: cellsort, cellsort_potential, cnn, nh1_cnn, neural, closure, or generator (no
+# training: the data's own model, simulated as the others, for the scores of the truth);
+# further arguments go to
 # `spinsim train` and `spinsim simulate` (e.g. device=cuda). Environment: SCALE=small (the
 # default: the reduced scale that runs on two CPU cores, experiments *_small) or SCALE=paper
 # (the paper's lattices, data set sizes and training: a GPU job); SPINSIM (default: spinsim);
@@ -59,6 +61,16 @@ esac
 
 run=$what/$model
 mkdir -p "$run"
+if [ "$model" = generator ]; then
+    experiment=$([ "$what" = mnist ] && echo cellular_mnist || echo bipolar)$suffix
+    if [ ! -e "$run/sim.done" ]; then
+        rm -rf "$run/sim"
+        $spinsim simulate experiment="$experiment" batch=$trajectories seed=2 thermalize=0 \
+            model.layout=aggregate "${sim[@]}" progress=false "$threads" output="$dir/$run/sim/sim.h5" "$@"
+        touch "$run/sim.done"
+    fi
+    exec $spinsim evaluate "$run/sim/sim.h5" "${score[@]}" output="$dir/$run/evaluate"
+fi
 if [ ! -e "$run/train.done" ]; then
     if [ -e "$run/train.ckpt.pt" ]; then
         $spinsim train resume="$dir/$run/train.ckpt.pt" progress=false "$threads" "$@"
