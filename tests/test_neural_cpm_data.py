@@ -95,8 +95,8 @@ def test_a_driven_data_set_has_no_cell_sorting_truth(tmp_path):
 def test_the_reduced_scale_mnist_still_draws_the_digit():
     """experiment=cellular_mnist_small (48x48, 24 cells of V* = 25) keeps what makes the data
     set: type-2 cells on the digit only with the coupling, cells whole and near V*."""
-    # seeds 0-2, 4 replicas, 200 MCS: 1.00 with mu = 10 in every replica; 0.32-0.81 without
-    # (means 0.48-0.60); volumes min 22, mean 24.1-24.2
+    # seeds 0-2, 4 replicas, 200 MCS: 1.00 with mu = 10 in every replica; 0.29-0.68 without
+    # (means 0.50-0.57); volumes min 23-24, mean 24.4-24.7
     coupled, ids = final_state("cellular_mnist_small", 200, "batch=4", "seed=1")
     _, ids0 = final_state("cellular_mnist_small", 200, "batch=4", "seed=1", "model.potential_coupling=0")
     with_mu, without = on_digit(coupled, ids), on_digit(coupled, ids0)
