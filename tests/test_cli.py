@@ -35,8 +35,8 @@ def test_simulate_help_shows_groups_and_keys(tmp_path):
         "lattice: chain, cubic, honeycomb, square, triangular",
         "sampler: cpm_approx_parallel, cpm_parallel, cpm_sequential, heat_bath, metropolis",
         "device: auto, cpu, cuda",
-        "experiment: bipolar, cell_sorting_a, cell_sorting_b, cell_sorting_d, cell_sorting_f, "
-        "cell_sorting_gg, cellular_mnist",  # then fit_*
+        "experiment: bipolar, bipolar_small, cell_sorting_a, cell_sorting_b, cell_sorting_d, "
+        "cell_sorting_f, cell_sorting_gg, cellular_mnist, cellular_mnist_small",  # then fit_*
     ):
         assert line in out.stdout
     assert "schema" not in out.stdout
