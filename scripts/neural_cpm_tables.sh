@@ -62,28 +62,24 @@ esac
 run=$what/$model
 mkdir -p "$run"
 if [ "$model" = generator ]; then
-    experiment=$([ "$what" = mnist ] && echo cellular_mnist || echo bipolar)$suffix
-    if [ ! -e "$run/sim.done" ]; then
-        rm -rf "$run/sim"
-        $spinsim simulate experiment="$experiment" batch=$trajectories seed=2 thermalize=0 \
-            model.layout=aggregate "${sim[@]}" progress=false "$threads" output="$dir/$run/sim/sim.h5" "$@"
-        touch "$run/sim.done"
+    # no training: the data's own experiment, simulated as the trained models are
+    simulated=(experiment=$([ "$what" = mnist ] && echo cellular_mnist || echo bipolar)$suffix)
+else
+    simulated=(model=neural_cpm model.checkpoint="$dir/$run/train.ckpt.pt" temperature=1
+               sampler.neighbour=differing)
+    if [ ! -e "$run/train.done" ]; then
+        if [ -e "$run/train.ckpt.pt" ]; then
+            $spinsim train resume="$dir/$run/train.ckpt.pt" progress=false "$threads" "$@"
+        else
+            $spinsim train "${train[@]}" model.hamiltonian="$model" progress=false "$threads" \
+                output="$dir/$run/train.h5" "$@"
+        fi
+        touch "$run/train.done"
     fi
-    exec $spinsim evaluate "$run/sim/sim.h5" "${score[@]}" output="$dir/$run/evaluate"
-fi
-if [ ! -e "$run/train.done" ]; then
-    if [ -e "$run/train.ckpt.pt" ]; then
-        $spinsim train resume="$dir/$run/train.ckpt.pt" progress=false "$threads" "$@"
-    else
-        $spinsim train "${train[@]}" model.hamiltonian="$model" progress=false "$threads" \
-            output="$dir/$run/train.h5" "$@"
-    fi
-    touch "$run/train.done"
 fi
 if [ ! -e "$run/sim.done" ]; then
     rm -rf "$run/sim"
-    $spinsim simulate model=neural_cpm model.checkpoint="$dir/$run/train.ckpt.pt" temperature=1 \
-        batch=$trajectories seed=2 thermalize=0 model.layout=aggregate sampler.neighbour=differing \
+    $spinsim simulate "${simulated[@]}" batch=$trajectories seed=2 thermalize=0 model.layout=aggregate \
         "${sim[@]}" progress=false "$threads" output="$dir/$run/sim/sim.h5" "$@"
     touch "$run/sim.done"
 fi

@@ -2,11 +2,12 @@
 
     python scripts/neural_cpm_tables_summary.py DIR [--figures FOLDER] [--n 6] [--scale 3]
 
-Reads ``DIR/{mnist,bipolar}/MODEL/evaluate/summary.csv`` and prints the two tables as Markdown, each number beside
-the paper's. With ``--figures`` it also draws, per data set, the final states of the first
-``n`` trajectories of every model (``<data>_states.png``, one row per model) and, for the
-bipolar data, the variance fraction along the polar axis against MCS of every model
-(``bipolar_fractions.png``, Figure 7(b) of the paper with all models in one plot).
+Reads ``DIR/{mnist,bipolar}/MODEL/evaluate/summary.csv`` and prints the two tables as
+Markdown, each number beside the paper's. With ``--figures`` it also draws, per data set,
+the final states of the first ``n`` trajectories of every model (``<data>_states.png``, one
+row per model) and, for the bipolar data, the variance fraction along the polar axis
+against MCS of every model (``bipolar_fractions.png``, Figure 7(b) of the paper with all
+models in one plot).
 """
 
 from __future__ import annotations
@@ -64,41 +65,42 @@ def fmt(value: float | None, digits: int) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def mnist_table(root: Path) -> str:
-    lines = [
-        "| model | p_volume | paper | p_unfragmented | paper | Classifier Score | paper | label accuracy |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+def table(root: Path, data: str, header: list[str], cells) -> str:
+    """A Markdown table with one row per model that has a summary under ``root/data``;
+    ``cells(model, summary)`` gives the row's cells after the model's name."""
+    lines = ["| " + " | ".join(["model", *header]) + " |", "|" + "---|" * (1 + len(header))]
     for model in MODELS:
-        s = summary(root / "mnist" / model)
-        if s is None:
-            continue
-        paper = PAPER_MNIST.get(model, (None, None, None))
-        lines.append(
-            f"| {NAMES[model]} | {fmt(s.get('p_volume'), 3)} | {fmt(paper[0], 2)} "
-            f"| {fmt(s.get('p_unfragmented'), 3)} | {fmt(paper[1], 2)} "
-            f"| {fmt(s.get('classifier_score'), 2)} | {fmt(paper[2], 2)} | {fmt(s.get('label_accuracy'), 2)} |"
-        )
+        s = summary(root / data / model)
+        if s is not None:
+            lines.append("| " + " | ".join([NAMES[model], *cells(model, s)]) + " |")
     return "\n".join(lines)
+
+
+def mnist_table(root: Path) -> str:
+    def cells(model: str, s: dict[str, float]) -> list[str]:
+        paper = PAPER_MNIST.get(model, (None, None, None))
+        return [
+            fmt(s.get("p_volume"), 3), fmt(paper[0], 2), fmt(s.get("p_unfragmented"), 3), fmt(paper[1], 2),
+            fmt(s.get("classifier_score"), 2), fmt(paper[2], 2), fmt(s.get("label_accuracy"), 2),
+        ]  # fmt: skip
+
+    header = ["p_volume", "paper", "p_unfragmented", "paper", "Classifier Score", "paper", "label accuracy"]
+    return table(root, "mnist", header, cells)
 
 
 def bipolar_table(root: Path) -> str:
-    lines = [
-        "| model | p_volume | p_unfragmented | axial RMSE (px²) | × (149/40)² | paper | type 1 / type 2 variance fraction |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for model in MODELS:
-        s = summary(root / "bipolar" / model)
-        if s is None:
-            continue
+    def cells(model: str, s: dict[str, float]) -> list[str]:
         rmse = s.get("axial_rmse")
         scaled = None if rmse is None else rmse * (149 / 40) ** 2
-        lines.append(
-            f"| {NAMES[model]} | {fmt(s.get('p_volume'), 3)} | {fmt(s.get('p_unfragmented'), 3)} "
-            f"| {fmt(rmse, 1)} | {fmt(scaled, 0)} | {fmt(PAPER_BIPOLAR.get(model), 1)} "
-            f"| {fmt(s.get('type1_fraction'), 3)} / {fmt(s.get('type2_fraction'), 3)} |"
-        )
-    return "\n".join(lines)
+        return [
+            fmt(s.get("p_volume"), 3), fmt(s.get("p_unfragmented"), 3), fmt(rmse, 1), fmt(scaled, 0),
+            fmt(PAPER_BIPOLAR.get(model), 1),
+            f"{fmt(s.get('type1_fraction'), 3)} / {fmt(s.get('type2_fraction'), 3)}",
+        ]  # fmt: skip
+
+    header = ["p_volume", "p_unfragmented", "axial RMSE (px²)", "× (149/40)²", "paper",
+              "type 1 / type 2 variance fraction"]  # fmt: skip
+    return table(root, "bipolar", header, cells)
 
 
 def states_figure(root: Path, data: str, n: int, scale: int) -> Image.Image | None:
