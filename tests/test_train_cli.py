@@ -153,7 +153,9 @@ def test_training_on_a_spin_model_run_is_refused(tmp_path):
 
 def test_a_run_without_snapshots_is_refused_in_one_line(tmp_path):
     run = simulate_quiet(tmp_path / "run.h5", *DATA[:5], "batch=1", "sweeps=4", "snapshot_every=0")
-    done = spinsim_cli("train", f"data={run.path}", "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    done = spinsim_cli(
+        "train", f"data={run.path}", "progress=false", f"hydra.run.dir={tmp_path}", cwd=tmp_path
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1].endswith(f"{run.path}: holds no snapshots")
 
@@ -230,7 +232,8 @@ def test_the_training_experiments_compose(experiment):
 
 
 @pytest.mark.parametrize(
-    "experiment, paper", [("train_cellular_mnist_small", "cellular_mnist"), ("train_bipolar_small", "bipolar")]
+    "experiment, paper",
+    [("train_cellular_mnist_small", "cellular_mnist"), ("train_bipolar_small", "bipolar")],
 )
 def test_the_reduced_scale_training_experiments_keep_the_papers_method(experiment, paper):
     """The two-core presets change only the scale (batch, MCS per step, steps, learning rate, and

@@ -98,9 +98,9 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
         if "cell_type" not in run.parameters:
             raise ValueError(f"{path}: not a cellular Potts run (model=cpm or model=neural_cpm)")
         snapshots = run.snapshots
-        steps, frames = (None, None) if snapshots is None else (snapshots.step, snapshots.value)
-        if frames is None or not len(steps):
+        if snapshots is None or snapshots.value is None or not len(snapshots.step):
             raise ValueError(f"{path}: holds no snapshots")
+        steps, frames = snapshots.step, snapshots.value
         keep = [len(steps) - 1] if after is None else [i for i, s in enumerate(steps) if s >= after]
         if not keep:
             raise ValueError(f"{path}: no snapshot at step >= {after} (its last is {int(steps[-1])})")
