@@ -36,12 +36,14 @@ Words are updated one colour at a time. For every word the kernel
    wasted. The result is ``P(accept) = t / 2^64`` exactly (within 2^-64 below
    p; exactly 1 and 0 where p is).
 
-Random stream: per (group, row, colour, sweep), 64-bit words
-``philox(row | ..., block | colour << 24 | ..., sweep)`` taken in order, two
-words per Philox draw; the first ``2 x words in the row`` are drawn in one
-vectorised loop before the row's words are updated, later ones one draw at a
-time. Every bit belongs to one update whatever thread computes it, so results
-do not depend on the thread count or on how work is split (rows or groups).
+Random stream: per (group, block of rows, colour, sweep), 64-bit words
+``philox(row | ..., draw | colour << 24 | ..., sweep)``, two words per Philox
+draw. The ``PREFETCH x n`` words of the prefetched levels of a block's ``n``
+words are drawn in one vectorised loop before its words are updated (draw p
+gives stream words p and p + PREFETCH n / 2; level l of word t takes word
+l n + t), later ones in order, one draw at a time. Every bit belongs to one
+update whatever thread computes it, so results do not depend on the thread
+count or on how work is split (rows or groups).
 
 Sums (the measurements): per replica the number of present bonds whose
 ``J_ij s_i s_j < 0`` (``anti``) and of up spins (``up``): popcounts in the slab
@@ -120,6 +122,7 @@ def _lanes_flush(acc, out, n_lanes):
         acc[4 + j] = _ZERO
 
 
+CHUNKS = 16  # a colour's blocks are shared out among threads in this many chunks (or fewer)
 SUM_TASK_WORDS = 2048  # words a task when the sums of one group are shared out among threads
 
 
@@ -243,6 +246,64 @@ def _gather(
 
 
 @njit(inline="always", cache=True)
+def _count_planes(words, widx, nbw, prs, planes, count, full, heat_bath, count_missing, Z):
+    """Pass 1 of :func:`_update_row`: ``V = 2 n_x + n_miss`` of words ``0 .. count - 1`` as five
+    bit planes ``planes[0..4, t]`` and the spins ``planes[5, t]`` (``count_missing`` false:
+    every neighbour is present, ``n_miss = 0``)."""
+    for t in range(count):
+        s = words[widx[t]]
+        a0 = a1 = a2 = _ZERO
+        m0 = m1 = m2 = _ZERO
+        for n in range(Z):
+            w = nbw[n, t]
+            p_ = prs[n, t]
+            x = (w if heat_bath else ~(s ^ w)) & p_
+            k1 = a0 & x
+            a0 ^= x
+            k2 = a1 & k1
+            a1 ^= k1
+            a2 |= k2
+            if count_missing:
+                x = full & ~p_
+                k1 = m0 & x
+                m0 ^= x
+                k2 = m1 & k1
+                m1 ^= k1
+                m2 |= k2
+        carry = a0 & m1
+        carry2 = (a1 & m2) | (carry & (a1 ^ m2))
+        planes[0, t] = m0
+        planes[1, t] = a0 ^ m1
+        planes[2, t] = a1 ^ m2 ^ carry
+        planes[3, t] = a2 ^ carry2
+        planes[4, t] = a2 & carry2
+        planes[5, t] = s
+
+
+@njit(inline="always", cache=True)
+def _prefetched_levels(planes, mk, rs, row_tab, count, NA):
+    """Pass 3 of :func:`_update_row` for ``NA`` (a constant) classes: levels ``0 .. PREFETCH - 1``
+    of every word in one loop. At each level an undecided lane is accepted where its random bit
+    is 0 and its threshold bit 1, and stays undecided where the two agree."""
+    bits = np.empty((PREFETCH, NA), dtype=np.uint64)
+    for level in range(PREFETCH):
+        for k in range(NA):
+            bits[level, k] = row_tab[k, N_PLANES + 3 + level]
+    for t in range(count):
+        und = planes[6, t]
+        acc = planes[7, t]
+        for level in range(PREFETCH):
+            target = _ZERO
+            for k in range(NA):
+                target |= mk[k, t] & bits[level, k]
+            rand = rs[level * count + t]
+            acc |= und & ~rand & target
+            und &= ~(rand ^ target)
+        planes[6, t] = und
+        planes[7, t] = acc
+
+
+@njit(inline="always", cache=True)
 def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z):
     """Update the words of one colour in rows ``r0 .. r1 - 1`` (a *block*) of group g, as one batch
     (``Z``: neighbours per site, a constant).
@@ -275,18 +336,20 @@ def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, 
     if count <= 0:
         return
     r = r0
-    # the block's random stream (counted by its first row): words l count + t (level l < PREFETCH
-    # of word t) drawn in one
-    # vectorised loop; deeper levels take compacted bits from stream words PREFETCH count, ...
+    # the block's random stream (counted by its first row): level l < PREFETCH of word t takes
+    # prefetched word l count + t: Philox draw p gives words p and p + half, in one vectorised
+    # loop; deeper levels take compacted bits from stream words PREFETCH count, ... (two a draw)
     row_id = np.uint64(g * n_rows + r)
     c0 = row_id & _LO32
     c1_base = (np.uint64(colour) << np.uint64(24)) | ((row_id >> _U32) << np.uint64(26))
     c2 = np.uint64(sweep) & _LO32
     c3 = np.uint64(sweep) >> _U32
-    for p in range(count * (PREFETCH // 2)):
+    half = count * (PREFETCH // 2)
+    rs_high = rs[half:]
+    for p in range(half):
         w0, w1 = _stream_draw(np.uint64(p), c0, c1_base, c2, c3, key0, key1)
-        rs[2 * p] = w0
-        rs[2 * p + 1] = w1
+        rs[p] = w0
+        rs_high[p] = w1
     # class constants of this group: selectors, lanes to compare / reject, prefetched level bits
     na = n_act[g]
     for k in range(na):
@@ -298,34 +361,10 @@ def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, 
         for level in range(PREFETCH):
             row_tab[k, N_PLANES + 3 + level] = lvl[g, c, level]
     # pass 1: V = 2 n_x + n_miss as five bit planes, and the spins (planes[0..5, t])
-    for t in range(count):
-        s = words[widx[t]]
-        a0 = a1 = a2 = _ZERO
-        m0 = m1 = m2 = _ZERO
-        for n in range(Z):
-            w = nbw[n, t]
-            p_ = prs[n, t]
-            x = (w if heat_bath else ~(s ^ w)) & p_
-            k1 = a0 & x
-            a0 ^= x
-            k2 = a1 & k1
-            a1 ^= k1
-            a2 |= k2
-            if not periodic or has_bonds:
-                x = full & ~p_
-                k1 = m0 & x
-                m0 ^= x
-                k2 = m1 & k1
-                m1 ^= k1
-                m2 |= k2
-        carry = a0 & m1
-        carry2 = (a1 & m2) | (carry & (a1 ^ m2))
-        planes[0, t] = m0
-        planes[1, t] = a0 ^ m1
-        planes[2, t] = a1 ^ m2 ^ carry
-        planes[3, t] = a2 ^ carry2
-        planes[4, t] = a2 & carry2
-        planes[5, t] = s
+    if heat_bath or not periodic or has_bonds:
+        _count_planes(words, widx, nbw, prs, planes, count, full, heat_bath, True, Z)
+    else:  # Metropolis, every neighbour present: n_miss = 0 (the common case, its own loop)
+        _count_planes(words, widx, nbw, prs, planes, count, full, False, False, Z)
     # pass 2: class masks mk[k, t]; undecided lanes (planes[6]) and accepted so far (planes[7])
     for t in range(count):
         planes[6, t] = _ZERO
@@ -351,21 +390,28 @@ def _update_row(words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, 
             planes[8, t] |= m & nev_k
     for t in range(count):
         planes[7, t] = full & ~(planes[6, t] | planes[8, t])
-    # pass 3: the prefetched levels, most significant first
-    for level in range(PREFETCH):
-        for t in range(count):
-            planes[8, t] = _ZERO
-        for k in range(na):
-            bit = row_tab[k, N_PLANES + 3 + level]
+    # pass 3: the prefetched levels, most significant first (few classes: one loop, all levels)
+    if na == 1:
+        _prefetched_levels(planes, mk, rs, row_tab, count, 1)
+    elif na == 2:
+        _prefetched_levels(planes, mk, rs, row_tab, count, 2)
+    elif na == 3:
+        _prefetched_levels(planes, mk, rs, row_tab, count, 3)
+    else:
+        for level in range(PREFETCH):
             for t in range(count):
-                planes[8, t] |= mk[k, t] & bit
-        off = level * count
-        for t in range(count):
-            rand = rs[off + t]
-            target = planes[8, t]
-            und = planes[6, t]
-            planes[7, t] |= und & ~rand & target
-            planes[6, t] = und & ~(rand ^ target)
+                planes[8, t] = _ZERO
+            for k in range(na):
+                bit = row_tab[k, N_PLANES + 3 + level]
+                for t in range(count):
+                    planes[8, t] |= mk[k, t] & bit
+            off = level * count
+            for t in range(count):
+                rand = rs[off + t]
+                target = planes[8, t]
+                und = planes[6, t]
+                planes[7, t] |= und & ~rand & target
+                planes[6, t] = und & ~(rand ^ target)
     # pass 4: words with lanes still undecided, level by level over a shrinking list of words;
     # each undecided lane takes the next bit of the row's tail stream (stream words PREFETCH count,
     # PREFETCH count + 1, ...): pdep deals a word's bits to its undecided lanes in lane order
@@ -595,17 +641,21 @@ def sweep_rows(
     rpt = rows_per_sum_task(row_len, replica_lanes)
     tasks_per_group = (n_rows + rpt - 1) // rpt
     n_tasks = G * tasks_per_group
+    # chunks of consecutive blocks, each with its own work arrays (allocated once a chunk, not
+    # once a block); a block's random stream does not depend on the chunk
+    n_chunks = min(n_blocks, CHUNKS)
     for s in range(n_sweeps):
         for colour in range(n_colours):
-            for task in prange(n_blocks):
-                g = task // blocks_per_group
-                r0 = (task % blocks_per_group) * rpb
-                r1 = min(n_rows, r0 + rpb)
+            for chunk in prange(n_chunks):
                 scratch = _scratch(z, act.shape[1], row_len)
-                _update_rows(
-                    words, g, r0, r1, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
-                    scratch,
-                )  # fmt: skip
+                for task in range(chunk * n_blocks // n_chunks, (chunk + 1) * n_blocks // n_chunks):
+                    g = task // blocks_per_group
+                    r0 = (task % blocks_per_group) * rpb
+                    r1 = min(n_rows, r0 + rpb)
+                    _update_rows(
+                        words, g, r0, r1, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
+                        scratch,
+                    )  # fmt: skip
         if measure_every > 0 and (s + 1) % measure_every == 0:
             i = (s + 1) // measure_every - 1
             part_a = np.zeros((n_tasks, L), dtype=np.int64)
