@@ -89,6 +89,7 @@ def describe_machine(device: torch.device) -> dict:
 
         info["numba_version"] = numba.__version__
         info["numba_threads"] = numba.get_num_threads()
+        info["numba_threading_layer"] = numba.threading_layer()
     except ImportError:
         pass
     return info

@@ -215,8 +215,16 @@ class CPUEngine:
             self.layout = SlabLayout.build(self.lattice, 1)
         self.set_beta(beta)
         self.state = state
+        self._load_kernels()
 
     # -- set-up ------------------------------------------------------------------
+    def _load_kernels(self) -> None:
+        """Call the sweep and sum kernels once with no work: the first call of a numba kernel
+        in a process loads it from the on-disk cache (20-30 ms) and starts the thread pool,
+        a one-time cost that belongs to building the engine, not to its first sweeps."""
+        self._run(0, 0)
+        self._sums_now()
+
     def _setup_ising(self, packing: str | None, replicas_per_word: int | None) -> None:
         lattice = self.lattice
         uniform = self.model.couplings.uniform
