@@ -192,6 +192,52 @@ def test_measurements_equal_reference(model, packing):
     assert torch.equal(twin.state, eng.state)
 
 
+@pytest.mark.parametrize(
+    "model, replicas, packing, threads",
+    [(glass(Lattice("square", 64)), 5, "replica", 1), (glass(Lattice("square", 64)), 5, "replica", 2),
+     (glass(Lattice("square", 512), h=0.2), 1, "slab", 2),
+     (glass(Lattice("cubic", 16), "uniform"), 3, "slab", 1), (glass(Lattice("honeycomb", [512, 512])), 1, "slab", 2)],
+    ids=["replica lanes, one thread", "replica lanes, rows on two threads", "slab, rows on two threads",
+         "uniform cubic slabs", "honeycomb, two threads"],
+)  # fmt: skip
+def test_sums_counted_in_the_sweep_equal_a_separate_pass(model, replicas, packing, threads):
+    """On two-colour lattices a measured sweep counts its sums as it writes its words (per-lane
+    counters that fold and flush many times over these sizes, or popcounts); every row equals
+    what a separate pass over the state gives afterwards, whichever kernel runs the sweeps."""
+    eng = engine(model, Metropolis(), np.linspace(1.5, 3.0, replicas), replicas, threads=threads,
+                 packing=packing)  # fmt: skip
+    twin = engine(model, Metropolis(), np.linspace(1.5, 3.0, replicas), replicas, threads=threads,
+                  packing=packing)  # fmt: skip
+    rows = eng.advance_measured(6, 2)
+    for k in range(3):
+        twin.advance(2)
+        for name, value in twin.measure().items():
+            np.testing.assert_array_equal(rows[name][k], value.numpy(), err_msg=f"{name}, row {k}")
+    torch.testing.assert_close(twin.energies(), model.energy(twin.state.double()), rtol=1e-12, atol=1e-9)
+    assert torch.equal(twin.state, eng.state)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sums_counted_in_the_sweep_at_full_counters(threads):
+    """Ordered states at low temperature put a 1 in every lane of every addition (all spins up;
+    every bond unsatisfied in a Neel state of the antiferromagnet): the per-lane counters reach
+    their largest values between flushes and must not overflow."""
+    lattice = Lattice("square", 64)
+    x, y = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    neel = torch.from_numpy(np.where((x + y) % 2 == 0, 1.0, -1.0)).float()
+    for J, start in ((1.0, torch.ones(64, 64)), (-1.0, neel)):
+        model = glass(lattice, "uniform", J=J)
+        eng = engine(model, Metropolis(), 0.3, 5, threads=threads, packing="replica")
+        eng.state = start.expand(5, 1, 64, 64).clone()
+        rows = eng.advance_measured(2, 1)
+        twin = engine(model, Metropolis(), 0.3, 5, threads=threads, packing="replica")
+        twin.state = start.expand(5, 1, 64, 64).clone()
+        twin.advance(2)
+        np.testing.assert_array_equal(rows["e"][1], twin.measure()["e"].numpy())
+        np.testing.assert_array_equal(rows["m"][1], twin.measure()["m"].numpy())
+        assert abs(rows["e"][1]).min() > 1.99  # still ordered: the counters were full
+
+
 def test_permute_replicas_is_a_state_permutation():
     """permute_replicas(source) relabels, and reads back as state[source] at the slots' temperatures."""
     for packing, model in (("slab", glass(Lattice("square", 8))), ("replica", glass(Lattice("cubic", 4))),

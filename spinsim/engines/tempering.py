@@ -22,7 +22,11 @@ Two ways to exchange, chosen by what the wrapped engine offers:
   slot ``source[i]``): the fast CPU engine does this by relabelling which
   physical replica serves which slot and moving temperatures, so an exchange
   copies no configuration and never unpacks the lattice; the reference
-  engine indexes its state tensor;
+  engine indexes its state tensor. Where the engine also offers
+  ``advance_observed(n)`` (the fast CPU engine: sweeps and the energies after
+  the last one in one kernel call), the sweeps before an exchange run through
+  it, and a measurement due after that exchange is those observables permuted
+  with the configurations, not a second pass over the lattice;
 * any other engine (``advance(n_sweeps)`` and ``state``): ``state`` is read,
   energies come from the model's ``energy(state)``, and the permuted state is
   assigned back.
@@ -76,6 +80,7 @@ class ParallelTempering:
         self.exchange_every = int(exchange_every)
         self.generator = generator
         self.relabels = hasattr(engine, "energies") and hasattr(engine, "permute_replicas")
+        self.observes = self.relabels and hasattr(engine, "advance_observed")
         device = engine.state.device
         # order[k]: the slot row of the k-th lowest temperature (highest beta);
         # pair k = (order[k], order[k+1])
@@ -115,11 +120,23 @@ class ParallelTempering:
         left = int(n_sweeps)
         while left > 0:
             n = min(left, self.exchange_every - self.sweeps % self.exchange_every)
-            self.engine.advance(n)
-            self.sweeps += n
+            self._advance_to(n)
             left -= n
-            if self.sweeps % self.exchange_every == 0:
-                self.exchange()
+
+    def _advance_to(self, n: int) -> dict[str, np.ndarray] | None:
+        """``n`` sweeps, then the exchange where one is due; returns the observables after it
+        (``[B]``, slot order) where they came with the exchange's energies, else None."""
+        due = (self.sweeps + n) % self.exchange_every == 0
+        if due and self.observes:
+            observed = self.engine.advance_observed(n)
+            self.sweeps += n
+            source = self._exchange_relabelling(observed["energy"])
+            return {k: v if source is None else v[source] for k, v in observed.items() if k != "energy"}
+        self.engine.advance(n)
+        self.sweeps += n
+        if due:
+            self.exchange()
+        return None
 
     def advance_measured(self, n_sweeps: int, measure_every: int = 1) -> dict[str, np.ndarray]:
         """As the engines' ``advance_measured``: ``n_sweeps`` sweeps with exchanges, observables
@@ -140,10 +157,12 @@ class ParallelTempering:
                 self.sweeps += n
                 done += n
                 continue
-            self.advance(n)
+            observed = self._advance_to(n)
             done += n
             if done % measure_every == 0:
-                rows.append({k: v.cpu().numpy() for k, v in self.engine.measure().items()})
+                if observed is None:
+                    observed = {k: v.cpu().numpy() for k, v in self.engine.measure().items()}
+                rows.append(observed)
         names = SPIN_OBSERVABLES
         B = self.n_temperatures * self.batch
         return {k: np.stack([r[k] for r in rows]) if rows else np.zeros((0, B)) for k in names}
@@ -174,18 +193,22 @@ class ParallelTempering:
         self.attempts[pairs] += b
         self.accepted[pairs] += accept.sum(1)
 
-    def _exchange_relabelling(self) -> None:
-        """The same round through ``energies()`` and ``permute_replicas`` (numpy on the CPU:
-        for a few dozen slots torch's per-operation cost would dominate)."""
+    def _exchange_relabelling(self, energies: np.ndarray | None = None) -> np.ndarray | None:
+        """The same round through ``energies()`` (or the slots' total ``energies`` given) and
+        ``permute_replicas`` (numpy on the CPU: for a few dozen slots torch's per-operation
+        cost would dominate). Returns the permutation applied (slot i took slot
+        ``source[i]``'s configuration), None where the round had no pairs."""
         n_T, b = self.n_temperatures, self.batch
         first = self.rounds % 2
         self.rounds += 1
         pairs = np.arange(first, n_T - 1, 2)
         if len(pairs) == 0:
-            return
+            return None
         order = self._order_np
         i, j = order[pairs], order[pairs + 1]  # slot rows, T_i < T_j
-        E = self.engine.energies().to(torch.float64).cpu().numpy().reshape(n_T, b)
+        if energies is None:
+            energies = self.engine.energies().to(torch.float64).cpu().numpy()
+        E = np.asarray(energies, dtype=np.float64).reshape(n_T, b)
         log_p = (self._beta_np[i] - self._beta_np[j])[:, None] * (E[i] - E[j])  # [pairs, b]
         device = self.order.device
         r = torch.rand(log_p.shape, generator=self.generator, device=device, dtype=torch.float64)
@@ -194,9 +217,15 @@ class ParallelTempering:
         source = rows.copy()
         source[i] = np.where(accept, rows[j], rows[i])
         source[j] = np.where(accept, rows[i], rows[j])
-        self.engine.permute_replicas(source.reshape(-1))
-        self.attempts[torch.from_numpy(pairs).to(device)] += b
-        self.accepted[torch.from_numpy(pairs).to(device)] += torch.from_numpy(accept.sum(1)).to(device)
+        source = source.reshape(-1)
+        self.engine.permute_replicas(source)
+        if device.type == "cpu":  # through numpy views: torch's indexing costs more than the round
+            self.attempts.numpy()[pairs] += b
+            self.accepted.numpy()[pairs] += accept.sum(1)
+        else:
+            self.attempts[torch.from_numpy(pairs).to(device)] += b
+            self.accepted[torch.from_numpy(pairs).to(device)] += torch.from_numpy(accept.sum(1)).to(device)
+        return source
 
     # -- checkpoints ---------------------------------------------------------------
     def state_dict(self) -> dict:
