@@ -196,7 +196,8 @@ def test_measurements_equal_reference(model, packing):
     "model, replicas, packing, threads",
     [(glass(Lattice("square", 64)), 5, "replica", 1), (glass(Lattice("square", 64)), 5, "replica", 2),
      (glass(Lattice("square", 512), h=0.2), 1, "slab", 2),
-     (glass(Lattice("cubic", 16), "uniform"), 3, "slab", 1), (glass(Lattice("honeycomb", [512, 512])), 1, "slab", 2)],
+     (glass(Lattice("cubic", 16), "uniform"), 3, "slab", 1),
+     (glass(Lattice("honeycomb", [512, 512])), 1, "slab", 2)],
     ids=["replica lanes, one thread", "replica lanes, rows on two threads", "slab, rows on two threads",
          "uniform cubic slabs", "honeycomb, two threads"],
 )  # fmt: skip
