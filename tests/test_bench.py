@@ -10,11 +10,12 @@ from spinsim.commands.bench import case_names
 from spinsim.errors import ConfigError
 
 
-def test_default_cases_are_the_papers_table():
+def test_default_cases_are_the_papers_table_and_the_speed_goals():
     assert bench.DEFAULT_CASES == [
         "ising-square-640-b1", "ising-square-640-b16", "ising-square-2560-b1", "ising-square-2560-b16",
         "potts3-square-2560-b1", "ising-cubic-128-b1", "ising-square-16-b256-measured",
         "ising-square-32-b64-measured", "ising-square-64-3x4-measured", "glass-pm-cubic-16-pt16x4",
+        "ising-cubic-24-9x4", "ising-cubic-24-pt9x4", "wolff-square-64-b4", "swendsen-wang-square-64-b4",
         "cpm-sorting-gg-200", "cpm-sorting-b", "relaxed-square-64-b16",
     ]  # fmt: skip
     assert case_names("all") == list(bench.CASES)

@@ -164,8 +164,13 @@ spin_case("glass-gaussian-square-64-pt8x4", "ising", "square", 64, 4, GLASS_T[::
           exchange_every=1)  # fmt: skip
 # Tempering's cost on uniform couplings: the same 24^3 run with and without exchanges
 CUBIC_PT_T = [round(4.0 + 0.125 * k, 3) for k in range(9)]
-spin_case("ising-cubic-24-9x4", "ising", "cubic", 24, 4, CUBIC_PT_T)
-spin_case("ising-cubic-24-pt9x4", "ising", "cubic", 24, 4, CUBIC_PT_T, exchange_every=1)
+spin_case("ising-cubic-24-9x4", "ising", "cubic", 24, 4, CUBIC_PT_T, default=True)
+spin_case("ising-cubic-24-pt9x4", "ising", "cubic", 24, 4, CUBIC_PT_T, exchange_every=1, default=True)
+# Cluster updates at Tc (a sweep: N sites' worth of Wolff clusters, or one Swendsen-Wang update;
+# per sweep and per second against Metropolis, with autocorrelation times: docs/clusters.md)
+spin_case("wolff-square-64-b4", "ising", "square", 64, 4, ISING_TC, sampler="wolff", default=True)
+spin_case("swendsen-wang-square-64-b4", "ising", "square", 64, 4, ISING_TC, sampler="swendsen_wang",
+          default=True)  # fmt: skip
 
 
 def cpm_case(
