@@ -224,6 +224,10 @@ class CPUEngine:
         a one-time cost that belongs to building the engine, not to its first sweeps."""
         self._run(0, 0)
         self._sums_now()
+        if self.kernel == "multispin":  # calls of many sweeps take the parallel kernel
+            kernel = self._multispin_kernel(SERIAL_WORDS)
+            if kernel is not ising_cpu.sweep_groups_serial:
+                self._run(0, 0, kernel)
 
     def _setup_ising(self, packing: str | None, replicas_per_word: int | None) -> None:
         lattice = self.lattice
@@ -422,10 +426,13 @@ class CPUEngine:
         self.slot_replica = self.slot_replica[source]
         self._replica_tables()
 
-    def _run(self, n_sweeps: int, measure_every: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def _run(
+        self, n_sweeps: int, measure_every: int, kernel=None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``n_sweeps`` sweeps; with ``measure_every`` > 0, the kernels' sums after every
         ``measure_every``-th: Ising ``anti, up [n, B]`` per physical replica; Potts
-        ``equal [n, B], counts [n, B, q]``."""
+        ``equal [n, B], counts [n, B, q]``. ``kernel``: the multispin kernel to call
+        (default: :meth:`_multispin_kernel`'s choice)."""
         n_meas = n_sweeps // measure_every if measure_every > 0 else 0
         with _numba_threads(self.threads):
             if self.kernel == "site":
@@ -443,14 +450,8 @@ class CPUEngine:
                 anti = np.zeros((n_meas, self.groups, L), dtype=np.int64)
                 up = np.zeros((n_meas, self.groups, L), dtype=np.int64)
                 lay = self.layout
-                threads = _numba_threads(self.threads).n or numba.get_num_threads()
-                words = self.groups * lay.words
-                if threads == 1 or words < SERIAL_WORDS:
-                    kernel = ising_cpu.sweep_groups_serial
-                elif self.groups < threads and words >= ROWS_MODE_WORDS:
-                    kernel = ising_cpu.sweep_rows
-                else:
-                    kernel = ising_cpu.sweep_groups
+                if kernel is None:
+                    kernel = self._multispin_kernel(self.groups * lay.words * max(n_sweeps, 1))
                 kernel(
                     self.words, n_sweeps, self.sweeps_done, *self.key, measure_every,
                     self.lattice.n_colours, lay.row_len, lay.words, self.lattice.periodic, self.heat_bath,
@@ -482,6 +483,16 @@ class CPUEngine:
                         lay.row_len, lay.words,
                     )  # fmt: skip
             return equal, counts
+
+    def _multispin_kernel(self, work: int):
+        """The sweep kernel for a call of ``work`` words (words a sweep x sweeps): on the calling
+        thread for little work, else groups in parallel, or the rows of few large groups."""
+        threads = _numba_threads(self.threads).n or numba.get_num_threads()
+        if threads == 1 or work < SERIAL_WORDS:
+            return ising_cpu.sweep_groups_serial
+        if self.groups < threads and self.groups * self.layout.words >= ROWS_MODE_WORDS:
+            return ising_cpu.sweep_rows
+        return ising_cpu.sweep_groups
 
     def advance(self, n_sweeps: int) -> None:
         if n_sweeps > 0:
@@ -604,9 +615,9 @@ def _numpy(value) -> np.ndarray:
 # below this many words a sweep, one group runs on one thread (a parallel launch per colour
 # costs more than it saves)
 ROWS_MODE_WORDS = 4096
-# below this many words a sweep, kernels run on the calling thread: waking numba's thread pool
-# costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us). The choice depends
-# on the lattice and batch only, so an engine keeps one kernel (compiled once) for every call.
+# below this many words a call (words a sweep x sweeps), kernels run on the calling thread: a
+# parallel launch costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us on
+# numba's workqueue layer). Calls of many sweeps of small lattices run their groups in parallel.
 SERIAL_WORDS = 4096
 
 

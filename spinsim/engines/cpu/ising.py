@@ -46,8 +46,10 @@ update whatever thread computes it, so results do not depend on the thread
 count or on how work is split (rows or groups).
 
 Sums (the measurements): per replica the number of present bonds whose
-``J_ij s_i s_j < 0`` (``anti``) and of up spins (``up``): popcounts in the slab
-packing, per-lane byte counters in the replica packing.
+``J_ij s_i s_j < 0`` (``anti``) and of up spins (``up``): popcounts with one
+replica a group, per-lane byte counters where a word holds several. On two-colour
+lattices a measured sweep counts them as it writes its words (the second colour's
+words see every bond once, with both ends final); otherwise a pass after the sweep.
 """
 
 from __future__ import annotations
