@@ -305,6 +305,81 @@ def _prefetched_levels(planes, mk, rs, row_tab, count, NA):
         planes[7, t] = acc
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _prefetched_pass(planes, mk, rs, row_tab, count, na):
+    """Pass 3 of :func:`_update_row`: levels ``0 .. PREFETCH - 1`` of ``count`` words, for ``na``
+    classes (one, two or three: one loop over the words for all levels)."""
+    if na == 1:
+        _prefetched_levels(planes, mk, rs, row_tab, count, 1)
+    elif na == 2:
+        _prefetched_levels(planes, mk, rs, row_tab, count, 2)
+    elif na == 3:
+        _prefetched_levels(planes, mk, rs, row_tab, count, 3)
+    else:
+        for level in range(PREFETCH):
+            for t in range(count):
+                planes[8, t] = _ZERO
+            for k in range(na):
+                bit = row_tab[k, N_PLANES + 3 + level]
+                for t in range(count):
+                    planes[8, t] |= mk[k, t] & bit
+            off = level * count
+            for t in range(count):
+                rand = rs[off + t]
+                target = planes[8, t]
+                und = planes[6, t]
+                planes[7, t] |= und & ~rand & target
+                planes[6, t] = und & ~(rand ^ target)
+
+
+@njit(cache=True, nogil=True)
+def _write_counted(words, widx, planes, nbw, prs, count, full, heat_bath, sum_mode, sums):
+    """The write-back of :func:`_update_row` in a measured sweep: words ``0 .. count - 1`` written,
+    their up spins (and with ``sum_mode`` 2 their bonds to every neighbour) counted into ``sums``
+    (its own compiled function: one copy for every neighbour count keeps the compile time down;
+    the counters are unpacked once, here: a helper taking them per addition was 3x slower)."""
+    Z = nbw.shape[0]
+    acc_a, acc_u, st_a, st_u, out_a, out_u, n_lanes = sums
+    if n_lanes == 0:
+        n_u = _ZERO
+        n_a = _ZERO
+        for t in range(count):
+            s_new = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
+            words[widx[t]] = s_new
+            n_u += popcount(s_new & full)
+            if sum_mode == 2:
+                for n in range(Z):
+                    n_a += popcount((s_new ^ nbw[n, t]) & prs[n, t])
+        out_u[0] += np.int64(n_u)
+        out_a[0] += np.int64(n_a)
+    else:  # per-lane counters: nibbles folded every 15 additions, bytes flushed every 17 folds
+        adds_u, folds_u, adds_a, folds_a = st_u[0], st_u[1], st_a[0], st_a[1]
+        for t in range(count):
+            s_new = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
+            words[widx[t]] = s_new
+            _lanes_add(acc_u, s_new & full)
+            adds_u += 1
+            if adds_u == 15:
+                _lanes_fold(acc_u)
+                adds_u = 0
+                folds_u += 1
+                if folds_u == 17:  # 17 x 15 = 255: a byte is full
+                    _lanes_flush(acc_u, out_u, n_lanes)
+                    folds_u = 0
+            if sum_mode == 2:
+                for n in range(Z):
+                    _lanes_add(acc_a, (s_new ^ nbw[n, t]) & prs[n, t])
+                    adds_a += 1
+                    if adds_a == 15:
+                        _lanes_fold(acc_a)
+                        adds_a = 0
+                        folds_a += 1
+                        if folds_a == 17:
+                            _lanes_flush(acc_a, out_a, n_lanes)
+                            folds_a = 0
+        st_u[0], st_u[1], st_a[0], st_a[1] = adds_u, folds_u, adds_a, folds_a
+
+
 @njit(inline="always", cache=True)
 def _sum_counters(L, n_lanes):
     """Counters of a measured sweep (see :func:`_update_row`; outputs ``[L]``, zero)."""
@@ -420,28 +495,9 @@ def _update_row(
             planes[8, t] |= m & nev_k
     for t in range(count):
         planes[7, t] = full & ~(planes[6, t] | planes[8, t])
-    # pass 3: the prefetched levels, most significant first (few classes: one loop, all levels)
-    if na == 1:
-        _prefetched_levels(planes, mk, rs, row_tab, count, 1)
-    elif na == 2:
-        _prefetched_levels(planes, mk, rs, row_tab, count, 2)
-    elif na == 3:
-        _prefetched_levels(planes, mk, rs, row_tab, count, 3)
-    else:
-        for level in range(PREFETCH):
-            for t in range(count):
-                planes[8, t] = _ZERO
-            for k in range(na):
-                bit = row_tab[k, N_PLANES + 3 + level]
-                for t in range(count):
-                    planes[8, t] |= mk[k, t] & bit
-            off = level * count
-            for t in range(count):
-                rand = rs[off + t]
-                target = planes[8, t]
-                und = planes[6, t]
-                planes[7, t] |= und & ~rand & target
-                planes[6, t] = und & ~(rand ^ target)
+    # pass 3: the prefetched levels, most significant first (its own compiled function: one copy
+    # for every neighbour count keeps the compile time down)
+    _prefetched_pass(planes, mk, rs, row_tab, count, na)
     # pass 4: words with lanes still undecided, level by level over a shrinking list of words;
     # each undecided lane takes the next bit of the row's tail stream (stream words PREFETCH count,
     # PREFETCH count + 1, ...): pdep deals a word's bits to its undecided lanes in lane order
@@ -501,46 +557,8 @@ def _update_row(
     if sum_mode == 0:
         for t in range(count):
             words[widx[t]] = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
-    else:  # a measured sweep: count while writing (unpacked once, here: measured 3x faster)
-        acc_a, acc_u, st_a, st_u, out_a, out_u, n_lanes = sums
-        if n_lanes == 0:
-            n_u = _ZERO
-            n_a = _ZERO
-            for t in range(count):
-                s_new = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
-                words[widx[t]] = s_new
-                n_u += popcount(s_new & full)
-                if sum_mode == 2:
-                    for n in range(Z):
-                        n_a += popcount((s_new ^ nbw[n, t]) & prs[n, t])
-            out_u[0] += np.int64(n_u)
-            out_a[0] += np.int64(n_a)
-        else:  # per-lane counters: nibbles folded every 15 additions, bytes flushed every 17 folds
-            adds_u, folds_u, adds_a, folds_a = st_u[0], st_u[1], st_a[0], st_a[1]
-            for t in range(count):
-                s_new = planes[7, t] if heat_bath else planes[5, t] ^ planes[7, t]
-                words[widx[t]] = s_new
-                _lanes_add(acc_u, s_new & full)
-                adds_u += 1
-                if adds_u == 15:
-                    _lanes_fold(acc_u)
-                    adds_u = 0
-                    folds_u += 1
-                    if folds_u == 17:  # 17 x 15 = 255: a byte is full
-                        _lanes_flush(acc_u, out_u, n_lanes)
-                        folds_u = 0
-                if sum_mode == 2:
-                    for n in range(Z):
-                        _lanes_add(acc_a, (s_new ^ nbw[n, t]) & prs[n, t])
-                        adds_a += 1
-                        if adds_a == 15:
-                            _lanes_fold(acc_a)
-                            adds_a = 0
-                            folds_a += 1
-                            if folds_a == 17:
-                                _lanes_flush(acc_a, out_a, n_lanes)
-                                folds_a = 0
-            st_u[0], st_u[1], st_a[0], st_a[1] = adds_u, folds_u, adds_a, folds_a
+    else:  # a measured sweep: count while writing
+        _write_counted(words, widx, planes, nbw, prs, count, full, heat_bath, sum_mode, sums)
 
 
 @njit(inline="always", cache=True)
