@@ -192,12 +192,18 @@ def test_measurements_equal_reference(model, packing):
     assert torch.equal(twin.state, eng.state)
 
 
+# Two threads on >= 4096 words take the row-parallel kernel, whose compilation costs ~50 s in a
+# fresh clone: the slow suite.
+ROWS = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "model, replicas, packing, threads",
-    [(glass(Lattice("square", 64)), 5, "replica", 1), (glass(Lattice("square", 64)), 5, "replica", 2),
-     (glass(Lattice("square", 512), h=0.2), 1, "slab", 2),
+    [(glass(Lattice("square", 64)), 5, "replica", 1),
+     pytest.param(glass(Lattice("square", 64)), 5, "replica", 2, marks=ROWS),
+     pytest.param(glass(Lattice("square", 512), h=0.2), 1, "slab", 2, marks=ROWS),
      (glass(Lattice("cubic", 16), "uniform"), 3, "slab", 1),
-     (glass(Lattice("honeycomb", [512, 512])), 1, "slab", 2)],
+     pytest.param(glass(Lattice("honeycomb", [512, 512])), 1, "slab", 2, marks=ROWS)],
     ids=["replica lanes, one thread", "replica lanes, rows on two threads", "slab, rows on two threads",
          "uniform cubic slabs", "honeycomb, two threads"],
 )  # fmt: skip
@@ -218,7 +224,7 @@ def test_sums_counted_in_the_sweep_equal_a_separate_pass(model, replicas, packin
     assert torch.equal(twin.state, eng.state)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=ROWS)])
 def test_sums_counted_in_the_sweep_at_full_counters(threads):
     """Ordered states at low temperature put a 1 in every lane of every addition (all spins up;
     every bond unsatisfied in a Neel state of the antiferromagnet): the per-lane counters reach

@@ -485,14 +485,17 @@ class CPUEngine:
             return equal, counts
 
     def _multispin_kernel(self, work: int):
-        """The sweep kernel for a call of ``work`` words (words a sweep x sweeps): on the calling
-        thread for little work, else groups in parallel, or the rows of few large groups."""
+        """The sweep kernel for a call of ``work`` words (words a sweep x sweeps): the rows of few
+        large groups in parallel, else groups in parallel where there are several and enough
+        work, else on the calling thread."""
         threads = _numba_threads(self.threads).n or numba.get_num_threads()
-        if threads == 1 or work < SERIAL_WORDS:
+        if threads == 1:
             return ising_cpu.sweep_groups_serial
         if self.groups < threads and self.groups * self.layout.words >= ROWS_MODE_WORDS:
             return ising_cpu.sweep_rows
-        return ising_cpu.sweep_groups
+        if self.groups >= 2 and work >= SERIAL_WORDS:
+            return ising_cpu.sweep_groups
+        return ising_cpu.sweep_groups_serial
 
     def advance(self, n_sweeps: int) -> None:
         if n_sweeps > 0:
