@@ -346,3 +346,24 @@ def test_simulate_records_the_engine(tmp_path):
         with h5py.File(result.path) as f:
             assert f["parameters"].attrs["engine"] == name
             assert f["observables/e/value"].shape == (25, 2)
+
+
+def test_each_ising_kernel_compiles_once():
+    """The serial and the parallel sweep (and both sum kernels) call the same compiled passes:
+    a loop index of another integer type (prange's is unsigned) or a literal argument would
+    compile a second copy of each, which costs tens of seconds in a fresh clone."""
+    import numba
+
+    from spinsim.engines.cpu import ising as kernels
+
+    lattice = Lattice("chain", 8)
+    model = IsingModel(lattice, Couplings.build(lattice))
+    g = torch.Generator().manual_seed(0)
+    engine = CPUEngine(model, Metropolis(), model.random_state(512, g), beta_of(1.0, 512), seed=0)
+    serial, parallel = kernels.sweep_groups_serial, kernels.sweep_groups
+    for kernel in (serial, parallel):
+        engine._run(2, 1, kernel)
+        engine._run(2, 0, kernel)
+    dispatchers = {k: v for k, v in vars(kernels).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
+    copies = {k: len(v.signatures) for k, v in dispatchers.items() if len(v.signatures) > 1}
+    assert copies == {}, copies

@@ -427,7 +427,7 @@ def _update_row(
     nbw, prs, rs, mk, planes, row_tab, idx, tb, widx = scratch
     n_rows = nb_row.shape[0]
     base = g * wpg
-    count = 0
+    count = np.int64(0)  # typed, not a literal: one compiled copy of the passes it is given to
     for r in range(r0, r1):
         start = (colour - row_colour[r]) % n_colours
         n_here = (row_len - start + n_colours - 1) // n_colours
@@ -669,8 +669,8 @@ def _run_group(
         in_sweep = measured and n_colours == 2  # sums counted as the words are written
         for colour in range(n_colours):
             _update_rows(
-                words, g, 0, n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab, scratch,
-                colour + 1 if in_sweep else 0, counters,
+                words, g, np.int64(0), n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
+                scratch, colour + 1 if in_sweep else 0, counters,
             )  # fmt: skip
         if in_sweep:
             i = (s + 1) // measure_every - 1
@@ -686,7 +686,7 @@ def _run_group(
             out_a = np.zeros(L, dtype=np.int64)
             out_u = np.zeros(L, dtype=np.int64)
             _sum_rows(
-                words, g, 0, n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
+                words, g, np.int64(0), n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
                 nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a, planes_u,
             )  # fmt: skip
             anti[i, g] = out_a
@@ -712,7 +712,7 @@ def sweep_groups(
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
         _run_group(
-            words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
+            words, np.int64(g), n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
             anti, up,
         )  # fmt: skip
 
@@ -772,9 +772,9 @@ def sweep_rows(
                 scratch = _scratch(z, act.shape[1], row_len)
                 counters = _sum_counters(L, replica_lanes)
                 for task in range(chunk * n_blocks // n_chunks, (chunk + 1) * n_blocks // n_chunks):
-                    g = task // blocks_per_group
-                    r0 = (task % blocks_per_group) * rpb
-                    r1 = min(n_rows, r0 + rpb)
+                    g = np.int64(task // blocks_per_group)
+                    r0 = np.int64((task % blocks_per_group) * rpb)
+                    r1 = np.int64(min(n_rows, r0 + rpb))
                     _update_rows(
                         words, g, r0, r1, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
                         scratch, mode, counters,
@@ -798,9 +798,9 @@ def sweep_rows(
             part_a = np.zeros((n_tasks, L), dtype=np.int64)
             part_u = np.zeros((n_tasks, L), dtype=np.int64)
             for task in prange(n_tasks):
-                g = task // tasks_per_group
-                r0 = (task % tasks_per_group) * rpt
-                r1 = min(n_rows, r0 + rpt)
+                g = np.int64(task // tasks_per_group)
+                r0 = np.int64((task % tasks_per_group) * rpt)
+                r1 = np.int64(min(n_rows, r0 + rpt))
                 planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
                 planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
                 _sum_rows(
@@ -821,9 +821,9 @@ def _sum_task(
     nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
 ):  # fmt: skip
     """Task ``task`` of :func:`sums`: rows ``r0 .. r1 - 1`` of one group into ``part_a, part_u[task]``."""
-    g = task // tasks_per_group
-    r0 = (task % tasks_per_group) * rpt
-    r1 = min(nb_row.shape[0], r0 + rpt)
+    g = np.int64(task // tasks_per_group)
+    r0 = np.int64((task % tasks_per_group) * rpt)
+    r1 = np.int64(min(nb_row.shape[0], r0 + rpt))
     planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
     planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
     _sum_rows(
@@ -848,7 +848,7 @@ def sums(
     part_u = np.zeros((n_tasks, L), dtype=np.int64)
     for task in prange(n_tasks):
         _sum_task(
-            words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
+            words, np.int64(task), tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
             nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
         )  # fmt: skip
     for task in range(n_tasks):
