@@ -107,8 +107,9 @@ def test_interrupt_then_resume_equals_one_run(tmp_path):
     it has); resuming it in place gives the run done in one go; a completed run resumes to
     nothing, and `sweeps=` extends it as if it had been longer from the start."""
     # long enough to be stopped half-way: the compiled engine does 30,000 sweeps of 16 x 16 in
-    # well under a second, faster than the signal arrives
-    overrides = ["lattice.size=16", "temperature=[2.2,2.4]", "batch=2", "sweeps=3000000", "thermalize=100",
+    # well under a second, faster than the signal arrives; a million take about 4 s (2 cores,
+    # 2026-12), the signal comes after the first commit, within a tenth of a second
+    overrides = ["lattice.size=16", "temperature=[2.2,2.4]", "batch=2", "sweeps=1000000", "thermalize=100",
                  "measure_every=250", "snapshot_every=1000000", "seed=11"]  # fmt: skip
     path = tmp_path / "stopped.h5"
     proc = start_cli(*cli_run(path, *overrides), cwd=tmp_path, env=FREQUENT)
@@ -128,8 +129,8 @@ def test_interrupt_then_resume_equals_one_run(tmp_path):
     before = load(path)
     result = simulate_quiet(path, f"resume={path}")  # completed: nothing to do, nothing changes
     assert result.path == path and load(path).commit == before.commit
-    longer = [o if not o.startswith("sweeps=") else "sweeps=3200000" for o in overrides]
-    simulate_quiet(path, f"resume={path}", "sweeps=3200000")
+    longer = [o if not o.startswith("sweeps=") else "sweeps=1100000" for o in overrides]
+    simulate_quiet(path, f"resume={path}", "sweeps=1100000")
     assert_same_results(simulate_quiet(tmp_path / "longer.h5", *longer) and load(tmp_path / "longer.h5"),
                         load(path))  # fmt: skip
 
