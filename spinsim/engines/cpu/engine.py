@@ -426,9 +426,7 @@ class CPUEngine:
         self.slot_replica = self.slot_replica[source]
         self._replica_tables()
 
-    def _run(
-        self, n_sweeps: int, measure_every: int, kernel=None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
+    def _run(self, n_sweeps: int, measure_every: int, kernel=None) -> tuple[np.ndarray, np.ndarray] | None:
         """``n_sweeps`` sweeps; with ``measure_every`` > 0, the kernels' sums after every
         ``measure_every``-th: Ising ``anti, up [n, B]`` per physical replica; Potts
         ``equal [n, B], counts [n, B, q]``. ``kernel``: the multispin kernel to call

@@ -686,8 +686,9 @@ def _run_group(
             out_a = np.zeros(L, dtype=np.int64)
             out_u = np.zeros(L, dtype=np.int64)
             _sum_rows(
-                words, g, np.int64(0), n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
-                nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a, planes_u,
+                words, g, np.int64(0), n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
+                nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a,
+                planes_u,
             )  # fmt: skip
             anti[i, g] = out_a
             up[i, g] = out_u
@@ -712,8 +713,8 @@ def sweep_groups(
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
     for g in prange(G):
         _run_group(
-            words, np.int64(g), n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
-            anti, up,
+            words, np.int64(g), n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds,
+            tab, anti, up,
         )  # fmt: skip
 
 
@@ -848,8 +849,9 @@ def sums(
     part_u = np.zeros((n_tasks, L), dtype=np.int64)
     for task in prange(n_tasks):
         _sum_task(
-            words, np.int64(task), tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
-            nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+            words, np.int64(task), tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full,
+            replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a,
+            part_u,
         )  # fmt: skip
     for task in range(n_tasks):
         g = task // tasks_per_group
