@@ -127,8 +127,10 @@ def test_non_editable_install_finds_its_configs(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     probe = "import spinsim; print(spinsim.__file__); from spinsim.cli import main; main()"
+    # engine=reference: numba's cache is keyed by the source's path, and the fast engine would
+    # compile its kernels anew for this copy (about 15 s); the configs are what is tested here
     out = subprocess.run(
-        [sys.executable, "-c", probe, "simulate", *FAST, "model=potts"],
+        [sys.executable, "-c", probe, "simulate", *FAST, "model=potts", "engine=reference"],
         cwd=work, capture_output=True, text=True, timeout=300,
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
