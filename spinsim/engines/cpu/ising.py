@@ -402,6 +402,18 @@ def _flush_counters(sums):
 
 
 @njit(inline="always", cache=True)
+def _take_counts(sums, dst_a, dst_u):
+    """The totals of a measured sweep's counters added to ``dst_a, dst_u [L]``; counters cleared."""
+    _flush_counters(sums)
+    out_a, out_u = sums[4], sums[5]
+    for k in range(out_a.shape[0]):
+        dst_a[k] += out_a[k]
+        dst_u[k] += out_u[k]
+        out_a[k] = 0
+        out_u[k] = 0
+
+
+@njit(inline="always", cache=True)
 def _update_row(
     words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
 ):  # fmt: skip
@@ -674,13 +686,7 @@ def _run_group(
             )  # fmt: skip
         if in_sweep:
             i = (s + 1) // measure_every - 1
-            _flush_counters(counters)
-            out_a, out_u = counters[4], counters[5]
-            for k in range(L):
-                anti[i, g, k] = out_a[k]
-                up[i, g, k] = out_u[k]
-                out_a[k] = 0
-                out_u[k] = 0
+            _take_counts(counters, anti[i, g], up[i, g])
         elif measured:
             i = (s + 1) // measure_every - 1
             out_a = np.zeros(L, dtype=np.int64)
@@ -781,12 +787,7 @@ def sweep_rows(
                         scratch, mode, counters,
                     )  # fmt: skip
                     if mode:
-                        _flush_counters(counters)
-                        for k in range(L):
-                            block_a[task, k] += counters[4][k]
-                            block_u[task, k] += counters[5][k]
-                            counters[4][k] = 0
-                            counters[5][k] = 0
+                        _take_counts(counters, block_a[task], block_u[task])
         if in_sweep:
             i = (s + 1) // measure_every - 1
             for task in range(n_blocks):
@@ -822,9 +823,9 @@ def _sum_task(
     nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
 ):  # fmt: skip
     """Task ``task`` of :func:`sums`: rows ``r0 .. r1 - 1`` of one group into ``part_a, part_u[task]``."""
-    g = np.int64(task // tasks_per_group)
-    r0 = np.int64((task % tasks_per_group) * rpt)
-    r1 = np.int64(min(nb_row.shape[0], r0 + rpt))
+    g = task // tasks_per_group
+    r0 = (task % tasks_per_group) * rpt
+    r1 = min(nb_row.shape[0], r0 + rpt)
     planes_a = np.zeros(LANE_COUNTER, dtype=np.uint64)
     planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
     _sum_rows(
