@@ -27,6 +27,11 @@ Two ways to exchange, chosen by what the wrapped engine offers:
   the last one in one kernel call), the sweeps before an exchange run through
   it, and a measurement due after that exchange is those observables permuted
   with the configurations, not a second pass over the lattice;
+* engines that also say ``tempers`` (the fast CPU engine's multispin Ising
+  kernels) run whole calls, sweeps and exchange rounds alike, in compiled code
+  through ``advance_tempered``: the round's rule written out there
+  (:mod:`spinsim.engines.cpu.exchange`), its uniforms from Philox keyed by two
+  words drawn once from ``generator``;
 * any other engine (``advance(n_sweeps)`` and ``state``): ``state`` is read,
   energies come from the model's ``energy(state)``, and the permuted state is
   assigned back.
@@ -98,6 +103,15 @@ class ParallelTempering:
         self.accepted = torch.zeros(n_pairs, dtype=torch.int64, device=device)
         self.sweeps = 0  # since creation
         self.rounds = 0  # exchange rounds done
+        self.compiled = self.relabels and bool(getattr(engine, "tempers", False))
+        if self.compiled:
+            # pair k joins the slots of temperature rows order[k] (colder) and order[k + 1], ladder r
+            rows = self._order_np.reshape(-1, 1) * self.batch + np.arange(self.batch)
+            self._lo = np.ascontiguousarray(rows[:-1])
+            self._hi = np.ascontiguousarray(rows[1:])
+            self._dbeta = self._beta_np[self._order_np[:-1]] - self._beta_np[self._order_np[1:]]
+            words = torch.randint(0, 2**32, (2,), generator=generator, dtype=torch.int64)
+            self.exchange_key = (int(words[0]), int(words[1]))
 
     @property
     def name(self) -> str:
@@ -117,6 +131,9 @@ class ParallelTempering:
 
     def advance(self, n_sweeps: int) -> None:
         """Run ``n_sweeps`` sweeps, exchanging after each multiple of ``exchange_every``."""
+        if self.compiled:
+            self._advance_compiled(int(n_sweeps), 0)
+            return
         left = int(n_sweeps)
         while left > 0:
             n = min(left, self.exchange_every - self.sweeps % self.exchange_every)
@@ -144,6 +161,8 @@ class ParallelTempering:
         this call, taken after that sweep's exchange (as ``advance`` then ``measure`` would)."""
         if measure_every < 1:
             raise ValueError(f"measure_every must be >= 1, got {measure_every}")
+        if self.compiled:
+            return self._advance_compiled(int(n_sweeps), int(measure_every))
         rows: list[dict[str, np.ndarray]] = []
         done = 0
         while done < n_sweeps:
@@ -167,9 +186,26 @@ class ParallelTempering:
         B = self.n_temperatures * self.batch
         return {k: np.stack([r[k] for r in rows]) if rows else np.zeros((0, B)) for k in names}
 
+    def _advance_compiled(self, n_sweeps: int, measure_every: int) -> dict[str, np.ndarray]:
+        """``n_sweeps`` sweeps and their exchange rounds in the engine's ``advance_tempered``;
+        the observables after every ``measure_every``-th sweep (none for 0)."""
+        B = self.n_temperatures * self.batch
+        observed, rounds = self.engine.advance_tempered(
+            n_sweeps, measure_every, self.exchange_every, self.sweeps % self.exchange_every, self.rounds,
+            self.exchange_key, self._lo, self._hi, self._dbeta, self.attempts.numpy(), self.accepted.numpy(),
+        )  # fmt: skip
+        self.sweeps += n_sweeps
+        self.rounds += rounds
+        if observed is None:
+            return {k: np.zeros((0, B)) for k in SPIN_OBSERVABLES}
+        return {k: observed[k] for k in SPIN_OBSERVABLES}
+
     @torch.no_grad()
     def exchange(self) -> None:
         """One round of exchange attempts between neighbouring temperatures (even or odd pairs)."""
+        if self.compiled:
+            self._exchange_compiled()
+            return
         if self.relabels:
             self._exchange_relabelling()
             return
@@ -227,6 +263,24 @@ class ParallelTempering:
             self.accepted[torch.from_numpy(pairs).to(device)] += torch.from_numpy(accept.sum(1)).to(device)
         return source
 
+    def _exchange_compiled(self) -> None:
+        """A round now, by the compiled rule and its uniforms (as within ``advance_tempered``)."""
+        from spinsim.engines.cpu.exchange import exchange_round
+
+        old = np.array(self.engine.slot_replica)
+        energy = np.empty(len(old))
+        energy[old] = self.engine.energies().numpy()  # per physical replica
+        new = old.copy()
+        k0, k1 = (np.uint64(k) for k in self.exchange_key)
+        exchange_round(
+            energy, new, self._lo, self._hi, self._dbeta, self.rounds, k0, k1, self.attempts.numpy(),
+            self.accepted.numpy(),
+        )  # fmt: skip
+        self.rounds += 1
+        slot_of = np.empty(len(old), dtype=np.int64)
+        slot_of[old] = np.arange(len(old))
+        self.engine.permute_replicas(slot_of[new])  # slot s takes the slot whose replica is new[s]
+
     # -- checkpoints ---------------------------------------------------------------
     def state_dict(self) -> dict:
         """Exchange counts, rounds, sweeps, the exchange generator's state and the wrapped
@@ -238,6 +292,7 @@ class ParallelTempering:
             "sweeps": self.sweeps,
             "generator": self.generator.get_state(),
             "engine": self.engine.state_dict(),
+            **({"exchange_key": list(self.exchange_key)} if self.compiled else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -249,6 +304,8 @@ class ParallelTempering:
         self.sweeps = int(state["sweeps"])
         self.generator.set_state(state["generator"])
         self.engine.load_state_dict(state["engine"])
+        if self.compiled and "exchange_key" in state:
+            self.exchange_key = tuple(int(k) for k in state["exchange_key"])
 
     def rates(self) -> dict[str, np.ndarray]:
         """Per neighbouring pair (sorted by temperature): ``temperature_low``,

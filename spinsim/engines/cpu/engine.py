@@ -499,8 +499,11 @@ class CPUEngine:
         if n_sweeps > 0:
             self._run(int(n_sweeps), 0)
 
-    def _observables(self, sums: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
-        """Per-spin observables ``[n, B]`` (slot order, float64) from the kernels' exact sums."""
+    def _observables(
+        self, sums: tuple[np.ndarray, np.ndarray], slot_order: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Per-spin observables ``[n, B]`` (slot order, float64) from the kernels' exact sums
+        (per physical replica; ``slot_order``: already per slot)."""
         N = self.n_sites
         if self.kernel == "site":
             energy, magnet = sums
@@ -517,8 +520,9 @@ class CPUEngine:
             J = float(self.model.couplings.uniform)
             energy = -(J * equal.astype(np.float64) + self.h * counts[:, :, 0].astype(np.float64))
             m = (q * counts.max(axis=2).astype(np.float64) / N - 1) / (q - 1)
-        e = energy[:, self.slot_replica] / N
-        m = m[:, self.slot_replica]
+        if not slot_order:
+            energy, m = energy[:, self.slot_replica], m[:, self.slot_replica]
+        e = energy / N
         m2 = m * m
         return {"e": e, "m": m, "abs_m": np.abs(m), "m2": m2, "m4": m2 * m2}
 
@@ -541,6 +545,62 @@ class CPUEngine:
         rows = {k: v[0] for k, v in self.advance_measured(n_sweeps, n_sweeps).items()}
         rows["energy"] = rows["e"] * self.n_sites
         return rows
+
+    @property
+    def tempers(self) -> bool:
+        """Whether :meth:`advance_tempered` runs sweeps and exchanges in one kernel call (multispin Ising)."""
+        return self.kernel == "multispin"
+
+    def advance_tempered(
+        self,
+        n_sweeps: int,
+        measure_every: int,
+        exchange_every: int,
+        since_exchange: int,
+        first_round: int,
+        key: tuple[int, int],
+        lo: np.ndarray,
+        hi: np.ndarray,
+        dbeta: np.ndarray,
+        attempts: np.ndarray,
+        accepted: np.ndarray,
+    ) -> tuple[dict[str, np.ndarray] | None, int]:
+        """``n_sweeps`` sweeps with a replica-exchange round after every ``exchange_every``-th
+        (the first after ``exchange_every - since_exchange``), sweeps and rounds in one call of
+        :func:`spinsim.engines.cpu.ising.sweep_tempered`; the rounds
+        (:func:`spinsim.engines.cpu.exchange.exchange_round`: ``lo, hi [P, ladders]`` slots,
+        ``dbeta [P]``, rounds from ``first_round`` with Philox ``key``) relabel replicas and
+        count into ``attempts, accepted [P]`` (int64, in place).
+
+        Returns the observables after every ``measure_every``-th sweep (as
+        :meth:`advance_measured`, after that sweep's exchange; None for ``measure_every`` 0)
+        and the number of rounds done.
+        """
+        if not self.tempers:
+            raise ValueError(f"advance_tempered needs the multispin kernel, not {self.kernel}")
+        n_meas = n_sweeps // measure_every if measure_every > 0 else 0
+        slot_anti = np.zeros((n_meas, self.batch), dtype=np.int64)
+        slot_up = np.zeros((n_meas, self.batch), dtype=np.int64)
+        stretch = min(exchange_every, measure_every) if measure_every > 0 else exchange_every
+        kernel = self._multispin_kernel(self.groups * self.layout.words * stretch)
+        mode = {ising_cpu.sweep_rows: 2, ising_cpu.sweep_groups: 1}.get(kernel, 0)
+        lay = self.layout
+        with _numba_threads(self.threads):
+            rounds = ising_cpu.sweep_tempered(
+                mode, self.words, int(n_sweeps), self.sweeps_done, *self.key, self.lattice.n_colours,
+                lay.row_len, lay.words, self.lattice.periodic, self.heat_bath, self.use_spin, self.rot_lanes,
+                self.full, self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes,
+                lay.row_colour, self.has_bonds, self.bond_sign, self.bond_present, self.act, self.n_act,
+                self.cmp_l, self.nev_l, self.lvl, self.sel, int(measure_every), int(exchange_every),
+                int(since_exchange), int(first_round), np.uint64(key[0]), np.uint64(key[1]), lo, hi, dbeta,
+                self.J, self.h, self.n_bonds, self.n_sites, self.slot_replica, self.slot_temperature,
+                self.segments, self.seg_width, self.thresholds, self.kind, self.possible, slot_anti, slot_up,
+                attempts, accepted,
+            )  # fmt: skip
+        self.sweeps_done += int(n_sweeps)
+        self.replica_temperature[self.slot_replica] = self.slot_temperature
+        observed = self._observables((slot_anti, slot_up), slot_order=True) if n_meas else None
+        return observed, int(rounds)
 
     def _sums_now(self) -> tuple[np.ndarray, np.ndarray]:
         lay = getattr(self, "layout", None)

@@ -58,6 +58,7 @@ import numpy as np
 from numba import njit, prange
 
 from spinsim.engines.cpu.bits import pdep, popcount
+from spinsim.engines.cpu.exchange import exchange_round
 from spinsim.engines.cpu.philox import philox_2x64
 
 _ONE = np.uint64(1)
@@ -927,3 +928,117 @@ def group_tables(
                 act[g, n] = c
                 n += 1
         n_act[g] = n
+
+
+@njit(cache=True)
+def _replica_sums(anti, up, segments, rep_a, rep_u):
+    """Per-lane (or per-word) sums ``[G, L]`` into per physical replica ``rep_a, rep_u [B]``
+    (as the engine's ``_per_replica``: ``segments`` replicas a word, each on L / segments lanes)."""
+    G, L = anti.shape
+    per_word = segments if L > 1 else 1
+    lanes = L // per_word
+    B = rep_a.shape[0]
+    for g in range(G):
+        for i in range(per_word):
+            r = g * per_word + i
+            if r < B:
+                a = 0
+                u = 0
+                for k in range(i * lanes, (i + 1) * lanes):
+                    a += anti[g, k]
+                    u += up[g, k]
+                rep_a[r] = a
+                rep_u[r] = u
+
+
+@njit(cache=True)
+def sweep_tempered(
+    kernel, words, n_sweeps, sweep0, key0, key1, n_colours, row_len, wpg, periodic, heat_bath,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel,
+    measure_every, exchange_every, since_exchange, round0, ex_key0, ex_key1, lo, hi, dbeta, J, h, n_bonds,
+    n_sites, slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible,
+    slot_anti, slot_up, attempts, accepted,
+):  # fmt: skip
+    """``n_sweeps`` sweeps with parallel tempering's exchanges, all in compiled code.
+
+    The sweeps run through ``kernel`` (0: :func:`sweep_groups_serial`, 1: :func:`sweep_groups`,
+    2: :func:`sweep_rows`) in stretches that end at an exchange or a measurement, measured at
+    their last sweep. After sweep ``exchange_every - since_exchange`` and every
+    ``exchange_every`` after it, the energies of the physical replicas (from the stretch's sums)
+    go to :func:`spinsim.engines.cpu.exchange.exchange_round` (rounds ``round0, round0 + 1, ...``),
+    which moves ``slot_replica``; the class tables are rebuilt for the replicas' new
+    temperatures (``slot_temperature[s]``: slot s's index among the engine's distinct betas).
+    With ``measure_every > 0`` the sums after every ``measure_every``-th sweep of this call
+    (after that sweep's exchange) go to ``slot_anti, slot_up [n_meas, B]`` in slot order.
+    Returns the rounds done.
+    """
+    G = words.shape[0] // wpg
+    L = max(replica_lanes, 1)
+    B = slot_replica.shape[0]
+    anti = np.zeros((1, G, L), dtype=np.int64)
+    up = np.zeros((1, G, L), dtype=np.int64)
+    rep_a = np.zeros(B, dtype=np.int64)
+    rep_u = np.zeros(B, dtype=np.int64)
+    energy = np.zeros(B, dtype=np.float64)
+    replica_T = np.empty(B, dtype=np.int64)
+    segment_T = np.empty((G, segments), dtype=np.int64)
+    rounds = 0
+    done = 0
+    since = since_exchange
+    while done < n_sweeps:
+        to_exchange = exchange_every - since
+        n = min(to_exchange, n_sweeps - done)
+        if measure_every > 0:
+            n = min(n, measure_every - done % measure_every)
+        exchange = n == to_exchange
+        measure = measure_every > 0 and (done + n) % measure_every == 0
+        every = n if (exchange or measure) else 0
+        anti[:] = 0
+        up[:] = 0
+        sweep = np.int64(sweep0 + done)
+        if kernel == 2:
+            sweep_rows(
+                words, n, sweep, key0, key1, every, n_colours, row_len, wpg, periodic, heat_bath, use_spin,
+                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+                bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+            )  # fmt: skip
+        elif kernel == 1:
+            sweep_groups(
+                words, n, sweep, key0, key1, every, n_colours, row_len, wpg, periodic, heat_bath, use_spin,
+                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+                bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+            )  # fmt: skip
+        else:
+            sweep_groups_serial(
+                words, n, sweep, key0, key1, every, n_colours, row_len, wpg, periodic, heat_bath, use_spin,
+                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+                bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
+            )  # fmt: skip
+        done += n
+        since += n
+        if every:
+            _replica_sums(anti[0], up[0], segments, rep_a, rep_u)
+        if exchange:
+            since = 0
+            for r in range(B):
+                energy[r] = -(J * (n_bonds - 2 * rep_a[r]) + h * (2 * rep_u[r] - n_sites))
+            swaps = exchange_round(
+                energy, slot_replica, lo, hi, dbeta, round0 + rounds, ex_key0, ex_key1, attempts, accepted
+            )  # fmt: skip
+            rounds += 1
+            if swaps:
+                for s in range(B):
+                    replica_T[slot_replica[s]] = slot_temperature[s]
+                segment_T[:] = replica_T[0]  # padding segments: any temperature
+                for r in range(B):
+                    segment_T[r // segments, r % segments] = replica_T[r]
+                group_tables(
+                    thresholds, kind, segment_T, seg_width, possible, act, n_act, cmp_l, nev_l, lvl
+                )  # fmt: skip
+        if measure:
+            i = (done // measure_every) - 1
+            for s in range(B):
+                slot_anti[i, s] = rep_a[slot_replica[s]]
+                slot_up[i, s] = rep_u[slot_replica[s]]
+    return rounds
