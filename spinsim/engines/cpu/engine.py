@@ -284,15 +284,19 @@ class CPUEngine:
             self.bond_sign = np.concatenate([pack(sign[n]) for n in range(z)])
             self.bond_present = np.concatenate([pack(present[n]) for n in range(z)])
             self.n_bonds = int(present.sum()) // 2
+            # the kernels' bond words: 1 signs and presence, 2 signs with every bond present
+            # (periodic, no zero coupling: no neighbour is ever missing, V = 2 n_x is even)
+            self.bond_kind = 2 if lattice.periodic and present.all() else 1
         else:
             self.bond_sign = np.zeros(1, dtype=np.uint64)
             self.bond_present = np.zeros(1, dtype=np.uint64)
             self.n_bonds = int(self.lattice.bond_mask().sum())
+            self.bond_kind = 0
         self.use_spin = (not self.heat_bath) and self.h != 0.0
         n_v = 2 * z + 1
         n_classes = n_v * (2 if self.use_spin else 1)
         # classes that can occur: V is even where nothing is ever missing
-        only_even = lattice.periodic and not self.has_bonds
+        only_even = self.bond_kind != 1 and lattice.periodic
         self.possible = np.array([not (only_even and (c % n_v) % 2) for c in range(n_classes)])
         G = self.groups
         self.act = np.zeros((G, n_classes), dtype=np.int64)
@@ -454,7 +458,7 @@ class CPUEngine:
                     self.words, n_sweeps, self.sweeps_done, *self.key, measure_every,
                     self.lattice.n_colours, lay.row_len, lay.words, self.lattice.periodic, self.heat_bath,
                     self.use_spin, self.rot_lanes, self.full, self.replica_lanes, lay.nb_row, lay.nb_col,
-                    lay.nb_rot, self.nb_lanes, lay.row_colour, self.has_bonds, self.bond_sign,
+                    lay.nb_rot, self.nb_lanes, lay.row_colour, self.bond_kind, self.bond_sign,
                     self.bond_present, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl, self.sel,
                     anti, up,
                 )  # fmt: skip
@@ -590,7 +594,7 @@ class CPUEngine:
                 mode, self.words, int(n_sweeps), self.sweeps_done, *self.key, self.lattice.n_colours,
                 lay.row_len, lay.words, self.lattice.periodic, self.heat_bath, self.use_spin, self.rot_lanes,
                 self.full, self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes,
-                lay.row_colour, self.has_bonds, self.bond_sign, self.bond_present, self.act, self.n_act,
+                lay.row_colour, self.bond_kind, self.bond_sign, self.bond_present, self.act, self.n_act,
                 self.cmp_l, self.nev_l, self.lvl, self.sel, int(measure_every), int(exchange_every),
                 int(since_exchange), int(first_round), np.uint64(key[0]), np.uint64(key[1]), lo, hi, dbeta,
                 self.J, self.h, self.n_bonds, self.n_sites, self.slot_replica, self.slot_temperature,
@@ -625,7 +629,7 @@ class CPUEngine:
         small = threads == 1 or self.groups * lay.words < SERIAL_WORDS
         (ising_cpu.sums_serial if small else ising_cpu.sums)(
             self.words, lay.row_len, lay.words, self.lattice.periodic, self.rot_lanes, self.full,
-            self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes, self.has_bonds,
+            self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes, self.bond_kind,
             self.bond_sign, self.bond_present, anti, up,
         )  # fmt: skip
         return self._per_replica(anti)[None], self._per_replica(up)[None]

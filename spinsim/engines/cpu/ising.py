@@ -169,7 +169,7 @@ def _rotated(w, rot, seg_top, seg_bottom, up_shift, full):
 @njit(inline="always", cache=True)
 def _gather(
     words, base, r, start, count, n_colours, row_len, wpg, periodic, rot_lanes, full,
-    nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, off, Z,
+    nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx, off, Z,
     n_step=1,
 ):  # fmt: skip
     """Neighbour words ``nbw[n, off + t]`` (lanes aligned, bond signs applied), present lanes
@@ -218,7 +218,7 @@ def _gather(
                 inside = periodic
             w = _rotated(words[src + jj], rot, seg_top, seg_bottom, up_shift, full)
             p = here if inside else _ZERO
-            if has_bonds:
+            if bond_kind:
                 b = n * wpg + row_site + t * n_colours
                 w ^= bond_sign[b]
                 p &= bond_present[b]
@@ -230,7 +230,7 @@ def _gather(
         src_w = words[src + j0 + t_lo * n_colours :]
         dst_w = nbw[n, off + t_lo :]
         dst_p = prs[n, off + t_lo :]
-        if has_bonds:
+        if bond_kind:
             b0 = n * wpg + row_site + t_lo * n_colours
             sign_w = bond_sign[b0:]
             present_w = bond_present[b0:]
@@ -421,7 +421,7 @@ def _update_row(
     """Update the words of one colour in rows ``r0 .. r1 - 1`` (a *block*) of group g, as one batch
     (``Z``: neighbours per site, a constant).
 
-    ``flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)``,
+    ``flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind)``,
     ``geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)``, ``bonds = (sign, present)``,
     ``tab = (act, n_act, cmp_l, nev_l, lvl, sel)``,
     ``scratch = (nbw, prs, rs, mk, planes, row_tab, idx, tb, widx)``.
@@ -433,7 +433,7 @@ def _update_row(
     Branch-free passes over the block's words (numba vectorises them), then a scalar tail for the
     lanes still undecided after ``PREFETCH`` levels.
     """
-    n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
+    n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind = flags
     nb_row, nb_col, nb_rot, nb_lanes, row_colour = geo
     bond_sign, bond_present = bonds
     act, n_act, cmp_l, nev_l, lvl, sel = tab
@@ -447,7 +447,7 @@ def _update_row(
         if n_here > 0:
             _gather(
                 words, base, r, start, n_here, n_colours, row_len, wpg, periodic, rot_lanes, full,
-                nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx,
+                nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx,
                 count, Z,
             )  # fmt: skip
             count += n_here
@@ -479,7 +479,7 @@ def _update_row(
         for level in range(PREFETCH):
             row_tab[k, N_PLANES + 3 + level] = lvl[g, c, level]
     # pass 1: V = 2 n_x + n_miss as five bit planes, and the spins (planes[0..5, t])
-    if heat_bath or not periodic or has_bonds:
+    if heat_bath or not periodic or bond_kind == 1:
         _count_planes(words, widx, nbw, prs, planes, count, full, heat_bath, True, Z)
     else:  # Metropolis, every neighbour present: n_miss = 0 (the common case, its own loop)
         _count_planes(words, widx, nbw, prs, planes, count, full, False, False, Z)
@@ -611,7 +611,7 @@ def _update_rows(
 @njit(cache=True, nogil=True)
 def _sum_rows(
     words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
-    has_bonds, bond_sign, bond_present, replica_lanes, anti, up, planes_a, planes_u,
+    bond_kind, bond_sign, bond_present, replica_lanes, anti, up, planes_a, planes_u,
 ):  # fmt: skip
     """Add to ``anti[k]`` the present forward bonds with ``J s_i s_j < 0`` and to ``up[k]`` the up
     spins of rows ``r0 .. r1 - 1`` of group g; k is the lane (``replica_lanes`` > 0) or 0 (slab).
@@ -629,7 +629,7 @@ def _sum_rows(
     for r in range(r0, r1):
         _gather(
             words, base, r, 0, row_len, 1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
-            nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, nbw, prs, widx, 0, z, 2,
+            nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx, 0, z, 2,
         )  # fmt: skip
         row = base + r * row_len
         if replica_lanes:
@@ -667,7 +667,7 @@ def _run_group(
     words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up
 ):  # fmt: skip
     """All ``n_sweeps`` sweeps of group g, with its measurements (see :func:`sweep_groups`)."""
-    n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds = flags
+    n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind = flags
     nb_row, nb_col, nb_rot, nb_lanes, row_colour = geo
     bond_sign, bond_present = bonds
     n_rows = nb_row.shape[0]
@@ -694,7 +694,7 @@ def _run_group(
             out_u = np.zeros(L, dtype=np.int64)
             _sum_rows(
                 words, g, np.int64(0), n_rows, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
-                nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a,
+                nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, replica_lanes, out_a, out_u, planes_a,
                 planes_u,
             )  # fmt: skip
             anti[i, g] = out_a
@@ -704,7 +704,7 @@ def _run_group(
 @njit(parallel=True, cache=True)
 def sweep_groups(
     words, n_sweeps, sweep0, key0, key1, measure_every, n_colours, row_len, wpg, periodic, heat_bath,
-    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
     bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
 ):  # fmt: skip
     """``n_sweeps`` sweeps of every group, each group on one thread from start to end.
@@ -714,7 +714,7 @@ def sweep_groups(
     (``measure_every = 0``: none).
     """
     G = words.shape[0] // wpg
-    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind)
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
@@ -728,13 +728,13 @@ def sweep_groups(
 @njit(cache=True)
 def sweep_groups_serial(
     words, n_sweeps, sweep0, key0, key1, measure_every, n_colours, row_len, wpg, periodic, heat_bath,
-    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
     bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
 ):  # fmt: skip
     """:func:`sweep_groups` on the calling thread: for small work, where waking the thread pool
     (tens to hundreds of microseconds on a busy machine) costs more than the sweeps."""
     G = words.shape[0] // wpg
-    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind)
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
@@ -748,7 +748,7 @@ def sweep_groups_serial(
 @njit(parallel=True, cache=True)
 def sweep_rows(
     words, n_sweeps, sweep0, key0, key1, measure_every, n_colours, row_len, wpg, periodic, heat_bath,
-    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
     bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
 ):  # fmt: skip
     """As :func:`sweep_groups`, with the rows of each colour shared out among threads (few large groups)."""
@@ -756,7 +756,7 @@ def sweep_rows(
     G = words.shape[0] // wpg
     z = nb_col.shape[0]
     L = anti.shape[2]
-    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, has_bonds)
+    flags = (n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind)
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
@@ -808,7 +808,7 @@ def sweep_rows(
                 planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
                 _sum_rows(
                     words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot,
-                    nb_lanes, has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task],
+                    nb_lanes, bond_kind, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task],
                     planes_a, planes_u,
                 )  # fmt: skip
             for task in range(n_tasks):
@@ -821,7 +821,7 @@ def sweep_rows(
 @njit(cache=True, nogil=True)
 def _sum_task(
     words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row,
-    nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+    nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, part_a, part_u,
 ):  # fmt: skip
     """Task ``task`` of :func:`sums`: rows ``r0 .. r1 - 1`` of one group into ``part_a, part_u[task]``."""
     g = task // tasks_per_group
@@ -831,14 +831,14 @@ def _sum_task(
     planes_u = np.zeros(LANE_COUNTER, dtype=np.uint64)
     _sum_rows(
         words, g, r0, r1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col, nb_rot, nb_lanes,
-        has_bonds, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
+        bond_kind, bond_sign, bond_present, replica_lanes, part_a[task], part_u[task], planes_a, planes_u,
     )  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
 def sums(
     words, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes,
-    has_bonds, bond_sign, bond_present, anti, up,
+    bond_kind, bond_sign, bond_present, anti, up,
 ):  # fmt: skip
     """The sums of :func:`_sum_rows` of every group now, into ``anti, up [G, L]`` (threads share
     tasks of :func:`rows_per_sum_task` rows)."""
@@ -852,7 +852,7 @@ def sums(
     for task in prange(n_tasks):
         _sum_task(
             words, np.int64(task), tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full,
-            replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a,
+            replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, part_a,
             part_u,
         )  # fmt: skip
     for task in range(n_tasks):
@@ -865,7 +865,7 @@ def sums(
 @njit(cache=True)
 def sums_serial(
     words, row_len, wpg, periodic, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes,
-    has_bonds, bond_sign, bond_present, anti, up,
+    bond_kind, bond_sign, bond_present, anti, up,
 ):  # fmt: skip
     """:func:`sums` on the calling thread (small lattices: no thread pool to wake)."""
     G = words.shape[0] // wpg
@@ -878,7 +878,7 @@ def sums_serial(
     for task in range(n_tasks):
         _sum_task(
             words, task, tasks_per_group, rpt, row_len, wpg, periodic, rot_lanes, full, replica_lanes,
-            nb_row, nb_col, nb_rot, nb_lanes, has_bonds, bond_sign, bond_present, part_a, part_u,
+            nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, part_a, part_u,
         )  # fmt: skip
         g = task // tasks_per_group
         for k in range(L):
@@ -954,7 +954,7 @@ def _replica_sums(anti, up, segments, rep_a, rep_u):
 @njit(cache=True)
 def sweep_tempered(
     kernel, words, n_sweeps, sweep0, key0, key1, n_colours, row_len, wpg, periodic, heat_bath,
-    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+    use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
     bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel,
     measure_every, exchange_every, since_exchange, round0, ex_key0, ex_key1, lo, hi, dbeta, J, h, n_bonds,
     n_sites, slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible,
@@ -1000,19 +1000,19 @@ def sweep_tempered(
         if kernel == 2:
             sweep_rows(
                 words, n, sweep, key0, key1, every, n_colours, row_len, wpg, periodic, heat_bath, use_spin,
-                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
                 bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
             )  # fmt: skip
         elif kernel == 1:
             sweep_groups(
                 words, n, sweep, key0, key1, every, n_colours, row_len, wpg, periodic, heat_bath, use_spin,
-                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
                 bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
             )  # fmt: skip
         else:
             sweep_groups_serial(
                 words, n, sweep, key0, key1, every, n_colours, row_len, wpg, periodic, heat_bath, use_spin,
-                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, has_bonds,
+                rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
                 bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel, anti, up,
             )  # fmt: skip
         done += n
