@@ -15,7 +15,7 @@ Temperatures stay with their batch slots and configurations move: slot
 the ``batch`` replicas per temperature form ``batch`` independent ladders
 (ladder r holds slots ``r, batch + r, 2 batch + r, ...``).
 
-Two ways to exchange, chosen by what the wrapped engine offers:
+Three ways to exchange, chosen by what the wrapped engine offers:
 
 * engines with ``energies()`` (total energy per slot, from their own compact
   state) and ``permute_replicas(source)`` (slot i takes the configuration of
@@ -36,7 +36,7 @@ Two ways to exchange, chosen by what the wrapped engine offers:
   energies come from the model's ``energy(state)``, and the permuted state is
   assigned back.
 
-Either way slot ``t * batch + r`` stays at ``temperatures[t]``: the engine's
+Every way, slot ``t * batch + r`` stays at ``temperatures[t]``: the engine's
 ``state``, ``measure()`` and ``advance_measured`` present slots, so the run
 file's layout and :meth:`ParallelTempering.rates` mean the same.
 """
