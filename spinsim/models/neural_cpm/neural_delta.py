@@ -43,15 +43,26 @@ it against full forward passes in float64.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from spinsim.models.neural_cpm.state import CopyProposals
 
-if TYPE_CHECKING:  # the network calls this module; its class is named for the type hints only
-    from spinsim.models.neural_cpm.neural import NeuralHamiltonian
+
+class NeuralHamiltonian(Protocol):
+    """What this module reads of the network: the parts of
+    :class:`spinsim.models.neural_cpm.neural.NeuralHamiltonian` (which calls this module, so
+    it is described here rather than imported)."""
+
+    embedding: nn.Module  # CellEmbedding: .conv, .out_size(n), called as (ids, site_types, n_types)
+    layers: Sequence[nn.Module]  # NHLayer: .pool and the first layer's convolutions
+    readout: nn.Module
+    padding: str  # "circular" or "zeros"
+
+    def grid_sizes(self, shape: Sequence[int]) -> list[tuple[int, int]]: ...
 
 PHI_RADIUS = 2  # phi's two 3x3 convolutions
 PSI_RADIUS = 2  # psi's two 3x3 convolutions
