@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -86,11 +89,75 @@ def simulate_quiet(path: Path, *overrides: str):
         return simulate.run(cfg)
 
 
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def _comparable(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}  # pytest sets it per test
+
+
+class _CLIServer:
+    """tests/cli_server.py, started at the first CLI call: each call a forked child of an
+    interpreter that has imported spinsim (about 2 s of imports saved a call)."""
+
+    def __init__(self) -> None:
+        read, write = os.pipe()
+        self.env = _cli_env()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("cli_server.py")), str(write)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(write,), text=True, env=self.env,
+        )  # fmt: skip
+        os.close(write)
+        self.replies = os.fdopen(read)
+
+    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess | None:
+        """The call's result, or None where the server is gone (the caller runs a subprocess)."""
+        if self.proc.poll() is not None:
+            return None
+        try:
+            self.proc.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "timeout": timeout}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        line = self.replies.readline()
+        if not line:
+            return None
+        reply = json.loads(line)
+        command = [sys.executable, "-m", "spinsim", *args]
+        if reply.get("timeout"):
+            raise subprocess.TimeoutExpired(command, timeout)
+        return subprocess.CompletedProcess(command, reply["returncode"], reply["stdout"], reply["stderr"])
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+
+_server: _CLIServer | None = None
+
+
 def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
-    """Run ``python -m spinsim <args>`` in a subprocess; returns CompletedProcess."""
-    full_env = dict(os.environ)
-    full_env.pop("HYDRA_FULL_ERROR", None)
+    """Run ``python -m spinsim <args>`` as its own process; returns CompletedProcess.
+
+    Calls that bring no environment of their own (and while the tests' environment is the
+    one the server started with) run as forked children of tests/cli_server.py; the others,
+    and every call if the server is gone, as a fresh interpreter."""
+    global _server
+    full_env = _cli_env()
     full_env.update(env or {})
+    if env is None and os.environ.get("SPINSIM_TEST_FORK", "1") != "0":
+        if _server is None:
+            _server = _CLIServer()
+            atexit.register(_server.close)
+        if _comparable(full_env) == _comparable(_server.env):
+            done = _server.run(list(args), cwd, timeout)
+            if done is not None:
+                return done
     return subprocess.run(
         [sys.executable, "-m", "spinsim", *args],
         cwd=cwd,
