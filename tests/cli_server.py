@@ -7,7 +7,7 @@ child is its own process (own exit status, stdout, stderr, working directory), s
 from an interpreter that has imported the package and done nothing else, as a fresh
 ``python -m spinsim`` would be after its imports.
 
-Protocol: one JSON request a line on stdin, ``{"args", "cwd", "timeout"}``; one JSON reply a
+Protocol: one JSON request a line on stdin, ``{"args", "cwd", "timeout", "env"}``; one JSON reply a
 line on the reply pipe (file descriptor given as argv[1]), ``{"returncode", "stdout",
 "stderr"}``, or ``{"timeout": true}`` after killing a child that ran past its time.
 :func:`tests.conftest.spinsim_cli` uses it where a call brings no environment of its own.
@@ -24,13 +24,16 @@ import tempfile
 import time
 
 
-def _child(args: list[str], cwd: str, out_path: str, err_path: str) -> None:
-    """In the forked child: become ``python -m spinsim <args>`` and exit with its status."""
+def _child(args: list[str], cwd: str, env: dict[str, str], out_path: str, err_path: str) -> None:
+    """In the forked child: become ``python -m spinsim <args>`` in ``cwd`` with environment
+    ``env`` and exit with its status."""
     code = 1
     try:
         import atexit
 
         atexit._clear()  # the server's exit functions are not this process's
+        os.environ.clear()
+        os.environ.update(env)
         os.chdir(cwd)
         sys.path[0] = os.getcwd()  # as ``python -m`` puts it
         null = os.open(os.devnull, os.O_RDONLY)
@@ -82,7 +85,7 @@ def serve(reply_fd: int) -> None:
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _child(request["args"], request["cwd"], out_path, err_path)
+                _child(request["args"], request["cwd"], request["env"], out_path, err_path)
             deadline = time.monotonic() + float(request["timeout"])
             status = None
             while status is None:

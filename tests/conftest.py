@@ -95,8 +95,13 @@ def _cli_env() -> dict[str, str]:
     return env
 
 
-def _comparable(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}  # pytest sets it per test
+# read when the server imports spinsim, not when a child runs: a call whose environment differs
+# here starts a fresh interpreter (the child takes the rest of the caller's environment)
+IMPORT_TIME_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "SPINSIM_COMMIT_SECONDS")
+
+
+def _comparable(env: dict[str, str]) -> dict[str, str | None]:
+    return {k: env.get(k) for k in IMPORT_TIME_ENV}
 
 
 class _CLIServer:
@@ -113,12 +118,15 @@ class _CLIServer:
         os.close(write)
         self.replies = os.fdopen(read)
 
-    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess | None:
+    def run(
+        self, args: list[str], cwd: Path, timeout: float, env: dict[str, str]
+    ) -> subprocess.CompletedProcess | None:
         """The call's result, or None where the server is gone (the caller runs a subprocess)."""
         if self.proc.poll() is not None:
             return None
+        request = {"args": args, "cwd": str(cwd), "timeout": timeout, "env": env}
         try:
-            self.proc.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "timeout": timeout}) + "\n")
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
         except OSError:
             return None
@@ -144,9 +152,10 @@ _server: _CLIServer | None = None
 def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
     """Run ``python -m spinsim <args>`` as its own process; returns CompletedProcess.
 
-    Calls that bring no environment of their own (and while the tests' environment is the
-    one the server started with) run as forked children of tests/cli_server.py; the others,
-    and every call if the server is gone, as a fresh interpreter."""
+    Calls that bring no environment of their own run as forked children of
+    tests/cli_server.py, in the tests' environment of the moment (as a subprocess would
+    inherit it), unless a variable read at import time (``IMPORT_TIME_ENV``) changed since the
+    server started; the others, and every call if the server is gone, as a fresh interpreter."""
     global _server
     full_env = _cli_env()
     full_env.update(env or {})
@@ -155,7 +164,7 @@ def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = 
             _server = _CLIServer()
             atexit.register(_server.close)
         if _comparable(full_env) == _comparable(_server.env):
-            done = _server.run(list(args), cwd, timeout)
+            done = _server.run(list(args), cwd, timeout, full_env)
             if done is not None:
                 return done
     return subprocess.run(
