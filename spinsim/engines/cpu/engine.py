@@ -340,16 +340,15 @@ class CPUEngine:
     def _replica_tables(self) -> None:
         """Tables of each physical replica from its slot's temperature."""
         replica_T = np.empty(self.batch, dtype=np.int64)
-        replica_T[self.slot_replica] = self.slot_temperature
         self.replica_temperature = replica_T
-        if self.kernel == "multispin":
-            segments = np.full(self.groups * self.segments, replica_T[0], dtype=np.int64)
-            segments[: self.batch] = replica_T  # padding segments: any temperature
-            ising_cpu.group_tables(
-                self.thresholds, self.kind, segments.reshape(self.groups, self.segments), self.seg_width,
-                self.possible, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl,
+        if self.kernel == "multispin":  # the same step as the compiled tempering loop's
+            ising_cpu.replica_tables(
+                self.slot_replica, self.slot_temperature, self.segments, self.seg_width, self.thresholds,
+                self.kind, self.possible, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl, replica_T,
             )  # fmt: skip
-        elif self.kernel == "site":
+            return
+        replica_T[self.slot_replica] = self.slot_temperature
+        if self.kernel == "site":
             self.site_betas = np.ascontiguousarray(self.distinct[replica_T])
         else:
             self.tables = (self.potts_high[replica_T], self.potts_low[replica_T])
@@ -598,11 +597,10 @@ class CPUEngine:
                 self.cmp_l, self.nev_l, self.lvl, self.sel, int(measure_every), int(exchange_every),
                 int(since_exchange), int(first_round), np.uint64(key[0]), np.uint64(key[1]), lo, hi, dbeta,
                 self.J, self.h, self.n_bonds, self.n_sites, self.slot_replica, self.slot_temperature,
-                self.segments, self.seg_width, self.thresholds, self.kind, self.possible, slot_anti, slot_up,
-                attempts, accepted,
+                self.replica_temperature, self.segments, self.seg_width, self.thresholds, self.kind,
+                self.possible, slot_anti, slot_up, attempts, accepted,
             )  # fmt: skip
         self.sweeps_done += int(n_sweeps)
-        self.replica_temperature[self.slot_replica] = self.slot_temperature
         observed = self._observables((slot_anti, slot_up), slot_order=True) if n_meas else None
         return observed, int(rounds)
 

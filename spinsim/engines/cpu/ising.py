@@ -931,6 +931,24 @@ def group_tables(
 
 
 @njit(cache=True)
+def replica_tables(
+    slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible, act, n_act, cmp_l,
+    nev_l, lvl, replica_T,
+):  # fmt: skip
+    """Each physical replica's temperature index, ``replica_T[slot_replica[s]] = slot_temperature[s]``,
+    and the :func:`group_tables` for it (``segments`` replicas a group; padding segments take
+    replica 0's temperature: any will do)."""
+    B = slot_replica.shape[0]
+    for s in range(B):
+        replica_T[slot_replica[s]] = slot_temperature[s]
+    segment_T = np.empty((act.shape[0], segments), dtype=np.int64)
+    segment_T[:] = replica_T[0]
+    for r in range(B):
+        segment_T[r // segments, r % segments] = replica_T[r]
+    group_tables(thresholds, kind, segment_T, seg_width, possible, act, n_act, cmp_l, nev_l, lvl)
+
+
+@njit(cache=True)
 def _replica_sums(anti, up, segments, rep_a, rep_u):
     """Per-lane (or per-word) sums ``[G, L]`` into per physical replica ``rep_a, rep_u [B]``
     (as the engine's ``_per_replica``: ``segments`` replicas a word, each on L / segments lanes)."""
@@ -957,7 +975,7 @@ def sweep_tempered(
     use_spin, rot_lanes, full, replica_lanes, nb_row, nb_col, nb_rot, nb_lanes, row_colour, bond_kind,
     bond_sign, bond_present, act, n_act, cmp_l, nev_l, lvl, sel,
     measure_every, exchange_every, since_exchange, round0, ex_key0, ex_key1, lo, hi, dbeta, J, h, n_bonds,
-    n_sites, slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible,
+    n_sites, slot_replica, slot_temperature, replica_T, segments, seg_width, thresholds, kind, possible,
     slot_anti, slot_up, attempts, accepted,
 ):  # fmt: skip
     """``n_sweeps`` sweeps with parallel tempering's exchanges, all in compiled code.
@@ -967,8 +985,9 @@ def sweep_tempered(
     their last sweep. After sweep ``exchange_every - since_exchange`` and every
     ``exchange_every`` after it, the energies of the physical replicas (from the stretch's sums)
     go to :func:`spinsim.engines.cpu.exchange.exchange_round` (rounds ``round0, round0 + 1, ...``),
-    which moves ``slot_replica``; the class tables are rebuilt for the replicas' new
-    temperatures (``slot_temperature[s]``: slot s's index among the engine's distinct betas).
+    which moves ``slot_replica``; :func:`replica_tables` gives the replicas their new
+    temperatures (``replica_T``, changed in place; ``slot_temperature[s]``: slot s's index
+    among the engine's distinct betas) and rebuilds the class tables.
     With ``measure_every > 0`` the sums after every ``measure_every``-th sweep of this call
     (after that sweep's exchange) go to ``slot_anti, slot_up [n_meas, B]`` in slot order.
     Returns the rounds done.
@@ -981,8 +1000,6 @@ def sweep_tempered(
     rep_a = np.zeros(B, dtype=np.int64)
     rep_u = np.zeros(B, dtype=np.int64)
     energy = np.zeros(B, dtype=np.float64)
-    replica_T = np.empty(B, dtype=np.int64)
-    segment_T = np.empty((G, segments), dtype=np.int64)
     rounds = 0
     done = 0
     since = since_exchange
@@ -1028,13 +1045,9 @@ def sweep_tempered(
             )  # fmt: skip
             rounds += 1
             if swaps:
-                for s in range(B):
-                    replica_T[slot_replica[s]] = slot_temperature[s]
-                segment_T[:] = replica_T[0]  # padding segments: any temperature
-                for r in range(B):
-                    segment_T[r // segments, r % segments] = replica_T[r]
-                group_tables(
-                    thresholds, kind, segment_T, seg_width, possible, act, n_act, cmp_l, nev_l, lvl
+                replica_tables(
+                    slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible, act,
+                    n_act, cmp_l, nev_l, lvl, replica_T,
                 )  # fmt: skip
         if measure:
             i = (done // measure_every) - 1
