@@ -10,23 +10,17 @@ depend on the machine.
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm_binding
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from spinsim.engines.cpu.numba_setup import target_has
+
 _ONE = np.uint64(1)
 
 
-def _host_has_bmi2() -> bool:
-    try:
-        return "+bmi2" in llvm_binding.get_host_cpu_features().flatten().split(",")
-    except RuntimeError:  # not an x86 host, or features unknown
-        return False
-
-
-HAVE_BMI2 = _host_has_bmi2()
+HAVE_BMI2 = target_has("bmi2")
 
 
 @intrinsic

@@ -36,12 +36,13 @@ Words are updated one colour at a time. For every word the kernel
    wasted. The result is ``P(accept) = t / 2^64`` exactly (within 2^-64 below
    p; exactly 1 and 0 where p is).
 
-Random stream: per (group, block of rows, colour, sweep), 64-bit words
-``philox(row | ..., draw | colour << 24 | ..., sweep)``, two words per Philox
-draw. The ``PREFETCH x n`` words of the prefetched levels of a block's ``n``
-words are drawn in one vectorised loop before its words are updated (draw p
-gives stream words p and p + PREFETCH n / 2; level l of word t takes word
-l n + t), later ones in order, one draw at a time. Every bit belongs to one
+Random stream: per (group, block of rows, colour, sweep), 64-bit words of
+AES-128 in counter mode (:mod:`spinsim.engines.cpu.aes`, keyed by the seed):
+block p of the counter ``(row | (p | colour << 24 | ...) << 32, sweep)`` gives
+stream words 2 p and 2 p + 1. The ``PREFETCH x n`` words of the prefetched
+levels of a block's ``n`` words are drawn in one loop (eight AES blocks in
+flight) before its words are updated (level l of word t takes stream word
+l n + t), later ones in order, one block at a time. Every bit belongs to one
 update whatever thread computes it, so results do not depend on the thread
 count or on how work is split (rows or groups).
 
@@ -57,9 +58,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from spinsim.engines.cpu.aes import aes_block, aes_fill, round_keys
 from spinsim.engines.cpu.bits import pdep, popcount
 from spinsim.engines.cpu.exchange import exchange_round
-from spinsim.engines.cpu.philox import philox_2x64
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
@@ -80,10 +81,7 @@ def rows_per_block(row_len):
 PREFETCH = 8  # levels of full random words; deeper levels deal compacted bits (pdep)
 
 
-@njit(inline="always", cache=True)
-def _stream_draw(block, c0, c1_base, c2, c3, key0, key1):
-    """Stream words ``2 block`` and ``2 block + 1`` of a row."""
-    return philox_2x64(c0, c1_base | block, c2, c3, key0, key1)
+STREAM_STEP = np.uint64(1 << 32)  # counter step from one AES block of a block's stream to the next
 
 
 # Per-lane counts of many bit vectors (replica packings), in two levels of SWAR counters:
@@ -152,6 +150,7 @@ def _scratch(z, n_classes, row_len):
         np.empty(cap, dtype=np.int64),  # idx
         np.empty(2 * cap + 8, dtype=np.uint64),  # tb
         np.empty(cap, dtype=np.int64),  # widx
+        np.empty((PREFETCH, n_classes), dtype=np.uint64),  # bits
     )
 
 
@@ -169,11 +168,12 @@ def _rotated(w, rot, seg_top, seg_bottom, up_shift, full):
 @njit(inline="always", cache=True)
 def _gather(
     words, base, r, start, count, n_colours, row_len, wpg, periodic, rot_lanes, full,
-    nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx, off, Z,
+    nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx, own, off, Z,
     n_step=1,
 ):  # fmt: skip
     """Neighbour words ``nbw[n, off + t]`` (lanes aligned, bond signs applied), present lanes
-    ``prs[n, off + t]`` and word indices ``widx[off + t]`` of the ``count`` words
+    ``prs[n, off + t]``, word indices ``widx[off + t]`` and the words themselves ``own[off + t]``
+    (a contiguous copy: the passes that read it vectorise) of the ``count`` words
     ``start, start + n_colours, ...`` of row r (neighbours ``0, n_step, 2 n_step, ...``: 2 for
     the forward ones only). Lanes come in segments of ``rot_lanes`` (the slabs of one replica);
     across a slab seam lanes rotate by one within their segment."""
@@ -188,6 +188,10 @@ def _gather(
     dst_i = widx[off:]
     for t in range(count):
         dst_i[t] = base + row_site + t * n_colours
+    src_s = words[base + row_site :]
+    dst_s = own[off:]
+    for t in range(count):
+        dst_s[t] = src_s[t * n_colours]
     for n in range(0, Z, n_step):
         nr = nb_row[r, n]
         if nr < 0:
@@ -249,12 +253,12 @@ def _gather(
 
 
 @njit(inline="always", cache=True)
-def _count_planes(words, widx, nbw, prs, planes, count, full, heat_bath, count_missing, Z):
-    """Pass 1 of :func:`_update_row`: ``V = 2 n_x + n_miss`` of words ``0 .. count - 1`` as five
-    bit planes ``planes[0..4, t]`` and the spins ``planes[5, t]`` (``count_missing`` false:
+def _count_planes(nbw, prs, planes, count, full, heat_bath, count_missing, Z):
+    """Pass 1 of :func:`_update_row`: ``V = 2 n_x + n_miss`` of words ``0 .. count - 1`` (their
+    spins ``planes[5, t]``) as five bit planes ``planes[0..4, t]`` (``count_missing`` false:
     every neighbour is present, ``n_miss = 0``)."""
     for t in range(count):
-        s = words[widx[t]]
+        s = planes[5, t]
         a0 = a1 = a2 = _ZERO
         m0 = m1 = m2 = _ZERO
         for n in range(Z):
@@ -280,18 +284,41 @@ def _count_planes(words, widx, nbw, prs, planes, count, full, heat_bath, count_m
         planes[2, t] = a1 ^ m2 ^ carry
         planes[3, t] = a2 ^ carry2
         planes[4, t] = a2 & carry2
-        planes[5, t] = s
 
 
 @njit(inline="always", cache=True)
-def _prefetched_levels(planes, mk, rs, row_tab, count, NA):
+def _class_masks(planes, mk, row_tab, count, na, full, spin_free):
+    """Pass 2 of :func:`_update_row` for any number of classes: class masks ``mk[k, t]``, the
+    lanes to compare (undecided, ``planes[6]``) and accepted so far (``planes[7]``)."""
+    for t in range(count):
+        planes[6, t] = _ZERO
+        planes[8, t] = _ZERO
+    for k in range(na):
+        e0 = row_tab[k, 0]
+        e1 = row_tab[k, 1]
+        e2 = row_tab[k, 2]
+        e3 = row_tab[k, 3]
+        e4 = row_tab[k, 4]
+        e5 = row_tab[k, 5]
+        cmp_k = row_tab[k, N_PLANES + 1]
+        nev_k = row_tab[k, N_PLANES + 2]
+        for t in range(count):
+            m = (
+                ~(planes[0, t] ^ e0) & ~(planes[1, t] ^ e1) & ~(planes[2, t] ^ e2)
+                & ~(planes[3, t] ^ e3) & ~(planes[4, t] ^ e4) & (~(planes[5, t] ^ e5) | spin_free) & full
+            )  # fmt: skip
+            mk[k, t] = m
+            planes[6, t] |= m & cmp_k
+            planes[8, t] |= m & nev_k
+    for t in range(count):
+        planes[7, t] = full & ~(planes[6, t] | planes[8, t])
+
+
+@njit(inline="always", cache=True)
+def _prefetched_levels(planes, mk, rs, bits, count, NA):
     """Pass 3 of :func:`_update_row` for ``NA`` (a constant) classes: levels ``0 .. PREFETCH - 1``
     of every word in one loop. At each level an undecided lane is accepted where its random bit
     is 0 and its threshold bit 1, and stays undecided where the two agree."""
-    bits = np.empty((PREFETCH, NA), dtype=np.uint64)
-    for level in range(PREFETCH):
-        for k in range(NA):
-            bits[level, k] = row_tab[k, N_PLANES + 3 + level]
     for t in range(count):
         und = planes[6, t]
         acc = planes[7, t]
@@ -307,15 +334,21 @@ def _prefetched_levels(planes, mk, rs, row_tab, count, NA):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _prefetched_pass(planes, mk, rs, row_tab, count, na):
-    """Pass 3 of :func:`_update_row`: levels ``0 .. PREFETCH - 1`` of ``count`` words, for ``na``
-    classes (one, two or three: one loop over the words for all levels)."""
+def _prefetched_pass(planes, mk, rs, row_tab, bits, count, na, full, spin_free):
+    """Passes 2 and 3 of :func:`_update_row`: class masks and levels ``0 .. PREFETCH - 1`` of
+    ``count`` words for ``na`` classes (a loop a class; then for one, two or three classes one
+    loop over the words for all levels, else a loop a level). ``spin_free``: all ones where the spin does not
+    enter the class (no field), else zero."""
+    _class_masks(planes, mk, row_tab, count, na, full, spin_free)
+    for level in range(PREFETCH):
+        for k in range(na):
+            bits[level, k] = row_tab[k, N_PLANES + 3 + level]
     if na == 1:
-        _prefetched_levels(planes, mk, rs, row_tab, count, 1)
+        _prefetched_levels(planes, mk, rs, bits, count, 1)
     elif na == 2:
-        _prefetched_levels(planes, mk, rs, row_tab, count, 2)
+        _prefetched_levels(planes, mk, rs, bits, count, 2)
     elif na == 3:
-        _prefetched_levels(planes, mk, rs, row_tab, count, 3)
+        _prefetched_levels(planes, mk, rs, bits, count, 3)
     else:
         for level in range(PREFETCH):
             for t in range(count):
@@ -416,7 +449,7 @@ def _take_counts(sums, dst_a, dst_u):
 
 @njit(inline="always", cache=True)
 def _update_row(
-    words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
+    words, g, r0, r1, colour, sweep, rk, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
 ):  # fmt: skip
     """Update the words of one colour in rows ``r0 .. r1 - 1`` (a *block*) of group g, as one batch
     (``Z``: neighbours per site, a constant).
@@ -437,7 +470,7 @@ def _update_row(
     nb_row, nb_col, nb_rot, nb_lanes, row_colour = geo
     bond_sign, bond_present = bonds
     act, n_act, cmp_l, nev_l, lvl, sel = tab
-    nbw, prs, rs, mk, planes, row_tab, idx, tb, widx = scratch
+    nbw, prs, rs, mk, planes, row_tab, idx, tb, widx, bits = scratch
     n_rows = nb_row.shape[0]
     base = g * wpg
     count = np.int64(0)  # typed, not a literal: one compiled copy of the passes it is given to
@@ -448,26 +481,21 @@ def _update_row(
             _gather(
                 words, base, r, start, n_here, n_colours, row_len, wpg, periodic, rot_lanes, full,
                 nb_row, nb_col, nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx,
-                count, Z,
+                planes[5], count, Z,
             )  # fmt: skip
             count += n_here
     if count <= 0:
         return
     r = r0
-    # the block's random stream (counted by its first row): level l < PREFETCH of word t takes
-    # prefetched word l count + t: Philox draw p gives words p and p + half, in one vectorised
-    # loop; deeper levels take compacted bits from stream words PREFETCH count, ... (two a draw)
+    # the block's random stream (counted by its first row): AES block p of the counter
+    # (ctr_lo + p STREAM_STEP, sweep) gives stream words 2 p and 2 p + 1; level l < PREFETCH of
+    # word t takes stream word l count + t, deeper levels compacted bits from words PREFETCH count, ...
     row_id = np.uint64(g * n_rows + r)
-    c0 = row_id & _LO32
-    c1_base = (np.uint64(colour) << np.uint64(24)) | ((row_id >> _U32) << np.uint64(26))
-    c2 = np.uint64(sweep) & _LO32
-    c3 = np.uint64(sweep) >> _U32
-    half = count * (PREFETCH // 2)
-    rs_high = rs[half:]
-    for p in range(half):
-        w0, w1 = _stream_draw(np.uint64(p), c0, c1_base, c2, c3, key0, key1)
-        rs[p] = w0
-        rs_high[p] = w1
+    ctr_lo = (row_id & _LO32) | (
+        ((np.uint64(colour) << np.uint64(24)) | ((row_id >> _U32) << np.uint64(26))) << _U32
+    )
+    ctr_hi = np.uint64(sweep)
+    aes_fill(rs, 0, count * (PREFETCH // 2), ctr_lo, STREAM_STEP, ctr_hi, rk)
     # class constants of this group: selectors, lanes to compare / reject, prefetched level bits
     na = n_act[g]
     for k in range(na):
@@ -480,37 +508,14 @@ def _update_row(
             row_tab[k, N_PLANES + 3 + level] = lvl[g, c, level]
     # pass 1: V = 2 n_x + n_miss as five bit planes, and the spins (planes[0..5, t])
     if heat_bath or not periodic or bond_kind == 1:
-        _count_planes(words, widx, nbw, prs, planes, count, full, heat_bath, True, Z)
+        _count_planes(nbw, prs, planes, count, full, heat_bath, True, Z)
     else:  # Metropolis, every neighbour present: n_miss = 0 (the common case, its own loop)
-        _count_planes(words, widx, nbw, prs, planes, count, full, False, False, Z)
-    # pass 2: class masks mk[k, t]; undecided lanes (planes[6]) and accepted so far (planes[7])
-    for t in range(count):
-        planes[6, t] = _ZERO
-        planes[8, t] = _ZERO
-    for k in range(na):
-        e0 = row_tab[k, 0]
-        e1 = row_tab[k, 1]
-        e2 = row_tab[k, 2]
-        e3 = row_tab[k, 3]
-        e4 = row_tab[k, 4]
-        e5 = row_tab[k, 5]
-        # without a field the spin does not enter the class: compare it with itself
-        spin_free = _ALL if not use_spin else _ZERO
-        cmp_k = row_tab[k, N_PLANES + 1]
-        nev_k = row_tab[k, N_PLANES + 2]
-        for t in range(count):
-            m = (
-                ~(planes[0, t] ^ e0) & ~(planes[1, t] ^ e1) & ~(planes[2, t] ^ e2)
-                & ~(planes[3, t] ^ e3) & ~(planes[4, t] ^ e4) & (~(planes[5, t] ^ e5) | spin_free) & full
-            )  # fmt: skip
-            mk[k, t] = m
-            planes[6, t] |= m & cmp_k
-            planes[8, t] |= m & nev_k
-    for t in range(count):
-        planes[7, t] = full & ~(planes[6, t] | planes[8, t])
-    # pass 3: the prefetched levels, most significant first (its own compiled function: one copy
-    # for every neighbour count keeps the compile time down)
-    _prefetched_pass(planes, mk, rs, row_tab, count, na)
+        _count_planes(nbw, prs, planes, count, full, False, False, Z)
+    # passes 2 and 3: class masks mk[k, t], undecided lanes (planes[6]) and accepted so far
+    # (planes[7]), and the prefetched levels, most significant first (its own compiled function:
+    # one copy for every neighbour count keeps the compile time down); without a field the spin
+    # does not enter the class
+    _prefetched_pass(planes, mk, rs, row_tab, bits, count, na, full, _ALL if not use_spin else _ZERO)
     # pass 4: words with lanes still undecided, level by level over a shrinking list of words;
     # each undecided lane takes the next bit of the row's tail stream (stream words PREFETCH count,
     # PREFETCH count + 1, ...): pdep deals a word's bits to its undecided lanes in lane order
@@ -536,7 +541,7 @@ def _update_row(
             n_tb = keep
             want = (bitpos + total) // 64 + 2
             while n_tb < want:
-                w0, w1 = _stream_draw(np.uint64((first + n_tb) >> 1), c0, c1_base, c2, c3, key0, key1)
+                w0, w1 = aes_block(ctr_lo + np.uint64((first + n_tb) >> 1) * STREAM_STEP, ctr_hi, rk)
                 if (first + n_tb) % 2 == 0:
                     tb[n_tb] = w0
                     n_tb += 1
@@ -576,19 +581,19 @@ def _update_row(
 
 @njit(inline="always", cache=True)
 def _update_rows_z(
-    words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
+    words, g, r0, r1, colour, sweep, rk, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
 ):  # fmt: skip
     rpb = rows_per_block(flags[1])
     for b0 in range(r0, r1, rpb):
         b1 = min(r1, b0 + rpb)
         _update_row(
-            words, g, b0, b1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
+            words, g, b0, b1, colour, sweep, rk, flags, geo, bonds, tab, scratch, Z, sum_mode, sums
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _update_rows(
-    words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, sum_mode, sums
+    words, g, r0, r1, colour, sweep, rk, flags, geo, bonds, tab, scratch, sum_mode, sums
 ):  # fmt: skip
     """Update the words of one colour in rows ``r0 .. r1 - 1`` of group g; the neighbour count
     is made a compile-time constant (2: chain, 4: square and honeycomb, 6: triangular, cubic).
@@ -596,15 +601,15 @@ def _update_rows(
     Z = geo[1].shape[0]
     if Z == 4:
         _update_rows_z(
-            words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, 4, sum_mode, sums
+            words, g, r0, r1, colour, sweep, rk, flags, geo, bonds, tab, scratch, 4, sum_mode, sums
         )  # fmt: skip
     elif Z == 6:
         _update_rows_z(
-            words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, 6, sum_mode, sums
+            words, g, r0, r1, colour, sweep, rk, flags, geo, bonds, tab, scratch, 6, sum_mode, sums
         )  # fmt: skip
     else:
         _update_rows_z(
-            words, g, r0, r1, colour, sweep, key0, key1, flags, geo, bonds, tab, scratch, 2, sum_mode, sums
+            words, g, r0, r1, colour, sweep, rk, flags, geo, bonds, tab, scratch, 2, sum_mode, sums
         )  # fmt: skip
 
 
@@ -621,6 +626,7 @@ def _sum_rows(
     nbw = np.empty((z, row_len), dtype=np.uint64)
     prs = np.empty((z, row_len), dtype=np.uint64)
     widx = np.empty(row_len, dtype=np.int64)
+    own = np.empty(row_len, dtype=np.uint64)
     n_a = _ZERO
     n_u = _ZERO
     adds = 0  # words added since the nibble counters were folded (replica lanes)
@@ -629,12 +635,11 @@ def _sum_rows(
     for r in range(r0, r1):
         _gather(
             words, base, r, 0, row_len, 1, row_len, wpg, periodic, rot_lanes, full, nb_row, nb_col,
-            nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx, 0, z, 2,
+            nb_rot, nb_lanes, bond_kind, bond_sign, bond_present, nbw, prs, widx, own, 0, z, 2,
         )  # fmt: skip
-        row = base + r * row_len
         if replica_lanes:
             for j in range(row_len):
-                s = words[row + j]
+                s = own[j]
                 _lanes_add(planes_u, s & full)
                 for n in range(0, z, 2):  # forward bonds
                     _lanes_add(planes_a, (s ^ nbw[n, j]) & prs[n, j])
@@ -650,7 +655,7 @@ def _sum_rows(
                         folds = 0
         else:
             for j in range(row_len):
-                s = words[row + j]
+                s = own[j]
                 n_u += popcount(s & full)
                 for n in range(0, z, 2):
                     n_a += popcount((s ^ nbw[n, j]) & prs[n, j])
@@ -664,7 +669,7 @@ def _sum_rows(
 
 @njit(cache=True, nogil=True)
 def _run_group(
-    words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up
+    words, g, n_sweeps, sweep0, rk, measure_every, replica_lanes, flags, geo, bonds, tab, anti, up
 ):  # fmt: skip
     """All ``n_sweeps`` sweeps of group g, with its measurements (see :func:`sweep_groups`)."""
     n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, full, bond_kind = flags
@@ -682,7 +687,7 @@ def _run_group(
         in_sweep = measured and n_colours == 2  # sums counted as the words are written
         for colour in range(n_colours):
             _update_rows(
-                words, g, np.int64(0), n_rows, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
+                words, g, np.int64(0), n_rows, colour, sweep0 + s, rk, flags, geo, bonds, tab,
                 scratch, colour + 1 if in_sweep else 0, counters,
             )  # fmt: skip
         if in_sweep:
@@ -718,9 +723,10 @@ def sweep_groups(
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    rk = round_keys(key0, key1)
     for g in prange(G):
         _run_group(
-            words, np.int64(g), n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds,
+            words, np.int64(g), n_sweeps, sweep0, rk, measure_every, replica_lanes, flags, geo, bonds,
             tab, anti, up,
         )  # fmt: skip
 
@@ -738,9 +744,10 @@ def sweep_groups_serial(
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    rk = round_keys(key0, key1)
     for g in range(G):
         _run_group(
-            words, g, n_sweeps, sweep0, key0, key1, measure_every, replica_lanes, flags, geo, bonds, tab,
+            words, g, n_sweeps, sweep0, rk, measure_every, replica_lanes, flags, geo, bonds, tab,
             anti, up,
         )  # fmt: skip
 
@@ -760,6 +767,7 @@ def sweep_rows(
     geo = (nb_row, nb_col, nb_rot, nb_lanes, row_colour)
     bonds = (bond_sign, bond_present)
     tab = (act, n_act, cmp_l, nev_l, lvl, sel)
+    rk = round_keys(key0, key1)
     rpb = rows_per_block(row_len)
     blocks_per_group = (n_rows + rpb - 1) // rpb
     n_blocks = G * blocks_per_group
@@ -784,7 +792,7 @@ def sweep_rows(
                     r0 = np.int64((task % blocks_per_group) * rpb)
                     r1 = np.int64(min(n_rows, r0 + rpb))
                     _update_rows(
-                        words, g, r0, r1, colour, sweep0 + s, key0, key1, flags, geo, bonds, tab,
+                        words, g, r0, r1, colour, sweep0 + s, rk, flags, geo, bonds, tab,
                         scratch, mode, counters,
                     )  # fmt: skip
                     if mode:

@@ -64,6 +64,7 @@ class NeuralHamiltonian(Protocol):
 
     def grid_sizes(self, shape: Sequence[int]) -> list[tuple[int, int]]: ...
 
+
 PHI_RADIUS = 2  # phi's two 3x3 convolutions
 PSI_RADIUS = 2  # psi's two 3x3 convolutions
 REACH = PHI_RADIUS + PSI_RADIUS  # a first-layer output changes within this radius of P
