@@ -256,15 +256,18 @@ def _gather(
 def _count_planes(nbw, prs, planes, count, full, heat_bath, count_missing, Z):
     """Pass 1 of :func:`_update_row`: ``V = 2 n_x + n_miss`` of words ``0 .. count - 1`` (their
     spins ``planes[5, t]``) as five bit planes ``planes[0..4, t]`` (``count_missing`` false:
-    every neighbour is present, ``n_miss = 0``)."""
+    every neighbour is present in every lane, ``n_miss = 0``, and ``prs`` is not read: lanes
+    outside ``full`` count garbage, which the class masks drop)."""
     for t in range(count):
         s = planes[5, t]
         a0 = a1 = a2 = _ZERO
         m0 = m1 = m2 = _ZERO
         for n in range(Z):
             w = nbw[n, t]
-            p_ = prs[n, t]
-            x = (w if heat_bath else ~(s ^ w)) & p_
+            x = w if heat_bath else ~(s ^ w)
+            if count_missing:
+                p_ = prs[n, t]
+                x &= p_
             k1 = a0 & x
             a0 ^= x
             k2 = a1 & k1
@@ -287,29 +290,46 @@ def _count_planes(nbw, prs, planes, count, full, heat_bath, count_missing, Z):
 
 
 @njit(inline="always", cache=True)
-def _class_masks(planes, mk, row_tab, count, na, full, spin_free):
-    """Pass 2 of :func:`_update_row` for any number of classes: class masks ``mk[k, t]``, the
-    lanes to compare (undecided, ``planes[6]``) and accepted so far (``planes[7]``)."""
+def _class_loop(planes, mk, row_tab, count, k, full, USE_P0, USE_P5):
+    """``mk[k, t]`` for class k; planes 0 (``USE_P0``) and 5 (the spin, ``USE_P5``) compared only
+    where they can differ from the class's selector (constants: one loop each)."""
+    e0 = row_tab[k, 0]
+    e1 = row_tab[k, 1]
+    e2 = row_tab[k, 2]
+    e3 = row_tab[k, 3]
+    e4 = row_tab[k, 4]
+    e5 = row_tab[k, 5]
+    cmp_k = row_tab[k, N_PLANES + 1]
+    nev_k = row_tab[k, N_PLANES + 2]
+    for t in range(count):
+        m = ~(planes[1, t] ^ e1) & ~(planes[2, t] ^ e2) & ~(planes[3, t] ^ e3) & ~(planes[4, t] ^ e4) & full
+        if USE_P0:
+            m &= ~(planes[0, t] ^ e0)
+        if USE_P5:
+            m &= ~(planes[5, t] ^ e5)
+        mk[k, t] = m
+        planes[6, t] |= m & cmp_k
+        planes[8, t] |= m & nev_k
+
+
+@njit(inline="always", cache=True)
+def _class_masks(planes, mk, row_tab, count, na, full, use_spin, odd_v):
+    """Pass 2 of :func:`_update_row`: class masks ``mk[k, t]``, the lanes to compare (undecided,
+    ``planes[6]``) and accepted so far (``planes[7]``). ``use_spin``: the spin enters the class
+    (a field); ``odd_v``: V can be odd (a neighbour missing somewhere), else plane 0 is zero and
+    so is every active class's bit 0."""
     for t in range(count):
         planes[6, t] = _ZERO
         planes[8, t] = _ZERO
     for k in range(na):
-        e0 = row_tab[k, 0]
-        e1 = row_tab[k, 1]
-        e2 = row_tab[k, 2]
-        e3 = row_tab[k, 3]
-        e4 = row_tab[k, 4]
-        e5 = row_tab[k, 5]
-        cmp_k = row_tab[k, N_PLANES + 1]
-        nev_k = row_tab[k, N_PLANES + 2]
-        for t in range(count):
-            m = (
-                ~(planes[0, t] ^ e0) & ~(planes[1, t] ^ e1) & ~(planes[2, t] ^ e2)
-                & ~(planes[3, t] ^ e3) & ~(planes[4, t] ^ e4) & (~(planes[5, t] ^ e5) | spin_free) & full
-            )  # fmt: skip
-            mk[k, t] = m
-            planes[6, t] |= m & cmp_k
-            planes[8, t] |= m & nev_k
+        if odd_v and use_spin:
+            _class_loop(planes, mk, row_tab, count, k, full, True, True)
+        elif odd_v:
+            _class_loop(planes, mk, row_tab, count, k, full, True, False)
+        elif use_spin:
+            _class_loop(planes, mk, row_tab, count, k, full, False, True)
+        else:
+            _class_loop(planes, mk, row_tab, count, k, full, False, False)
     for t in range(count):
         planes[7, t] = full & ~(planes[6, t] | planes[8, t])
 
@@ -334,12 +354,12 @@ def _prefetched_levels(planes, mk, rs, bits, count, NA):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _prefetched_pass(planes, mk, rs, row_tab, bits, count, na, full, spin_free):
+def _prefetched_pass(planes, mk, rs, row_tab, bits, count, na, full, use_spin, odd_v):
     """Passes 2 and 3 of :func:`_update_row`: class masks and levels ``0 .. PREFETCH - 1`` of
     ``count`` words for ``na`` classes (a loop a class; then for one, two or three classes one
-    loop over the words for all levels, else a loop a level). ``spin_free``: all ones where the spin does not
-    enter the class (no field), else zero."""
-    _class_masks(planes, mk, row_tab, count, na, full, spin_free)
+    loop over the words for all levels, else a loop a level); ``use_spin, odd_v``: see
+    :func:`_class_masks`."""
+    _class_masks(planes, mk, row_tab, count, na, full, use_spin, odd_v)
     for level in range(PREFETCH):
         for k in range(na):
             bits[level, k] = row_tab[k, N_PLANES + 3 + level]
@@ -513,9 +533,9 @@ def _update_row(
         _count_planes(nbw, prs, planes, count, full, False, False, Z)
     # passes 2 and 3: class masks mk[k, t], undecided lanes (planes[6]) and accepted so far
     # (planes[7]), and the prefetched levels, most significant first (its own compiled function:
-    # one copy for every neighbour count keeps the compile time down); without a field the spin
-    # does not enter the class
-    _prefetched_pass(planes, mk, rs, row_tab, bits, count, na, full, _ALL if not use_spin else _ZERO)
+    # one copy for every neighbour count keeps the compile time down); V is even where no
+    # neighbour is ever missing
+    _prefetched_pass(planes, mk, rs, row_tab, bits, count, na, full, use_spin, not periodic or bond_kind == 1)
     # pass 4: words with lanes still undecided, level by level over a shrinking list of words;
     # each undecided lane takes the next bit of the row's tail stream (stream words PREFETCH count,
     # PREFETCH count + 1, ...): pdep deals a word's bits to its undecided lanes in lane order
