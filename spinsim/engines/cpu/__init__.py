@@ -2,8 +2,9 @@
 ``state_dict``; the spin engines also ``measure``, ``advance_measured``, ``energies``,
 ``permute_replicas``).
 
-* :mod:`.philox`: the counter-based random numbers (Philox4x32-10) that make every fast
-  engine's result independent of its thread count.
+* :mod:`.philox` and :mod:`.aes`: the counter-based random numbers (Philox4x32-10; AES-128
+  for the multispin Ising kernels) that make every fast engine's result independent of its
+  thread count.
 * :mod:`.engine`: :class:`~.engine.CPUEngine` over the numba kernels (:mod:`.ising`
   multispin Ising, also ±J glasses and replica packing; :mod:`.ising_site` per-site Ising
   for Gaussian couplings; :mod:`.potts`), threaded with ``numba.prange``; :mod:`.bits`:
