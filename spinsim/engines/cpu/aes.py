@@ -59,9 +59,8 @@ def _gf_mul(a: int, b: int, exp: list[int], log: list[int]) -> int:
     return 0 if a == 0 or b == 0 else exp[log[a] + log[b]]
 
 
-def _sbox() -> list[int]:
+def _sbox(exp: list[int], log: list[int]) -> list[int]:
     """The AES S-box: the inverse in GF(2^8) followed by the affine map (FIPS-197 5.1.1)."""
-    exp, log = _gf_tables()
     box = []
     for a in range(256):
         x = 0 if a == 0 else exp[255 - log[a]]
@@ -72,8 +71,8 @@ def _sbox() -> list[int]:
     return box
 
 
-SBOX_LIST = _sbox()
 _EXP, _LOG = _gf_tables()
+SBOX_LIST = _sbox(_EXP, _LOG)
 
 
 def _mix_table(coefficients: tuple[int, int, int, int]) -> np.ndarray:
@@ -308,16 +307,8 @@ if HAVE_AES:
         return _aes_hw_block(lo, hi, rk)
 
     @njit(inline="always", cache=True)
-    def aes_fill(out, pos, n, lo, step, hi, rk):
-        """Blocks ``j = 0 .. n - 1`` of counters ``(lo + j step, hi)`` into words
-        ``out[pos + 2 j]`` (lo) and ``out[pos + 2 j + 1]`` (hi); counters wrap mod 2^64."""
-        full = n - n % FILL_BLOCKS
-        for j in range(0, full, FILL_BLOCKS):
-            _aes_hw_fill8(out, pos + 2 * j, lo + np.uint64(j) * step, step, hi, rk)
-        for j in range(full, n):
-            a, b = _aes_hw_block(lo + np.uint64(j) * step, hi, rk)
-            out[pos + 2 * j] = a
-            out[pos + 2 * j + 1] = b
+    def _fill8(out, pos, lo, step, hi, rk):
+        _aes_hw_fill8(out, pos, lo, step, hi, rk)
 
 else:
 
@@ -327,13 +318,24 @@ else:
         return _aes_soft(lo, hi, rk)
 
     @njit(inline="always", cache=True)
-    def aes_fill(out, pos, n, lo, step, hi, rk):
-        """Blocks ``j = 0 .. n - 1`` of counters ``(lo + j step, hi)`` into words
-        ``out[pos + 2 j]`` (lo) and ``out[pos + 2 j + 1]`` (hi); counters wrap mod 2^64."""
-        for j in range(n):
+    def _fill8(out, pos, lo, step, hi, rk):
+        for j in range(FILL_BLOCKS):
             a, b = _aes_soft(lo + np.uint64(j) * step, hi, rk)
             out[pos + 2 * j] = a
             out[pos + 2 * j + 1] = b
+
+
+@njit(inline="always", cache=True)
+def aes_fill(out, pos, n, lo, step, hi, rk):
+    """Blocks ``j = 0 .. n - 1`` of counters ``(lo + j step, hi)`` into words ``out[pos + 2 j]``
+    (lo) and ``out[pos + 2 j + 1]`` (hi), FILL_BLOCKS at a time; counters wrap mod 2^64."""
+    full = n - n % FILL_BLOCKS
+    for j in range(0, full, FILL_BLOCKS):
+        _fill8(out, pos + 2 * j, lo + np.uint64(j) * step, step, hi, rk)
+    for j in range(full, n):
+        a, b = aes_block(lo + np.uint64(j) * step, hi, rk)
+        out[pos + 2 * j] = a
+        out[pos + 2 * j + 1] = b
 
 
 @njit(cache=True)
