@@ -14,7 +14,8 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the install compiles the multispin kernels (C): rebuilt when their sources change
+$(STAMP): pyproject.toml setup.py spinsim/engines/cpu/_multispin.c spinsim/engines/cpu/_multispin_kernel.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(strip $(TORCH)),$(BIN)/python -m pip install --quiet "$(TORCH)")
 	$(BIN)/python -m pip install --quiet -e ".[test]"

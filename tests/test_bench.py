@@ -43,7 +43,7 @@ def test_bench_command_writes_results(tmp_path):
     assert len(files) == 1
     data = json.loads(files[0].read_text())
     rows = data["results"]
-    assert [r["engine"] for r in rows] == ["reference", "numba"]
+    assert [r["engine"] for r in rows] == ["reference", "cpu"]
     assert rows[1]["ratio"] > 1 and rows[0]["updates_per_ns"] > 0
     assert data["machine"]["cores"] >= 1 and "cpu" in data["machine"]
     assert "ising-square-64-b1" in out.stdout and "flips/ns" in out.stdout

@@ -1,4 +1,4 @@
-"""The fast CPU engine (numba) against exact results, the reference engine and itself.
+"""The fast CPU engine against exact results, the reference engine and itself.
 
 Every fast path (multispin Ising Metropolis and heat bath, with and without
 field, periodic and open; Potts Metropolis) is checked against exact
@@ -311,10 +311,10 @@ def test_build_engine_chooses_and_explains():
     lat = Lattice("square", 4)
     model = ising(lat)
     state, beta, g = model.random_state(2), torch.ones(2), torch.Generator()
-    assert build_engine("auto", model, Metropolis(), state, beta, 0, generator=g).name == "numba"
+    assert build_engine("auto", model, Metropolis(), state, beta, 0, generator=g).name == "cpu"
     assert build_engine("reference", model, Metropolis(), state, beta, 0, generator=g).name == "reference"
     glass = IsingModel(lat, Couplings.build(lat, "pm"))
-    assert build_engine("auto", glass, Metropolis(), state, beta, 0, generator=g).name == "numba"
+    assert build_engine("auto", glass, Metropolis(), state, beta, 0, generator=g).name == "cpu"
     potts_glass = PottsModel(lat, Couplings.build(lat, "gaussian"), q=3)
     pstate = potts_glass.random_state(2)
     assert build_engine("auto", potts_glass, Metropolis(), pstate, beta, 0, generator=g).name == "reference"
@@ -323,7 +323,7 @@ def test_build_engine_chooses_and_explains():
     hc = Lattice("honeycomb", 4)
     assert (
         build_engine("fast", ising(hc), Metropolis(), ising(hc).random_state(2), beta, 0, generator=g).name
-        == "numba"
+        == "cpu"
     )
     with pytest.raises(ConfigError, match="lattice=honeycomb"):
         build.engine("fast", potts(hc), Metropolis(), potts(hc).random_state(2), beta, 0, generator=g)
@@ -337,7 +337,7 @@ def test_simulate_records_the_engine(tmp_path):
     import spinsim
     from spinsim.commands.simulate import run
 
-    for engine, name in (("auto", "numba"), ("reference", "reference")):
+    for engine, name in (("auto", "cpu"), ("reference", "reference")):
         cfg = spinsim.compose("simulate", [
             "lattice.size=8", "sweeps=20", "thermalize=5", "batch=2", "progress=false", "temperature=2.0",
             f"engine={engine}", f"output={tmp_path}/{engine}.h5",
@@ -348,22 +348,54 @@ def test_simulate_records_the_engine(tmp_path):
             assert f["observables/e/value"].shape == (25, 2)
 
 
-def test_each_ising_kernel_compiles_once():
-    """The serial and the parallel sweep (and both sum kernels) call the same compiled passes:
-    a loop index of another integer type (prange's is unsigned) or a literal argument would
-    compile a second copy of each, which costs tens of seconds in a fresh clone."""
-    import numba
+ISA_CASES = {
+    # two colours (sums counted as the sweep writes), three (a pass after), bonds, replica words, a field
+    "square slab, 4 replicas a word": (lambda: ising(Lattice("square", 16)), Metropolis(), None, 4),
+    "square 640, one group (rows shared)": (lambda: ising(Lattice("square", 640)), Metropolis(), None, 1),
+    "triangular open, field, heat bath": (
+        lambda: ising(Lattice("triangular", [12, 9], "open"), h=0.3), HeatBath(), None, 3),
+    "cubic +-J glass, replica words": (lambda: IsingModel(Lattice("cubic", 4), Couplings.build(
+        Lattice("cubic", 4), "pm", seed=2)), Metropolis(), "replica", 70),
+    "honeycomb (bond words), field": (lambda: ising(Lattice("honeycomb", 12), h=-0.2), Metropolis(), None, 2),
+    "open chain": (lambda: ising(Lattice("chain", 130, "open")), Metropolis(), None, 5),
+}  # fmt: skip
 
-    from spinsim.engines.cpu import ising as kernels
 
-    lattice = Lattice("chain", 8)
-    model = IsingModel(lattice, Couplings.build(lattice))
-    g = torch.Generator().manual_seed(0)
-    engine = CPUEngine(model, Metropolis(), model.random_state(512, g), beta_of(1.0, 512), seed=0)
-    serial, parallel = kernels.sweep_groups_serial, kernels.sweep_groups
-    for kernel in (serial, parallel):
-        engine._run(2, 1, kernel)
-        engine._run(2, 0, kernel)
-    dispatchers = {k: v for k, v in vars(kernels).items() if isinstance(v, numba.core.registry.CPUDispatcher)}
-    copies = {k: len(v.signatures) for k, v in dispatchers.items() if len(v.signatures) > 1}
-    assert copies == {}, copies
+@pytest.mark.parametrize("case", list(ISA_CASES))
+def test_same_chain_on_every_instruction_set(case, monkeypatch):
+    """The multispin kernels compiled for AVX-512 with VAES, for AVX2 with AES-NI and for plain x86-64
+    (software AES, pdep as a loop) give the same states, measurements and tempering rounds, bit for
+    bit: a run does not depend on the processor it drew (``SPINSIM_ISA`` picks a lesser one)."""
+    from spinsim.engines.cpu.multispin import ISA_ENV, kernels
+
+    if kernels is None:
+        pytest.skip("the compiled kernels are not built")
+    make_model, sampler, packing, replicas = ISA_CASES[case]
+    results = {}
+    for isa in kernels.supported():
+        monkeypatch.setenv(ISA_ENV, isa)
+        model = make_model()
+        state = model.random_state(replicas, torch.Generator().manual_seed(3))
+        temps = torch.linspace(1.5, 3.0, replicas, dtype=torch.float64)
+        engine = CPUEngine(model, sampler, state, 1 / temps, seed=11, threads=2, packing=packing)
+        observed = engine.advance_measured(9, 3)
+        engine.permute_replicas(np.roll(np.arange(replicas), 1))
+        engine.advance(4)
+        results[isa] = (engine.words.copy(), {k: v.copy() for k, v in observed.items()}, engine.measure())
+    first = results[kernels.supported()[0]]
+    for isa, (words, observed, now) in results.items():
+        assert np.array_equal(words, first[0]), isa
+        for name in observed:
+            assert np.array_equal(observed[name], first[1][name]), (isa, name)
+            assert torch.equal(now[name], first[2][name]), (isa, name)
+
+
+def test_an_instruction_set_the_cpu_lacks_is_one_line(monkeypatch):
+    from spinsim.engines.cpu.multispin import ISA_ENV
+
+    monkeypatch.setenv(ISA_ENV, "avx1024")
+    model = ising(Lattice("square", 8))
+    state, beta = model.random_state(2, torch.Generator()), beta_of(2.0, 2)
+    with pytest.raises(ValueError, match="SPINSIM_ISA=avx1024.*unknown instruction set"):
+        build_engine("fast", model, Metropolis(), state, beta, 0)
+    assert isinstance(build_engine("auto", model, Metropolis(), state, beta, 0), ReferenceEngine)

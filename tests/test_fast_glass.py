@@ -375,22 +375,3 @@ def test_fast_tempering_agrees_with_reference_tempering():
     # energies rise with temperature: the columns are in temperature order
     means = results["fast"][0].mean(axis=(0, 2))
     assert np.all(np.diff(means) > 0), means
-
-
-def test_pdep_and_its_fallback_agree():
-    """The BMI2 instruction (where the CPU has it) and the plain loop compute the same deposit,
-    so results do not depend on the machine; and the loop is the definition written out."""
-    from numba import njit
-
-    from spinsim.engines.cpu.bits import _pdep_loop, pdep, popcount
-
-    @njit
-    def both(src, mask):
-        return pdep(src, mask), _pdep_loop(src, mask), popcount(mask)
-
-    rng = np.random.default_rng(0)
-    for src, mask in rng.integers(0, 2**63, size=(500, 2), dtype=np.int64) * 2 + 1:
-        a, b, n = both(np.uint64(src), np.uint64(mask))
-        positions = [k for k in range(64) if int(mask) >> k & 1]
-        expected = sum((int(src) >> i & 1) << k for i, k in enumerate(positions))
-        assert int(a) == int(b) == expected and int(n) == len(positions)

@@ -4,7 +4,7 @@ A :class:`BenchCase` knows how to build a :class:`Workload` for an engine on
 a device; :func:`time_workload` times any workload the same way (a warm-up
 step, then the median of several repeats, each long enough to time). Three
 kinds are registered: Ising and Potts sweeps (reference: the torch engine;
-fast: numba or triton), cellular Potts MCS (reference: ``cpm_parallel`` in
+fast: the compiled CPU kernels or triton), cellular Potts MCS (reference: ``cpm_parallel`` in
 torch; fast: the compiled ``cpm_sequential``) and one relaxed Metropolis
 sweep forward and backward (reference: the paper's Algorithm 2 written out;
 fast: spinsim's sampler). Adding one means registering a case with its own
@@ -35,7 +35,7 @@ from spinsim.samplers import build_sampler
 class Workload:
     """One engine's share of a case: ``step(n)`` does n steps of ``updates_per_step`` updates."""
 
-    engine: str  # the name of the engine that runs it (e.g. numba, reference)
+    engine: str  # the name of the engine that runs it (e.g. cpu, numba, reference)
     step: Callable[[int], None]
     updates_per_step: int
     threads: int  # CPU threads it runs on

@@ -84,13 +84,17 @@ def describe_machine(device: torch.device) -> dict:
         "torch_version": str(torch.__version__),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
+    from spinsim.engines.cpu import multispin
+
+    if multispin.missing() is None:
+        info["multispin_isa"] = multispin.isa()  # the instruction set of the compiled Ising kernels
     try:
         import numba
 
         info["numba_version"] = numba.__version__
         info["numba_threads"] = numba.get_num_threads()
         info["numba_threading_layer"] = numba.threading_layer()
-    except ImportError:
+    except (ImportError, ValueError):  # ValueError: no numba kernel ran, so no threading layer yet
         pass
     return info
 

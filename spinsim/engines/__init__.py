@@ -2,8 +2,8 @@
 
 * :class:`ReferenceEngine` (``reference``): the sampler's torch ``sweep``, any
   device; the readable, differentiable truth (spin models; ``cpm_parallel``).
-* :class:`spinsim.engines.cpu.engine.CPUEngine` (``numba``): compiled
-  multispin Ising and compact Potts kernels.
+* :class:`spinsim.engines.cpu.engine.CPUEngine` (``cpu``): compiled
+  multispin Ising (C, built by the install) and compact Potts kernels (numba).
 * :class:`spinsim.engines.gpu.triton.TritonEngine` (``triton``): fused GPU kernels.
 * :class:`spinsim.engines.cpu.cpm.CPMSequentialEngine` (``numba``): the
   cellular Potts model's random-sequential copy attempts, compiled.
@@ -30,6 +30,7 @@ import torch
 
 from spinsim.engines.base import Engine
 from spinsim.engines.reference import ReferenceEngine
+from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
 from spinsim.models.cpm import CellularPottsModel
 
@@ -55,10 +56,16 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
         return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
     from spinsim.engines.cpu.support import unsupported
 
-    reason = unsupported(model, sampler, engine="triton" if device.type == "cuda" else "numba")
+    reason = unsupported(model, sampler, engine="triton" if device.type == "cuda" else "cpu")
     if reason:
         return reason
     if device.type == "cpu":
+        if isinstance(model, IsingModel):  # multispin kernels (C); Gaussian couplings: numba
+            from spinsim.engines.cpu.multispin import missing
+
+            reason = missing()
+            if reason or model.couplings.uniform is not None:
+                return reason
         return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
     if device.type == "cuda":
         return None if importlib.util.find_spec("triton") else "this machine (triton is not installed)"

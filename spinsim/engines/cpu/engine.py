@@ -1,18 +1,18 @@
-"""The fast CPU engine: numba kernels, threaded with ``numba.prange``.
+"""The fast CPU engine: compiled kernels behind the engine interface.
 
-Ising runs multispin (:mod:`spinsim.engines.cpu.ising`: 64 lanes a uint64
-word, in the slab packing (one or several replicas a word, each on its slabs)
-or the replica packing (64 replicas of one site a word), with bond sign and
-presence words for ±J glasses and the honeycomb lattice), or one spin a site
-for couplings of many magnitudes (:mod:`spinsim.engines.cpu.ising_site`,
-Gaussian glasses); Potts runs one int8 per site (:mod:`spinsim.engines.cpu.potts`).
-Every random number comes from Philox keyed by the seed and counted by
-(sweep, colour, group, block or site, draw), so a run gives the same states
-for any thread count and either schedule (groups on threads, or the blocks of
-one colour shared out).
+Ising runs multispin (C kernels compiled by the install, :mod:`spinsim.engines.cpu.multispin`:
+64 lanes a uint64 word, in the slab packing (one or several replicas a word, each on its slabs)
+or the replica packing (64 replicas of one site a word), with bond sign and presence words for
+±J glasses and the honeycomb lattice), or one spin a site for couplings of many magnitudes
+(numba, :mod:`spinsim.engines.cpu.ising_site`, Gaussian glasses); Potts runs one int8 per site
+(numba, :mod:`spinsim.engines.cpu.potts`). numba is imported only for those two. Every random
+number comes from a counter-based generator (AES-128 for multispin Ising, Philox for the others)
+keyed by the seed and counted by (sweep, colour, group, block or site, draw), so a run gives the
+same states for any thread count, either schedule (groups on threads, or the blocks of one colour
+shared out) and any instruction set.
 
 Supported: what :func:`spinsim.engines.cpu.support.unsupported` allows for the
-``numba`` engine: Ising (Metropolis, heat bath) with any fixed couplings on
+``cpu`` engine: Ising (Metropolis, heat bath) with any fixed couplings on
 every lattice, Potts (Metropolis) with uniform couplings on the chain, square,
 triangular and cubic lattices; periodic or open; a uniform field.
 """
@@ -24,17 +24,17 @@ import math
 import numpy as np
 import torch
 
-from spinsim.engines.cpu import ising as ising_cpu
-from spinsim.engines.cpu import ising_site as ising_site_cpu
-from spinsim.engines.cpu.ising import N_PLANES
+from spinsim.engines.cpu import multispin
+from spinsim.engines.cpu.keys import split_seed
 from spinsim.engines.cpu.layout import ReplicaLayout, SlabLayout, lanes_for
-from spinsim.engines.cpu.numba_setup import numba
-from spinsim.engines.cpu.philox import split_seed
-from spinsim.engines.cpu.potts import potts_sums, proposal_bits, sweep_potts
 from spinsim.engines.cpu.support import unsupported
+from spinsim.engines.cpu.threads import available_cores
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
 from spinsim.samplers.metropolis import tie_acceptance
+
+N_PLANES = 5  # bit planes of a multispin class V = 2 n_x + n_miss; the spin bit is plane N_PLANES
+MAX_LEVELS = 64  # threshold bits of a compared class
 
 
 def _fixed_point(p: float) -> tuple[int, int]:
@@ -55,7 +55,7 @@ def metropolis_probability(dE: float, beta: float, tie: float) -> float:
 def ising_class_tables(
     z: int, J: float, h: float, betas: np.ndarray, heat_bath: bool, use_spin: bool, tie: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-temperature acceptance of every class of :mod:`spinsim.engines.cpu.ising`.
+    """Per-temperature acceptance of every class of the multispin kernels (:mod:`.multispin`).
 
     Class ``c = V + (2z + 1) s`` with ``V = 2 n_x + n_miss`` and ``s`` the
     spin bit (only with a field, under Metropolis). Returns ``cls_bits[c]``
@@ -160,8 +160,8 @@ class CPUEngine:
     """Fast CPU engine with the reference engine's interface (``advance``, ``state``) and more.
 
     ``beta`` is ``[B]`` (1/T of each replica *slot*), ``seed`` keys the
-    random numbers, ``threads`` (0: numba's default, all cores) sets numba's
-    thread count for this engine's kernels.
+    random numbers, ``threads`` (0: all cores) sets the thread count of this
+    engine's kernels.
 
     Beyond ``advance(n)`` and ``state``: ``measure()`` (observables of the
     compact state), ``advance_measured(n, every)`` (sweeps and measurements in
@@ -176,7 +176,7 @@ class CPUEngine:
     replicas.
     """
 
-    name = "numba"
+    name = "cpu"
 
     def __init__(
         self,
@@ -219,15 +219,13 @@ class CPUEngine:
 
     # -- set-up ------------------------------------------------------------------
     def _load_kernels(self) -> None:
-        """Call the sweep and sum kernels once with no work: the first call of a numba kernel
-        in a process loads it from the on-disk cache (20-30 ms) and starts the thread pool,
-        a one-time cost that belongs to building the engine, not to its first sweeps."""
-        self._run(0, 0)
-        self._sums_now()
-        if self.kernel == "multispin":  # calls of many sweeps take the parallel kernel
-            kernel = self._multispin_kernel(SERIAL_WORDS)
-            if kernel is not ising_cpu.sweep_groups_serial:
-                self._run(0, 0, kernel)
+        """Call the numba kernels once with no work: the first call of a numba kernel in a
+        process loads it from the on-disk cache (20-30 ms, compiling it first in a fresh
+        install), a one-time cost that belongs to building the engine, not to its first sweeps.
+        The multispin kernels are compiled already (by the install)."""
+        if self.kernel != "multispin":
+            self._run(0, 0)
+            self._sums_now()
 
     def _setup_ising(self, packing: str | None, replicas_per_word: int | None) -> None:
         lattice = self.lattice
@@ -240,6 +238,8 @@ class CPUEngine:
             self.J = bonds[0]
             self.has_bonds = True
         else:  # couplings of many magnitudes (Gaussian): one spin a site
+            from spinsim.engines.cpu import ising_site as ising_site_cpu
+
             self.kernel = "site"
             self.nbr = ising_site_cpu.neighbour_table(lattice)
             J = [
@@ -303,13 +303,27 @@ class CPUEngine:
         self.n_act = np.zeros(G, dtype=np.int64)
         self.cmp_l = np.zeros((G, n_classes), dtype=np.uint64)
         self.nev_l = np.zeros((G, n_classes), dtype=np.uint64)
-        self.lvl = np.zeros((G, n_classes, ising_cpu.MAX_LEVELS), dtype=np.uint64)
+        self.lvl = np.zeros((G, n_classes, MAX_LEVELS), dtype=np.uint64)
         self.sel = np.zeros((n_classes, N_PLANES + 1), dtype=np.uint64)
+        lay = self.layout
+        # the kernels keep these arrays and read them (the class tables: also write) at every call
+        self.plan = multispin.plan(
+            n_colours=lattice.n_colours, row_len=lay.row_len, wpg=lay.words, periodic=bool(lattice.periodic),
+            heat_bath=self.heat_bath, use_spin=self.use_spin, rot_lanes=int(self.rot_lanes),
+            full=int(self.full), replica_lanes=int(self.replica_lanes), bond_kind=self.bond_kind,
+            nb_row=lay.nb_row, nb_col=lay.nb_col, nb_rot=lay.nb_rot, nb_lanes=self.nb_lanes,
+            row_colour=lay.row_colour, bond_sign=self.bond_sign, bond_present=self.bond_present, act=self.act,
+            n_act=self.n_act, cmp_l=self.cmp_l, nev_l=self.nev_l, lvl=self.lvl, sel=self.sel,
+        )  # fmt: skip
 
     # -- interface ---------------------------------------------------------------
     @property
     def threads_used(self) -> int:
-        """numba threads the kernels run on."""
+        """Threads the kernels run on."""
+        if self.kernel == "multispin":
+            return self.threads or available_cores()
+        from spinsim.engines.cpu.numba_setup import numba
+
         return _numba_threads(self.threads).n or numba.get_num_threads()
 
     def set_beta(self, beta: torch.Tensor) -> None:
@@ -331,6 +345,8 @@ class CPUEngine:
                 for p in range(N_PLANES + 1):
                     self.sel[c, p] = np.uint64(0xFFFFFFFFFFFFFFFF) if (bits >> p) & 1 else np.uint64(0)
         elif self.kernel == "potts":
+            from spinsim.engines.cpu.potts import proposal_bits
+
             J = float(self.model.couplings.uniform)
             self.potts_high, self.potts_low = potts_tables(
                 z, J, self.h, betas, proposal_bits(self.model.q), self.tie
@@ -342,9 +358,9 @@ class CPUEngine:
         replica_T = np.empty(self.batch, dtype=np.int64)
         self.replica_temperature = replica_T
         if self.kernel == "multispin":  # the same step as the compiled tempering loop's
-            ising_cpu.replica_tables(
+            self.plan.replica_tables(
                 self.slot_replica, self.slot_temperature, self.segments, self.seg_width, self.thresholds,
-                self.kind, self.possible, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl, replica_T,
+                self.kind, self.possible, replica_T,
             )  # fmt: skip
             return
         replica_T[self.slot_replica] = self.slot_temperature
@@ -429,12 +445,30 @@ class CPUEngine:
         self.slot_replica = self.slot_replica[source]
         self._replica_tables()
 
-    def _run(self, n_sweeps: int, measure_every: int, kernel=None) -> tuple[np.ndarray, np.ndarray] | None:
+    def _run(
+        self, n_sweeps: int, measure_every: int, mode: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``n_sweeps`` sweeps; with ``measure_every`` > 0, the kernels' sums after every
         ``measure_every``-th: Ising ``anti, up [n, B]`` per physical replica; Potts
-        ``equal [n, B], counts [n, B, q]``. ``kernel``: the multispin kernel to call
-        (default: :meth:`_multispin_kernel`'s choice)."""
+        ``equal [n, B], counts [n, B, q]``. ``mode``: the multispin schedule (default:
+        :meth:`_multispin_mode`'s choice)."""
         n_meas = n_sweeps // measure_every if measure_every > 0 else 0
+        if self.kernel == "multispin":
+            L = max(self.replica_lanes, 1)
+            anti = np.zeros((n_meas, self.groups, L), dtype=np.int64)
+            up = np.zeros((n_meas, self.groups, L), dtype=np.int64)
+            if mode is None:
+                mode = self._multispin_mode(self.groups * self.layout.words * max(n_sweeps, 1))
+            key0, key1 = (int(k) for k in self.key)
+            self.plan.sweep(
+                self.words, mode, self.threads_used, n_sweeps, self.sweeps_done, key0, key1, measure_every,
+                anti, up,
+            )  # fmt: skip
+            self.sweeps_done += n_sweeps
+            return self._per_replica(anti), self._per_replica(up)
+        from spinsim.engines.cpu import ising_site as ising_site_cpu
+        from spinsim.engines.cpu.potts import potts_sums, proposal_bits, sweep_potts
+
         with _numba_threads(self.threads):
             if self.kernel == "site":
                 energy = np.zeros((n_meas, self.batch), dtype=np.float64)
@@ -446,23 +480,6 @@ class CPUEngine:
                 )  # fmt: skip
                 self.sweeps_done += n_sweeps
                 return energy, magnet
-            if self.kernel == "multispin":
-                L = max(self.replica_lanes, 1)
-                anti = np.zeros((n_meas, self.groups, L), dtype=np.int64)
-                up = np.zeros((n_meas, self.groups, L), dtype=np.int64)
-                lay = self.layout
-                if kernel is None:
-                    kernel = self._multispin_kernel(self.groups * lay.words * max(n_sweeps, 1))
-                kernel(
-                    self.words, n_sweeps, self.sweeps_done, *self.key, measure_every,
-                    self.lattice.n_colours, lay.row_len, lay.words, self.lattice.periodic, self.heat_bath,
-                    self.use_spin, self.rot_lanes, self.full, self.replica_lanes, lay.nb_row, lay.nb_col,
-                    lay.nb_rot, self.nb_lanes, lay.row_colour, self.bond_kind, self.bond_sign,
-                    self.bond_present, self.act, self.n_act, self.cmp_l, self.nev_l, self.lvl, self.sel,
-                    anti, up,
-                )  # fmt: skip
-                self.sweeps_done += n_sweeps
-                return self._per_replica(anti), self._per_replica(up)
             lay = self.layout
             high, low = self.tables
             q = self.model.q
@@ -485,18 +502,18 @@ class CPUEngine:
                     )  # fmt: skip
             return equal, counts
 
-    def _multispin_kernel(self, work: int):
-        """The sweep kernel for a call of ``work`` words (words a sweep x sweeps): the rows of few
-        large groups in parallel, else groups in parallel where there are several and enough
-        work, else on the calling thread."""
-        threads = _numba_threads(self.threads).n or numba.get_num_threads()
+    def _multispin_mode(self, work: int) -> int:
+        """The multispin schedule for a call of ``work`` words (words a sweep x sweeps): the rows of
+        few large groups in parallel (ROWS), else groups in parallel where there are several and
+        enough work (GROUPS), else groups one after another on the calling thread (SERIAL)."""
+        threads = self.threads_used
         if threads == 1:
-            return ising_cpu.sweep_groups_serial
+            return SERIAL
         if self.groups < threads and self.groups * self.layout.words >= ROWS_MODE_WORDS:
-            return ising_cpu.sweep_rows
+            return ROWS
         if self.groups >= 2 and work >= SERIAL_WORDS:
-            return ising_cpu.sweep_groups
-        return ising_cpu.sweep_groups_serial
+            return GROUPS
+        return SERIAL
 
     def advance(self, n_sweeps: int) -> None:
         if n_sweeps > 0:
@@ -570,8 +587,8 @@ class CPUEngine:
     ) -> tuple[dict[str, np.ndarray] | None, int]:
         """``n_sweeps`` sweeps with a replica-exchange round after every ``exchange_every``-th
         (the first after ``exchange_every - since_exchange``), sweeps and rounds in one call of
-        :func:`spinsim.engines.cpu.ising.sweep_tempered`; the rounds
-        (:func:`spinsim.engines.cpu.exchange.exchange_round`: ``lo, hi [P, ladders]`` slots,
+        the kernels' ``Plan.tempered``; the rounds (the rule of
+        :func:`spinsim.engines.cpu.exchange.exchange_round`: ``lo, hi [P, ladders]`` slots,
         ``dbeta [P]``, rounds from ``first_round`` with Philox ``key``) relabel replicas and
         count into ``attempts, accepted [P]`` (int64, in place).
 
@@ -585,33 +602,31 @@ class CPUEngine:
         slot_anti = np.zeros((n_meas, self.batch), dtype=np.int64)
         slot_up = np.zeros((n_meas, self.batch), dtype=np.int64)
         stretch = min(exchange_every, measure_every) if measure_every > 0 else exchange_every
-        kernel = self._multispin_kernel(self.groups * self.layout.words * stretch)
-        mode = {ising_cpu.sweep_rows: 2, ising_cpu.sweep_groups: 1}.get(kernel, 0)
-        lay = self.layout
-        with _numba_threads(self.threads):
-            rounds = ising_cpu.sweep_tempered(
-                mode, self.words, int(n_sweeps), self.sweeps_done, *self.key, self.lattice.n_colours,
-                lay.row_len, lay.words, self.lattice.periodic, self.heat_bath, self.use_spin, self.rot_lanes,
-                self.full, self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes,
-                lay.row_colour, self.bond_kind, self.bond_sign, self.bond_present, self.act, self.n_act,
-                self.cmp_l, self.nev_l, self.lvl, self.sel, int(measure_every), int(exchange_every),
-                int(since_exchange), int(first_round), np.uint64(key[0]), np.uint64(key[1]), lo, hi, dbeta,
-                self.J, self.h, self.n_bonds, self.n_sites, self.slot_replica, self.slot_temperature,
-                self.replica_temperature, self.segments, self.seg_width, self.thresholds, self.kind,
-                self.possible, slot_anti, slot_up, attempts, accepted,
-            )  # fmt: skip
+        mode = self._multispin_mode(self.groups * self.layout.words * stretch)
+        key0, key1 = (int(k) for k in self.key)
+        rounds = self.plan.tempered(
+            self.words, mode, self.threads_used, int(n_sweeps), self.sweeps_done, key0, key1,
+            int(measure_every), int(exchange_every), int(since_exchange), int(first_round), int(key[0]),
+            int(key[1]), lo, hi, dbeta, float(self.J), float(self.h), int(self.n_bonds), int(self.n_sites),
+            self.slot_replica, self.slot_temperature, int(self.segments), int(self.seg_width),
+            self.thresholds, self.kind, self.possible, self.replica_temperature, slot_anti, slot_up,
+            attempts, accepted,
+        )  # fmt: skip
         self.sweeps_done += int(n_sweeps)
         observed = self._observables((slot_anti, slot_up), slot_order=True) if n_meas else None
         return observed, int(rounds)
 
     def _sums_now(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.kernel == "multispin":
+            return self._ising_sums()
+        from spinsim.engines.cpu import ising_site as ising_site_cpu
+        from spinsim.engines.cpu.potts import potts_sums
+
         lay = getattr(self, "layout", None)
         with _numba_threads(self.threads):
             if self.kernel == "site":
                 energy, magnet = ising_site_cpu.site_sums(self.words, self.nbr, self.site_J, self.h)
                 return energy[None], magnet[None]
-            if self.is_ising:
-                return self._ising_sums()
             equal, counts = potts_sums(
                 self.words, self.model.q, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes,
                 lay.row_len, lay.words,
@@ -623,13 +638,8 @@ class CPUEngine:
         L = max(self.replica_lanes, 1)
         anti = np.zeros((self.groups, L), dtype=np.int64)
         up = np.zeros((self.groups, L), dtype=np.int64)
-        threads = _numba_threads(self.threads).n or numba.get_num_threads()
-        small = threads == 1 or self.groups * lay.words < SERIAL_WORDS
-        (ising_cpu.sums_serial if small else ising_cpu.sums)(
-            self.words, lay.row_len, lay.words, self.lattice.periodic, self.rot_lanes, self.full,
-            self.replica_lanes, lay.nb_row, lay.nb_col, lay.nb_rot, self.nb_lanes, self.bond_kind,
-            self.bond_sign, self.bond_present, anti, up,
-        )  # fmt: skip
+        small = self.groups * lay.words < SERIAL_WORDS  # no threads to wake for small lattices
+        self.plan.sums(self.words, 1 if small else self.threads_used, anti, up)
         return self._per_replica(anti)[None], self._per_replica(up)[None]
 
     def measure(self) -> dict[str, torch.Tensor]:
@@ -675,6 +685,8 @@ def _numpy(value) -> np.ndarray:
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
+# the multispin schedules (Plan.sweep's mode)
+SERIAL, GROUPS, ROWS = 0, 1, 2
 # below this many words a sweep, one group runs on one thread (a parallel launch per colour
 # costs more than it saves)
 ROWS_MODE_WORDS = 4096
@@ -685,16 +697,19 @@ SERIAL_WORDS = 4096
 
 
 class _numba_threads:
-    """Run the kernels with ``n`` numba threads (0: leave numba's setting)."""
+    """Run the numba kernels with ``n`` threads (0: leave numba's setting)."""
 
     def __init__(self, n: int) -> None:
+        from spinsim.engines.cpu.numba_setup import numba
+
+        self.numba = numba
         self.n = min(int(n), numba.config.NUMBA_NUM_THREADS) if n else 0
 
     def __enter__(self) -> None:
         if self.n:
-            self.saved = numba.get_num_threads()
-            numba.set_num_threads(self.n)
+            self.saved = self.numba.get_num_threads()
+            self.numba.set_num_threads(self.n)
 
     def __exit__(self, *exc) -> None:
         if self.n:
-            numba.set_num_threads(self.saved)
+            self.numba.set_num_threads(self.saved)

@@ -11,10 +11,6 @@ first, both use torch's bundled libgomp, one pool; alternating torch and numba
 parallel work measured faster on OpenMP too. ``NUMBA_THREADING_LAYER`` in the
 environment still wins. Kernel modules import numba from here so the choice
 is made before the first parallel kernel runs.
-
-:func:`target_has` says whether the code numba compiles may use an instruction set
-(the host's features, or ``NUMBA_CPU_FEATURES`` where set): kernels that call
-instructions directly (``pdep``, AES) choose their path with it.
 """
 
 from __future__ import annotations
@@ -29,17 +25,4 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 
 
-def target_has(feature: str) -> bool:
-    """Whether numba compiles for a CPU with ``feature`` (an LLVM name: ``"bmi2"``, ``"aes"``)."""
-    from numba.core import codegen, config
-
-    features = config.CPU_FEATURES
-    if features is None:
-        try:
-            features = codegen.get_host_cpu_features()
-        except RuntimeError:  # features unknown
-            return False
-    return f"+{feature}" in str(features).split(",")
-
-
-__all__ = ["numba", "target_has"]
+__all__ = ["numba"]

@@ -62,9 +62,3 @@ def philox4x32_py(counter: tuple[int, int, int, int], key: tuple[int, int]) -> t
         k0 = (k0 + 0x9E3779B9) & mask
         k1 = (k1 + 0xBB67AE85) & mask
     return c0, c1, c2, c3
-
-
-def split_seed(seed: int) -> tuple[np.uint64, np.uint64]:
-    """A run seed (any integer) as the Philox key: its low 64 bits in two 32-bit halves."""
-    s = int(seed) & 0xFFFFFFFFFFFFFFFF
-    return np.uint64(s & 0xFFFFFFFF), np.uint64(s >> 32)

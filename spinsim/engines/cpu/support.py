@@ -1,4 +1,4 @@
-"""Which models and samplers the fast engines run (no numba or triton needed to ask)."""
+"""Which models and samplers the fast engines run (no compiled kernels or triton needed to ask)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ LATTICES = ("chain", "square", "triangular", "cubic")
 CPU_ISING_LATTICES = ("chain", "square", "triangular", "honeycomb", "cubic")
 
 
-def unsupported(model: SpinModel, sampler, engine: str = "numba") -> str | None:
-    """Why a fast engine (``numba``: the CPU engine, ``triton``: the GPU one) cannot run this
+def unsupported(model: SpinModel, sampler, engine: str = "cpu") -> str | None:
+    """Why a fast engine (``cpu``: the CPU engine, ``triton``: the GPU one) cannot run this
     model and sampler (None: it can).
 
     The answer completes "the fast engine does not support ...". Both run
@@ -23,14 +23,14 @@ def unsupported(model: SpinModel, sampler, engine: str = "numba") -> str | None:
     """
     if not isinstance(model, (IsingModel, PottsModel)):
         return f"the model {type(model).__name__}"
-    ising_cpu = engine == "numba" and isinstance(model, IsingModel)
+    ising_cpu = engine == "cpu" and isinstance(model, IsingModel)
     lattices = CPU_ISING_LATTICES if ising_cpu else LATTICES
     if model.lattice.name not in lattices:
         return f"lattice={model.lattice.name} (it runs {', '.join(lattices)})"
     if model.couplings.values.requires_grad or model.field.requires_grad:
         return "couplings or a field that require gradients; it runs fixed ones"
     if model.couplings.uniform is None and not ising_cpu:
-        where = "with model=potts" if engine == "numba" else "on the GPU"
+        where = "with model=potts" if engine == "cpu" else "on the GPU"
         return (
             f"per-bond couplings (model.couplings=pm, gaussian or learned) {where}; "
             "the CPU engine runs them for model=ising"
