@@ -164,9 +164,11 @@ def run_command(command: Command, args: list[str]) -> None:
     from spinsim.run.parallel import SWEEP_JOBS_ENV, sweep_jobs
 
     register({c.name: (c.usage, c.examples) for c in COMMANDS.values()})
-    module = importlib.import_module(command.module)
     prog = f"spinsim {command.name}"
     args = positional_override(command, args)
+    if "--help" in args or "-h" in args:
+        print_help(command, [a for a in args if not a.startswith("-")], prog)
+        sys.exit(0)
     args = resumed_sweep(command, args, prog)
     cli_pid = os.getpid()
 
@@ -177,6 +179,8 @@ def run_command(command: Command, args: list[str]) -> None:
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             fail(prog, f"{missing[0]}: no value given; usage: {command.usage}")
+        # the command (and torch, numba, h5py with it) only once the config composed
+        module = importlib.import_module(command.module)
         try:
             module.run(cfg)
         except ConfigError as error:
@@ -229,6 +233,31 @@ def run_command(command: Command, args: list[str]) -> None:
     finally:
         sys.argv, sys.stderr = saved_argv, saved_stderr
         held.release()
+
+
+def print_help(command: Command, overrides: list[str], prog: str) -> None:
+    """``spinsim <command> --help [overrides]``: the page of ``conf/hydra/help/spinsim.yaml`` (usage,
+    groups, keys, the config composed with ``overrides``, examples). Printed here rather than by
+    Hydra, which composes the config once more for every option of every group to list them (a
+    second or more) although the page lists them its own way."""
+    import string
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    from spinsim.config import compose
+
+    try:
+        cfg = compose(command.name, overrides)
+    except Exception as error:
+        message = describe_config_error(error)
+        if message is None:
+            raise
+        fail(prog, message)
+    page = OmegaConf.load(resources.files("spinsim.conf").joinpath("hydra", "help", "spinsim.yaml"))
+    node = OmegaConf.create({"hydra": {"job": {"name": command.name}, "help": page}})
+    text = string.Template(node.hydra.help.template).safe_substitute(CONFIG=OmegaConf.to_yaml(cfg))
+    print(text.rstrip())
 
 
 class HoldJobFailures:

@@ -52,6 +52,45 @@ def test_readers_never_fail_on_a_file_being_written(tmp_path):
     assert load(path).status == "died"  # killed: the file says running, its writer is gone
 
 
+def test_a_starting_run_file_is_readable_from_its_first_instant(tmp_path):
+    """A reader polling for a run file from before it exists (a notebook watching a run) finds no
+    file, or one it can open: the file gets its name only once it is set up and in SWMR mode
+    (before, HDF5 refused 17 of 81 opens in the first 10 ms). Nothing is left under another name."""
+    path = tmp_path / "starting.h5"
+    proc = start_cli(*cli_run(path, "lattice.size=16", "sweeps=200000", "thermalize=0", "measure_every=100"),
+                     cwd=tmp_path, env=FREQUENT)  # fmt: skip
+    reads, failures = 0, []
+    try:
+        deadline = time.time() + 120
+        while reads < 300 and time.time() < deadline:
+            if not path.exists():
+                assert proc.poll() is None, proc.stderr.read()[-2000:]
+                continue
+            try:
+                run = load(path)
+                assert run.status in ("running", "completed")
+                reads += 1
+            except Exception as error:  # noqa: BLE001 - every failure of a read is the finding
+                failures.append(repr(error))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert reads == 300 and not failures, failures[:3]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".h5", ".part")) == ["starting.h5"]
+
+
+def test_an_existing_file_is_not_overwritten(tmp_path):
+    from spinsim.io.runfile import Layout, RunFileError
+
+    path = tmp_path / "taken.h5"
+    path.write_bytes(b"someone else's data")
+    with pytest.raises(RunFileError, match="File exists"):
+        RunFile.create(path, command="simulate", config_yaml="", parameters={}, temperature=[1.0],
+                       layout=Layout(observables={"e": 1}), creator_version="test")  # fmt: skip
+    assert path.read_bytes() == b"someone else's data"
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.h5"]
+
+
 # (overrides) of runs that take a few seconds: long enough to be killed half-way.
 KILL_CASES = {
     "ising fast, tempering": [  # about a second on one thread: the compiled loop is fast

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from spinsim.config.families import FAMILIES
+from spinsim.config.model_schemas import MODEL_SCHEMAS
 from spinsim.config.schema import GROUP_SCHEMAS, SCHEMAS
 
 _registered = False
@@ -38,7 +38,7 @@ def register(usage: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> No
     store = ConfigStore.instance()
     for command, schema in SCHEMAS.items():
         store.store(name=f"{command}_schema", node=schema)
-    groups = {**GROUP_SCHEMAS, "model": {name: family.schema for name, family in FAMILIES.items()}}
+    groups = {**GROUP_SCHEMAS, "model": MODEL_SCHEMAS}
     for group, options in groups.items():
         for option, schema in options.items():
             store.store(group=f"schema/{group}", name=option, node=schema)

@@ -45,7 +45,9 @@ this machine) is reported by :func:`load` as ``died``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import getpass
 import os
 import re
@@ -272,16 +274,23 @@ class RunFile:
         arrays: Mapping[str, np.ndarray] | None = None,
         creator_version: str,
     ) -> "RunFile":
-        """Write the set-up and every (empty) dataset of ``layout``, then start SWMR mode."""
+        """Write the set-up and every (empty) dataset of ``layout``, start SWMR mode, and only
+        then give the file its name: it is written as a hidden ``.<name>.<pid>.part`` beside
+        ``path`` and linked into place, so a reader polling ``path`` finds nothing or a file it
+        can open (never one still being set up, which HDF5 refuses to open)."""
         path = Path(path)
         file = None
         make_folder(path.parent, path)
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        _quiet_on_failure(part)
         try:
             room = space_left(path)
             if room < CREATE_SPACE:
                 raise RunFileError(f"cannot write {path}: only {_mib(room)} left where it goes; "
                                    f"a run file needs at least {_mib(CREATE_SPACE)} to start")  # fmt: skip
-            file = h5py.File(path, "w-", libver="latest")
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+            file = h5py.File(part, "w", libver="latest")
             h5md = file.create_group("h5md")
             h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
             h5md.create_group("creator").attrs.update({"name": "spinsim", "version": creator_version})
@@ -309,11 +318,14 @@ class RunFile:
                 )
             file.flush()
             file.swmr_mode = True
-        except RunFileError:
-            raise
-        except (OSError, RuntimeError) as error:
+            _publish(part, path)
+        except (RunFileError, OSError, RuntimeError) as error:
             if file is not None:
-                _abandon(file)
+                _abandon(file)  # open, never closed again; its name goes
+                with contextlib.suppress(OSError):
+                    os.unlink(part)
+            if isinstance(error, RunFileError):
+                raise
             raise RunFileError(f"cannot write {path}: {_reason(error)}", abandoned=file is not None) from None
         _quiet_on_failure(path)
         return cls(path, file, layout, EMPTY)
@@ -533,6 +545,22 @@ def _write_rows(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
 _abandoned: list = []  # kept referenced: their HDF5 objects must never be closed
 _quiet: set[str] = set()  # run files whose HDF5 errors are reported in one line by us
 _previous_hook: list = []
+
+
+def _publish(part: Path, path: Path) -> None:
+    """Give the finished file ``part`` the name ``path``, which must not exist: a hard link then
+    the unlink of ``part`` (atomic, never replaces a file); a rename where the file system has no
+    hard links."""
+    try:
+        os.link(part, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network and FUSE file systems)
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.rename(part, path)
+        return
+    os.unlink(part)
 
 
 def _abandon(file) -> None:

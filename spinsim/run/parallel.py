@@ -32,8 +32,6 @@ import logging
 import os
 from typing import Any, Mapping, Sequence
 
-from spinsim.engines.cpu.threads import available_cores
-
 log = logging.getLogger(__name__)
 
 SWEEP_JOBS_ENV = "SPINSIM_SWEEP_JOBS"
@@ -65,6 +63,8 @@ def threads_per_job(requested: int) -> int:
     launcher = _multirun_launcher()
     if launcher is None:
         return 0
+    from spinsim.engines.cpu.threads import available_cores  # imports torch (spinsim.engines)
+
     cores = available_cores()
     jobs = _int_or_none(os.environ.get(SWEEP_JOBS_ENV))
     threads = threads_for(launcher, cores, jobs, _int_or_none(os.environ.get("SLURM_CPUS_PER_TASK")))

@@ -10,15 +10,15 @@ shares with the other spin models.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from spinsim.config.checks import is_number, plain
-from spinsim.config.families.spin import ISING, SpinModelConfig, build_spin_model
-from spinsim.config.schema import documented
+from spinsim.config.families.spin import ISING, build_spin_model
+from spinsim.config.model_schemas import BlumeCapelConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models.blume_capel import BlumeCapelModel
@@ -26,12 +26,6 @@ from spinsim.view.render import SpinPainter
 
 # -1 dark blue, 0 (vacancy) light grey, +1 cream: Ising's colours with the empty state between
 COLOURS = np.array([[35, 45, 90], [200, 200, 200], [245, 238, 215]], dtype=np.uint8)
-
-
-@dataclass
-class BlumeCapelConfig(SpinModelConfig):
-    name: str = "blume_capel"
-    D: float = documented(0.0, "crystal field D (D > 0 favours s = 0)")
 
 
 def build(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> BlumeCapelModel:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -25,7 +23,7 @@ from spinsim.config.checks import (
     translate,
 )
 from spinsim.config.families.family import Family
-from spinsim.config.schema import ModelConfig, documented
+from spinsim.config.model_schemas import CPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
 from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
@@ -41,63 +39,6 @@ from spinsim.models.cpm_potentials import (
 from spinsim.observables import cpm as observables
 from spinsim.view.render import cell_painter
 from spinsim.view.report import print_cpm_summary
-
-
-class CPMLayout(Enum):
-    aggregate = "aggregate"  # square (cubic) cells packed in a centred block
-    scatter = "scatter"  # single-site cells at random positions in a centred disc
-
-
-@dataclass
-class CPMConfig(ModelConfig):
-    """The cellular Potts model (spinsim.models.cpm). Per-type lists have one entry
-    per cell type after the medium; ``contact`` covers every type, the medium first."""
-
-    name: str = "cpm"
-    types: List[str] = documented(["medium", "light", "dark"], "type names, the medium (cell id 0) first")
-    cells: List[int] = documented([18, 18], "number of cells of each type after the medium")
-    contact: Any = documented(
-        [[0.0, 16.0, 16.0], [16.0, 14.0, 11.0], [16.0, 11.0, 2.0]],
-        "contact energies J: a symmetric table over all types, the medium first",
-    )
-    contact_scale: float = documented(1.0, "factor on every contact energy (Neural CPM code: 0.25)")
-    target_area: Any = documented(25.0, "target area A: a number, or one per cell type")
-    cell_target_area: Optional[List[float]] = documented(
-        None, "one target area per cell (overrides target_area)"
-    )
-    lambda_area: Any = documented(1.0, "area multiplier lambda_V: a number, or one per cell type")
-    target_perimeter: Any = documented(0.0, "target perimeter P: a number, or one per cell type")
-    lambda_perimeter: Any = documented(0.0, "perimeter multiplier lambda_P (0: no perimeter term)")
-    potential: Optional[str] = documented(
-        None,
-        "external potential phi: an array file (.npy, .npz, .txt, .csv), a digit image file (.png, .jpg,"
-        " ...) or `digits` (scikit-learn's digits, one per replica); images: binarised, distance transform",
-    )
-    potential_coupling: Any = documented(0.0, "mu: coupling to phi, a number or one per cell type")
-    digit_classes: Optional[List[int]] = documented(
-        None, "potential=digits: the digit classes drawn from (null: 0-9)"
-    )
-    digit_index: Any = documented(
-        None, "potential=digits: sample indices (0-1796), one for all or one per replica (null: drawn)"
-    )
-    digit_seed: Optional[int] = documented(None, "potential=digits: seed of the draw (null: the run's seed)")
-    drift_target: Any = documented(
-        "none", "directed motion: none, band or poles, one for all or one per cell type"
-    )
-    drift_strength: Any = documented(0.0, "directed motion: energy per site and unit distance, per cell type")
-    drift_axis: int = documented(-1, "directed motion: the axis of band and poles (-1: the last, x)")
-    drift_pole_distance: Optional[float] = documented(
-        None, "directed motion: poles at centre +- this along the axis (null: a quarter of its length)"
-    )
-    drift_band_width: float = documented(0.0, "directed motion: half-width of the band (no drift inside)")
-    drift_pole_radius: float = documented(0.0, "directed motion: radius of the poles (no drift inside)")
-    neighbourhood: int = documented(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
-    keep_cells: bool = documented(False, "reject copies that would remove a cell's last site")
-    layout: CPMLayout = documented(CPMLayout.aggregate, "initial cells: aggregate or scatter")
-    layout_cell_size: Optional[int] = documented(
-        None, "aggregate: side of the square cells (default: sqrt(A))"
-    )
-    layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
 
 
 def neighbourhood_order(key: str, value: Any, lat: Lattice) -> int:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any, List, Optional
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,68 +26,13 @@ from omegaconf import DictConfig
 
 from spinsim.config.checks import is_number, plain, translate
 from spinsim.config.families.cpm import CPM
-from spinsim.config.schema import ModelConfig, documented
+from spinsim.config.model_schemas import NETWORK_KEYS, NeuralCPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models.neural_cpm.model import NeuralCPMModel
 from spinsim.models.neural_cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
 
 log = logging.getLogger(__name__)
-
-# The network sizes a config may set (null: the class default, or the preset's).
-NETWORK_KEYS = (
-    "dims", "pools", "widths", "embed_kernel", "embed_stride", "readout", "mlp_blocks", "mlp",
-    "nh_dim", "nh_pool", "padding", "delta_method",
-)  # fmt: skip
-NETWORK_HELP = (
-    "network sizes (null: the default or preset's): dims, pools, widths, embed_kernel, embed_stride, "
-    "readout, mlp_blocks (NH), mlp, nh_dim, nh_pool (CNN baselines), padding, delta_method (NH: fast|full)"
-)
-
-
-class HamiltonianName(Enum):
-    closure = "closure"  # Neural Hamiltonian + the cell-sorting closure (the paper's best model)
-    neural = "neural"  # the Neural Hamiltonian alone
-    cellsort = "cellsort"  # the learnable cell-sorting Hamiltonian (contact table, lambda, V*)
-    cellsort_potential = "cellsort_potential"  # cellsort plus a learnable external potential
-    cnn = "cnn"  # the paper's CNN baseline (not permutation invariant)
-    nh1_cnn = "nh1_cnn"  # one NH layer, then a CNN (the paper's baseline)
-
-
-class Layout(Enum):
-    aggregate = "aggregate"
-    scatter = "scatter"
-
-
-@dataclass
-class NeuralCPMConfig(ModelConfig):
-    """A trainable typed-CPM Hamiltonian (spinsim.models.neural_cpm)."""
-
-    name: str = "neural_cpm"
-    hamiltonian: HamiltonianName = documented(
-        HamiltonianName.closure, "closure, neural, cellsort, cellsort_potential, cnn or nh1_cnn"
-    )
-    preset: Optional[str] = documented(None, "the paper's NH sizes: cellular_mnist or bipolar (null: none)")
-    network: Any = field(
-        default_factory=lambda: {key: None for key in NETWORK_KEYS}, metadata={"help": NETWORK_HELP}
-    )
-    target_area: Optional[float] = documented(
-        None, "V* of the symbolic part (null: the data's mean cell area)"
-    )
-    learn_target_area: bool = documented(False, "learn V* too")
-    lambda_area: Optional[float] = documented(None, "initial lambda of the symbolic part (null: random)")
-    init_seed: int = documented(0, "seed of the initial parameters")
-    checkpoint: Optional[str] = documented(
-        None, "simulate: the trained model (train.ckpt.pt or a saved model)"
-    )
-    types: Optional[List[str]] = documented(
-        None, "simulate: type names, medium first (null: the checkpoint's)"
-    )
-    cells: Optional[List[int]] = documented(None, "simulate: cells per type (null: the checkpoint's)")
-    layout: Layout = documented(Layout.scatter, "simulate: initial cells, aggregate or scatter")
-    layout_cell_size: Optional[int] = documented(None, "aggregate: side of the square cells")
-    layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
-
 
 def hamiltonian_from_config(
     cfg: DictConfig, n_types: int, shape: tuple[int, int], n_ids: int, mean_area: float

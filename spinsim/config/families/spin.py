@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Mapping
 
 import numpy as np
@@ -13,7 +11,7 @@ from omegaconf import DictConfig
 from spinsim.analysis.statistics import SUMMARY_COLUMNS, summarize
 from spinsim.config.checks import plain, translate
 from spinsim.config.families.family import Family
-from spinsim.config.schema import ModelConfig, documented
+from spinsim.config.model_schemas import IsingConfig, PottsConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
@@ -21,32 +19,6 @@ from spinsim.models.base import SpinModel
 from spinsim.observables.spin import SPIN_OBSERVABLES, measure
 from spinsim.view.render import ising_painter, potts_painter
 from spinsim.view.report import print_summary
-
-
-class CouplingKind(Enum):
-    uniform = "uniform"  # J_ij = J on every bond
-    pm = "pm"  # J_ij = +J or -J with probability 1/2 each (the +-J spin glass)
-    gaussian = "gaussian"  # J_ij ~ Normal(0, J^2) (the Gaussian spin glass)
-
-
-@dataclass
-class SpinModelConfig(ModelConfig):
-    J: float = documented(1.0, "coupling scale (J > 0 ferromagnetic)")
-    h: float = documented(0.0, "external field")
-    couplings: CouplingKind = documented(CouplingKind.uniform, "uniform, pm (+-J glass) or gaussian")
-    couplings_seed: int = documented(0, "seed of the random couplings (pm, gaussian)")
-
-
-@dataclass
-class IsingConfig(SpinModelConfig):
-    name: str = "ising"
-
-
-@dataclass
-class PottsConfig(SpinModelConfig):
-    name: str = "potts"
-    q: int = documented(3, "number of Potts states, q >= 2")
-
 
 MAX_POTTS_STATES = int(np.iinfo(np.int16).max)
 
