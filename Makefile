@@ -10,12 +10,12 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow test-all clean
+.PHONY: install run test test-slow test-all test-machines lint clean
 
 install: $(STAMP)
 
 # the install compiles the multispin kernels (C): rebuilt when their sources change
-$(STAMP): pyproject.toml setup.py spinsim/engines/cpu/_multispin.c spinsim/engines/cpu/_multispin_kernel.h
+$(STAMP): pyproject.toml setup.py spinsim/engines/cpu/_kernels.c spinsim/engines/cpu/_multispin.h spinsim/engines/cpu/_potts.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(strip $(TORCH)),$(BIN)/python -m pip install --quiet "$(TORCH)")
 	$(BIN)/python -m pip install --quiet -e ".[test]"
@@ -25,9 +25,27 @@ $(STAMP): pyproject.toml setup.py spinsim/engines/cpu/_multispin.c spinsim/engin
 run: install
 	$(BIN)/spinsim simulate
 
-# The default suite (< 10 minutes on 2 cores). Slow statistical checks: make test-slow.
+# The default suite (< 8 minutes on 2 cores, install included); the 15 slowest tests are listed
+# at the end. Slow statistical checks: make test-slow.
 test: install
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15
+
+# The project's lint rules (pyproject.toml [tool.ruff]); CI fails on any finding.
+lint: install
+	$(BIN)/python -m ruff check .
+
+# What other processors compute, checked on this one: the golden runs and the engines'
+# equality tests under torch's AVX2 and generic kernels, the multispin kernels for AVX2 and
+# plain x86-64, and numba compiling for a CPU without AVX-512 (its own cache folder, cold).
+MACHINE_TESTS = tests/test_golden.py tests/test_fast_engines.py tests/test_fast_glass.py \
+	tests/test_fast_tempering.py tests/test_aes.py
+test-machines: install
+	ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -m "not slow" -q $(MACHINE_TESTS)
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -m "not slow" -q $(MACHINE_TESTS)
+	SPINSIM_ISA=avx2 $(BIN)/python -m pytest -m "not slow" -q $(MACHINE_TESTS)
+	SPINSIM_ISA=baseline $(BIN)/python -m pytest -m "not slow" -q $(MACHINE_TESTS)
+	NUMBA_CPU_NAME=haswell NUMBA_CACHE_DIR=$(CURDIR)/build/numba-haswell \
+		$(BIN)/python -m pytest -m "not slow" -q tests/test_golden.py tests/test_fast_engines.py tests/test_cluster.py
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow -q

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spinsim.engines.cpu import aes
-from spinsim.engines.cpu.multispin import kernels
+from spinsim.engines.cpu.compiled import kernels
 
 pytestmark = pytest.mark.skipif(kernels is None, reason="the compiled kernels are not built")
 ISAS = kernels.supported() if kernels is not None else []

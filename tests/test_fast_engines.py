@@ -20,10 +20,9 @@ from conftest import sample as conftest_sample
 from spinsim.analysis.exact import exact_averages
 from spinsim.config import build
 from spinsim.engines import ReferenceEngine, build_engine
-from spinsim.engines.cpu.engine import CPUEngine, potts_tables
+from spinsim.engines.cpu.engine import CPUEngine, potts_tables, proposal_bits
 from spinsim.engines.cpu.layout import SlabLayout, lanes_for
 from spinsim.engines.cpu.philox import philox4x32, philox4x32_py
-from spinsim.engines.cpu.potts import proposal_bits
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
@@ -212,71 +211,58 @@ def test_potts_acceptance_thresholds_are_exact():
                         assert int(low[b, k]) < 2**32
 
 
-# as Python, the kernel's unsigned index arithmetic wraps (as intended, compiled) and numpy warns
-@pytest.mark.filterwarnings("ignore:overflow encountered in scalar add:RuntimeWarning")
-def test_potts_ties_and_redraws_decide_as_the_rules_say(monkeypatch):
+def test_potts_ties_and_redraws_decide_as_the_rules_say():
     """The rare second passes (a tie with the threshold's top bits, a biased Lemire draw).
 
-    The row update runs as Python with a stand-in for Philox whose words often
-    equal the thresholds' top bits or are biased, and every site's outcome is
-    checked against the rules written out: proposal ``old + 1 + step`` (mod q),
-    accepted iff the n-bit number (acceptance bits, then the fallback draw's
-    fourth word) is below ``high 2^32 + low``.
+    The kernels' decisions for one row run on stand-in random words that often equal the
+    thresholds' top bits or are biased (``potts_row_with_words``: the same code as the sweeps,
+    without Philox), and every site's outcome is checked against the rules written out: proposal
+    ``old + 1 + step`` (mod q), accepted iff the n-bit number (acceptance bits, then the fallback
+    draw's fourth word) is below ``high 2^32 + low``.
     """
-    from spinsim.engines.cpu import potts as potts_cpu
+    from spinsim.engines.cpu.compiled import load
 
+    kernels = load()
     lat = Lattice("square", [4, 12], "open")
     lay = SlabLayout.build(lat, 1)
     z, n_rows, row_len = 4, 4, 12
-    draws = {}
-    pool = fallback_pool = []
-
-    def words(c0, c1, c2, c3=0, k0=0, k1=0):
-        key = (int(c0), int(c1), int(c2))
-        if key not in draws:
-            choices = fallback_pool if int(c1) & 1 << 29 else pool
-            draws[key] = tuple(np.uint64(w) for w in np.random.default_rng(list(key)).choice(choices, 4))
-        return draws[key]
-
-    monkeypatch.setattr(potts_cpu, "philox4x32", words)
     for q in (3, 65, 13):
-        draws.clear()
+        rng = np.random.default_rng(q)
         bits = proposal_bits(q)
         shift = max(bits, 0)
         high, low = potts_tables(z, 1.0, 0.3, np.array([0.7]), bits)
+        high, low = np.ascontiguousarray(high[0]), np.ascontiguousarray(low[0])
         # acceptance bits equal to a threshold's top bits (ties), fallback words equal to its low
         # bits, and 0: a biased proposal word for q = 13
-        pool = [int(t) << shift | m for t in set(high[0].tolist()) for m in (0, 1)] + [0, 1, 0xFFFFFFFF]
-        fallback_pool = [int(t) for t in set(low[0].tolist()) if t < 2**32] + [0, 1, 0xFFFFFFFF]
-        spins = np.random.default_rng(q).integers(0, q, size=lat.n_sites).astype(np.int8)
-        types = (np.uint32, np.uint32, np.int8, np.int8, np.int8)
-        scratch = [np.empty(row_len + 3, dtype) for dtype in types]
+        pool = [int(t) << shift | m for t in set(high.tolist()) for m in (0, 1)] + [0, 1, 0xFFFFFFFF]
+        fallback_pool = [int(t) for t in set(low.tolist()) if t < 2**32] + [0, 1, 0xFFFFFFFF]
+        # few states at first: neighbours agree with the old state, so the classes of p < 1 come up
+        spins = rng.integers(0, 3, size=lat.n_sites).astype(np.int8)
         ties = redraws = exact = 0
-        for sweep in range(40):
+        for _ in range(200):
             for r in range(n_rows):
                 for colour in range(2):
+                    prop = (rng.choice(pool, row_len + 3) & 0xFFFFFFFF).astype(np.uint32)
+                    acc = (rng.choice(pool, row_len + 3) & 0xFFFFFFFF).astype(np.uint32)
+                    fallback = rng.choice(fallback_pool, (row_len, 4)).astype(np.uint32)
                     grid = spins.reshape(n_rows, row_len).copy()
-                    potts_cpu._update_row.py_func(
-                        spins, 0, r, colour, sweep, np.uint64(1), np.uint64(2), q, 2, False, lay.nb_row,
-                        lay.nb_col, lay.nb_lanes, lay.row_colour, row_len, lay.words, bits, high[0], low[0],
-                        *scratch,
+                    kernels.potts_row_with_words(
+                        spins, r, colour, q, 2, False, lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour,
+                        row_len, lay.words, bits, high, low, prop, acc, fallback,
                     )  # fmt: skip
                     expected = grid.copy()
                     start = (colour - lay.row_colour[r]) % 2
                     for t, j in enumerate(range(start, row_len, 2)):
-                        fallback = [int(w) for w in words(r, colour << 27 | 1 << 29 | j, sweep)]
+                        f = [int(w) for w in fallback[j]]
+                        a = int(acc[t]) >> shift
                         if bits >= 0:
-                            w = int(words(r, colour << 27 | t // 4, sweep)[t % 4])
-                            step, a = w & (q - 2), w >> shift
+                            step = int(acc[t]) & (q - 2)
                         else:
-                            pair = words(r, colour << 27 | t // 2, sweep)
-                            a = int(pair[2 * (t % 2) + 1])
-                            biased = [(c * (q - 1)) % 2**32 < 2**32 % (q - 1) for c in fallback[:3]]
-                            first = int(pair[2 * (t % 2)])
-                            m = first * (q - 1)
+                            biased = [(c * (q - 1)) % 2**32 < 2**32 % (q - 1) for c in f[:3]]
+                            m = int(prop[t]) * (q - 1)
                             if (m % 2**32) < 2**32 % (q - 1):
                                 redraws += 1
-                                m = fallback[0 if not biased[0] else 1 if not biased[1] else 2] * (q - 1)
+                                m = f[0 if not biased[0] else 1 if not biased[1] else 2] * (q - 1)
                             step = m >> 32
                         old = int(grid[r, j])
                         new = (old + 1 + step) % q
@@ -284,11 +270,11 @@ def test_potts_ties_and_redraws_decide_as_the_rules_say(monkeypatch):
                         nbs += [grid[r, jj] for jj in (j - 1, j + 1) if 0 <= jj < row_len]
                         gain = sum(v == new for v in nbs) - sum(v == old for v in nbs)
                         k = (gain + z) * 3 + int(new == 0) - int(old == 0) + 1
-                        ties += a == int(high[0, k])
-                        exact += a == int(high[0, k]) and fallback[3] == int(low[0, k])
-                        below = a * 2**32 + fallback[3] < int(high[0, k]) * 2**32 + int(low[0, k])
+                        ties += a == int(high[k])
+                        exact += a == int(high[k]) and f[3] == int(low[k])
+                        below = a * 2**32 + f[3] < int(high[k]) * 2**32 + int(low[k])
                         expected[r, j] = new if below else old
-                    assert np.array_equal(spins.reshape(n_rows, row_len), expected), (q, sweep, r, colour)
+                    assert np.array_equal(spins.reshape(n_rows, row_len), expected), (q, r, colour)
         # every rare case came up: ties, ties with the low word equal too, and (q = 13) redraws
         assert ties > 50 and exact > 0 and (redraws > 20 or bits >= 0), (q, ties, exact, redraws)
 
@@ -358,15 +344,19 @@ ISA_CASES = {
         Lattice("cubic", 4), "pm", seed=2)), Metropolis(), "replica", 70),
     "honeycomb (bond words), field": (lambda: ising(Lattice("honeycomb", 12), h=-0.2), Metropolis(), None, 2),
     "open chain": (lambda: ising(Lattice("chain", 130, "open")), Metropolis(), None, 5),
+    "potts q=3 triangular, field": (
+        lambda: potts(Lattice("triangular", 12), q=3, h=0.2), Metropolis(), None, 3),
+    "potts q=7 open square (two words a site)": (
+        lambda: potts(Lattice("square", [10, 14], "open"), q=7), Metropolis(), None, 4),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", list(ISA_CASES))
 def test_same_chain_on_every_instruction_set(case, monkeypatch):
-    """The multispin kernels compiled for AVX-512 with VAES, for AVX2 with AES-NI and for plain x86-64
-    (software AES, pdep as a loop) give the same states, measurements and tempering rounds, bit for
-    bit: a run does not depend on the processor it drew (``SPINSIM_ISA`` picks a lesser one)."""
-    from spinsim.engines.cpu.multispin import ISA_ENV, kernels
+    """The compiled kernels (multispin Ising, Potts) for AVX-512 with VAES, for AVX2 with AES-NI and for
+    plain x86-64 (software AES, pdep as a loop, scalar Philox) give the same states and measurements,
+    bit for bit: a run does not depend on the processor it drew (``SPINSIM_ISA`` picks a lesser one)."""
+    from spinsim.engines.cpu.compiled import ISA_ENV, kernels
 
     if kernels is None:
         pytest.skip("the compiled kernels are not built")
@@ -391,7 +381,7 @@ def test_same_chain_on_every_instruction_set(case, monkeypatch):
 
 
 def test_an_instruction_set_the_cpu_lacks_is_one_line(monkeypatch):
-    from spinsim.engines.cpu.multispin import ISA_ENV
+    from spinsim.engines.cpu.compiled import ISA_ENV
 
     monkeypatch.setenv(ISA_ENV, "avx1024")
     model = ising(Lattice("square", 8))

@@ -84,10 +84,10 @@ def describe_machine(device: torch.device) -> dict:
         "torch_version": str(torch.__version__),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    from spinsim.engines.cpu import multispin
+    from spinsim.engines.cpu import compiled
 
-    if multispin.missing() is None:
-        info["multispin_isa"] = multispin.isa()  # the instruction set of the compiled Ising kernels
+    if compiled.missing() is None:
+        info["multispin_isa"] = compiled.isa()  # the instruction set of the compiled Ising kernels
     try:
         import numba
 

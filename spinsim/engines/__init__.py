@@ -3,7 +3,7 @@
 * :class:`ReferenceEngine` (``reference``): the sampler's torch ``sweep``, any
   device; the readable, differentiable truth (spin models; ``cpm_parallel``).
 * :class:`spinsim.engines.cpu.engine.CPUEngine` (``cpu``): compiled
-  multispin Ising (C, built by the install) and compact Potts kernels (numba).
+  multispin Ising and compact Potts kernels (C, built by the install).
 * :class:`spinsim.engines.gpu.triton.TritonEngine` (``triton``): fused GPU kernels.
 * :class:`spinsim.engines.cpu.cpm.CPMSequentialEngine` (``numba``): the
   cellular Potts model's random-sequential copy attempts, compiled.
@@ -60,12 +60,11 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
     if reason:
         return reason
     if device.type == "cpu":
-        if isinstance(model, IsingModel):  # multispin kernels (C); Gaussian couplings: numba
-            from spinsim.engines.cpu.multispin import missing
+        from spinsim.engines.cpu.compiled import missing
 
-            reason = missing()
-            if reason or model.couplings.uniform is not None:
-                return reason
+        reason = missing()  # the compiled kernels (C): multispin Ising, Potts
+        if reason or not isinstance(model, IsingModel) or model.couplings.uniform is not None:
+            return reason  # (per-bond Ising couplings of many magnitudes: numba's per-site kernel)
         return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
     if device.type == "cuda":
         return None if importlib.util.find_spec("triton") else "this machine (triton is not installed)"

@@ -1,18 +1,19 @@
-"""Compiled CPU engines (numba) behind the engine interface (``advance(n_sweeps)``, ``state``,
+"""Compiled CPU engines behind the engine interface (``advance(n_sweeps)``, ``state``,
 ``state_dict``; the spin engines also ``measure``, ``advance_measured``, ``energies``,
 ``permute_replicas``).
 
-* :mod:`.philox` and :mod:`.aes`: the counter-based random numbers (Philox4x32-10; AES-128
-  for the multispin Ising kernels) that make every fast engine's result independent of its
-  thread count.
-* :mod:`.engine`: :class:`~.engine.CPUEngine` over the numba kernels (:mod:`.ising`
-  multispin Ising, also ±J glasses and replica packing; :mod:`.ising_site` per-site Ising
-  for Gaussian couplings; :mod:`.potts`), threaded with ``numba.prange``; :mod:`.bits`:
-  popcount and pdep; :mod:`.layout`: how lattices are packed into words.
-* :mod:`.cluster`: the compiled Wolff and Swendsen-Wang engine.
+* :mod:`.engine`: :class:`~.engine.CPUEngine` (``engine=cpu``) over the C kernels that the
+  install compiles (``_kernels.c``: ``_multispin.h`` multispin Ising, also ±J glasses and the
+  replica packing, and parallel tempering's loop; ``_potts.h`` Potts), threaded with OpenMP and
+  loaded by :mod:`.compiled` (which instruction set runs them); :mod:`.ising_site` per-site Ising
+  for Gaussian couplings (numba); :mod:`.layout`: how lattices are packed into words.
+* :mod:`.aes`, :mod:`.philox`, :mod:`.keys`: the counter-based random numbers (AES-128 for the
+  multispin Ising kernels, Philox4x32-10 for the others) that make every fast engine's result
+  independent of its thread count and instruction set; :mod:`.exchange`: the replica-exchange
+  rule in compiled code.
+* :mod:`.cluster`: the compiled Wolff and Swendsen-Wang engine (numba).
 * :mod:`.cpm`: the cellular Potts model's random-sequential copy attempts
-  (``sampler=cpm_sequential``).
+  (``sampler=cpm_sequential``, numba).
 
-numba is imported only when these modules are, so the package works without it;
-:func:`spinsim.engines.build_engine` chooses.
+numba is imported only when its modules are; :func:`spinsim.engines.build_engine` chooses.
 """

@@ -4,8 +4,8 @@ Ising runs multispin (C kernels compiled by the install, :mod:`spinsim.engines.c
 64 lanes a uint64 word, in the slab packing (one or several replicas a word, each on its slabs)
 or the replica packing (64 replicas of one site a word), with bond sign and presence words for
 ±J glasses and the honeycomb lattice), or one spin a site for couplings of many magnitudes
-(numba, :mod:`spinsim.engines.cpu.ising_site`, Gaussian glasses); Potts runs one int8 per site
-(numba, :mod:`spinsim.engines.cpu.potts`). numba is imported only for those two. Every random
+(numba, :mod:`spinsim.engines.cpu.ising_site`, Gaussian glasses: numba is imported only for
+those); Potts runs one int8 per site (C, ``_potts.h``). Every random
 number comes from a counter-based generator (AES-128 for multispin Ising, Philox for the others)
 keyed by the seed and counted by (sweep, colour, group, block or site, draw), so a run gives the
 same states for any thread count, either schedule (groups on threads, or the blocks of one colour
@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from spinsim.engines.cpu import multispin
+from spinsim.engines.cpu import compiled
 from spinsim.engines.cpu.keys import split_seed
 from spinsim.engines.cpu.layout import ReplicaLayout, SlabLayout, lanes_for
 from spinsim.engines.cpu.support import unsupported
@@ -87,6 +87,12 @@ def ising_class_tables(
                 kind[b, c] = k
                 thresholds[b, c] = np.uint64(t)
     return cls_bits, kind, thresholds
+
+
+def proposal_bits(q: int) -> int:
+    """k where ``q - 1 = 2^k`` (the Potts proposal takes k bits of the acceptance word), else -1."""
+    k = (q - 1).bit_length() - 1
+    return k if q - 1 == 1 << k else -1
 
 
 def potts_tables(
@@ -208,11 +214,12 @@ class CPUEngine:
         self.tie = tie_acceptance(model)
         self.n_sites = self.lattice.n_sites
         self.slot_replica = np.arange(self.batch, dtype=np.int64)
-        self.kernel = "potts"
+        self.kernel = "potts"  # "multispin" or "site" for Ising (below)
         if self.is_ising:
             self._setup_ising(packing, replicas_per_word)
         else:
             self.layout = SlabLayout.build(self.lattice, 1)
+            self.kernels = compiled.load()
         self.set_beta(beta)
         self.state = state
         self._load_kernels()
@@ -222,8 +229,8 @@ class CPUEngine:
         """Call the numba kernels once with no work: the first call of a numba kernel in a
         process loads it from the on-disk cache (20-30 ms, compiling it first in a fresh
         install), a one-time cost that belongs to building the engine, not to its first sweeps.
-        The multispin kernels are compiled already (by the install)."""
-        if self.kernel != "multispin":
+        The multispin and Potts kernels are compiled already (by the install)."""
+        if self.kernel == "site":
             self._run(0, 0)
             self._sums_now()
 
@@ -307,7 +314,7 @@ class CPUEngine:
         self.sel = np.zeros((n_classes, N_PLANES + 1), dtype=np.uint64)
         lay = self.layout
         # the kernels keep these arrays and read them (the class tables: also write) at every call
-        self.plan = multispin.plan(
+        self.plan = compiled.load().Plan(
             n_colours=lattice.n_colours, row_len=lay.row_len, wpg=lay.words, periodic=bool(lattice.periodic),
             heat_bath=self.heat_bath, use_spin=self.use_spin, rot_lanes=int(self.rot_lanes),
             full=int(self.full), replica_lanes=int(self.replica_lanes), bond_kind=self.bond_kind,
@@ -320,7 +327,7 @@ class CPUEngine:
     @property
     def threads_used(self) -> int:
         """Threads the kernels run on."""
-        if self.kernel == "multispin":
+        if self.kernel != "site":
             return self.threads or available_cores()
         from spinsim.engines.cpu.numba_setup import numba
 
@@ -345,8 +352,6 @@ class CPUEngine:
                 for p in range(N_PLANES + 1):
                     self.sel[c, p] = np.uint64(0xFFFFFFFFFFFFFFFF) if (bits >> p) & 1 else np.uint64(0)
         elif self.kernel == "potts":
-            from spinsim.engines.cpu.potts import proposal_bits
-
             J = float(self.model.couplings.uniform)
             self.potts_high, self.potts_low = potts_tables(
                 z, J, self.h, betas, proposal_bits(self.model.q), self.tie
@@ -367,7 +372,7 @@ class CPUEngine:
         if self.kernel == "site":
             self.site_betas = np.ascontiguousarray(self.distinct[replica_T])
         else:
-            self.tables = (self.potts_high[replica_T], self.potts_low[replica_T])
+            self.tables = (self.potts_high[replica_T], self.potts_low[replica_T])  # contiguous copies
 
     def compact_spins(self) -> np.ndarray:
         """The spin values as int8 ``[B, *shape]`` in slot order (Ising -1/+1, Potts states):
@@ -466,41 +471,45 @@ class CPUEngine:
             )  # fmt: skip
             self.sweeps_done += n_sweeps
             return self._per_replica(anti), self._per_replica(up)
-        from spinsim.engines.cpu import ising_site as ising_site_cpu
-        from spinsim.engines.cpu.potts import potts_sums, proposal_bits, sweep_potts
+        if self.kernel == "site":
+            from spinsim.engines.cpu import ising_site as ising_site_cpu
 
-        with _numba_threads(self.threads):
-            if self.kernel == "site":
-                energy = np.zeros((n_meas, self.batch), dtype=np.float64)
-                magnet = np.zeros((n_meas, self.batch), dtype=np.int64)
+            energy = np.zeros((n_meas, self.batch), dtype=np.float64)
+            magnet = np.zeros((n_meas, self.batch), dtype=np.int64)
+            with _numba_threads(self.threads):
                 ising_site_cpu.sweep_sites(
                     self.words, n_sweeps, self.sweeps_done, *self.key, measure_every, self.colour_sites,
                     self.colour_start, self.nbr, self.site_J, self.h, self.site_betas, self.heat_bath,
                     self.tie, energy, magnet,
                 )  # fmt: skip
-                self.sweeps_done += n_sweeps
-                return energy, magnet
-            lay = self.layout
-            high, low = self.tables
-            q = self.model.q
-            equal = np.zeros((n_meas, self.batch), dtype=np.int64)
-            counts = np.zeros((n_meas, self.batch, q), dtype=np.int64)
-            chunks = [measure_every] * n_meas if n_meas else [n_sweeps]
-            if n_meas and n_sweeps > n_meas * measure_every:
-                chunks.append(n_sweeps - n_meas * measure_every)
-            for i, n in enumerate(chunks):
-                sweep_potts(
-                    self.words, n, self.sweeps_done, *self.key, q, self.lattice.n_colours,
-                    self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour,
-                    lay.row_len, lay.words, proposal_bits(q), high, low,
-                )  # fmt: skip
-                self.sweeps_done += n
-                if i < n_meas:
-                    equal[i], counts[i] = potts_sums(
-                        self.words, q, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes,
-                        lay.row_len, lay.words,
-                    )  # fmt: skip
-            return equal, counts
+            self.sweeps_done += n_sweeps
+            return energy, magnet
+        lay = self.layout
+        high, low = self.tables
+        q = self.model.q
+        equal = np.zeros((n_meas, self.batch), dtype=np.int64)
+        counts = np.zeros((n_meas, self.batch, q), dtype=np.int64)
+        chunks = [measure_every] * n_meas if n_meas else [n_sweeps]
+        if n_meas and n_sweeps > n_meas * measure_every:
+            chunks.append(n_sweeps - n_meas * measure_every)
+        key0, key1 = (int(k) for k in self.key)
+        for i, n in enumerate(chunks):
+            self.kernels.potts_sweep(
+                self.words, n, self.sweeps_done, key0, key1, q, self.lattice.n_colours,
+                bool(self.lattice.periodic), lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour, lay.row_len,
+                lay.words, proposal_bits(q), high, low, self.threads_used,
+            )  # fmt: skip
+            self.sweeps_done += n
+            if i < n_meas:
+                self._potts_sums(equal[i], counts[i])
+        return equal, counts
+
+    def _potts_sums(self, equal: np.ndarray, counts: np.ndarray) -> None:
+        lay = self.layout
+        self.kernels.potts_sums(
+            self.words, self.model.q, bool(self.lattice.periodic), lay.nb_row, lay.nb_col, lay.nb_lanes,
+            lay.row_colour, lay.row_len, lay.words, equal, counts,
+        )  # fmt: skip
 
     def _multispin_mode(self, work: int) -> int:
         """The multispin schedule for a call of ``work`` words (words a sweep x sweeps): the rows of
@@ -619,19 +628,16 @@ class CPUEngine:
     def _sums_now(self) -> tuple[np.ndarray, np.ndarray]:
         if self.kernel == "multispin":
             return self._ising_sums()
-        from spinsim.engines.cpu import ising_site as ising_site_cpu
-        from spinsim.engines.cpu.potts import potts_sums
+        if self.kernel == "site":
+            from spinsim.engines.cpu import ising_site as ising_site_cpu
 
-        lay = getattr(self, "layout", None)
-        with _numba_threads(self.threads):
-            if self.kernel == "site":
+            with _numba_threads(self.threads):
                 energy, magnet = ising_site_cpu.site_sums(self.words, self.nbr, self.site_J, self.h)
-                return energy[None], magnet[None]
-            equal, counts = potts_sums(
-                self.words, self.model.q, self.lattice.periodic, lay.nb_row, lay.nb_col, lay.nb_lanes,
-                lay.row_len, lay.words,
-            )  # fmt: skip
-            return equal[None], counts[None]
+            return energy[None], magnet[None]
+        equal = np.zeros(self.batch, dtype=np.int64)
+        counts = np.zeros((self.batch, self.model.q), dtype=np.int64)
+        self._potts_sums(equal, counts)
+        return equal[None], counts[None]
 
     def _ising_sums(self) -> tuple[np.ndarray, np.ndarray]:
         lay = self.layout

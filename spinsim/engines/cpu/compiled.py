@@ -1,8 +1,8 @@
-"""The multispin Ising kernels (C, compiled by the install): their plan and instruction set.
+"""The compiled kernels of the CPU engine (C, built by the install): loading them, their instruction set.
 
-The kernels (``_multispin.c``, built by ``pip install``) run the bit-sliced Metropolis and
-heat-bath sweeps, the in-sweep sums and parallel tempering's compiled loop of
-:class:`spinsim.engines.cpu.engine.CPUEngine`. They are compiled for three instruction sets and
+The kernels (``_kernels.c``, built by ``pip install``) run the multispin Ising sweeps (bit-sliced
+Metropolis and heat bath, the in-sweep sums, parallel tempering's compiled loop) and the Potts
+sweeps of :class:`spinsim.engines.cpu.engine.CPUEngine`. They are compiled for three instruction sets and
 the best one the CPU has runs: ``avx512`` (AVX-512 and VAES), ``avx2`` (AVX2, AES-NI, BMI2) and
 ``baseline`` (any x86-64, and other processors: software AES). All three give the same spins and
 sums bit for bit; only the speed differs. ``SPINSIM_ISA=avx2`` (or ``baseline``) in the
@@ -16,7 +16,7 @@ import os
 ISA_ENV = "SPINSIM_ISA"
 
 try:
-    from spinsim.engines.cpu import _multispin as kernels
+    from spinsim.engines.cpu import _kernels as kernels
 except ImportError:  # not built: no C compiler at install time
     kernels = None
 
@@ -42,16 +42,16 @@ def _select_from_environment() -> None:
         _selected = wanted
 
 
-def plan(**arrays):
-    """A :class:`_multispin.Plan` (the lattice's tables, kept by reference) on the instruction set that
-    ``SPINSIM_ISA`` names or the best one; raises ``ValueError`` when that cannot run here."""
+def load():
+    """The kernels' module, set to the instruction set that ``SPINSIM_ISA`` names or the best one;
+    raises ``ValueError`` when they cannot run here."""
     reason = missing()
     if reason is not None:
         raise ValueError(f"the fast CPU engine cannot run on {reason}")
-    return kernels.Plan(**arrays)
+    return kernels
 
 
 def isa() -> str:
-    """The instruction set the kernels run on (after :func:`plan`)."""
+    """The instruction set the kernels run on."""
     _select_from_environment()
     return kernels.isa()

@@ -1,12 +1,12 @@
-/* The multispin Ising kernels, compiled once per instruction set by _multispin.c.
+/* The multispin Ising kernels, compiled once per instruction set by _kernels.c.
  *
- * _multispin.c includes this file three times, each time under its own
+ * _kernels.c includes this file three times, each time under its own
  * "#pragma GCC target" and with ISA(name) naming the functions for that
  * instruction set; HW_AES, VAES and HW_PDEP say which instructions this copy
  * may call. Every copy computes the same function of its inputs: spins and
  * counts do not depend on the instruction set, only the speed does.
  *
- * The algorithm, in the order of a block's passes (see _multispin.c for the
+ * The algorithm, in the order of a block's passes (see _kernels.c for the
  * conventions of words, lanes, classes and the random stream):
  *   gather     the neighbour words of the block's words (lanes aligned, bond
  *              signs applied) and the lanes where each neighbour is present;
@@ -812,7 +812,7 @@ static int ISA(sums)(const Plan *p, const u64 *words, int threads, i64 *anti, i6
     return failed ? -1 : 0;
 }
 
-/* n_sweeps sweeps with parallel tempering's exchanges (see tempered() in _multispin.c). */
+/* n_sweeps sweeps with parallel tempering's exchanges (see tempered() in _kernels.c). */
 static i64 ISA(sweep_tempered)(const Plan *p, u64 *words, int mode, int threads, i64 n_sweeps, i64 sweep0,
                                const u64 *rk, const Tempering *x) {
     const i64 G = p->groups, L = p->L, B = x->batch;

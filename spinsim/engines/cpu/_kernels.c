@@ -1,4 +1,6 @@
-/* spinsim.engines.cpu._multispin: the multispin Ising kernels, compiled by the install (gcc, OpenMP).
+/* spinsim.engines.cpu._kernels: the multispin Ising and the Potts kernels, compiled by the install
+ * (gcc, OpenMP). The Potts kernels are described in _potts.h; the rest of this comment is about
+ * the multispin Ising ones (_multispin.h).
  *
  * Spins are bits (1: s = +1, 0: s = -1) of uint64 words, up to 64 lanes a word, in one of two
  * packings (spinsim.engines.cpu.layout): slabs (one or several replicas a group of words, lane k of
@@ -22,7 +24,7 @@
  * 2q + 1. Every bit belongs to one update whatever thread computes it, so results do not depend on
  * the thread count or on how the work is split.
  *
- * Instruction sets: the kernels are compiled three times (_multispin_kernel.h), for AVX-512 with
+ * Instruction sets: the kernels are compiled three times (_multispin.h, _potts.h), for AVX-512 with
  * VAES ("avx512"), AVX2 with AES-NI and BMI2 ("avx2") and plain x86-64 ("baseline": software AES
  * from T-tables, pdep as a loop); the best one the CPU has runs, or the one select() names. All
  * three compute the same function: only integer arithmetic decides a spin, and the one float
@@ -103,6 +105,18 @@ typedef struct {
     i64 *attempts, *accepted;     /* [P] */
     Tables *tables;
 } Tempering;
+
+/* A Potts lattice (one int8 spin a site, the slab layout with one lane) and its per-replica tables. */
+typedef struct {
+    i64 q, n_colours, periodic, row_len, sites, n_rows, z, batch, bits, n_keys;
+    u64 key0, key1;
+    const i64 *nb_row, *nb_col, *row_colour;  /* [n_rows, z], [z], [n_rows] */
+    const u64 *nb_lanes;                      /* [n_rows, z]: 0 where the neighbour is absent */
+    const uint32_t *high;                     /* [B, n_keys] top bits of the thresholds */
+    const u64 *low;                           /* [B, n_keys] their next 32 bits */
+} PottsPlan;
+
+#define POTTS_ROWS_PER_TASK 16
 
 static inline i64 rows_per_block(i64 row_len) { return BLOCK_WORDS / row_len > 1 ? BLOCK_WORDS / row_len : 1; }
 
@@ -304,27 +318,33 @@ static void replica_tables(const Plan *p, const Tables *t) {
 #define HW_AES 1
 #define VAES 1
 #define HW_PDEP 1
+#define SIMD256 1
 #pragma GCC push_options
 #pragma GCC target("popcnt,bmi,bmi2,aes,pclmul,sse4.2,avx,avx2,avx512f,avx512vl,avx512bw,avx512dq,vaes,prefer-vector-width=256")
-#include "_multispin_kernel.h"
+#include "_multispin.h"
+#include "_potts.h"
 #pragma GCC pop_options
 #undef ISA
 #undef HW_AES
 #undef VAES
 #undef HW_PDEP
+#undef SIMD256
 
 #define ISA(name) name##_avx2
 #define HW_AES 1
 #define VAES 0
 #define HW_PDEP 1
+#define SIMD256 1
 #pragma GCC push_options
 #pragma GCC target("popcnt,bmi,bmi2,aes,pclmul,sse4.2,avx,avx2")
-#include "_multispin_kernel.h"
+#include "_multispin.h"
+#include "_potts.h"
 #pragma GCC pop_options
 #undef ISA
 #undef HW_AES
 #undef VAES
 #undef HW_PDEP
+#undef SIMD256
 
 #endif /* X86 */
 
@@ -332,11 +352,14 @@ static void replica_tables(const Plan *p, const Tables *t) {
 #define HW_AES 0
 #define VAES 0
 #define HW_PDEP 0
-#include "_multispin_kernel.h"
+#define SIMD256 0
+#include "_multispin.h"
+#include "_potts.h"
 #undef ISA
 #undef HW_AES
 #undef VAES
 #undef HW_PDEP
+#undef SIMD256
 
 typedef struct {
     const char *name;
@@ -345,17 +368,20 @@ typedef struct {
     i64 (*tempered)(const Plan *, u64 *, int, int, i64, i64, const u64 *, const Tempering *);
     void (*aes_fill)(u64 *, i64, u64, u64, u64, const u64 *);
     u64 (*pdep)(u64, u64);
+    int (*potts_sweep)(const PottsPlan *, int8_t *, i64, i64, int);
+    void (*potts_decide_given)(const PottsPlan *, int8_t *, i64, i64, i64, i64, const uint32_t *, const uint32_t *,
+                               int8_t *, int8_t *, int8_t *, const uint32_t *);
 } Kernels;
 
 static const Kernels KERNELS[3] = {
 #if X86
-    {"avx512", sweep_avx512, sums_avx512, sweep_tempered_avx512, aes_fill_avx512, pdep_call_avx512},
-    {"avx2", sweep_avx2, sums_avx2, sweep_tempered_avx2, aes_fill_avx2, pdep_call_avx2},
+    {"avx512", sweep_avx512, sums_avx512, sweep_tempered_avx512, aes_fill_avx512, pdep_call_avx512, potts_sweep_avx512, potts_decide_given_avx512},
+    {"avx2", sweep_avx2, sums_avx2, sweep_tempered_avx2, aes_fill_avx2, pdep_call_avx2, potts_sweep_avx2, potts_decide_given_avx2},
 #else
-    {"avx512", NULL, NULL, NULL, NULL, NULL},
-    {"avx2", NULL, NULL, NULL, NULL, NULL},
+    {"avx512", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    {"avx2", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 #endif
-    {"baseline", sweep_baseline, sums_baseline, sweep_tempered_baseline, aes_fill_baseline, pdep_call_baseline},
+    {"baseline", sweep_baseline, sums_baseline, sweep_tempered_baseline, aes_fill_baseline, pdep_call_baseline, potts_sweep_baseline, potts_decide_given_baseline},
 };
 
 static int cpu_has(int level) {
@@ -392,8 +418,8 @@ static int get_array(PyObject *obj, Py_buffer *view, const char *name, char kind
     while (*f == '@' || *f == '=' || *f == '<') f++;
     char c = *f;
     int ok = view->itemsize == itemsize;
-    if (kind == 'u') ok = ok && (c == 'Q' || c == 'L' || c == 'K');
-    if (kind == 'i') ok = ok && (c == 'q' || c == 'l' || c == 'n');
+    if (kind == 'u') ok = ok && c && strchr("BHILQNK", c);
+    if (kind == 'i') ok = ok && c && strchr("bhilqn", c);
     if (kind == 'f') ok = ok && c == 'd';
     if (kind == 'b') ok = ok && (c == '?' || c == 'B' || c == 'b');
     if (!ok) {
@@ -712,7 +738,7 @@ static PyMethodDef plan_methods[] = {
 };
 
 static PyTypeObject PlanType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "spinsim.engines.cpu._multispin.Plan",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "spinsim.engines.cpu._kernels.Plan",
     .tp_basicsize = sizeof(PlanObject),
     .tp_dealloc = (destructor)plan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -811,6 +837,181 @@ static PyObject *mod_pdep(PyObject *m, PyObject *args) {
     return PyLong_FromUnsignedLongLong(k->pdep(src, mask));
 }
 
+/* The PottsPlan of (spins, q, n_colours, periodic, nb_row, nb_col, nb_lanes, row_colour, row_len, sites);
+ * views[0..4] hold spins and the tables. */
+static int parse_potts(PyObject *const *o, long long q, long long n_colours, int periodic, long long row_len,
+                       long long sites, PottsPlan *p, Py_buffer *views) {
+    const char *names[5] = {"spins", "nb_row", "nb_col", "nb_lanes", "row_colour"};
+    const char kinds[5] = {'i', 'i', 'i', 'u', 'i'};
+    const int sizes[5] = {1, 8, 8, 8, 8};
+    for (int i = 0; i < 5; i++)
+        if (get_array(o[i], &views[i], names[i], kinds[i], sizes[i], -1, i == 0) < 0) {
+            release_all(views, i);
+            return -1;
+        }
+    memset(p, 0, sizeof(*p));
+    p->q = q, p->n_colours = n_colours, p->periodic = periodic, p->row_len = row_len, p->sites = sites;
+    p->z = views[2].len / 8;
+    p->n_rows = p->z ? views[1].len / 8 / p->z : 0;
+    p->batch = sites > 0 ? views[0].len / sites : 0;
+    const char *bad = NULL;
+    if (q < 2 || q > 127 || n_colours < 1 || row_len < 1) bad = "q, n_colours, row_len";
+    else if (p->z < 1 || p->z > 12 || p->n_rows < 1 || views[1].len != views[3].len) bad = "nb_row, nb_col, nb_lanes";
+    else if (views[4].len / 8 != p->n_rows || sites != p->n_rows * row_len || p->batch * sites != views[0].len)
+        bad = "row_colour, sites, spins";
+    if (!bad)
+        for (i64 i = 0; i < p->n_rows * p->z && !bad; i++)
+            if (((i64 *)views[1].buf)[i] >= p->n_rows) bad = "nb_row values";
+    if (!bad)
+        for (i64 i = 0; i < views[0].len && !bad; i++)
+            if (((int8_t *)views[0].buf)[i] < 0 || ((int8_t *)views[0].buf)[i] >= q) bad = "spins values (0 .. q-1)";
+    if (bad) {
+        PyErr_Format(PyExc_ValueError, "Potts kernels: inconsistent %s", bad);
+        release_all(views, 5);
+        return -1;
+    }
+    p->nb_row = views[1].buf, p->nb_col = views[2].buf, p->nb_lanes = views[3].buf, p->row_colour = views[4].buf;
+    return 0;
+}
+
+PyDoc_STRVAR(potts_sweep_doc,
+             "potts_sweep(spins, n_sweeps, sweep0, key0, key1, q, n_colours, periodic, nb_row, nb_col, nb_lanes,\n"
+             "            row_colour, row_len, sites, bits, high, low, threads)\n\n"
+             "n_sweeps checkerboard Metropolis sweeps of every replica of the Potts spins (int8 [B * sites], in\n"
+             "place); bits: q - 1 = 2^bits (else -1); high (uint32), low (uint64) [B, (2z + 1) 3]: each\n"
+             "replica's thresholds (spinsim.engines.cpu.engine.potts_tables).");
+
+static PyObject *mod_potts_sweep(PyObject *m, PyObject *args) {
+    PyObject *o[5], *oh, *ol;
+    long long n_sweeps, sweep0, q, n_colours, row_len, sites, bits;
+    unsigned long long key0, key1;
+    int periodic, threads;
+    if (!PyArg_ParseTuple(args, "OLLKKLLpOOOOLLLOOi", &o[0], &n_sweeps, &sweep0, &key0, &key1, &q, &n_colours,
+                          &periodic, &o[1], &o[2], &o[3], &o[4], &row_len, &sites, &bits, &oh, &ol, &threads))
+        return NULL;
+    PottsPlan p;
+    Py_buffer v[7];
+    if (parse_potts(o, q, n_colours, periodic, row_len, sites, &p, v) < 0) return NULL;
+    p.n_keys = (2 * p.z + 1) * 3;
+    int ok = n_sweeps >= 0 && bits >= -1 && bits < 7 && (bits < 0 || ((i64)1 << bits) == q - 1);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "potts_sweep: n_sweeps or bits out of range");
+        release_all(v, 5);
+        return NULL;
+    }
+    if (get_array(oh, &v[5], "high", 'u', 4, p.batch * p.n_keys, 0) < 0) {
+        release_all(v, 5);
+        return NULL;
+    }
+    if (get_array(ol, &v[6], "low", 'u', 8, p.batch * p.n_keys, 0) < 0) {
+        release_all(v, 6);
+        return NULL;
+    }
+    p.bits = bits, p.key0 = key0, p.key1 = key1, p.high = v[5].buf, p.low = v[6].buf;
+    if (threads < 1) threads = 1;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS rc = active->potts_sweep(&p, v[0].buf, n_sweeps, sweep0, threads);
+    Py_END_ALLOW_THREADS release_all(v, 7);
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(potts_row_doc,
+             "potts_row_with_words(spins, r, colour, q, n_colours, periodic, nb_row, nb_col, nb_lanes, row_colour,\n"
+             "                     row_len, sites, bits, high, low, prop, acc, fallback)\n\n"
+             "The sites of one colour in row r of replica 0 decided from given random words instead of Philox's:\n"
+             "acc, prop (uint32, a word a site of that colour in the row; prop unused when q - 1 is a power of\n"
+             "two), fallback (uint32 [row_len, 4]: each column's fallback draw). For the tests of the rare\n"
+             "redraws and ties; the same code as the kernels' decisions.");
+
+static PyObject *mod_potts_row(PyObject *m, PyObject *args) {
+    PyObject *o[5], *oh, *ol, *op, *oa, *of;
+    long long r, colour, q, n_colours, row_len, sites, bits;
+    int periodic;
+    if (!PyArg_ParseTuple(args, "OLLLLpOOOOLLLOOOOO", &o[0], &r, &colour, &q, &n_colours, &periodic, &o[1], &o[2],
+                          &o[3], &o[4], &row_len, &sites, &bits, &oh, &ol, &op, &oa, &of))
+        return NULL;
+    PottsPlan p;
+    Py_buffer v[10];
+    int nv = 5;
+    if (parse_potts(o, q, n_colours, periodic, row_len, sites, &p, v) < 0) return NULL;
+    p.n_keys = (2 * p.z + 1) * 3, p.bits = bits;
+    PyObject *objs[5] = {oh, ol, op, oa, of};
+    const char *names[5] = {"high", "low", "prop", "acc", "fallback"};
+    const int sizes[5] = {4, 8, 4, 4, 4};
+    const Py_ssize_t counts[5] = {p.n_keys, p.n_keys, row_len + 3, row_len + 3, 4 * row_len};
+    for (; nv < 10; nv++)
+        if (get_array(objs[nv - 5], &v[nv], names[nv - 5], 'u', sizes[nv - 5], counts[nv - 5], 0) < 0) {
+            release_all(v, nv);
+            return NULL;
+        }
+    if (r < 0 || r >= p.n_rows || colour < 0 || colour >= n_colours) {
+        PyErr_SetString(PyExc_ValueError, "potts_row_with_words: r or colour out of range");
+        release_all(v, nv);
+        return NULL;
+    }
+    p.high = v[5].buf, p.low = v[6].buf;
+    int8_t *old = malloc((size_t)row_len + 3), *new_ = malloc((size_t)row_len + 3), *gain = malloc((size_t)row_len + 3);
+    if (old && new_ && gain)
+        active->potts_decide_given(&p, v[0].buf, 0, r, colour, 0, v[7].buf, v[8].buf, old, new_, gain, v[9].buf);
+    int ok = old && new_ && gain;
+    free(old);
+    free(new_);
+    free(gain);
+    release_all(v, nv);
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(potts_sums_doc,
+             "potts_sums(spins, q, periodic, nb_row, nb_col, nb_lanes, row_colour, row_len, sites, equal, counts)\n\n"
+             "Per replica: the equal-neighbour bonds sum_<ij> delta(s_i, s_j) into equal (int64 [B]) and the\n"
+             "state counts into counts (int64 [B, q]); both overwritten.");
+
+static PyObject *mod_potts_sums(PyObject *m, PyObject *args) {
+    PyObject *o[5], *oe, *oc;
+    long long q, row_len, sites;
+    int periodic;
+    if (!PyArg_ParseTuple(args, "OLpOOOOLLOO", &o[0], &q, &periodic, &o[1], &o[2], &o[3], &o[4], &row_len, &sites,
+                          &oe, &oc))
+        return NULL;
+    PottsPlan p;
+    Py_buffer v[7];
+    if (parse_potts(o, q, 1, periodic, row_len, sites, &p, v) < 0) return NULL;
+    if (get_array(oe, &v[5], "equal", 'i', 8, p.batch, 1) < 0) {
+        release_all(v, 5);
+        return NULL;
+    }
+    if (get_array(oc, &v[6], "counts", 'i', 8, p.batch * q, 1) < 0) {
+        release_all(v, 6);
+        return NULL;
+    }
+    const int8_t *spins = v[0].buf;
+    i64 *equal = v[5].buf, *counts = v[6].buf;
+    Py_BEGIN_ALLOW_THREADS for (i64 b = 0; b < p.batch; b++) {
+        const int8_t *s = spins + b * sites;
+        i64 same = 0;
+        for (i64 k = 0; k < q; k++) counts[b * q + k] = 0;
+        for (i64 r = 0; r < p.n_rows; r++)
+            for (i64 j = 0; j < row_len; j++) {
+                int8_t x = s[r * row_len + j];
+                counts[b * q + x]++;
+                for (i64 n = 0; n < p.z; n += 2) { /* forward bonds */
+                    i64 nr = p.nb_row[r * p.z + n], jj = j + p.nb_col[n];
+                    if (nr < 0 || p.nb_lanes[r * p.z + n] == 0) continue;
+                    if (jj < 0 || jj >= row_len) {
+                        if (!periodic) continue;
+                        jj += jj < 0 ? row_len : -row_len;
+                    }
+                    same += s[nr * row_len + jj] == x;
+                }
+            }
+        equal[b] = same;
+    }
+    Py_END_ALLOW_THREADS release_all(v, 7);
+    Py_RETURN_NONE;
+}
+
 static PyObject *mod_exchange_uniform(PyObject *m, PyObject *args) {
     unsigned long long key0, key1, round_, index;
     if (!PyArg_ParseTuple(args, "KKKK", &key0, &key1, &round_, &index)) return NULL;
@@ -825,16 +1026,20 @@ static PyMethodDef module_methods[] = {
     {"aes_fill", mod_aes_fill, METH_VARARGS,
      "aes_fill(key0, key1, lo, step, hi, out[, isa]): AES-128 of counters (lo + j step, hi) into out[2j], out[2j+1]."},
     {"pdep", mod_pdep, METH_VARARGS, "pdep(src, mask[, isa]): deposit the low bits of src at the set bits of mask."},
+    {"potts_sweep", mod_potts_sweep, METH_VARARGS, potts_sweep_doc},
+    {"potts_sums", mod_potts_sums, METH_VARARGS, potts_sums_doc},
+    {"potts_row_with_words", mod_potts_row, METH_VARARGS, potts_row_doc},
     {"exchange_uniform", mod_exchange_uniform, METH_VARARGS,
      "exchange_uniform(key0, key1, round, index): the exchange rule's uniform (spinsim.engines.cpu.exchange)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_multispin",
-                                    "The multispin Ising kernels (C, OpenMP); see spinsim.engines.cpu.multispin.", -1,
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
+                                    "The multispin Ising and Potts kernels (C, OpenMP); see spinsim.engines.cpu.compiled.",
+                                    -1,
                                     module_methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__multispin(void) {
+PyMODINIT_FUNC PyInit__kernels(void) {
     aes_tables_init();
     for (int i = 0; i < 3; i++)
         if (cpu_has(i)) {
