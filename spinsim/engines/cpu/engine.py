@@ -496,8 +496,8 @@ class CPUEngine:
         for i, n in enumerate(chunks):
             self.kernels.potts_sweep(
                 self.words, n, self.sweeps_done, key0, key1, q, self.lattice.n_colours,
-                bool(self.lattice.periodic), lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour, lay.row_len,
-                lay.words, proposal_bits(q), high, low, self.threads_used,
+                bool(self.lattice.periodic), lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour,
+                lay.row_len, lay.words, proposal_bits(q), high, low, self.threads_used,
             )  # fmt: skip
             self.sweeps_done += n
             if i < n_meas:
