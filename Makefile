@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # the install compiles the multispin kernels (C): rebuilt when their sources change
-$(STAMP): pyproject.toml setup.py spinsim/engines/cpu/_kernels.c spinsim/engines/cpu/_multispin.h spinsim/engines/cpu/_potts.h
+$(STAMP): pyproject.toml setup.py $(wildcard spinsim/engines/cpu/_*.c spinsim/engines/cpu/_*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(strip $(TORCH)),$(BIN)/python -m pip install --quiet "$(TORCH)")
 	$(BIN)/python -m pip install --quiet -e ".[test]"

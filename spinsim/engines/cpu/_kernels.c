@@ -32,105 +32,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#if defined(__x86_64__) || defined(__i386__)
-#define X86 1
-#include <immintrin.h>
-#else
-#define X86 0
-#endif
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#include "_kernels.h"
 
-typedef uint64_t u64;
-typedef int64_t i64;
+/* ---- software AES tables --------------------------------------------------------------------- */
 
-#define N_PLANES 5        /* bits of V = 2 n_x + n_miss <= 2 z = 12; the spin bit is plane N_PLANES */
-#define MAX_LEVELS 64
-#define PREFETCH 8        /* levels of full random words; deeper levels deal compacted bits (pdep) */
-#define ROW_TAB (N_PLANES + 3 + PREFETCH)
-#define BLOCK_WORDS 512   /* rows are updated in blocks of about this many words */
-#define SUM_TASK_WORDS 2048
-#define FILL_BLOCKS 8     /* AES blocks in flight */
-#define LANE_COUNTER 12
-#define STREAM_STEP (((u64)1) << 32)
-#define LO32 ((u64)0xFFFFFFFFu)
-#define ALL (~(u64)0)
-#define NIBBLE_LOWS ((u64)0x1111111111111111ull)
-#define NIBBLES ((u64)0x0F0F0F0F0F0F0F0Full)
-#define EXCHANGE_TAG ((u64)0x7E4D)
-
-/* A lattice's word grid, its neighbour tables and the class tables of its groups (arrays owned by
- * the Python engine; shapes in the comments). */
-typedef struct {
-    i64 n_colours, row_len, wpg, periodic, heat_bath, use_spin, rot_lanes, replica_lanes, bond_kind;
-    u64 full;
-    i64 n_rows, z, n_classes, groups, L;
-    const i64 *nb_row;      /* [n_rows, z] row of neighbour n (-1: none) */
-    const i64 *nb_col;      /* [z] column offset */
-    const i64 *nb_rot;      /* [n_rows, z] lane rotation */
-    const u64 *nb_lanes;    /* [n_rows, z] lanes where it is present */
-    const i64 *row_colour;  /* [n_rows] colour of column 0 */
-    const u64 *bond_sign;   /* [z, wpg] or unused (bond_kind 0) */
-    const u64 *bond_present;
-    i64 *act;               /* [G, C] active classes of each group */
-    i64 *n_act;             /* [G] */
-    u64 *cmp_l, *nev_l;     /* [G, C] lanes to compare, lanes never accepted */
-    u64 *lvl;               /* [G, C, MAX_LEVELS] threshold bit l of each compared lane */
-    const u64 *sel;         /* [C, N_PLANES + 1] class selectors (all ones where the class's bit is 1) */
-} Plan;
-
-/* Temperatures of the physical replicas, and the per-temperature class tables they come from. */
-typedef struct {
-    const i64 *slot_replica;      /* [B] */
-    const i64 *slot_temperature;  /* [B] index among the distinct temperatures */
-    i64 *replica_T;               /* [B] out: each physical replica's temperature index */
-    i64 B, segments, seg_width;
-    const u64 *thresholds;        /* [T, C] floor(p 2^64) */
-    const i64 *kind;              /* [T, C] 0: p = 0, 1: p = 1, 2: compare */
-    const uint8_t *possible;      /* [C] the class can occur */
-    const Plan *plan;
-} Tables;
-
-/* Parallel tempering's exchange rounds within a call (see tempered()). */
-typedef struct {
-    i64 batch, measure_every, exchange_every, since_exchange, round0, n_pairs, ladders, n_bonds, n_sites, segments;
-    u64 ex_key0, ex_key1;
-    double J, h;
-    const i64 *lo, *hi;           /* [P, ladders] slots */
-    const double *dbeta;          /* [P] */
-    i64 *slot_replica_mut;        /* [B] changed in place */
-    i64 *slot_anti, *slot_up;     /* [n_meas, B] */
-    i64 *attempts, *accepted;     /* [P] */
-    Tables *tables;
-} Tempering;
-
-/* A Potts lattice (one int8 spin a site, the slab layout with one lane) and its per-replica tables. */
-typedef struct {
-    i64 q, n_colours, periodic, row_len, sites, n_rows, z, batch, bits, n_keys;
-    u64 key0, key1;
-    const i64 *nb_row, *nb_col, *row_colour;  /* [n_rows, z], [z], [n_rows] */
-    const u64 *nb_lanes;                      /* [n_rows, z]: 0 where the neighbour is absent */
-    const uint32_t *high;                     /* [B, n_keys] top bits of the thresholds */
-    const u64 *low;                           /* [B, n_keys] their next 32 bits */
-} PottsPlan;
-
-#define POTTS_ROWS_PER_TASK 16
-
-static inline i64 rows_per_block(i64 row_len) { return BLOCK_WORDS / row_len > 1 ? BLOCK_WORDS / row_len : 1; }
-
-static inline i64 rows_per_sum_task(i64 row_len, i64 replica_lanes) {
-    i64 r = replica_lanes ? SUM_TASK_WORDS / row_len : 256 / row_len;
-    return r > 1 ? r : 1;
-}
-
-static inline i64 scratch_words(const Plan *p) { return rows_per_block(p->row_len) * p->row_len; }
-
-/* ---- software AES (T-tables), the same function as the AES instructions ------------------------ */
-
-static uint8_t SBOX[256];
-static uint32_t T0[256], T1[256], T2[256], T3[256];
+uint8_t SBOX[256];
+uint32_t T0[256], T1[256], T2[256], T3[256];
 
 static uint8_t gf_mul(uint8_t a, uint8_t b) {
     uint8_t out = 0;
@@ -164,31 +71,6 @@ static void aes_tables_init(void) {
     }
 }
 
-static inline uint32_t mixed_column(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-    return T0[a & 0xFF] ^ T1[(b >> 8) & 0xFF] ^ T2[(c >> 16) & 0xFF] ^ T3[d >> 24];
-}
-
-static inline uint32_t last_column(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-    return (uint32_t)SBOX[a & 0xFF] | (uint32_t)SBOX[(b >> 8) & 0xFF] << 8 | (uint32_t)SBOX[(c >> 16) & 0xFF] << 16
-           | (uint32_t)SBOX[d >> 24] << 24;
-}
-
-static inline void aes_soft(u64 lo, u64 hi, const u64 *rk, u64 *out) {
-    uint32_t a = (uint32_t)(lo ^ rk[0]), b = (uint32_t)((lo ^ rk[0]) >> 32);
-    uint32_t c = (uint32_t)(hi ^ rk[1]), d = (uint32_t)((hi ^ rk[1]) >> 32);
-    for (int r = 1; r < 10; r++) {
-        uint32_t e = mixed_column(a, b, c, d) ^ (uint32_t)rk[2 * r];
-        uint32_t f = mixed_column(b, c, d, a) ^ (uint32_t)(rk[2 * r] >> 32);
-        uint32_t g = mixed_column(c, d, a, b) ^ (uint32_t)rk[2 * r + 1];
-        uint32_t h = mixed_column(d, a, b, c) ^ (uint32_t)(rk[2 * r + 1] >> 32);
-        a = e, b = f, c = g, d = h;
-    }
-    u64 e = last_column(a, b, c, d), f = last_column(b, c, d, a);
-    u64 g = last_column(c, d, a, b), h = last_column(d, a, b, c);
-    out[0] = (e | f << 32) ^ rk[20];
-    out[1] = (g | h << 32) ^ rk[21];
-}
-
 #define KEY_TAG ((u64)0x7370696E73696D31ull) /* "spinsim1": bytes 8-15 of every multispin key */
 
 /* The eleven round keys (FIPS-197 5.2) of the seed key (key0, key1), as 22 words. */
@@ -214,31 +96,10 @@ static void round_keys(u64 key0, u64 key1, u64 *rk) {
     for (int r = 0; r < 22; r++) rk[r] = (u64)w[2 * r] | (u64)w[2 * r + 1] << 32;
 }
 
-/* ---- Philox4x32-10 and the exchange rounds (spinsim.engines.cpu.exchange) ----------------------- */
-
-static inline void philox4x32(uint32_t *c, uint32_t k0, uint32_t k1) {
-    for (int i = 0; i < 10; i++) {
-        u64 p0 = (u64)0xD2511F53u * c[0], p1 = (u64)0xCD9E8D57u * c[2];
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
-        c[1] = (uint32_t)p1;
-        c[3] = (uint32_t)p0;
-        c[0] = n0;
-        c[2] = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-}
-
-/* The uniform in [0, 1) (53 bits) of attempt `index` in round `round_`. */
-static inline double exchange_uniform(u64 key0, u64 key1, u64 round_, u64 index) {
-    uint32_t c[4] = {(uint32_t)(round_ & LO32), (uint32_t)index, (uint32_t)EXCHANGE_TAG, (uint32_t)(round_ >> 32)};
-    philox4x32(c, (uint32_t)key0, (uint32_t)key1);
-    u64 w = (u64)c[0] | (u64)c[1] << 32;
-    return (double)(w >> 11) * (1.0 / 9007199254740992.0);
-}
+/* ---- the exchange rounds (spinsim.engines.cpu.exchange) ------------------------------------------ */
 
 /* One round on the slot -> replica map from the energies of the physical replicas; returns the swaps. */
-static i64 exchange_round(const double *energy, const Tempering *x, i64 round_) {
+i64 exchange_round(const double *energy, const Tempering *x, i64 round_) {
     i64 swaps = 0, batch = x->ladders;
     i64 *slot_replica = x->slot_replica_mut;
     for (i64 q = round_ % 2; q < x->n_pairs; q += 2) {
@@ -259,7 +120,7 @@ static i64 exchange_round(const double *energy, const Tempering *x, i64 round_) 
 }
 
 /* Per-lane (or per-word) sums [G, L] into per physical replica rep_a, rep_u [B]. */
-static void replica_sums(const i64 *anti, const i64 *up, i64 G, i64 L, i64 segments, i64 B, i64 *rep_a, i64 *rep_u) {
+void replica_sums(const i64 *anti, const i64 *up, i64 G, i64 L, i64 segments, i64 B, i64 *rep_a, i64 *rep_u) {
     i64 per_word = L > 1 ? segments : 1, lanes = L / per_word;
     for (i64 g = 0; g < G; g++)
         for (i64 i = 0; i < per_word; i++) {
@@ -277,7 +138,7 @@ static void replica_sums(const i64 *anti, const i64 *up, i64 G, i64 L, i64 segme
 
 /* Each physical replica's temperature, and the per-group class tables for it: act, n_act, cmp_l,
  * nev_l, lvl (segments replicas a group, each seg_width lanes; padding segments take replica 0's). */
-static void replica_tables(const Plan *p, const Tables *t) {
+void replica_tables(const Plan *p, const Tables *t) {
     const i64 B = t->B, G = p->groups, C = p->n_classes, R = t->segments;
     for (i64 s = 0; s < B; s++) t->replica_T[t->slot_replica[s]] = t->slot_temperature[s];
     u64 seg = t->seg_width >= 64 ? ALL : ((((u64)1) << t->seg_width) - 1);
@@ -311,78 +172,7 @@ static void replica_tables(const Plan *p, const Tables *t) {
     }
 }
 
-/* ---- the kernels, once per instruction set ---------------------------------------------------- */
-
-#if X86
-#define ISA(name) name##_avx512
-#define HW_AES 1
-#define VAES 1
-#define HW_PDEP 1
-#define SIMD256 1
-#pragma GCC push_options
-#pragma GCC target("popcnt,bmi,bmi2,aes,pclmul,sse4.2,avx,avx2,avx512f,avx512vl,avx512bw,avx512dq,vaes,prefer-vector-width=256")
-#include "_multispin.h"
-#include "_potts.h"
-#pragma GCC pop_options
-#undef ISA
-#undef HW_AES
-#undef VAES
-#undef HW_PDEP
-#undef SIMD256
-
-#define ISA(name) name##_avx2
-#define HW_AES 1
-#define VAES 0
-#define HW_PDEP 1
-#define SIMD256 1
-#pragma GCC push_options
-#pragma GCC target("popcnt,bmi,bmi2,aes,pclmul,sse4.2,avx,avx2")
-#include "_multispin.h"
-#include "_potts.h"
-#pragma GCC pop_options
-#undef ISA
-#undef HW_AES
-#undef VAES
-#undef HW_PDEP
-#undef SIMD256
-
-#endif /* X86 */
-
-#define ISA(name) name##_baseline
-#define HW_AES 0
-#define VAES 0
-#define HW_PDEP 0
-#define SIMD256 0
-#include "_multispin.h"
-#include "_potts.h"
-#undef ISA
-#undef HW_AES
-#undef VAES
-#undef HW_PDEP
-#undef SIMD256
-
-typedef struct {
-    const char *name;
-    int (*sweep)(const Plan *, u64 *, int, int, i64, i64, const u64 *, i64, i64 *, i64 *);
-    int (*sums)(const Plan *, const u64 *, int, i64 *, i64 *);
-    i64 (*tempered)(const Plan *, u64 *, int, int, i64, i64, const u64 *, const Tempering *);
-    void (*aes_fill)(u64 *, i64, u64, u64, u64, const u64 *);
-    u64 (*pdep)(u64, u64);
-    int (*potts_sweep)(const PottsPlan *, int8_t *, i64, i64, int);
-    void (*potts_decide_given)(const PottsPlan *, int8_t *, i64, i64, i64, i64, const uint32_t *, const uint32_t *,
-                               int8_t *, int8_t *, int8_t *, const uint32_t *);
-} Kernels;
-
-static const Kernels KERNELS[3] = {
-#if X86
-    {"avx512", sweep_avx512, sums_avx512, sweep_tempered_avx512, aes_fill_avx512, pdep_call_avx512, potts_sweep_avx512, potts_decide_given_avx512},
-    {"avx2", sweep_avx2, sums_avx2, sweep_tempered_avx2, aes_fill_avx2, pdep_call_avx2, potts_sweep_avx2, potts_decide_given_avx2},
-#else
-    {"avx512", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {"avx2", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-#endif
-    {"baseline", sweep_baseline, sums_baseline, sweep_tempered_baseline, aes_fill_baseline, pdep_call_baseline, potts_sweep_baseline, potts_decide_given_baseline},
-};
+static const Kernels *const KERNELS[3] = {&kernels_avx512, &kernels_avx2, &kernels_baseline};
 
 static int cpu_has(int level) {
 #if !X86
@@ -755,7 +545,7 @@ static PyTypeObject PlanType = {
 
 static int kernel_index(const char *name) {
     for (int i = 0; i < 3; i++)
-        if (!strcmp(KERNELS[i].name, name)) return i;
+        if (!strcmp(KERNELS[i]->name, name)) return i;
     return -1;
 }
 
@@ -771,7 +561,7 @@ static PyObject *mod_select(PyObject *m, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "this CPU cannot run the %s kernels", name);
         return NULL;
     }
-    active = &KERNELS[i];
+    active = KERNELS[i];
     Py_RETURN_NONE;
 }
 
@@ -781,7 +571,7 @@ static PyObject *mod_supported(PyObject *m, PyObject *noargs) {
     PyObject *out = PyList_New(0);
     for (int i = 0; i < 3 && out; i++)
         if (cpu_has(i)) {
-            PyObject *s = PyUnicode_FromString(KERNELS[i].name);
+            PyObject *s = PyUnicode_FromString(KERNELS[i]->name);
             if (!s || PyList_Append(out, s) < 0) Py_CLEAR(out);
             Py_XDECREF(s);
         }
@@ -810,7 +600,7 @@ static PyObject *mod_aes_fill(PyObject *m, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "instruction set %s: unknown, or not on this CPU", name);
             return NULL;
         }
-        k = &KERNELS[i];
+        k = KERNELS[i];
     }
     Py_buffer v;
     if (get_array(oo, &v, "out", 'u', 8, -1, 1) < 0) return NULL;
@@ -832,7 +622,7 @@ static PyObject *mod_pdep(PyObject *m, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "instruction set %s: unknown, or not on this CPU", name);
             return NULL;
         }
-        k = &KERNELS[i];
+        k = KERNELS[i];
     }
     return PyLong_FromUnsignedLongLong(k->pdep(src, mask));
 }
@@ -1043,7 +833,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     aes_tables_init();
     for (int i = 0; i < 3; i++)
         if (cpu_has(i)) {
-            active = &KERNELS[i];
+            active = KERNELS[i];
             break;
         }
     if (PyType_Ready(&PlanType) < 0) return NULL;
