@@ -51,7 +51,8 @@ def test_bench_command_writes_results(tmp_path):
 
 def test_bench_times_cellular_potts_and_relaxed_cases(tmp_path):
     out = spinsim_cli("bench", "cases=[cpm-sorting-b,relaxed-square-64-b16]", "repeats=1",
-                      "reference_repeats=1", "min_seconds=0", "device=cpu", cwd=tmp_path)  # fmt: skip
+                      "reference_repeats=1", "min_seconds=0", "settle_seconds=0", "device=cpu",
+                      cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = json.loads(next((tmp_path / "outputs").glob("*/*/bench.json")).read_text())["results"]
     assert [(r["case"], r["engine"]) for r in rows] == [

@@ -62,7 +62,7 @@ def test_a_starting_run_file_is_readable_from_its_first_instant(tmp_path):
     reads, failures = 0, []
     try:
         deadline = time.time() + 120
-        while reads < 300 and time.time() < deadline:
+        while reads < 100 and time.time() < deadline:
             if not path.exists():
                 assert proc.poll() is None, proc.stderr.read()[-2000:]
                 continue
@@ -75,7 +75,7 @@ def test_a_starting_run_file_is_readable_from_its_first_instant(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    assert reads == 300 and not failures, failures[:3]
+    assert reads == 100 and not failures, failures[:3]
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".h5", ".part")) == ["starting.h5"]
 
 
@@ -250,16 +250,15 @@ def test_a_second_interrupt_waits_for_the_commit_in_progress(tmp_path, monkeypat
 
 
 def test_heavy_snapshots_are_committed_within_seconds(tmp_path):
-    """256 x 256, 12 replicas, a snapshot every sweep (0.75 MiB each): killed 6 s after its first
+    """256 x 256, 12 replicas, a snapshot every sweep (0.75 MiB each): killed 3 s after its first
     sweep is on disk, the run has committed more measurements and snapshots (commits come every
-    16 MiB). Timed from the first commit, not from the file's creation: the first run after a
-    source change compiles the kernels (numba's cache), which takes seconds of its own."""
+    16 MiB, and at least every 2 s). Timed from the first commit, not from the file's creation."""
     path = tmp_path / "heavy.h5"
     proc = start_cli(*cli_run(path, "lattice.size=256", "sweeps=1000000", "thermalize=0", "snapshot_every=1"),
                      cwd=tmp_path)  # fmt: skip
     try:
         first = wait_for_commit(path, 1, timeout=180, proc=proc).commit.step
-        time.sleep(6)
+        time.sleep(3)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:

@@ -303,7 +303,7 @@ neural_train_case("neural-fit-cellsort-100-b16", "cellsort", 100, ("fast",))
 
 # Pause after each timed engine: torch's OpenMP threads keep spinning for a while
 # after parallel work and would otherwise steal the cores from the next engine timed.
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 1.0  # the default of `spinsim bench settle_seconds=`
 
 
 @dataclass
@@ -347,6 +347,7 @@ def run_case(
     reference_repeats: int,
     min_seconds: float,
     engines: list[str],
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> list[dict]:
     """Time each engine kind of ``case``; rows of the results table."""
     rows = []
@@ -378,5 +379,5 @@ def run_case(
         )
         del work
         torch.set_num_threads(torch_threads)
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle_seconds)
     return rows

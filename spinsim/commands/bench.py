@@ -125,6 +125,9 @@ def run(cfg: DictConfig) -> BenchResult:
     min_seconds = float(cfg.min_seconds)
     if not min_seconds >= 0:
         raise ConfigError("min_seconds", cfg.min_seconds, "must be a number >= 0")
+    settle = float(cfg.settle_seconds)
+    if not settle >= 0:
+        raise ConfigError("settle_seconds", cfg.settle_seconds, "must be a number >= 0")
     device = build.device(cfg.device)
     threads = build.plain(cfg.device.threads)
     path = output_path(cfg.output)
@@ -135,7 +138,7 @@ def run(cfg: DictConfig) -> BenchResult:
     for name in names:
         case = bench.CASES[name]
         log.info("%s: %s", name, case.description)
-        rows += bench.run_case(case, device, threads, repeats, reference_repeats, min_seconds, kinds)
+        rows += bench.run_case(case, device, threads, repeats, reference_repeats, min_seconds, kinds, settle)
 
     machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     make_folder(path.parent, path)

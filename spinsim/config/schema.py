@@ -165,6 +165,7 @@ class BenchConfig:
     repeats: int = documented(5, "timed repeats per engine (the median is reported)")
     reference_repeats: int = documented(3, "timed repeats of the (slow) reference engine")
     min_seconds: float = documented(0.2, "least duration of one timed repeat (steps double until reached)")
+    settle_seconds: float = documented(1.0, "pause after each engine timed (torch's threads spin down)")
     output: str = documented("bench.json", "results file (JSON); a relative path lands in the run directory")
 
 
