@@ -1,5 +1,6 @@
 """The run file: H5MD-style layout, reader, no overwrites, safe under kill and Ctrl-C."""
 
+import os
 import subprocess
 import sys
 import time
@@ -83,12 +84,13 @@ def test_same_seed_same_file_contents(tmp_path):
 
 
 def long_run(path):
-    """A subprocess simulation that would run for minutes."""
+    """A subprocess simulation that would run for minutes, committing every 0.2 s."""
     return subprocess.Popen(
         [sys.executable, "-m", "spinsim", "simulate", "lattice.size=32", "temperature=2.3",
          "batch=2", "sweeps=10000000", "thermalize=0", "snapshot_every=5", f"output={path}",
          f"hydra.run.dir={path.parent}/hydra"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SPINSIM_COMMIT_SECONDS": "0.2"},
     )  # fmt: skip
 
 
@@ -97,7 +99,7 @@ def test_killed_run_leaves_a_readable_file(tmp_path):
     proc = long_run(path)
     try:
         wait_for_flushes(path)
-        time.sleep(2.5)  # let it be busy sweeping and appending again
+        time.sleep(1.0)  # let it be busy sweeping and appending again (five commits' time)
     finally:
         proc.kill()
         proc.wait()
