@@ -15,7 +15,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-device-check}}
 PYTHON=${PYTHON:-python3}
-mkdir -p "$OUT_DIR"
+mkdir -p "$OUT_DIR" && OUT_DIR=$(cd "$OUT_DIR" && pwd)
 REPORT="$OUT_DIR/device_check.txt"
 : > "$REPORT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -75,7 +75,7 @@ else
 fi
 CASES="[ising-square-2560-b1,ising-square-2560-b16,potts3-square-2560-b1,neural-delta-mnist-b16,neural-train-closure-mnist-b16]"
 step "bench device=$DEVICE" "$LIMIT" "$PYTHON" -m spinsim bench "cases=$CASES" "device=$DEVICE" "${BENCH[@]}" \
-    "output=$PWD/$OUT_DIR/bench.json" "hydra.run.dir=$OUT_DIR/hydra"
+    "output=$OUT_DIR/bench.json" "hydra.run.dir=$OUT_DIR/hydra"
 if [ -f "$OUT_DIR/bench.json" ]; then
     say ""
     say "== bench.json"
