@@ -27,10 +27,45 @@ def confluent_states(shape, n_cells):
     return torch.from_numpy(digits[keep])
 
 
-def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
-    """Exact transition matrix of the P = 1 sampler: a site uniform in the boundary set B(x),
-    a copy offset uniform among those holding another id, accepted with min(1, exp(-dH/T)),
-    never removing a cell's last site; dH from full energies."""
+RULES = [("pull", "differing"), ("push", "differing"), ("pull", "any"), ("push", "any")]
+
+
+def proposal_law(x, nb, direction, neighbour):
+    """The P = 1 proposal law written out: ``{(site that changes, new id): probability}`` for the
+    flat state ``x [N]`` and copy neighbours ``nb [N, K]`` (-1: wall). A site s uniform in the
+    boundary set; a neighbour t uniform among those of another id ("differing") or all of them
+    ("any"); pull: s takes t's id, push: t takes s's id (a copy of an equal id: a no-op)."""
+    N = len(x)
+    boundary = [s for s in range(N) if any(x[t] != x[s] for t in nb[s] if t >= 0)]
+    law: dict[tuple[int, int], float] = {}
+    for s in boundary:
+        targets = [t for t in nb[s] if t >= 0 and (neighbour == "any" or x[t] != x[s])]
+        for t in targets:
+            key = (s, int(x[t])) if direction == "pull" else (int(t), int(x[s]))
+            law[key] = law.get(key, 0.0) + 1.0 / (len(boundary) * len(targets))
+    return law
+
+
+def random_site_law(x, nb):
+    """The classic random-sequential proposal: a site uniform among all, a neighbour uniform, pull."""
+    N = len(x)
+    law: dict[tuple[int, int], float] = {}
+    for s in range(N):
+        targets = [t for t in nb[s] if t >= 0]
+        for t in targets:
+            law[(s, int(x[t]))] = law.get((s, int(x[t])), 0.0) + 1.0 / (N * len(targets))
+    return law
+
+
+def moore(shape):
+    return Lattice("square", shape, colourable=False).neighbour_index(neighbourhood_offsets(2, 2)).numpy()
+
+
+def boundary_chain(
+    hamiltonian, states, types, shape, temperature=1.0, direction="pull", neighbour="differing"
+):
+    """Exact transition matrix of the P = 1 sampler under a copy rule (:func:`proposal_law`),
+    accepted with min(1, exp(-dH/T)), never removing a cell's last site; dH from full energies."""
     S, N = states.shape
     q = int(states.max()) + 1
     codes = (states * q ** torch.arange(N)).sum(1)
@@ -39,46 +74,105 @@ def boundary_chain(hamiltonian, states, types, shape, temperature=1.0):
     ids = states.view(S, 1, *shape)
     t = types.expand(S, -1)
     energy = hamiltonian.energy(ids, t).detach().double().numpy()
-    nb = Lattice("square", shape, colourable=False).neighbour_index(neighbourhood_offsets(2, 2)).numpy()
+    nb = moore(shape)
     areas = cell_areas(ids, q).numpy()
     s_np = states.numpy()
     K = np.zeros((S, S))
     for a in range(S):
         x = s_np[a]
-        boundary = [i for i in range(N) if (x[nb[i]] != x[i]).any()]
-        for i in boundary:
-            offsets = [k for k in range(nb.shape[1]) if x[nb[i, k]] != x[i]]
-            for k in offsets:
-                new = x[nb[i, k]]
-                p = 1.0 / (len(boundary) * len(offsets))
-                if areas[a, x[i]] == 1:
-                    K[a, a] += p
-                    continue
-                b = index[int(codes[a]) + int((new - x[i]) * powers[i])]
-                acc = min(1.0, float(np.exp(-(energy[b] - energy[a]) / temperature)))
-                K[a, b] += p * acc
-                K[a, a] += p * (1 - acc)
+        for (site, new), p in proposal_law(x, nb, direction, neighbour).items():
+            if new == x[site] or areas[a, x[site]] == 1:  # a no-op, or a cell's last site
+                K[a, a] += p
+                continue
+            b = index[int(codes[a]) + int((new - x[site]) * powers[site])]
+            acc = min(1.0, float(np.exp(-(energy[b] - energy[a]) / temperature)))
+            K[a, b] += p * acc
+            K[a, a] += p * (1 - acc)
     return K, energy, codes
 
 
-def test_single_proposal_chain_samples_its_exact_time_t_law():
-    """2x3 periodic lattice, 3 confluent cells (540 states). 12,000 independent replicas
-    from one state, 60 iterations: the histogram of the final states against the exact
-    law after 60 steps of the boundary chain (within 0.02 of its stationary law in L1).
+def fragment_state(fragment):
+    """9x9 periodic: cell 1's body on rows 0-1, medium elsewhere, and cell 1 on ``fragment``."""
+    x = np.zeros((9, 9), dtype=np.int64)
+    x[0:2] = 1
+    for r, c in fragment:
+        x[r, c] = 1
+    return x.reshape(-1)
+
+
+@pytest.mark.parametrize("fragment, pull, push", [([(5, 4)], (1, 8), (8, 1)),
+                                                  ([(5, 4), (5, 5)], (2, 10), (10, 2))])  # fmt: skip
+def test_fragment_removal_and_growth_weights_of_each_copy_rule(fragment, pull, push):
+    """A lone fragment of a cell in the medium: summed proposal weights of removing one of its sites
+    and of growing it by one site, removed : grown, under each rule (docs/neural-cpm.md): a
+    one-site fragment 1 : 1 under random-site dynamics, 1 : 8 pull, 8 : 1 push ("differing");
+    a two-site fragment 2 : 10 and 10 : 2. The sampler draws exactly these laws (test below)."""
+    x = fragment_state(fragment)
+    nb = moore((9, 9))
+    sites = {r * 9 + c for r, c in fragment}
+    rim = {int(t) for s in sites for t in nb[s]} - sites
+
+    def weights(law):
+        removed = sum(p for (site, new), p in law.items() if site in sites and new == 0)
+        grown = sum(p for (site, new), p in law.items() if site in rim and new == 1)
+        return removed, grown
+
+    for direction, ratio in (("pull", pull), ("push", push)):
+        removed, grown = weights(proposal_law(x, nb, direction, "differing"))
+        assert removed / grown == pytest.approx(ratio[0] / ratio[1]), direction
+    removed, grown = weights(random_site_law(x, nb))
+    assert removed / grown == pytest.approx(1.0)  # random-site dynamics: 1 : 1 (every site-neighbour pair)
+
+
+@pytest.mark.parametrize("direction, neighbour", RULES)
+def test_the_sampler_draws_the_proposal_law_of_its_rule(direction, neighbour):
+    """One proposal (P = 1) in each of 40,000 replicas of a hand-made state: the frequencies of
+    (site, new id) against :func:`proposal_law`, every one within 5 standard errors and the
+    chi-square within 5 of its standard deviations."""
+    x = fragment_state([(5, 4), (5, 5)])
+    x[60:63] = 2  # a second cell touching nothing else
+    nb = moore((9, 9))
+    law = proposal_law(x, nb, direction, neighbour)
+    R = 40_000
+    ids = torch.from_numpy(x).view(1, 1, 9, 9).repeat(R, 1, 1, 1)
+    state = CellState(ids, torch.tensor([[0, 1, 1]]).repeat(R, 1))
+    sampler = CPMApproxParallel(proposals=1, direction=direction, neighbour=neighbour)
+    chains = sampler.prepare(CellSortHamiltonian(), state)
+    proposals, _, valid = sampler.propose(chains, torch.Generator().manual_seed(3))
+    assert bool(valid.all())
+    keys = list(law)
+    code = {k: i for i, k in enumerate(keys)}
+    drawn = [code[(int(s), int(n))] for s, n in zip(proposals.site, proposals.new_id)]
+    counts = np.bincount(drawn, minlength=len(keys))
+    p = np.array([law[k] for k in keys])
+    z = (counts - R * p) / np.sqrt(R * p * (1 - p))
+    assert np.abs(z).max() < 5
+    dof = len(keys) - 1
+    assert abs((((counts - R * p) ** 2) / (R * p)).sum() - dof) < 5 * np.sqrt(2 * dof)
+
+
+@pytest.mark.parametrize("direction, neighbour", RULES)
+def test_single_proposal_chain_samples_its_exact_time_t_law(direction, neighbour):
+    """2x3 periodic lattice, 3 confluent cells (540 states), each copy rule. 12,000 independent
+    replicas from one state, 200 iterations: the histogram of the final states against the exact
+    law after 200 steps of the rule's chain (within 0.02 of its stationary law in L1).
     Tolerance: every state within 5 standard errors, and the chi-square within 5 of its
-    standard deviations. The Boltzmann law (total variation 0.09 from the stationary
-    one) fails the same chi-square test by far, so the test tells the two laws apart."""
+    standard deviations. The Boltzmann law fails the same chi-square test by far, and so does
+    another rule's law (pull sampled against push's: 126 standard deviations), so the test
+    tells the laws apart."""
     shape, n = (2, 3), 3
     states = confluent_states(shape, n)
     types = torch.tensor([[0, 1, 1, 2]])
     h = CellSortHamiltonian(
         contact=[[0, 1, 1], [1, 0.5, 1.5], [1, 1.5, 0.2]], lambda_area=0.3, target_area=2.0
     )
-    K, energy, codes = boundary_chain(h, states, types, shape)
+    K, energy, codes = boundary_chain(
+        h, states, types, shape, direction=direction, neighbour=neighbour
+    )
     start = 17
     law = np.zeros(len(states))
     law[start] = 1.0
-    T_iter = 60
+    T_iter = 200
     for _ in range(T_iter):
         law = law @ K
     stationary = np.linalg.matrix_power(K, 2000)[start]
@@ -86,7 +180,7 @@ def test_single_proposal_chain_samples_its_exact_time_t_law():
 
     R = 12_000
     state = CellState(states[start].view(1, 1, *shape).repeat(R, 1, 1, 1), types.repeat(R, 1))
-    sampler = CPMApproxParallel(proposals=1)
+    sampler = CPMApproxParallel(proposals=1, direction=direction, neighbour=neighbour)
     state, _ = sampler.run(h, state, T_iter, torch.Generator().manual_seed(11))
     q = n + 1
     final = (state.flat_ids() * q ** torch.arange(6)).sum(1)
@@ -117,7 +211,8 @@ class AlwaysAccept:
         return torch.full((len(proposals),), -10.0, dtype=torch.float64)
 
 
-def test_conflict_rules_keep_every_cell_and_copy_values_from_before_the_iteration():
+@pytest.mark.parametrize("direction", ["pull", "push"])
+def test_conflict_rules_keep_every_cell_and_copy_values_from_before_the_iteration(direction):
     """Every boundary site proposes at once and every proposal passes Metropolis: the accepted
     copies take their source's id from before the iteration (chains exist and are honoured),
     no cell loses its last site, and the copies rejected for that are exactly the first-drawn
@@ -127,8 +222,10 @@ def test_conflict_rules_keep_every_cell_and_copy_values_from_before_the_iteratio
     state = CellState(
         ids, torch.cat([torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 24, dtype=torch.long)], 1)
     )
-    sampler = CPMApproxParallel(proposals=64)
+    sampler = CPMApproxParallel(proposals=64, direction=direction)
     after, rec = sampler.step(AlwaysAccept(), state, g)
+    keys = rec.proposals.replica * 64 + rec.proposals.site
+    assert len(torch.unique(keys)) == len(keys)  # one proposal a site (push: the first drawn keeps it)
     before = state.flat_ids()
     new = after.flat_ids()
     r, site, src = rec.proposals.replica, rec.proposals.site, rec.sources
@@ -168,8 +265,9 @@ def classic_model(shape):
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("direction", ["pull", "push"])
 @pytest.mark.parametrize("which", ["cellsort", "closure", "classic"])
-def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
+def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which, direction):
     shape = (21, 21)
     if which == "classic":
         model = classic_model(shape)
@@ -184,7 +282,7 @@ def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
                 neural=dict(dims=(4, 6), pools=(3, 1), readout=8), generator=torch.Generator()
             )
             h.neural.double()
-    sampler = CPMApproxParallel(proposals=15, temperature=2.0)
+    sampler = CPMApproxParallel(proposals=15, temperature=2.0, direction=direction)
     g = torch.Generator().manual_seed(2)
     for _ in range(3):
         nxt, rec = sampler.step(h, state, g)
@@ -198,17 +296,18 @@ def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which):
                 cell_areas(state.ids, state.n_ids).reshape(-1)[rec.proposals.replica * state.n_ids + old] == 1
             )
             assert torch.equal(~finite, last & (old != 0))
-        assert len(rec.proposals) == 30
+        # push: a target drawn twice keeps its first proposal
+        assert len(rec.proposals) == 30 if direction == "pull" else 20 <= len(rec.proposals) <= 30
         state = nxt
 
 
-@pytest.mark.parametrize("neighbour", ["differing", "any"])
-def test_run_keeps_boundary_and_areas_exactly_as_recomputing_them_each_iteration(neighbour):
+@pytest.mark.parametrize("direction, neighbour", RULES)
+def test_run_keeps_boundary_and_areas_exactly_as_recomputing_them_each_iteration(direction, neighbour):
     """run() updates the boundary set and the areas around the accepted copies; step() recomputes
     them from the state. Same generator, same random numbers: the two chains must be identical."""
     state = blob_state(3, (24, 20), 12, 9.0, seed=6)
     h = CellSortHamiltonian(target_area=20.0, generator=torch.Generator().manual_seed(4))
-    sampler = CPMApproxParallel(proposals=25, neighbour=neighbour)
+    sampler = CPMApproxParallel(proposals=25, neighbour=neighbour, direction=direction)
     by_run, _ = sampler.run(h, state, 40, torch.Generator().manual_seed(8))
     g = torch.Generator().manual_seed(8)
     by_step = state

@@ -98,6 +98,7 @@ def build_training(
         cd = ContrastiveDivergence(
             hamiltonian, states.ids, states.types, batch=at_least("batch", cfg.batch, 1),
             sampler_mcs=float(cfg.sampler_mcs), proposals=sampler.proposals, neighbour=sampler.neighbour,
+            direction=sampler.direction,
             temperature=float(cfg.temperature), p_reset=float(cfg.p_reset),
             permute_types=bool(cfg.permute_types), reg=float(cfg.reg), optimizer=name, lr=float(opt.lr),
             ema=float(cfg.ema), grad_clip=float(cfg.grad_clip), rotate=plain(cfg.rotate), seed=seed(cfg.seed),

@@ -112,6 +112,11 @@ class NeighbourChoice(Enum):
     any = "any"  # any neighbour, uniformly (the classic dynamics' proposal; same id: a no-op)
 
 
+class CopyDirection(Enum):
+    pull = "pull"  # the drawn site takes the neighbour's id (the Neural CPM paper's Algorithm 2)
+    push = "push"  # the neighbour takes the drawn site's id (the authors' code)
+
+
 @dataclass
 class CPMApproxConfig(SamplerConfig):
     name: str = "cpm_approx_parallel"
@@ -119,6 +124,9 @@ class CPMApproxConfig(SamplerConfig):
     copy_neighbourhood: int = documented(2, "neighbourhood order copied from (2: Moore)")
     neighbour: NeighbourChoice = documented(
         NeighbourChoice.differing, "differing (the paper) or any (the classic proposal)"
+    )
+    direction: CopyDirection = documented(
+        CopyDirection.pull, "pull (the drawn site changes: the paper) or push (its neighbour does: the code)"
     )
 
 

@@ -6,12 +6,22 @@ One iteration on typed states (:class:`~spinsim.models.neural_cpm.state.CellStat
    another id (the medium counts as an id; beyond an open wall there is no neighbour);
 2. per replica, P = ``proposals`` distinct sites drawn uniformly from B (all of B
    if it has fewer);
-3. each drawn site proposes to take the id, and with it the type, of one of its copy
-   neighbours with a different id, chosen uniformly among those neighbour offsets
-   (the paper's direction: the drawn site changes). ``neighbour="any"`` instead
-   draws uniformly among all its copy neighbours (beyond walls excepted), as the
-   classic random-sequential dynamics does; a neighbour of the same id is then a
-   no-op proposal (Delta H = 0, accepted, changes nothing);
+3. each drawn site s picks one of its copy neighbours t with a different id, uniformly
+   among those neighbour offsets (``neighbour="differing"``), or uniformly among all its
+   copy neighbours (``neighbour="any"``, beyond walls excepted, as the classic
+   random-sequential dynamics does; a neighbour of the same id is then a no-op proposal:
+   Delta H = 0, accepted, changes nothing), and proposes a copy in one of two directions:
+
+   * ``direction="pull"``: s takes t's id, and with it its type (the paper's Algorithm 2
+     as printed: the drawn site changes);
+   * ``direction="push"``: t takes s's id and type (the authors' code, which made the
+     paper's numbers and its Cellular MNIST data). Two drawn sites may pick one target:
+     the proposal drawn first keeps it, the later ones are dropped before their energy
+     is computed (counted as not proposed);
+
+   with "differing", pull grows fragments and push removes them (a lone site in the
+   medium: removed : grown proposal weight 1 : 8 under pull, 8 : 1 under push, 1 : 1 under
+   random-site dynamics; docs/neural-cpm.md);
 4. the energy change of every proposal, each alone against the same current state,
    in one call of the Hamiltonian's ``delta_energy`` (no Python loop over proposals);
 5. each proposal accepted independently with probability min(1, exp(-dH / T));
@@ -65,6 +75,7 @@ from spinsim.lattice import Lattice, neighbourhood_offsets
 from spinsim.models.neural_cpm.state import MEDIUM, CellState, CopyProposals, cell_areas
 
 NEIGHBOUR_CHOICES = ("differing", "any")
+DIRECTIONS = ("pull", "push")
 
 
 @dataclass
@@ -86,13 +97,21 @@ class CPMApproxParallel:
     name = "cpm_approx_parallel"
 
     def __init__(
-        self, proposals: int = 50, temperature: float = 1.0, copy_order: int = 2, neighbour: str = "differing"
+        self,
+        proposals: int = 50,
+        temperature: float = 1.0,
+        copy_order: int = 2,
+        neighbour: str = "differing",
+        direction: str = "pull",
     ) -> None:
         if int(proposals) < 1:
             raise ValueError(f"proposals must be at least 1, got {proposals}")
         if neighbour not in NEIGHBOUR_CHOICES:
             raise ValueError(f"neighbour must be one of {NEIGHBOUR_CHOICES}, got {neighbour!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         self.neighbour = neighbour
+        self.direction = direction
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.proposals = int(proposals)
@@ -171,8 +190,8 @@ class CPMApproxParallel:
         self, chains: "Chains", generator: torch.Generator | None
     ) -> tuple[CopyProposals, torch.Tensor, torch.Tensor]:
         """Draw the iteration's proposals (module docstring, steps 1-3), ordered by replica,
-        then by drawing order; the flat site each copies from; and which of the ``B * P``
-        slots hold one."""
+        then by drawing order (each a site that changes and its new id); the flat site each
+        copies from; and which of the ``B * P`` slots hold one."""
         flat, nb = chains.flat, chains.nb
         B = flat.shape[0]
         dev = flat.device
@@ -187,9 +206,19 @@ class CPMApproxParallel:
         allowed &= nbs >= 0
         u = torch.rand(nbs.shape, generator=generator, device=dev)
         k = torch.where(allowed, u, torch.full_like(u, -1.0)).max(2, keepdim=True).indices
-        new = other.gather(2, k).reshape(-1)
-        source = nbs.gather(2, k).reshape(-1)
+        neighbour = nbs.gather(2, k).reshape(-1)
         valid = valid.reshape(-1)
+        if self.direction == "pull":  # the drawn site takes the neighbour's id
+            new, source = other.gather(2, k).reshape(-1), neighbour
+        else:  # the neighbour takes the drawn site's id; a target drawn twice: the first keeps it
+            new, source = own.expand(B, P, 1).reshape(-1), site.reshape(-1)
+            site = neighbour.view(B, P)
+            N = flat.shape[1]
+            key = torch.where(valid, (torch.arange(B, device=dev).view(B, 1) * N + site).reshape(-1), -1)
+            order = torch.arange(B * P, device=dev)
+            first = torch.full((B * N,), B * P, dtype=torch.long, device=dev)
+            first.scatter_reduce_(0, key[valid], order[valid], "amin")
+            valid = valid & (first.index_select(0, key.clamp(min=0)) == order)
         slots = torch.nonzero(valid).squeeze(1)
         replica = torch.div(slots, P, rounding_mode="floor")
         pick = lambda t: t.reshape(-1).index_select(0, slots)  # noqa: E731

@@ -7,7 +7,8 @@ Every step (``ContrastiveDivergence.step``)::
                                                          the number of cells of each type kept)
     chains <- K iterations of cpm_approx_parallel under the current H (no gradient),
               K = int(sampler_mcs * H * W / proposals); ``neighbour`` its copy choice
-              ("differing", the paper's, or "any", the classic dynamics' proposal)
+              ("differing", the paper's, or "any", the classic dynamics' proposal) and
+              ``direction`` which site changes ("pull": the drawn one, "push": its neighbour)
     loss = mean H(positives) - mean H(chains) + reg * (mean H(positives)^2 + mean H(chains)^2)
     optimiser step (adam or sgd); gradients optionally reduced across ranks, then clipped
 
@@ -98,6 +99,7 @@ class ContrastiveDivergence:
         sampler_mcs: float = 1.0,
         proposals: int = 100,
         neighbour: str = "differing",
+        direction: str = "pull",
         temperature: float = 1.0,
         p_reset: float = 1.0,
         permute_types: bool = False,
@@ -139,7 +141,9 @@ class ContrastiveDivergence:
         self.batch, self.sampler_mcs, self.p_reset = int(batch), float(sampler_mcs), float(p_reset)
         self.permute, self.reg, self.rotate = bool(permute_types), float(reg), rotate
         self.grad_clip, self.ema_alpha = float(grad_clip), float(ema)
-        self.sampler = CPMApproxParallel(proposals=proposals, temperature=temperature, neighbour=neighbour)
+        self.sampler = CPMApproxParallel(
+            proposals=proposals, temperature=temperature, neighbour=neighbour, direction=direction
+        )
         self.iterations = self.sampler.iterations(self.sampler_mcs, data.n_sites)
         self.rank, self.world_size = rank, world_size
         self.reduce_gradients = reduce_gradients
