@@ -5,7 +5,9 @@ symmetric), so its stationary distribution is not the Boltzmann one; it is
 computed here from the transition matrix itself, built over every state of a
 lattice of a few sites. Each sampler is compared with the chain it claims to be:
 
-* ``cpm_sequential``: ``P = (1/N) sum_x K_x``, one attempt at a random site x;
+* ``cpm_sequential``: ``P = (1/N) sum_x K_x``, one attempt at a random site x (the classic
+  rule; :meth:`ExactChain.attempt_kernel` writes out the others: a site uniform over the
+  boundary set, a neighbour of another id, the copy pushed into the neighbour);
 * ``cpm_parallel``: one sweep = the colours in a uniformly random order, each
   colour applying its sites' ``K_x`` one after another in a uniformly random order.
 
@@ -72,6 +74,42 @@ class ExactChain:
             np.add.at(K, (rows, dest), accept / self.copy.shape[1])
             K[rows, rows] += (1 - accept) / self.copy.shape[1]
         return K
+
+    def attempt_kernel(
+        self, site: str = "any", neighbour: str = "any", direction: str = "pull"
+    ) -> np.ndarray:
+        """One copy attempt of :class:`spinsim.samplers.cpm_sequential.CPMSequential`'s rule, written
+        out state by state: a site s uniform over the lattice or over the boundary set (sites with
+        a copy neighbour of another id), a copy offset uniform among all K (nothing happens beyond
+        a wall) or a neighbour y uniform among those of another id, then pull (s takes y's id) or
+        push (y takes s's id), accepted with min(1, exp(-dH/T)), never removing a cell's last site."""
+        S, K_ = len(self.energy), self.copy.shape[1]
+        P = np.zeros((S, S))
+        codes = self.codes(self.digits)
+        for a in range(S):
+            x = self.digits[a]
+            unlike = [[y for y in self.copy[s] if y >= 0 and x[y] != x[s]] for s in range(self.N)]
+            sites = [s for s in range(self.N) if site == "any" or unlike[s]]
+            for s in sites:
+                if neighbour == "any":
+                    choices = [(y, 1.0 / K_) for y in self.copy[s]]
+                else:
+                    choices = [(y, 1.0 / len(unlike[s])) for y in unlike[s]]
+                for y, w in choices:
+                    p = w / len(sites)
+                    if y < 0:
+                        P[a, a] += p
+                        continue
+                    target, new = (y, x[s]) if direction == "push" else (s, x[y])
+                    old = x[target]
+                    if new == old or self.areas[a, old] == 1:
+                        P[a, a] += p
+                        continue
+                    b = self.index[codes[a] + (new - old) * self.q**target]
+                    accept = min(1.0, math.exp(-(self.energy[b] - self.energy[a]) / self.T))
+                    P[a, b] += p * accept
+                    P[a, a] += p * (1 - accept)
+        return P
 
     @staticmethod
     def stationary(P: np.ndarray) -> np.ndarray:

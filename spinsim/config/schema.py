@@ -117,6 +117,21 @@ class CopyDirection(Enum):
     push = "push"  # the neighbour takes the drawn site's id (the authors' code)
 
 
+class CopySite(Enum):
+    any = "any"  # uniform over the lattice (the classic random-sequential dynamics)
+    boundary = "boundary"  # uniform over the sites with a neighbour of another id
+
+
+@dataclass
+class CPMSequentialConfig(CPMSamplerConfig):
+    name: str = "cpm_sequential"
+    site: CopySite = documented(CopySite.any, "any (the classic dynamics) or boundary (the authors' code)")
+    neighbour: NeighbourChoice = documented(
+        NeighbourChoice.any, "any (classic) or differing (the authors' code)"
+    )
+    direction: CopyDirection = documented(CopyDirection.pull, "pull (classic) or push (the authors' code)")
+
+
 @dataclass
 class CPMApproxConfig(SamplerConfig):
     name: str = "cpm_approx_parallel"
@@ -371,7 +386,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "sampler": {
         "metropolis": SamplerConfig,
         "heat_bath": SamplerConfig,
-        "cpm_sequential": CPMSamplerConfig,
+        "cpm_sequential": CPMSequentialConfig,
         "cpm_parallel": CPMSamplerConfig,
         "cpm_approx_parallel": CPMApproxConfig,
         "relaxed_metropolis": RelaxedMetropolisConfig,

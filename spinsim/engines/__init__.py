@@ -128,7 +128,9 @@ def _fast_engine(model: Any, sampler: Any, state: torch.Tensor, beta: torch.Tens
     if isinstance(model, CellularPottsModel):
         from spinsim.engines.cpu.cpm import CPMSequentialEngine
 
-        return CPMSequentialEngine(model, state, beta, sampler.copy_offsets(model), seed, threads)
+        return CPMSequentialEngine(
+            model, state, beta, sampler.copy_offsets(model), seed, threads, **sampler.rule()
+        )
     assert isinstance(model, SpinModel)
     if state.device.type == "cuda":
         from spinsim.engines.gpu.triton import TritonEngine

@@ -3,10 +3,16 @@
 :class:`CPMSequentialEngine` (``sampler=cpm_sequential``) runs the kernel: one
 call performs ``n_attempts`` copy attempts on each of a range of replicas
 (the engine runs ranges in parallel threads; one random stream per replica, so
-results do not depend on the thread count). A copy attempt: draw a site x and one of its copy neighbours y
-uniformly; if y exists (not beyond a wall) and holds another id, compute the
-energy change of setting x to that id and accept with min(1, exp(-beta dH))
-(with ``keep``, a copy that would remove a cell's last site is rejected).
+results do not depend on the thread count). A copy attempt (the classic rule, the default):
+draw a site x and one of its copy neighbours y uniformly; if y exists (not beyond a wall)
+and holds another id, compute the energy change of setting x to that id and accept with
+min(1, exp(-beta dH)) (with ``keep``, a copy that would remove a cell's last site is
+rejected). The rule's three choices (:class:`spinsim.samplers.cpm_sequential.CPMSequential`):
+``site`` any (uniform over the lattice) or boundary (uniform over the sites with a copy
+neighbour of another id: rejection sampling from uniform sites, at most
+``BOUNDARY_TRIES`` draws, else the attempt is skipped); ``neighbour`` any or differing
+(uniform among the copy neighbours of another id); ``direction`` pull (x takes y's id)
+or push (y takes x's id: the Neural CPM authors' kernel, with boundary and differing).
 The energy change is the one of :class:`spinsim.models.cpm.CellularPottsModel`
 (tests hold the two equal); areas and perimeters are kept up to date in place.
 
@@ -34,6 +40,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+BOUNDARY_TRIES = 4096  # uniform draws a boundary site may take (then the attempt is skipped)
 
 
 @numba.njit(inline="always")
@@ -111,11 +118,22 @@ def delta_at(
     return dH
 
 
+@numba.njit(inline="always")
+def _differing(ids, nb_copy, x):
+    """Copy neighbours of x that exist and hold another id."""
+    m = 0
+    for q in range(nb_copy.shape[1]):
+        y = nb_copy[x, q]
+        if y >= 0 and ids[y] != ids[x]:
+            m += 1
+    return m
+
+
 @numba.njit(cache=True, nogil=True)
 def _replica(
     ids, areas, perims, rng, b, n_attempts, beta,
     nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep,
+    drift, use_drift, keep, boundary_site, differing, push,
 ):  # fmt: skip
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
@@ -124,16 +142,37 @@ def _replica(
     for _ in range(n_attempts):
         state, r = _splitmix(state)
         x = np.int64(((r >> _S32) * n_sites) >> _S32)
-        k = np.int64(((r & _LOW32) * n_copy) >> _S32)
-        y = nb_copy[x, k]
-        if y < 0:
-            continue
-        new = ids[y]
-        old = ids[x]
+        if boundary_site:  # uniform over the boundary set: redraw until x is in it
+            tries = 1
+            while _differing(ids, nb_copy, x) == 0 and tries < BOUNDARY_TRIES:
+                state, r = _splitmix(state)
+                x = np.int64(((r >> _S32) * n_sites) >> _S32)
+                tries += 1
+        if differing:  # uniform among the neighbours of another id
+            m = _differing(ids, nb_copy, x)
+            if m == 0:
+                continue
+            j = np.int64(((r & _LOW32) * np.uint64(m)) >> _S32)
+            y = -1
+            for q in range(nb_copy.shape[1]):
+                z = nb_copy[x, q]
+                if z >= 0 and ids[z] != ids[x]:
+                    if j == 0:
+                        y = z
+                        break
+                    j -= 1
+        else:
+            k = np.int64(((r & _LOW32) * n_copy) >> _S32)
+            y = nb_copy[x, k]
+            if y < 0:
+                continue
+        target = y if push else x  # push: the neighbour takes x's id; pull: x takes the neighbour's
+        new = ids[x] if push else ids[y]
+        old = ids[target]
         if new == old or (keep and old != 0 and areas[old] == 1):
             continue
         dH, dp_old, dp_new = _delta(
-            ids, areas, perims, x, old, new,
+            ids, areas, perims, target, old, new,
             nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
             drift, use_drift,
         )  # fmt: skip
@@ -141,7 +180,7 @@ def _replica(
             state, r = _splitmix(state)
             if (r >> _S11) * _TO_UNIT >= math.exp(-beta * dH):
                 continue
-        ids[x] = new
+        ids[target] = new
         areas[old] -= 1
         areas[new] += 1
         if use_perim:
@@ -156,7 +195,7 @@ def _replica(
 def copy_attempts(
     ids, areas, perims, rng, first, last, n_attempts, beta,
     nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep,
+    drift, use_drift, keep, boundary_site, differing, push,
 ):  # fmt: skip
     """``n_attempts`` copy attempts on each replica ``first .. last - 1``; returns the
     accepted copies of each. Releases the GIL: callers run disjoint replica ranges in
@@ -168,14 +207,14 @@ def copy_attempts(
     per-id ``lam_a, tgt_a, lam_p, tgt_p``; ``phi [P, n_sites]`` (P = 1: one map for
     every replica, P = B: one each) and ``mu [T]``; ``drift [T, n_sites]``, the
     drift term's energy per type and site; ``keep``: reject copies that remove a
-    cell's last site.
+    cell's last site; ``boundary_site, differing, push``: the copy rule (module docstring).
     """
     accepted = np.zeros(last - first, dtype=np.int64)
     for b in range(first, last):
         accepted[b - first] = _replica(
             ids[b], areas[b], perims[b], rng, b, n_attempts, beta[b], nb_energy, nb_copy,
             cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi[b if phi.shape[0] > 1 else 0],
-            mu, use_phi, drift, use_drift, keep,
+            mu, use_phi, drift, use_drift, keep, boundary_site, differing, push,
         )  # fmt: skip
     return accepted
 
@@ -205,7 +244,18 @@ class CPMSequentialEngine:
         copy_offsets: tuple[tuple[int, ...], ...],
         seed: int = 0,
         threads: int = 0,
+        site: str = "any",
+        neighbour: str = "any",
+        direction: str = "pull",
     ) -> None:
+        """``site``, ``neighbour``, ``direction``: the copy rule (module docstring)."""
+        if site not in ("any", "boundary") or neighbour not in ("any", "differing"):
+            raise ValueError(
+                f"site must be any or boundary and neighbour any or differing, got {site}, {neighbour}"
+            )
+        if direction not in ("pull", "push"):
+            raise ValueError(f"direction must be pull or push, got {direction}")
+        self.rule = (site == "boundary", neighbour == "differing", direction == "push")
         model = model.to("cpu")
         B = state.shape[0]
         if model.potential_replicas not in (0, B):
@@ -299,7 +349,7 @@ class CPMSequentialEngine:
             first, last = bounds
             return copy_attempts(
                 self.ids, self.areas, self.perimeters, self.rng, first, last, n_attempts, self.beta,
-                *self._tables,
+                *self._tables, *self.rule,
             )  # fmt: skip
 
         results = list(self._pool.map(run, self.ranges)) if self._pool else [run(r) for r in self.ranges]
