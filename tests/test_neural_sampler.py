@@ -320,13 +320,16 @@ def test_run_keeps_boundary_and_areas_exactly_as_recomputing_them_each_iteration
 def test_same_generator_same_chain_and_mcs_counts_iterations():
     state = blob_state(3, (20, 20), 10, 8.0)
     h = CellSortHamiltonian(target_area=15.0, generator=torch.Generator().manual_seed(0))
-    sampler = CPMApproxParallel(proposals=10)
+    sampler = CPMApproxParallel(proposals=10, direction="pull")  # pull: every drawn site proposes
     assert sampler.iterations(0.5, 400) == 20
     runs = []
     for _ in range(2):
         final, totals = sampler.run(h, state, 20, torch.Generator().manual_seed(5))
         runs.append(final.ids)
         assert int(totals["proposals"].sum()) == 600 and int(totals["accepted"].sum()) > 0
+    # push: a neighbour drawn by two sites keeps the first proposal, so a few fewer
+    _, totals = CPMApproxParallel(proposals=10).run(h, state, 20, torch.Generator().manual_seed(5))
+    assert 500 < int(totals["proposals"].sum()) < 600
     assert torch.equal(runs[0], runs[1])
     other, _ = sampler.run(h, state, 20, torch.Generator().manual_seed(6))
     assert not torch.equal(other.ids, runs[0])

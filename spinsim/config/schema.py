@@ -141,7 +141,7 @@ class CPMApproxConfig(SamplerConfig):
         NeighbourChoice.differing, "differing (the paper) or any (the classic proposal)"
     )
     direction: CopyDirection = documented(
-        CopyDirection.pull, "pull (the drawn site changes: the paper) or push (its neighbour does: the code)"
+        CopyDirection.push, "push (the neighbour changes: the authors' code) or pull (the drawn site)"
     )
 
 

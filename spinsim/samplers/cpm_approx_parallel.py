@@ -14,8 +14,10 @@ One iteration on typed states (:class:`~spinsim.models.neural_cpm.state.CellStat
 
    * ``direction="pull"``: s takes t's id, and with it its type (the paper's Algorithm 2
      as printed: the drawn site changes);
-   * ``direction="push"``: t takes s's id and type (the authors' code, which made the
-     paper's numbers and its Cellular MNIST data). Two drawn sites may pick one target:
+   * ``direction="push"`` (the default): t takes s's id and type (the authors' code, which
+     made the paper's numbers and its Cellular MNIST data; on scenario b's Hamiltonian it
+     keeps the cells whole, where pull breaks 47 of 50 apart: docs/neural-cpm.md). Two drawn
+     sites may pick one target:
      the proposal drawn first keeps it, the later ones are dropped before their energy
      is computed (counted as not proposed);
 
@@ -102,7 +104,7 @@ class CPMApproxParallel:
         temperature: float = 1.0,
         copy_order: int = 2,
         neighbour: str = "differing",
-        direction: str = "pull",
+        direction: str = "push",
     ) -> None:
         if int(proposals) < 1:
             raise ValueError(f"proposals must be at least 1, got {proposals}")

@@ -99,7 +99,7 @@ class ContrastiveDivergence:
         sampler_mcs: float = 1.0,
         proposals: int = 100,
         neighbour: str = "differing",
-        direction: str = "pull",
+        direction: str = "push",
         temperature: float = 1.0,
         p_reset: float = 1.0,
         permute_types: bool = False,
