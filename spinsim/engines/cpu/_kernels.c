@@ -588,20 +588,25 @@ static PyObject *mod_round_keys(PyObject *m, PyObject *args) {
     return out;
 }
 
+/* The kernels of instruction set `name` (NULL: the active ones); NULL with an exception where the
+ * name is unknown or the CPU lacks the set. */
+static const Kernels *kernels_named(const char *name) {
+    if (!name) return active;
+    int i = kernel_index(name);
+    if (i < 0 || !cpu_has(i)) {
+        PyErr_Format(PyExc_ValueError, "instruction set %s: unknown, or not on this CPU", name);
+        return NULL;
+    }
+    return KERNELS[i];
+}
+
 static PyObject *mod_aes_fill(PyObject *m, PyObject *args) {
     unsigned long long key0, key1, lo, step, hi;
     PyObject *oo;
     const char *name = NULL;
     if (!PyArg_ParseTuple(args, "KKKKKO|s", &key0, &key1, &lo, &step, &hi, &oo, &name)) return NULL;
-    const Kernels *k = active;
-    if (name) {
-        int i = kernel_index(name);
-        if (i < 0 || !cpu_has(i)) {
-            PyErr_Format(PyExc_ValueError, "instruction set %s: unknown, or not on this CPU", name);
-            return NULL;
-        }
-        k = KERNELS[i];
-    }
+    const Kernels *k = kernels_named(name);
+    if (!k) return NULL;
     Py_buffer v;
     if (get_array(oo, &v, "out", 'u', 8, -1, 1) < 0) return NULL;
     u64 rk[22];
@@ -615,15 +620,8 @@ static PyObject *mod_pdep(PyObject *m, PyObject *args) {
     unsigned long long src, mask;
     const char *name = NULL;
     if (!PyArg_ParseTuple(args, "KK|s", &src, &mask, &name)) return NULL;
-    const Kernels *k = active;
-    if (name) {
-        int i = kernel_index(name);
-        if (i < 0 || !cpu_has(i)) {
-            PyErr_Format(PyExc_ValueError, "instruction set %s: unknown, or not on this CPU", name);
-            return NULL;
-        }
-        k = KERNELS[i];
-    }
+    const Kernels *k = kernels_named(name);
+    if (!k) return NULL;
     return PyLong_FromUnsignedLongLong(k->pdep(src, mask));
 }
 

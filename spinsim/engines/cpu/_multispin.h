@@ -668,6 +668,14 @@ static void ISA(sum_rows)(const Plan *p, const u64 *words, i64 g, i64 r0, i64 r1
     }
 }
 
+/* Task `task` of the sums (rows_per_sum_task rows `rpt` of one group) into part_a, part_u [task]. */
+static void ISA(sum_task)(const Plan *p, const u64 *words, i64 task, i64 tasks_per_group, i64 rpt, ISA(Scratch) *s,
+                          i64 *part_a, i64 *part_u) {
+    i64 g = task / tasks_per_group, r0 = (task % tasks_per_group) * rpt;
+    i64 r1 = r0 + rpt < p->n_rows ? r0 + rpt : p->n_rows;
+    ISA(sum_rows)(p, words, g, r0, r1, s, part_a + task * p->L, part_u + task * p->L);
+}
+
 /* ---- sweeps ---------------------------------------------------------------------------------- */
 
 /* All n_sweeps sweeps of group g, with its measurements (see sweep below). */
@@ -744,12 +752,8 @@ static int ISA(sweep)(const Plan *p, u64 *words, int mode, int threads, i64 n_sw
             }
             if (measured && !in_sweep) {
 #pragma omp for schedule(static)
-                for (i64 task = 0; task < n_tasks; task++) {
-                    if (!ok) continue;
-                    i64 g = task / tasks_per_group, r0 = (task % tasks_per_group) * rpt;
-                    i64 r1 = r0 + rpt < n_rows ? r0 + rpt : n_rows;
-                    ISA(sum_rows)(p, words, g, r0, r1, &s, part_a + task * L, part_u + task * L);
-                }
+                for (i64 task = 0; task < n_tasks; task++)
+                    if (ok) ISA(sum_task)(p, words, task, tasks_per_group, rpt, &s, part_a, part_u);
             }
             if (measured) {
 #pragma omp single
@@ -790,12 +794,8 @@ static int ISA(sums)(const Plan *p, const u64 *words, int threads, i64 *anti, i6
             ISA(Scratch) s;
             int ok = ISA(scratch_init)(&s, p, scratch_words(p)) == 0;
 #pragma omp for schedule(static)
-            for (i64 task = 0; task < n_tasks; task++) {
-                if (!ok) continue;
-                i64 g = task / tasks_per_group, r0 = (task % tasks_per_group) * rpt;
-                i64 r1 = r0 + rpt < n_rows ? r0 + rpt : n_rows;
-                ISA(sum_rows)(p, words, g, r0, r1, &s, part_a + task * L, part_u + task * L);
-            }
+            for (i64 task = 0; task < n_tasks; task++)
+                if (ok) ISA(sum_task)(p, words, task, tasks_per_group, rpt, &s, part_a, part_u);
             if (ok) free(s.mem);
             failed |= !ok;
         }

@@ -100,6 +100,18 @@ INLINE void ISA(potts_draw)(const PottsPlan *p, i64 b, i64 r, i64 colour, i64 sw
         ISA(philox_draws)(prop, acc, 1, (count + 1) / 2, c0, c1_base, c2, c3, (uint32_t)p->key0, (uint32_t)p->key1);
 }
 
+/* The fallback draw of column j (counter (c0, c1_base | FALLBACK | j, c2, c3)), or the tests'
+ * stand-in words for it. */
+INLINE void ISA(fallback_draw)(uint32_t *c, const uint32_t *fallback, u64 j, uint32_t c0, u64 c1_base, uint32_t c2,
+                               uint32_t c3, uint32_t k0, uint32_t k1) {
+    if (fallback) {
+        memcpy(c, fallback + 4 * j, 4 * sizeof(uint32_t));
+        return;
+    }
+    c[0] = c0, c[1] = (uint32_t)(c1_base | FALLBACK | j), c[2] = c2, c[3] = c3;
+    philox4x32(c, k0, k1);
+}
+
 /* Update the sites of one colour in row r of replica b from their random words (acc, prop: see
  * potts_draw). The rare redraws and ties take the words of the site's fallback draw: from Philox,
  * or from `fallback` (4 words a column of the row) where it is given (the tests' stand-in). */
@@ -146,11 +158,8 @@ INLINE void ISA(potts_decide)(const PottsPlan *p, int8_t *RESTRICT spins, i64 b,
             u64 m = (u64)prop[t] * other;
             if ((m & LO32) >= reject_below) continue;
             u64 j = (u64)(start + t * n_colours);
-            uint32_t c[4] = {c0, (uint32_t)(c1_base | FALLBACK | j), c2, c3};
-            if (fallback)
-                memcpy(c, fallback + 4 * j, sizeof(c));
-            else
-                philox4x32(c, k0, k1);
+            uint32_t c[4];
+            ISA(fallback_draw)(c, fallback, j, c0, c1_base, c2, c3, k0, k1);
             m = (u64)c[0] * other;
             if ((m & LO32) < reject_below) {
                 m = (u64)c[1] * other;
@@ -204,11 +213,8 @@ INLINE void ISA(potts_decide)(const PottsPlan *p, int8_t *RESTRICT spins, i64 b,
             i64 k = (i64)gain[t] * 3 + (x == 0) - (o == 0) + 1;
             if ((acc[t] >> shift) != high[k]) continue;
             u64 j = (u64)(start + t * n_colours);
-            uint32_t c[4] = {c0, (uint32_t)(c1_base | FALLBACK | j), c2, c3};
-            if (fallback)
-                memcpy(c, fallback + 4 * j, sizeof(c));
-            else
-                philox4x32(c, k0, k1);
+            uint32_t c[4];
+            ISA(fallback_draw)(c, fallback, j, c0, c1_base, c2, c3, k0, k1);
             spins[row_base + (i64)j] = (int8_t)((u64)c[3] < low[k] ? x : o);
         }
     }
