@@ -241,7 +241,8 @@ def test_approx_parallel_sampler_feels_the_drift_and_each_replicas_potential(nam
     g = torch.Generator().manual_seed(3)
     for _ in range(3):
         after, record = sampler.step(h, state, g)
-        assert len(record.delta_energy) == 18  # 6 proposals in each of the 3 replicas
+        # up to 6 proposals in each of the 3 replicas (push: a neighbour drawn twice keeps one)
+        assert 12 <= len(record.delta_energy) <= 18
         # H(after) - H(before) of the proposal's replica, on the whole batch (the maps are per
         # replica, so delta_by_energies' batch of one proposed state per row does not apply)
         before = model.energy(state.ids)
