@@ -9,8 +9,8 @@ and holds another id, compute the energy change of setting x to that id and acce
 min(1, exp(-beta dH)) (with ``keep``, a copy that would remove a cell's last site is
 rejected). The rule's three choices (:class:`spinsim.samplers.cpm_sequential.CPMSequential`):
 ``site`` any (uniform over the lattice) or boundary (uniform over the sites with a copy
-neighbour of another id: rejection sampling from uniform sites, at most
-``BOUNDARY_TRIES`` draws, else the attempt is skipped); ``neighbour`` any or differing
+neighbour of another id: a list of them per replica, built once and then kept up to date
+around every accepted copy; an attempt on a state without one does nothing); ``neighbour`` any or differing
 (uniform among the copy neighbours of another id); ``direction`` pull (x takes y's id)
 or push (y takes x's id: the Neural CPM authors' kernel, with boundary and differing).
 The energy change is the one of :class:`spinsim.models.cpm.CellularPottsModel`
@@ -40,7 +40,6 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
-BOUNDARY_TRIES = 4096  # uniform draws a boundary site may take (then the attempt is skipped)
 
 
 @numba.njit(inline="always")
@@ -129,25 +128,51 @@ def _differing(ids, nb_copy, x):
     return m
 
 
+@numba.njit(inline="always")
+def _mark(ids, nb_copy, z, members, where, n_members):
+    """Add z to or remove it from the boundary list ``members[:n]`` (``where[z]``: its position,
+    -1 if absent) as it is now; returns the new length."""
+    inside = _differing(ids, nb_copy, z) > 0
+    i = where[z]
+    if inside and i < 0:
+        members[n_members] = z
+        where[z] = n_members
+        return n_members + 1
+    if not inside and i >= 0:
+        last = members[n_members - 1]
+        members[i] = last
+        where[last] = i
+        where[z] = -1
+        return n_members - 1
+    return n_members
+
+
 @numba.njit(cache=True, nogil=True)
 def _replica(
     ids, areas, perims, rng, b, n_attempts, beta,
     nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep, boundary_site, differing, push,
+    drift, use_drift, keep, boundary_site, differing, push, members, where, n_members,
 ):  # fmt: skip
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
     state = rng[b]
     accepted = 0
+    # the boundary set (boundary_site only): members[:n] its sites, where[z] each one's position;
+    # n_members[b] < 0: not built yet for this replica's state
+    n_in = n_members[b]
+    if boundary_site and n_in < 0:
+        where[:] = -1
+        n_in = 0
+        for z in range(ids.shape[0]):
+            n_in = _mark(ids, nb_copy, z, members, where, n_in)
     for _ in range(n_attempts):
         state, r = _splitmix(state)
-        x = np.int64(((r >> _S32) * n_sites) >> _S32)
-        if boundary_site:  # uniform over the boundary set: redraw until x is in it
-            tries = 1
-            while _differing(ids, nb_copy, x) == 0 and tries < BOUNDARY_TRIES:
-                state, r = _splitmix(state)
-                x = np.int64(((r >> _S32) * n_sites) >> _S32)
-                tries += 1
+        if boundary_site:  # uniform over the boundary set
+            if n_in == 0:
+                continue
+            x = members[np.int64(((r >> _S32) * np.uint64(n_in)) >> _S32)]
+        else:
+            x = np.int64(((r >> _S32) * n_sites) >> _S32)
         if differing:  # uniform among the neighbours of another id
             m = _differing(ids, nb_copy, x)
             if m == 0:
@@ -187,6 +212,14 @@ def _replica(
             perims[old] += dp_old
             perims[new] += dp_new
         accepted += 1
+        if boundary_site:  # the target and the sites it neighbours may have joined or left the set
+            n_in = _mark(ids, nb_copy, target, members, where, n_in)
+            for q in range(nb_copy.shape[1]):
+                z = nb_copy[target, q]
+                if z >= 0:
+                    n_in = _mark(ids, nb_copy, z, members, where, n_in)
+    if boundary_site:
+        n_members[b] = n_in
     rng[b] = state
     return accepted
 
@@ -195,7 +228,7 @@ def _replica(
 def copy_attempts(
     ids, areas, perims, rng, first, last, n_attempts, beta,
     nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep, boundary_site, differing, push,
+    drift, use_drift, keep, boundary_site, differing, push, members, where, n_members,
 ):  # fmt: skip
     """``n_attempts`` copy attempts on each replica ``first .. last - 1``; returns the
     accepted copies of each. Releases the GIL: callers run disjoint replica ranges in
@@ -207,14 +240,17 @@ def copy_attempts(
     per-id ``lam_a, tgt_a, lam_p, tgt_p``; ``phi [P, n_sites]`` (P = 1: one map for
     every replica, P = B: one each) and ``mu [T]``; ``drift [T, n_sites]``, the
     drift term's energy per type and site; ``keep``: reject copies that remove a
-    cell's last site; ``boundary_site, differing, push``: the copy rule (module docstring).
+    cell's last site; ``boundary_site, differing, push``: the copy rule (module docstring);
+    ``members, where [B, n_sites]`` and ``n_members [B]``: each replica's boundary set, kept
+    between calls (``n_members[b] < 0``: build it from the state first).
     """
     accepted = np.zeros(last - first, dtype=np.int64)
     for b in range(first, last):
         accepted[b - first] = _replica(
             ids[b], areas[b], perims[b], rng, b, n_attempts, beta[b], nb_energy, nb_copy,
             cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi[b if phi.shape[0] > 1 else 0],
-            mu, use_phi, drift, use_drift, keep, boundary_site, differing, push,
+            mu, use_phi, drift, use_drift, keep, boundary_site, differing, push, members[b], where[b],
+            n_members,
         )  # fmt: skip
     return accepted
 
@@ -269,6 +305,11 @@ class CPMSequentialEngine:
         self.areas = model.areas(state.cpu()).numpy().astype(np.int64)
         self.perimeters = model.perimeters(state.cpu()).numpy().astype(np.int64)
         self.rng = replica_seeds(seed, B)
+        # each replica's boundary set (site="boundary"), built by the kernel when n_members < 0
+        n = self.ids.shape[1] if self.rule[0] else 0
+        self.members = np.zeros((B, n), dtype=np.int64)
+        self.where = np.full((B, n), -1, dtype=np.int64)
+        self.n_members = np.full(B, -1, dtype=np.int64)
         self.beta = beta.double().cpu().numpy().reshape(B).copy()
         f64 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float64))  # noqa: E731
         self._tables = (
@@ -339,6 +380,7 @@ class CPMSequentialEngine:
         self.areas = self.model.areas(ids_t).numpy().astype(np.int64)
         self.perimeters = self.model.perimeters(ids_t).numpy().astype(np.int64)
         self.rng = state["rng"].numpy().view(np.uint64).copy()
+        self.n_members[:] = -1  # the boundary sets: rebuilt from the restored state
         self.accepted = state["accepted"].numpy().copy()
         self.attempts = int(state["attempts"])
 
@@ -349,7 +391,7 @@ class CPMSequentialEngine:
             first, last = bounds
             return copy_attempts(
                 self.ids, self.areas, self.perimeters, self.rng, first, last, n_attempts, self.beta,
-                *self._tables, *self.rule,
+                *self._tables, *self.rule, self.members, self.where, self.n_members,
             )  # fmt: skip
 
         results = list(self._pool.map(run, self.ranges)) if self._pool else [run(r) for r in self.ranges]
