@@ -90,6 +90,9 @@ def test_submitit_local_sweep_and_job_errors(tmp_path):
 # A stand-in for SLURM's sbatch, srun and sacct: sbatch runs every array task of the
 # submitted script in the background with SLURM's environment variables and records
 # the script; sacct reports the tasks' states; srun runs its command with --output/--error.
+# A real SLURM starts a job well after sbatch returns; submitit relies on that and moves each
+# task's pickle into place only then, so the fake srun waits for the pickle (else the second
+# array task could start before its folder exists: a race seen once in a full suite).
 FAKE_SBATCH = """\
     import os, pathlib, re, subprocess, sys
     script = pathlib.Path(sys.argv[-1])
@@ -123,7 +126,7 @@ FAKE_SACCT = """\
         print(f"{flag.name[len('state-'):]}|{flag.read_text().strip()}|node1")
 """
 FAKE_SRUN = """\
-    import os, subprocess, sys
+    import os, subprocess, sys, time
     args, files = sys.argv[1:], {}
     while args and args[0].startswith("--"):
         flag = args.pop(0)
@@ -133,6 +136,12 @@ FAKE_SRUN = """\
         for key, var in (("%A", "SLURM_ARRAY_JOB_ID"), ("%a", "SLURM_ARRAY_TASK_ID"), ("%j", "SLURM_JOB_ID")):
             pattern = pattern.replace(key, os.environ.get(var, ""))
         return pattern.replace("%t", "0")
+    if "--output" in files:
+        folder = os.path.dirname(expand(files["--output"]))
+        pickle = os.path.join(folder, os.path.basename(folder) + "_submitted.pkl")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(pickle) and time.monotonic() < deadline:
+            time.sleep(0.05)
     out = open(expand(files["--output"]), "a") if "--output" in files else None
     err = open(expand(files["--error"]), "a") if "--error" in files else None
     sys.exit(subprocess.call(args, stdout=out, stderr=err))
