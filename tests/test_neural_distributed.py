@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -11,13 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
+def worker(rank: int, world: int, store: str, reduce: bool, out: str) -> None:
     import sys
 
     sys.path.insert(0, os.path.dirname(__file__))
@@ -27,7 +20,9 @@ def worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
     from spinsim.training import ContrastiveDivergence, all_reduce_mean
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    # A file store: with tcp:// rank 0 hosts the store, and a rank still talking to it when
+    # rank 0 exits aborts ("terminate called without an active exception"; seen twice under load).
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         data = blob_state(8, (16, 16), 5, 6.0, seed=3)
         h = CellSortHamiltonian(
@@ -45,13 +40,15 @@ def worker(rank: int, world: int, port: int, reduce: bool, out: str) -> None:
         dist.all_gather(chains, cd.chains.ids)
         if rank == 0:
             torch.save({"params": params, "chains": chains}, out)
+        dist.barrier()  # no rank leaves while another still works
     finally:
         dist.destroy_process_group()
 
 
 def run(reduce: bool, tmp_path) -> dict:
     out = str(tmp_path / f"result_{reduce}.pt")
-    mp.spawn(worker, args=(2, free_port(), reduce, out), nprocs=2, join=True)
+    store = str(tmp_path / f"store_{reduce}")
+    mp.spawn(worker, args=(2, store, reduce, out), nprocs=2, join=True)
     return torch.load(out)
 
 
