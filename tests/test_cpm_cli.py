@@ -18,6 +18,46 @@ from spinsim.errors import ConfigError
 from spinsim.io.runfile import load
 
 
+def id_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[2, k]``: the distinct (id in a, id at the same site in b) pairs."""
+    return np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+
+
+def test_layout_data_starts_from_final_states_with_permuted_types(tmp_path):
+    """`model.layout=data`: each replica starts from a final state of the data runs (drawn
+    without replacement while they last), its cell ids relabelled at random: the same shapes,
+    the types of the cells permuted with their counts kept. Mismatched runs: one line."""
+    small = ("model=cpm", "lattice.size=24", "model.cells=[4,4]", "model.target_area=16", "temperature=1",
+             "thermalize=0", "progress=false")  # fmt: skip
+    data = tmp_path / "data.h5"
+    out = spinsim_cli("simulate", *small, "batch=3", "sweeps=5", "snapshot_every=5", f"output={data}",
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    started = tmp_path / "started.h5"
+    out = spinsim_cli("simulate", *small, "batch=5", "sweeps=1", "snapshot_every=1", "model.layout=data",
+                      f"model.layout_data={data}", "seed=4", f"output={started}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    finals = load(data).snapshots.value[-1]  # [3, 24, 24]
+    initial = load(started).snapshots.value[0]  # [5, 24, 24]
+    cell_type = np.array([0] + [1] * 4 + [2] * 4)
+    used, permuted = [], 0
+    for state in initial:
+        # the one data state whose cells are this state's, relabelled: 9 (id, id) pairs
+        match = [k for k, f in enumerate(finals) if id_pairs(f, state).shape == (2, 9)]
+        assert len(match) == 1 and np.array_equal(finals[match[0]] == 0, state == 0)
+        used.append(match[0])
+        pairs = id_pairs(finals[match[0]], state)
+        permuted += int((cell_type[pairs[0]] != cell_type[pairs[1]]).any())
+    assert sorted(used[:3]) == [0, 1, 2]  # every data state once before any repeats
+    assert permuted >= 3  # types are shuffled (all 5 keeping their types: chance 5e-6)
+    out = spinsim_cli("simulate", *small[:2], "model.cells=[4,5]", "model.layout=data",
+                      f"model.layout_data={data}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().endswith("its runs have [4, 4] cells per type, the model [4, 5]"), out.stderr
+    out = spinsim_cli("simulate", "model=cpm", "model.layout=data", cwd=tmp_path)
+    assert out.returncode == 2 and "model.layout_data=None" in out.stderr, out.stderr
+
+
 def test_experiment_writes_a_data_set_of_final_snapshots(tmp_path):
     """`spinsim simulate experiment=cell_sorting_b batch=N` (here N = 3, 30 MCS): the initial
     layout and one snapshot per replica at the end, cell ids as int16, the type table in /parameters."""

@@ -145,6 +145,28 @@ def test_at_most_three_fragmented_cells_count_as_unfragmented():
     assert unfragmented(ids, 5, periodic=False).tolist() == [False, True]
 
 
+def test_a_vanished_cell_counts_as_fragmented_as_in_the_authors_code():
+    """The authors count a cell whose mask has 0 pieces as fragmented (``pieces != 1``)."""
+    ids = np.zeros((3, 20, 20), dtype=np.int64)
+    ids[:, 2:5, 2:5], ids[:, 10:13, 10:13] = 1, 2
+    ids[1, 10:13, 10:13] = 0  # state 1: cell 2 vanished
+    ids[2, 10:13, 10:13] = 0  # state 2: cell 2 vanished, cell 1 in two pieces
+    ids[2, 15:17, 15:17] = 1
+    assert fragment_counts(ids, 3)[:, 1:].tolist() == [[1, 1], [1, 0], [2, 0]]
+    assert fragmented_cells(ids, 3).tolist() == [0, 1, 2]
+    assert unfragmented(ids, 3, max_fragmented=1).tolist() == [True, True, False]
+
+
+def test_fragments_are_counted_on_the_open_lattice_by_default():
+    """The authors' labelling does not wrap: a cell across the edge is two pieces unless
+    ``periodic=True``."""
+    ids = np.zeros((1, 12, 20), dtype=np.int64)
+    ids[0, 4:7, 0:2] = 1
+    ids[0, 4:7, 18:20] = 1
+    assert fragmented_cells(ids, 2).tolist() == [1]
+    assert fragmented_cells(ids, 2, periodic=True).tolist() == [0]
+
+
 def bipolar_layout() -> tuple[np.ndarray, np.ndarray]:
     """Single-site cells: type 2 at columns 30, 32, 68, 70 (rows 49, 51, 51, 49), type 1 at
     rows 40, 45, 55, 60 (columns 49, 51, 51, 49). Exact: type 2 var along x 362, along y 1

@@ -64,7 +64,7 @@ def test_bipolar_sorts_type2_into_poles_along_x_and_type1_into_a_band():
     # the poles lie along x: the type-2 centres spread along the columns, not the rows
     centres = cell_centres(ids, len(cell_type))[:, cell_type[1:] == 2]
     assert (centres[..., 1].var(1) > 5 * centres[..., 0].var(1)).all()
-    assert fragmented_cells(ids, len(cell_type)).max() == 0
+    assert fragmented_cells(ids, len(cell_type), periodic=True).max() == 0
     _, ids0 = final_state("bipolar", 2000, "batch=4", "seed=0", "model.drift_strength=0")
     f0 = bipolar_fractions(ids0, cell_type)
     assert f0[:, 0].mean() > 0.3 and f0[:, 1].mean() < 0.8, f0

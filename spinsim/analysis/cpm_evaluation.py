@@ -80,9 +80,12 @@ def frame_table(
     volume_range: tuple[float, float] | None,
     max_fragmented: int = MAX_FRAGMENTED,
     dilation: int = DILATION,
+    periodic_fragments: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Per evaluated step (pooled over the runs): the states and the shares within the volume
-    range (NaN without a range) and unfragmented; and the same over all those states."""
+    range (NaN without a range) and unfragmented; and the same over all those states.
+    Fragments are counted on the open lattice (the authors' code) unless ``periodic_fragments``
+    and the run is periodic."""
     if every < 1:
         raise ValueError("every must be >= 1")
     counts: dict[int, list[float]] = {}
@@ -90,7 +93,8 @@ def frame_table(
         for k in range(0, len(run.steps), every):
             ids = run.states[k]
             n = ids.shape[0]
-            whole = unfragmented(ids, run.n_ids, run.periodic, dilation, max_fragmented).sum()
+            wrap = periodic_fragments and run.periodic
+            whole = unfragmented(ids, run.n_ids, wrap, dilation, max_fragmented).sum()
             inside = np.nan
             if volume_range is not None:
                 inside = within_volume(cell_volumes(ids, run.n_ids), *volume_range).sum()

@@ -10,13 +10,15 @@ state). ``periodic``: the lattice is a torus (both axes).
   that vanished (volume 0) counts as outside unless the range reaches 0.
 * **p_unfragmented** (:func:`fragment_counts`, :func:`unfragmented`): the share of states
   with at most 3 fragmented cells, a cell being fragmented when its mask, dilated by 2
-  sites with 8-connectivity (a 5x5 square), falls apart into more than one 8-connected
-  piece (the authors' code; gaps of up to 4 sites are forgiven). Computed without
+  sites with 8-connectivity (a 5x5 square), is not exactly one 8-connected piece: it fell
+  apart, or it vanished (0 pieces), as in the authors' code (gaps of up to 4 sites are
+  forgiven). Counted on the open lattice by default, as the authors' code does (``scipy``'s
+  labelling does not wrap); ``periodic=True`` counts across the edges. Computed without
   dilating: two sites of a cell lie in one dilated piece exactly when a chain of the
   cell's sites links them in steps of Chebyshev length <= 2 * 2 + 1 = 5 (two 5x5 squares
   overlap or touch exactly then), so the pieces are the components of the cell's sites
   under that neighbourhood (the compiled union-find of :mod:`spinsim.observables.components`).
-  On a periodic lattice the neighbourhood wraps: a cell across the edge is one piece.
+  With ``periodic=True`` the neighbourhood wraps: a cell across the edge is one piece.
 * **Classifier Score** (:func:`classifier_score`): ``exp(E_x KL(p(y|x) || p(y)))`` with
   ``p(y) = E_x p(y|x)``, over the final states; 1 (one class for all) to K (certain,
   every class equally often). The classifier is :mod:`spinsim.analysis.classifier`.
@@ -96,7 +98,7 @@ def within_volume(volumes: np.ndarray, low: float, high: float) -> np.ndarray:
 
 # -- fragments -----------------------------------------------------------------------
 def fragment_counts(
-    ids: np.ndarray, n_ids: int, periodic: bool = True, dilation: int = DILATION
+    ids: np.ndarray, n_ids: int, periodic: bool = False, dilation: int = DILATION
 ) -> np.ndarray:
     """``[B, n_ids]``: pieces of every cell after dilating its mask by ``dilation`` sites
     (8-connectivity), column 0 (the medium) 0; see the module docstring."""
@@ -114,14 +116,15 @@ def fragment_counts(
 
 
 def fragmented_cells(
-    ids: np.ndarray, n_ids: int, periodic: bool = True, dilation: int = DILATION
+    ids: np.ndarray, n_ids: int, periodic: bool = False, dilation: int = DILATION
 ) -> np.ndarray:
-    """``[B]``: cells in more than one piece after the dilation."""
-    return (fragment_counts(ids, n_ids, periodic, dilation) > 1).sum(1)
+    """``[B]``: cells 1..n_ids-1 that are not one piece after the dilation (several pieces,
+    or none: a vanished cell counts)."""
+    return (fragment_counts(ids, n_ids, periodic, dilation)[:, 1:] != 1).sum(1)
 
 
 def unfragmented(
-    ids: np.ndarray, n_ids: int, periodic: bool = True, dilation: int = DILATION,
+    ids: np.ndarray, n_ids: int, periodic: bool = False, dilation: int = DILATION,
     max_fragmented: int = MAX_FRAGMENTED,
 ) -> np.ndarray:  # fmt: skip
     """Bool ``[B]``: at most ``max_fragmented`` fragmented cells in the state."""

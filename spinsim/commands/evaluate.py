@@ -233,6 +233,7 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
         raise ConfigError("volume_tolerance", tolerance, "must be a number >= 0 (a fraction of V*)")
     max_fragmented = at_least("max_fragmented", cfg.max_fragmented, 0)
     dilation = integer("dilation", cfg.dilation, 0, 10)
+    periodic_fragments = bool(cfg.periodic_fragments)
     polar = at_least("polar_type", cfg.polar_type, 1)
     has_reference = plain(cfg.reference) is not None
     has_classifier = plain(cfg.classifier) is not None
@@ -262,7 +263,7 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
         limits = (low, high)
         summary.update(volume_low=low, volume_high=high, reference_mean_volume=mean)
     if "p_volume" in metrics or "p_unfragmented" in metrics:
-        frames, total = frame_table(runs, every, limits, max_fragmented, dilation)
+        frames, total = frame_table(runs, every, limits, max_fragmented, dilation, periodic_fragments)
         result.frames = frames
         over = (
             f"{total['n_states']} states: every {every}th frame of {summary['n_trajectories']} trajectories"
@@ -275,7 +276,8 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
             )
         if "p_unfragmented" in metrics:
             summary["p_unfragmented"] = total["p_unfragmented"]
-            rule = f"<= {max_fragmented} cells in pieces after a dilation by {dilation}"
+            edges = "periodic" if periodic_fragments else "open"
+            rule = f"<= {max_fragmented} cells in pieces or vanished after a dilation by {dilation}, {edges}"
             rows.append(("p_unfragmented", f"{total['p_unfragmented']:.3f}", f"{over}; {rule}"))
     probabilities = None
     if model is not None:

@@ -49,6 +49,7 @@ class BlumeCapelConfig(SpinModelConfig):
 class CPMLayout(Enum):
     aggregate = "aggregate"  # square (cubic) cells packed in a centred block
     scatter = "scatter"  # single-site cells at random positions in a centred disc
+    data = "data"  # final states of the runs in layout_data, the cells' types permuted
 
 
 @dataclass
@@ -96,11 +97,14 @@ class CPMConfig(ModelConfig):
     drift_pole_radius: float = documented(0.0, "directed motion: radius of the poles (no drift inside)")
     neighbourhood: int = documented(2, "energy neighbourhood order 1-4 (square: 4, 8 = Moore, 12, 20 sites)")
     keep_cells: bool = documented(False, "reject copies that would remove a cell's last site")
-    layout: CPMLayout = documented(CPMLayout.aggregate, "initial cells: aggregate or scatter")
+    layout: CPMLayout = documented(CPMLayout.aggregate, "initial cells: aggregate, scatter or data")
     layout_cell_size: Optional[int] = documented(
         None, "aggregate: side of the square cells (default: sqrt(A))"
     )
     layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
+    layout_data: Optional[str] = documented(
+        None, "data: run file(s) or folder whose final states start the replicas, types permuted"
+    )
 
 
 # The network sizes a config may set (null: the class default, or the preset's).
@@ -126,6 +130,7 @@ class HamiltonianName(Enum):
 class Layout(Enum):
     aggregate = "aggregate"
     scatter = "scatter"
+    data = "data"
 
 
 @dataclass
@@ -153,9 +158,12 @@ class NeuralCPMConfig(ModelConfig):
         None, "simulate: type names, medium first (null: the checkpoint's)"
     )
     cells: Optional[List[int]] = documented(None, "simulate: cells per type (null: the checkpoint's)")
-    layout: Layout = documented(Layout.scatter, "simulate: initial cells, aggregate or scatter")
+    layout: Layout = documented(Layout.scatter, "simulate: initial cells, aggregate, scatter or data")
     layout_cell_size: Optional[int] = documented(None, "aggregate: side of the square cells")
     layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
+    layout_data: Optional[str] = documented(
+        None, "data: run file(s) or folder whose final states start the replicas, types permuted"
+    )
 
 
 MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {

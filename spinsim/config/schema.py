@@ -236,9 +236,14 @@ class EvaluateConfig:
     )
     frame_every: int = documented(5, "p_volume, p_unfragmented: every k-th stored frame, the first included")
     volume_tolerance: float = documented(
-        0.1, "p_volume: cell volumes in [min - f V*, max + f V*] of the reference's (bipolar: 0.15)"
+        0.1, "p_volume: cell volumes in [min - f V*, max + f V*] of the reference's (the paper's 10%)"
     )
-    max_fragmented: int = documented(3, "p_unfragmented: states with at most this many fragmented cells")
+    max_fragmented: int = documented(
+        3, "p_unfragmented: states with at most this many fragmented (or vanished) cells"
+    )
+    periodic_fragments: bool = documented(
+        False, "p_unfragmented: count a cell's pieces across the edges of a periodic lattice (authors: no)"
+    )
     dilation: int = documented(2, "p_unfragmented: sites each cell is dilated by before counting its pieces")
     polar_type: int = documented(2, "axial: the cell type whose centres give the principal (polar) axis")
     output: Any = documented(None, "output folder (null: <run folder>/<run name>_evaluate, or DIR/evaluate)")

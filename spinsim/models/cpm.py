@@ -445,6 +445,28 @@ def aggregate_layout(
     return state.unsqueeze(1)
 
 
+def permuted_states(
+    ids: torch.Tensor, cell_type: torch.Tensor, batch: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``batch`` of the states ``ids [N, 1, *shape]`` (drawn without replacement while they last,
+    in random order), each with its cells' types permuted: the cell ids 1..n are relabelled by
+    a uniformly random permutation, so that under the one table ``cell_type [n + 1]`` every
+    state's cells get the table's types in random order, counts kept (the Neural CPM authors'
+    starting states). Long ``[batch, 1, *shape]``."""
+    n_ids = len(cell_type)
+    if ids.ndim < 3 or ids.shape[1] != 1 or not len(ids):
+        raise ValueError(f"states must be [N >= 1, 1, *shape], got {list(ids.shape)}")
+    if int(ids.max()) >= n_ids or int(ids.min()) < 0:
+        raise ValueError(f"the states hold ids up to {int(ids.max())}, the model {n_ids - 1} cells")
+    N = ids.shape[0]
+    order = torch.cat([torch.randperm(N, generator=generator) for _ in range(-(-batch // N))])[:batch]
+    out = torch.empty((batch, *ids.shape[1:]), dtype=torch.long)
+    for b, k in enumerate(order.tolist()):
+        cells = torch.randperm(n_ids - 1, generator=generator) + 1
+        out[b] = torch.cat([torch.zeros(1, dtype=torch.long), cells])[ids[k].long()]
+    return out
+
+
 def scatter_layout(
     lattice: Lattice, n_cells: int, radius: float, batch: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:

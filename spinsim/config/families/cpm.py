@@ -26,7 +26,7 @@ from spinsim.config.families.family import Family
 from spinsim.config.model_schemas import CPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
-from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
+from spinsim.models.cpm import CellularPottsModel, aggregate_layout, permuted_states, scatter_layout
 from spinsim.models.cpm_potentials import (
     DRIFT_TARGETS,
     IMAGE_SUFFIXES,
@@ -252,12 +252,14 @@ def initial_cells(
     if plain(run.init) != "random":
         raise ConfigError(
             "init", plain(run.init),
-            "the cellular Potts model starts from model.layout (aggregate or scatter), placed at random; "
+            "the cellular Potts model starts from model.layout (aggregate, scatter or data); "
             "use init=random",
         )  # fmt: skip
     cfg = run.model
     lat = model.lattice
     layout = plain(cfg.layout)
+    if layout == "data":
+        return data_layout(plain(cfg.layout_data), model, batch, generator).to(model.device)
     if layout == "aggregate":
         size = plain(cfg.layout_cell_size)
         if size is None:
@@ -280,6 +282,28 @@ def initial_cells(
         return scatter_layout(lat, model.n_cells, float(radius), batch, generator).to(model.device)
     except ValueError as error:
         raise ConfigError("model.layout_radius", radius, str(error)) from None
+
+
+def data_layout(value, model, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """``model.layout=data``: final states of the runs ``model.layout_data`` names, drawn at random
+    (without replacement while they last), each with its cells' types permuted (counts kept).
+    The runs must have the model's lattice and as many cells of each type."""
+    from spinsim.training.data import load_training_data
+
+    key = "model.layout_data"
+    if value is None:
+        raise ConfigError(key, None, "model.layout=data needs the runs whose final states start the replicas")
+    paths = value if isinstance(value, list) else [value]
+    with translate(key, value):
+        data = load_training_data([str(p) for p in paths])
+    lat = model.lattice
+    if tuple(data.shape) != tuple(lat.shape):
+        raise ConfigError(key, value, f"its states are {'x'.join(map(str, data.shape))}, "
+                          f"the lattice {'x'.join(map(str, lat.shape))}")  # fmt: skip
+    counts = torch.bincount(model.cell_type[1:].cpu(), minlength=len(data.type_names)).tolist()[1:]
+    if list(data.cells) != counts:
+        raise ConfigError(key, value, f"its runs have {list(data.cells)} cells per type, the model {counts}")
+    return permuted_states(data.states.ids, model.cell_type.cpu(), batch, generator)
 
 
 def cpm_device(run: DictConfig, sampler_name: str) -> torch.device:
