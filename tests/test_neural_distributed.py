@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    """A free TCP port (test_train_cli's torchrun run uses one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def worker(rank: int, world: int, store: str, reduce: bool, out: str) -> None:

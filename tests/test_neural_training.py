@@ -119,3 +119,25 @@ def test_table1_metric():
     assert abs(e["log10_rmse_t1"] - torch.log10((learned - true).norm()).item()) < 1e-12
     with pytest.raises(ValueError):
         parameter_errors(-true, true)
+
+
+def test_symbolic_parameters_take_their_own_learning_rate():
+    """``symbolic_lr``: the closure's symbolic parameters (lambda, contacts, V*, the weights) in
+    an Adam group of their own. Adam's first step moves every parameter with a nonzero gradient
+    by its group's learning rate (to within eps), so the first step shows the split."""
+    from spinsim.models.neural_cpm.registry import parameter_groups
+
+    cd = trainer("closure", symbolic_lr=0.2, lr=0.001, grad_clip=0.0, ema=0.0)
+    h = cd.hamiltonian
+    symbolic, network = parameter_groups(h)
+    assert {id(p) for p in network} == {id(p) for p in h.neural.parameters()}
+    assert {id(p) for p in symbolic} == {id(p) for p in h.parameters()} - {id(p) for p in network}
+    assert any(p is h.symbolic.lambda_raw for p in symbolic) and any(p is h.weight_symbolic for p in symbolic)
+    before = [p.detach().clone() for p in h.parameters()]
+    cd.advance(1)
+    moved = {id(p): (p.detach() - b).abs().max().item() for p, b in zip(h.parameters(), before)}
+    assert max(moved[id(p)] for p in network) <= 0.001 * 1.001
+    assert abs(moved[id(h.symbolic.lambda_raw)] - 0.2) < 1e-3
+    assert abs(moved[id(h.weight_symbolic)] - 0.2) < 1e-3
+    with pytest.raises(ValueError, match="symbolic_lr"):
+        trainer("closure", symbolic_lr=0.0)

@@ -252,3 +252,32 @@ def test_a_network_preset_leaves_models_without_a_network_alone(data, tmp_path):
     result, _ = train_quiet(tmp_path / "cs.h5", f"data={data}", "experiment=train_cellular_mnist",
                             "model.hamiltonian=cellsort", "steps=1", *SHORT)  # fmt: skip
     assert load(result.path).status == "completed"
+
+
+def test_without_data_train_makes_the_default_data_set_once_and_its_model_simulates(tmp_path, monkeypatch):
+    """`spinsim train model=neural_cpm` with no data=: the default data set is made in the cache
+    on first use (a run file of scenario b's Hamiltonian, 128 states of 36 x 36), reused after;
+    the run says where it wrote, and its checkpoint simulates."""
+    from spinsim.training.default_data import DEFAULT_NAME
+
+    monkeypatch.setenv("SPINSIM_CACHE", str(tmp_path / "cache"))
+    out = spinsim_cli("train", "model=neural_cpm", "steps=1", *SHORT, "batch=2", "sampler_mcs=0.02",
+                      f"output={tmp_path / 'first.h5'}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    made = tmp_path / "cache" / "data" / f"{DEFAULT_NAME}.h5"
+    assert "making the default data set" in out.stdout + out.stderr and made.exists()
+    assert f"results in {tmp_path / 'first.h5'}" in out.stdout + out.stderr
+    data = load(made, snapshots=True)
+    assert data.snapshots.value.shape[1:] == (128, 36, 36)
+    assert list(data.parameters["cell_type"]) == [0] + [1] * 6 + [2] * 6
+    assert not list((tmp_path / "cache" / "data").glob(".making-*"))  # nothing half-made left
+    stamp = made.stat().st_mtime_ns
+    out = spinsim_cli("train", "model=neural_cpm", "model.hamiltonian=cellsort", "steps=1", *SHORT,
+                      f"output={tmp_path / 'second.h5'}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "making the default data set" not in out.stdout + out.stderr and made.stat().st_mtime_ns == stamp
+    out = spinsim_cli("simulate", "model=neural_cpm", f"model.checkpoint={tmp_path / 'first.ckpt.pt'}",
+                      "lattice.size=36", "batch=1", "thermalize=0", "sweeps=1", "progress=false",
+                      f"output={tmp_path / 'sim.h5'}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert load(tmp_path / "sim.h5").status == "completed"

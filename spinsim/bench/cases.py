@@ -236,15 +236,18 @@ relaxed_case("relaxed-square-64-b16", 64, 16, default=True)
 
 
 def neural_train_case(
-    name: str, hamiltonian: str, iterations: int, engines: tuple[str, ...], default: bool = False
-) -> BenchCase:
+    name: str, hamiltonian: str, iterations: int, engines: tuple[str, ...], default: bool = False,
+    size: int = 100, cells: int = 50, area: float = 100.0, batch: int = 16,
+) -> BenchCase:  # fmt: skip
     """Register one ``spinsim train`` step (persistent contrastive divergence) at the Cellular
-    MNIST size: 100x100, 50 cells (51 ids), batch 16, P = 50, ``iterations`` sampler
-    iterations per step (the paper: 100, 0.5 MCS). For the Neural Hamiltonian + closure,
-    ``reference`` evaluates every proposal with one full forward pass of the network (the
-    authors' code), ``fast`` with spinsim's incremental NH energy change; the states are
-    Voronoi tissues (:func:`spinsim.bench.neural.bench_state`), the weights random."""
-    what = f"train step, {hamiltonian}, 100x100, 51 ids, batch 16, P = 50, {iterations} iterations"
+    MNIST size (100x100, 50 cells, 51 ids, batch 16; or ``size``, ``cells``, ``area``,
+    ``batch``), P = 50, ``iterations`` sampler iterations per step (the paper: 100, 0.5 MCS).
+    For the Neural Hamiltonian + closure, ``reference`` evaluates every proposal with one full
+    forward pass of the network (the authors' code), ``fast`` with spinsim's incremental NH
+    energy change; the states are Voronoi tissues (:func:`spinsim.bench.neural.bench_state`),
+    the weights random."""
+    what = (f"train step, {hamiltonian}, {size}x{size}, {cells + 1} ids, batch {batch}, P = 50, "
+            f"{iterations} iterations")  # fmt: skip
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
         from spinsim.bench.neural import bench_state
@@ -253,22 +256,54 @@ def neural_train_case(
 
         if threads:
             torch.set_num_threads(threads)
-        data = bench_state(batch=64, n_cells=50, cell_area=100.0)
+        data = bench_state(batch=4 * batch, shape=(size, size), n_cells=cells, cell_area=area)
         torch.manual_seed(0)
         if hamiltonian == "closure":
             method = "straightforward" if kind == "reference" else "fast"
-            h = build_hamiltonian("closure", preset="cellular_mnist", target_area=100.0,
+            h = build_hamiltonian("closure", preset="cellular_mnist", target_area=area,
                                   neural={"delta_method": method})  # fmt: skip
         else:
-            h = build_hamiltonian("cellsort", target_area=100.0)
-        cd = ContrastiveDivergence(h.to(device), data.ids, data.types, batch=16, proposals=50,
+            h = build_hamiltonian("cellsort", target_area=area)
+        cd = ContrastiveDivergence(h.to(device), data.ids, data.types, batch=batch, proposals=50,
                                    sampler_mcs=iterations * 50 / data.n_sites, device=device)  # fmt: skip
         engine = {"reference": "full forward passes", "fast": "incremental"}[kind]
         if hamiltonian != "closure":
             engine = "symbolic"
-        return Workload(engine, cd.advance, cd.iterations * 50 * 16, torch.get_num_threads(), _sync(device))
+        return Workload(engine, cd.advance, cd.iterations * 50 * batch, torch.get_num_threads(), _sync(device))
 
     case = BenchCase(name, what, build, engines=engines, step_unit="steps", update_unit="proposals")
+    return register(case, default=default)
+
+
+def neural_simulate_case(name: str, batch: int, default: bool = False) -> BenchCase:
+    """Register ``spinsim simulate model=neural_cpm`` of an NH + closure at the reduced Cellular
+    MNIST scale (``experiment=train_cellular_mnist_small``: 54x54, 24 cells of area 25, the
+    paper's NH, P = 50): one step is one ``cpm_approx_parallel`` iteration of ``batch``
+    replicas, its energy changes by spinsim's incremental evaluation; Voronoi tissues, random
+    weights."""
+    what = f"NH + closure simulation, 54x54, 25 ids, batch {batch}, P = 50, one iteration"
+
+    def build(kind: str, device: torch.device, threads: int) -> Workload:
+        from spinsim.bench.neural import bench_state
+        from spinsim.models.neural_cpm.registry import build_hamiltonian
+        from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
+
+        if threads:
+            torch.set_num_threads(threads)
+        state = bench_state(batch=batch, shape=(54, 54), n_cells=24, cell_area=25.0).to(device)
+        torch.manual_seed(0)
+        h = build_hamiltonian("closure", preset="cellular_mnist", target_area=25.0).to(device).eval()
+        sampler = CPMApproxParallel(proposals=50)
+        chains = sampler.prepare(h, state)
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def step(n: int) -> None:
+            for _ in range(n):
+                sampler.iterate(h, chains, generator)
+
+        return Workload("incremental", step, 50 * batch, torch.get_num_threads(), _sync(device))
+
+    case = BenchCase(name, what, build, engines=("fast",), step_unit="iterations", update_unit="proposals")
     return register(case, default=default)
 
 
@@ -299,6 +334,10 @@ def neural_delta_case(name: str, default: bool = False) -> BenchCase:
 neural_delta_case("neural-delta-mnist-b16")
 neural_train_case("neural-train-closure-mnist-b16", "closure", 4, ("reference", "fast"))
 neural_train_case("neural-fit-cellsort-100-b16", "cellsort", 100, ("fast",))
+neural_train_case("neural-train-closure-mnist-small-b8", "closure", 14, ("fast",), size=54, cells=24,
+                  area=25.0, batch=8)  # fmt: skip
+neural_simulate_case("neural-simulate-closure-mnist-small-b1", 1)
+neural_simulate_case("neural-simulate-closure-mnist-small-b16", 16)
 
 
 # Pause after each timed engine: torch's OpenMP threads keep spinning for a while

@@ -44,6 +44,7 @@ from spinsim.run.progress import RunProgress
 from spinsim.run.signals import GracefulStop
 from spinsim.training import ContrastiveDivergence, all_reduce_mean
 from spinsim.training.data import TrainingData, load_training_data
+from spinsim.training.default_data import default_data
 from spinsim.training.metrics import PAPER_TABLE1
 from spinsim.training.task import TrainingTask
 
@@ -70,6 +71,11 @@ def distributed() -> tuple[int, int]:
 
 def data_paths(cfg: DictConfig) -> list[str]:
     data = plain(cfg.data)
+    if data is None:
+        try:
+            return [str(default_data(log))]
+        except (OSError, RuntimeError) as error:
+            raise ConfigError("data", None, f"no data given and the default data set: {error}") from None
     paths = data if isinstance(data, list) else [data]
     if not paths or not all(isinstance(p, str) and p for p in paths):
         raise ConfigError("data", data, "a run file or folder, or a list of them")
@@ -101,6 +107,7 @@ def build_training(
             direction=sampler.direction,
             temperature=float(cfg.temperature), p_reset=float(cfg.p_reset),
             permute_types=bool(cfg.permute_types), reg=float(cfg.reg), optimizer=name, lr=float(opt.lr),
+            symbolic_lr=None if plain(opt.get("symbolic_lr")) is None else float(opt.symbolic_lr),
             ema=float(cfg.ema), grad_clip=float(cfg.grad_clip), rotate=plain(cfg.rotate), seed=seed(cfg.seed),
             rank=rank, world_size=world, reduce_gradients=all_reduce_mean if world > 1 else None, device=dev,
             **extra,
@@ -114,6 +121,9 @@ def check_options(cfg: DictConfig) -> None:
         value = plain(cfg[key])
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(key, value, "must be a finite number >= 0")
+    symbolic_lr = plain(cfg.optimizer.get("symbolic_lr"))
+    if symbolic_lr is not None and not (isinstance(symbolic_lr, (int, float)) and symbolic_lr > 0):
+        raise ConfigError("optimizer.symbolic_lr", symbolic_lr, "null (the lr) or a positive number")
     if not float(cfg.temperature) > 0:
         raise ConfigError("temperature", plain(cfg.temperature), "must be positive")
     if not 0 <= float(cfg.p_reset) <= 1:

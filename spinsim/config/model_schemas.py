@@ -149,6 +149,9 @@ class NeuralCPMConfig(ModelConfig):
         None, "V* of the symbolic part (null: the data's mean cell area)"
     )
     learn_target_area: bool = documented(False, "learn V* too")
+    energy_offset: bool = documented(
+        False, "a learnable constant added to the symbolic part's H (the authors' Cellsort; networks have a bias)"
+    )
     lambda_area: Optional[float] = documented(None, "initial lambda of the symbolic part (null: random)")
     init_seed: int = documented(0, "seed of the initial parameters")
     checkpoint: Optional[str] = documented(

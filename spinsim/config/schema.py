@@ -300,6 +300,9 @@ class GroundStateTaskConfig(TaskConfig):
 class OptimizerConfig:
     name: str = documented(MISSING, "which optimiser")
     lr: float = documented(1e-3, "learning rate")
+    symbolic_lr: Optional[float] = documented(
+        None, "train: learning rate of the symbolic parameters (contacts, lambda, V*, closure weights; null: lr)"
+    )
 
 
 @dataclass
@@ -347,7 +350,9 @@ class TrainConfig:
     sampler: SamplerConfig = MISSING
     device: DeviceConfig = MISSING
     optimizer: OptimizerConfig = MISSING
-    data: Any = documented(MISSING, "run files or folders of cellular Potts runs (a path or a list)")
+    data: Any = documented(
+        None, "run files or folders of cellular Potts runs (a path or a list; null: the default data set)"
+    )
     data_after: Optional[int] = documented(
         None, "take every snapshot at a step >= this (null: each replica's final snapshot)"
     )

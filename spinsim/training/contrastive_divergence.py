@@ -12,6 +12,13 @@ Every step (``ContrastiveDivergence.step``)::
     loss = mean H(positives) - mean H(chains) + reg * (mean H(positives)^2 + mean H(chains)^2)
     optimiser step (adam or sgd); gradients optionally reduced across ranks, then clipped
 
+``symbolic_lr``: the learning rate of the symbolic parameters (contact table, lambda, V*,
+potential, the closure's two weights; everything outside the networks), where it differs
+from ``lr`` (None: ``lr`` for all). Adam moves a parameter by about its learning rate per
+step, so a closure whose lambda must grow from 0.05 to O(1) in a few hundred steps needs
+one of O(1e-2) there while the network trains at 1e-3 (docs/neural-cpm.md, "Learning the
+data's scale").
+
 The chains start as B data states (unpermuted). Chain b is reset to *this step's*
 positive b, as the authors' code does (it draws one batch of data per step for both).
 Energies are at temperature 1 unless ``temperature`` is given (the sampler's T).
@@ -45,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spinsim.models.neural_cpm.registry import parameter_groups
 from spinsim.models.neural_cpm.state import CellState, permute_types
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 from spinsim.training.augment import ROTATIONS, draw_angles, rotate_states
@@ -106,6 +114,7 @@ class ContrastiveDivergence:
         reg: float = 0.0,
         optimizer: str = "adam",
         lr: float = 1e-3,
+        symbolic_lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         momentum: float = 0.0,
@@ -149,10 +158,16 @@ class ContrastiveDivergence:
         self.reduce_gradients = reduce_gradients
         self.generator = torch.Generator(device=device).manual_seed(rank_seed(seed, rank))
         self.parameters = [p for p in self.hamiltonian.parameters() if p.requires_grad]
+        groups: list = self.parameters
+        if symbolic_lr is not None:
+            if not symbolic_lr > 0:
+                raise ValueError(f"symbolic_lr must be positive, got {symbolic_lr}")
+            symbolic, network = parameter_groups(self.hamiltonian)
+            groups = [g for g in ({"params": network}, {"params": symbolic, "lr": symbolic_lr}) if g["params"]]
         if optimizer == "adam":
-            self.optimizer = torch.optim.Adam(self.parameters, lr=lr, betas=tuple(betas), eps=eps)
+            self.optimizer = torch.optim.Adam(groups, lr=lr, betas=tuple(betas), eps=eps)
         else:
-            self.optimizer = torch.optim.SGD(self.parameters, lr=lr, momentum=momentum)
+            self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum)
         self.ema_model = None
         if self.ema_alpha > 0:
             self.ema_model = copy.deepcopy(self.hamiltonian)

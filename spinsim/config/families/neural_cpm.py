@@ -66,6 +66,11 @@ def hamiltonian_from_config(
         if not is_number(lam) or lam <= 0:
             raise ConfigError("model.lambda_area", lam, "null or a positive number")
         symbolic["lambda_area"] = float(lam)
+    if bool(cfg.get("energy_offset", False)):
+        if name in ("cellsort", "cellsort_potential", "closure"):
+            symbolic["energy_offset"] = True
+        else:  # the experiments set it for every model of a table
+            log.info("model.hamiltonian=%s ends in a biased linear map: no separate offset", name)
     seed = int(cfg.init_seed)
     generator = torch.Generator().manual_seed(seed)
     neural_class = HAMILTONIANS["neural"]

@@ -34,6 +34,7 @@ class ClosureHamiltonian(nn.Module):
         contact_bias: float = 2.0,
         weight_symbolic: float = 0.25,
         weight_neural: float = 1.0,
+        energy_offset: bool = False,
         neural: dict | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -45,11 +46,13 @@ class ClosureHamiltonian(nn.Module):
         self.config = dict(
             n_types=n_types, target_area=float(target_area), learn_target_area=bool(learn_target_area),
             lambda_area=float(lambda_area), contact_bias=float(contact_bias),
-            weight_symbolic=float(weight_symbolic), weight_neural=float(weight_neural), neural=neural,
+            weight_symbolic=float(weight_symbolic), weight_neural=float(weight_neural),
+            energy_offset=bool(energy_offset), neural=neural,
         )  # fmt: skip
         self.symbolic = CellSortHamiltonian(
             n_types=n_types, target_area=target_area, learn_target_area=learn_target_area, contact=contact,
-            lambda_area=lambda_area, parametrisation="scaled", contact_bias=contact_bias, generator=generator,
+            lambda_area=lambda_area, parametrisation="scaled", contact_bias=contact_bias,
+            energy_offset=energy_offset, generator=generator,
         )  # fmt: skip
         self.neural = NeuralHamiltonian(**neural)
         self.weight_symbolic = nn.Parameter(torch.tensor(float(weight_symbolic), dtype=torch.float64))

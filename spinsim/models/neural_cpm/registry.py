@@ -43,6 +43,7 @@ HAMILTONIANS: dict[str, type[nn.Module]] = {
     "nh1_cnn": NH1CNNHamiltonian,
 }
 PRESETS = {"cellular_mnist": cellular_mnist_sizes, "bipolar": bipolar_sizes}
+NETWORKS = (NeuralHamiltonian, CNNHamiltonian, NH1CNNHamiltonian)  # the rest is symbolic
 CHECKPOINT_FORMAT = 1
 
 
@@ -60,6 +61,17 @@ def build_hamiltonian(name: str, preset: str | None = None, **sizes: Any) -> nn.
         else:
             sizes = {**sizes, "neural": {**PRESETS[preset](), **sizes.get("neural", {})}}
     return HAMILTONIANS[name](**sizes)
+
+
+def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(symbolic, network)``: the trainable parameters of ``model`` split into those of its
+    networks (:data:`NETWORKS`: the NH, the CNNs) and the others (contact tables, lambda, V*,
+    potentials, the closure's weights), each in ``model.parameters()`` order."""
+    in_network = {
+        id(p) for module in model.modules() if isinstance(module, NETWORKS) for p in module.parameters()
+    }
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return [p for p in trainable if id(p) not in in_network], [p for p in trainable if id(p) in in_network]
 
 
 def hamiltonian_name(model: nn.Module) -> str:
