@@ -356,10 +356,10 @@ class TrainConfig:
     data_after: Optional[int] = documented(
         None, "take every snapshot at a step >= this (null: each replica's final snapshot)"
     )
-    steps: int = documented(1000, "training steps (one persistent contrastive divergence step each)")
-    batch: int = documented(16, "chains and data states per step")
+    steps: int = documented(200, "training steps (one persistent contrastive divergence step each)")
+    batch: int = documented(8, "chains and data states per step")
     sampler_mcs: float = documented(
-        1.0, "sampler work per step, in MCS of the lattice (H W / P iterations each)"
+        0.25, "sampler work per step, in MCS of the lattice (H W / P iterations each)"
     )
     temperature: float = documented(1.0, "temperature of the chains (the data's is not identifiable)")
     p_reset: float = documented(1.0, "probability per step that a chain restarts from a data state")
