@@ -88,17 +88,28 @@ def mnist_table(root: Path) -> str:
     return table(root, "mnist", header, cells)
 
 
+def lattice_side(root: Path, data: str) -> int | None:
+    """The side of the lattice the models of ``data`` were simulated on (from the first run found)."""
+    for model in MODELS:
+        path = root / data / model / "sim" / "sim.h5"
+        if path.exists():
+            return int(spinsim.load(path, snapshots=False).parameters["lattice_shape"][0])
+    return None
+
+
 def bipolar_table(root: Path) -> str:
+    side = lattice_side(root, "bipolar") or 36
+
     def cells(model: str, s: dict[str, float]) -> list[str]:
         rmse = s.get("axial_rmse")
-        scaled = None if rmse is None else rmse * (149 / 40) ** 2
+        scaled = None if rmse is None else rmse * (149 / side) ** 2
         return [
             fmt(s.get("p_volume"), 3), fmt(s.get("p_unfragmented"), 3), fmt(rmse, 1), fmt(scaled, 0),
             fmt(PAPER_BIPOLAR.get(model), 1),
             f"{fmt(s.get('type1_fraction'), 3)} / {fmt(s.get('type2_fraction'), 3)}",
         ]  # fmt: skip
 
-    header = ["p_volume", "p_unfragmented", "axial RMSE (px²)", "× (149/40)²", "paper",
+    header = ["p_volume", "p_unfragmented", "axial RMSE (px²)", f"× (149/{side})²", "paper",
               "type 1 / type 2 variance fraction"]  # fmt: skip
     return table(root, "bipolar", header, cells)
 
