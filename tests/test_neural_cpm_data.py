@@ -93,29 +93,29 @@ def test_a_driven_data_set_has_no_cell_sorting_truth(tmp_path):
 
 
 def test_the_reduced_scale_mnist_still_draws_the_digit():
-    """experiment=cellular_mnist_small (48x48, 24 cells of V* = 25) keeps what makes the data
+    """experiment=cellular_mnist_small (54x54, 24 cells of V* = 25) keeps what makes the data
     set: type-2 cells on the digit only with the coupling, cells whole and near V*."""
-    # seeds 0-2, 4 replicas, 200 MCS: 1.00 with mu = 10 in every replica; 0.29-0.68 without
-    # (means 0.50-0.57); volumes min 23-24, mean 24.4-24.7
-    coupled, ids = final_state("cellular_mnist_small", 200, "batch=4", "seed=1")
-    _, ids0 = final_state("cellular_mnist_small", 200, "batch=4", "seed=1", "model.potential_coupling=0")
+    # seeds 0-2, 4 replicas, 200 MCS: 1.00 with mu = 10 in every replica; 0.29-0.82 without
+    # (means 0.56, 0.68, 0.54); volumes min 23-24, mean 24.6-24.7
+    coupled, ids = final_state("cellular_mnist_small", 200, "batch=4", "seed=0")
+    _, ids0 = final_state("cellular_mnist_small", 200, "batch=4", "seed=0", "model.potential_coupling=0")
     with_mu, without = on_digit(coupled, ids), on_digit(coupled, ids0)
-    assert tuple(coupled.lattice.shape) == (48, 48) and coupled.model.type_counts() == [0, 12, 12]
+    assert tuple(coupled.lattice.shape) == (54, 54) and coupled.model.type_counts() == [0, 12, 12]
     assert (with_mu > 0.9).all() and without.mean() < 0.7 and with_mu.mean() > without.mean() + 0.25
     volumes = cell_volumes(ids, coupled.model.n_ids)
     assert volumes.min() > 15 and 22 < volumes.mean() < 26
 
 
 def test_the_reduced_scale_bipolar_still_sorts_along_x():
-    """experiment=bipolar_small (40x40, 12 cells): with the drift most replicas end bipolar,
-    without it type 1 spreads along the polar axis (medians over 12 replicas)."""
-    # seeds 0-3, 12 replicas, 400 MCS: medians type 1 0.194-0.212, type 2 0.892-0.908 with the
-    # drift, type 1 0.25-0.50 and type 2 0.76-0.81 without; bipolar (type 2 > type 1 + 0.4)
-    # in 83-100% of the replicas
+    """experiment=bipolar_small (36x36, 12 cells): with the drift most replicas end bipolar,
+    without it type 1 spreads along the polar axis and type 2 less so (medians over 12 replicas)."""
+    # seeds 0-3, 12 replicas, 400 MCS: medians type 1 0.200-0.221, type 2 0.890-0.914 with the
+    # drift, type 1 0.269-0.555 and type 2 0.702-0.766 without; bipolar (type 2 > type 1 + 0.4)
+    # in 92-100% of the replicas
     sim, ids = final_state("bipolar_small", 400, "batch=12", "seed=0")
     cell_type = sim.model.cell_type.numpy()
     f = np.median(bipolar_fractions(ids, cell_type), 0)
     assert f[0] < 0.26 and f[1] > 0.85, f
     _, ids0 = final_state("bipolar_small", 400, "batch=12", "seed=0", "model.drift_strength=0")
     f0 = np.median(bipolar_fractions(ids0, cell_type), 0)
-    assert f0[0] > f[0] + 0.1 and f0[1] < f[1] - 0.05, (f, f0)
+    assert f0[0] > f[0] + 0.04 and f0[1] < f[1] - 0.1, (f, f0)
