@@ -266,7 +266,8 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
         frames, total = frame_table(runs, every, limits, max_fragmented, dilation, periodic_fragments)
         result.frames = frames
         over = (
-            f"{total['n_states']} states: every {every}th frame of {summary['n_trajectories']} trajectories"
+            f"{total['n_states']} states: {'every' if every == 1 else 'every ' + _ordinal(every)} frame "
+            f"of {summary['n_trajectories']} trajectories"
         )
         summary["n_states"] = total["n_states"]
         if "p_volume" in metrics:
