@@ -82,3 +82,17 @@ def test_simulate_engine_fast_on_unsupported_config_is_one_line(tmp_path):
         "spinsim simulate: error: engine=fast: the fast engine does not support lattice=honeycomb "
         "(it runs chain, square, triangular, cubic); use engine=auto or reference"
     )
+
+
+def test_neural_simulation_cases_run_one_sampler_iteration():
+    """The NH + closure simulation cases (reduced Cellular MNIST, batch 1 and 16) build and
+    step: one step is one cpm_approx_parallel iteration, P = 50 proposals a replica."""
+    import torch
+
+    for batch in (1, 16):
+        case = bench.CASES[f"neural-simulate-closure-mnist-small-b{batch}"]
+        work = case.build("fast", torch.device("cpu"), 1)
+        assert work.updates_per_step == 50 * batch and work.engine == "incremental"
+        work.step(1)
+    train = bench.CASES["neural-train-closure-mnist-small-b8"]
+    assert "54x54, 25 ids, batch 8, P = 50, 14 iterations" in train.description

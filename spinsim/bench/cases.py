@@ -269,7 +269,8 @@ def neural_train_case(
         engine = {"reference": "full forward passes", "fast": "incremental"}[kind]
         if hamiltonian != "closure":
             engine = "symbolic"
-        return Workload(engine, cd.advance, cd.iterations * 50 * batch, torch.get_num_threads(), _sync(device))
+        updates = cd.iterations * 50 * batch
+        return Workload(engine, cd.advance, updates, torch.get_num_threads(), _sync(device))
 
     case = BenchCase(name, what, build, engines=engines, step_unit="steps", update_unit="proposals")
     return register(case, default=default)

@@ -150,7 +150,7 @@ class NeuralCPMConfig(ModelConfig):
     )
     learn_target_area: bool = documented(False, "learn V* too")
     energy_offset: bool = documented(
-        False, "a learnable constant added to the symbolic part's H (the authors' Cellsort; networks have a bias)"
+        False, "a learnable constant added to the symbolic part's H (the authors' Cellsort)"
     )
     lambda_area: Optional[float] = documented(None, "initial lambda of the symbolic part (null: random)")
     init_seed: int = documented(0, "seed of the initial parameters")

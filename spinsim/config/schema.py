@@ -301,7 +301,7 @@ class OptimizerConfig:
     name: str = documented(MISSING, "which optimiser")
     lr: float = documented(1e-3, "learning rate")
     symbolic_lr: Optional[float] = documented(
-        None, "train: learning rate of the symbolic parameters (contacts, lambda, V*, closure weights; null: lr)"
+        None, "train: learning rate of the symbolic parameters (contacts, lambda, V*, weights; null: lr)"
     )
 
 

@@ -163,7 +163,8 @@ class ContrastiveDivergence:
             if not symbolic_lr > 0:
                 raise ValueError(f"symbolic_lr must be positive, got {symbolic_lr}")
             symbolic, network = parameter_groups(self.hamiltonian)
-            groups = [g for g in ({"params": network}, {"params": symbolic, "lr": symbolic_lr}) if g["params"]]
+            split = ({"params": network}, {"params": symbolic, "lr": symbolic_lr})
+            groups = [g for g in split if g["params"]]
         if optimizer == "adam":
             self.optimizer = torch.optim.Adam(groups, lr=lr, betas=tuple(betas), eps=eps)
         else:
