@@ -60,7 +60,8 @@ def run(cfg: DictConfig) -> SimulationResult:
         path, "simulate", cfg, parameters=parameters, temperature=sim.replica_temperature,
         layout=sim.task.layout(), arrays=sim.arrays,
     )  # fmt: skip
-    log.info("writing %s (%s, %s)", path, sim.lattice, parameters["device"])
+    log.info("writing %s (%s, %s; %d sweeps to thermalize, then %d)", path, sim.lattice,
+             parameters["device"], int(cfg.thermalize), int(cfg.sweeps))  # fmt: skip
     return execute(sim, file, Record(), start=0, progress=bool(cfg.progress))
 
 
