@@ -14,6 +14,7 @@ commands that make it at once both end with a whole file. Nothing is downloaded.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def default_data_path() -> Path:
     return cache_folder() / "data" / f"{DEFAULT_NAME}.h5"
 
 
-def default_data(log=None) -> Path:
+def default_data(log: logging.Logger | None = None) -> Path:
     """The default data set's run file, made first if it is not in the cache (module docstring).
     ``OSError`` if the cache cannot be written, ``RuntimeError`` if the simulation fails."""
     path = default_data_path()

@@ -284,7 +284,9 @@ def initial_cells(
         raise ConfigError("model.layout_radius", radius, str(error)) from None
 
 
-def data_layout(value, model, batch: int, generator: torch.Generator) -> torch.Tensor:
+def data_layout(
+    value: Any, model: CellularPottsModel, batch: int, generator: torch.Generator
+) -> torch.Tensor:
     """``model.layout=data``: final states of the runs ``model.layout_data`` names, drawn at random
     (without replacement while they last), each with its cells' types permuted (counts kept).
     The runs must have the model's lattice and as many cells of each type."""
@@ -303,7 +305,8 @@ def data_layout(value, model, batch: int, generator: torch.Generator) -> torch.T
     counts = torch.bincount(model.cell_type[1:].cpu(), minlength=len(data.type_names)).tolist()[1:]
     if list(data.cells) != counts:
         raise ConfigError(key, value, f"its runs have {list(data.cells)} cells per type, the model {counts}")
-    return permuted_states(data.states.ids, model.cell_type.cpu(), batch, generator)
+    with translate(key, value):
+        return permuted_states(data.states.ids, model.cell_type.cpu(), batch, generator)
 
 
 def cpm_device(run: DictConfig, sampler_name: str) -> torch.device:
