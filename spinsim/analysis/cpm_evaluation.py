@@ -90,10 +90,10 @@ def frame_table(
         raise ValueError("every must be >= 1")
     counts: dict[int, list[float]] = {}
     for run in runs:
+        wrap = periodic_fragments and run.periodic
         for k in range(0, len(run.steps), every):
             ids = run.states[k]
             n = ids.shape[0]
-            wrap = periodic_fragments and run.periodic
             whole = unfragmented(ids, run.n_ids, wrap, dilation, max_fragmented).sum()
             inside = np.nan
             if volume_range is not None:

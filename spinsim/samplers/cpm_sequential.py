@@ -17,6 +17,14 @@ NEIGHBOURS = ("any", "differing")
 DIRECTIONS = ("pull", "push")
 
 
+def check_rule(site: str, neighbour: str, direction: str) -> None:
+    """ValueError naming the first of the copy rule's three choices that is not allowed."""
+    for key, value, allowed in (("site", site, SITES), ("neighbour", neighbour, NEIGHBOURS),
+                                ("direction", direction, DIRECTIONS)):  # fmt: skip
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 class CPMSequential:
     """Sequential copy attempts; ``copy_order`` is the order of the neighbourhood from which the
     copied neighbour is drawn (None: the model's energy neighbourhood). The copy rule: a site
@@ -35,10 +43,7 @@ class CPMSequential:
         neighbour: str = "any",
         direction: str = "pull",
     ) -> None:
-        for key, value, allowed in (("site", site, SITES), ("neighbour", neighbour, NEIGHBOURS),
-                                    ("direction", direction, DIRECTIONS)):  # fmt: skip
-            if value not in allowed:
-                raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        check_rule(site, neighbour, direction)
         self.copy_order = copy_order
         self.site, self.neighbour, self.direction = site, neighbour, direction
 

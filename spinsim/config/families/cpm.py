@@ -296,16 +296,15 @@ def data_layout(
     if value is None:
         raise ConfigError(key, None, "model.layout=data needs the runs whose final states start the replicas")
     paths = value if isinstance(value, list) else [value]
+    lat = model.lattice
     with translate(key, value):
         data = load_training_data([str(p) for p in paths])
-    lat = model.lattice
-    if tuple(data.shape) != tuple(lat.shape):
-        raise ConfigError(key, value, f"its states are {'x'.join(map(str, data.shape))}, "
-                          f"the lattice {'x'.join(map(str, lat.shape))}")  # fmt: skip
-    counts = torch.bincount(model.cell_type[1:].cpu(), minlength=len(data.type_names)).tolist()[1:]
-    if list(data.cells) != counts:
-        raise ConfigError(key, value, f"its runs have {list(data.cells)} cells per type, the model {counts}")
-    with translate(key, value):
+        if tuple(data.shape) != tuple(lat.shape):
+            raise ValueError(f"its states are {'x'.join(map(str, data.shape))}, "
+                             f"the lattice {'x'.join(map(str, lat.shape))}")  # fmt: skip
+        counts = torch.bincount(model.cell_type[1:].cpu(), minlength=len(data.type_names)).tolist()[1:]
+        if list(data.cells) != counts:
+            raise ValueError(f"its runs have {list(data.cells)} cells per type, the model {counts}")
         return permuted_states(data.states.ids, model.cell_type.cpu(), batch, generator)
 
 

@@ -33,6 +33,7 @@ import torch
 from spinsim.engines.cpu.numba_setup import numba
 from spinsim.engines.cpu.threads import available_cores
 from spinsim.models.cpm import CellularPottsModel
+from spinsim.samplers.cpm_sequential import check_rule
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -285,12 +286,7 @@ class CPMSequentialEngine:
         direction: str = "pull",
     ) -> None:
         """``site``, ``neighbour``, ``direction``: the copy rule (module docstring)."""
-        if site not in ("any", "boundary") or neighbour not in ("any", "differing"):
-            raise ValueError(
-                f"site must be any or boundary and neighbour any or differing, got {site}, {neighbour}"
-            )
-        if direction not in ("pull", "push"):
-            raise ValueError(f"direction must be pull or push, got {direction}")
+        check_rule(site, neighbour, direction)
         self.rule = (site == "boundary", neighbour == "differing", direction == "push")
         model = model.to("cpu")
         B = state.shape[0]
