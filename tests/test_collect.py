@@ -76,7 +76,7 @@ def sweep(tmp_path_factory):
 def test_collect_agrees_with_the_runs_summaries(sweep, caplog, capsys):
     result = collect.run(spinsim.compose("collect", [f"path={sweep}", "bootstrap=200"]))
     warnings = caplog.text
-    assert f"skipped {sweep / 'notes.h5'}: not a spinsim run file" in warnings
+    assert f"skipped {sweep / 'notes.h5'}: not an HDF5 file, so not a spinsim run file" in warnings
     assert f"skipped {sweep / '4' / 'simulate.h5'}: no summary yet (status running)" in warnings
     assert sorted(p.parent.name for p in result.runs) == ["0", "1", "2", "3"]
     table = result.table

@@ -185,7 +185,7 @@ def test_collect_takes_cellular_potts_runs(mixed, caplog):
     assert Image.open(out / "cpm.png").size[0] > 600
     warnings = caplog.text
     assert f"skipped {mixed / 'opt' / 'optimize.h5'}: a optimize run, not a simulate run" in warnings
-    assert f"skipped {mixed / 'notes.h5'}: not a spinsim run file" in warnings
+    assert f"skipped {mixed / 'notes.h5'}: not an HDF5 file, so not a spinsim run file" in warnings
 
 
 def test_collect_of_outputs_folder_is_one_command(mixed, tmp_path):

@@ -44,7 +44,7 @@ from spinsim.analysis.statistics import with_error
 from spinsim.config import build
 from spinsim.config.checks import at_least, existing_path, plain, seed
 from spinsim.errors import ConfigError, make_folder
-from spinsim.io.runfile import Run, load, write_table
+from spinsim.io.runfile import Run, load, unreadable_reason, write_table
 from spinsim.version import __version__
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,8 @@ def find_runs(root: Path, skip: Path | None = None) -> list[Run]:
             continue
         try:
             r = load(path, snapshots=False, observables=False)
-        except (OSError, KeyError, ValueError):
-            log.warning("skipped %s: not a spinsim run file", path)
+        except (OSError, KeyError, ValueError) as error:
+            log.warning("skipped %s: %s", path, unreadable_reason(error))
             continue
         command = r.parameters.get("command")
         if command != "simulate":

@@ -59,7 +59,7 @@ from spinsim.analysis.cpm_metrics import axial_rmse, classifier_score, variance_
 from spinsim.config.checks import at_least, existing_path, fraction, integer, is_number, plain, seed
 from spinsim.errors import ConfigError, make_folder
 from spinsim.io import checkpoint
-from spinsim.io.runfile import load, write_table
+from spinsim.io.runfile import load, unreadable_reason, write_table
 from spinsim.version import __version__
 from spinsim.view import evaluation as view
 
@@ -122,8 +122,8 @@ def _trajectories(key: str, path: Path, strict: bool) -> Trajectories | None:
 
     try:
         r = load(path, snapshots=True, observables=False)
-    except (OSError, KeyError, ValueError):
-        return refuse("not a spinsim run file")
+    except (OSError, KeyError, ValueError) as error:
+        return refuse(unreadable_reason(error))
     if "cell_type" not in r.parameters:
         return refuse(
             f"a {r.parameters.get('model', 'non-cellular Potts')} run; evaluate reads cellular Potts runs"

@@ -28,7 +28,7 @@ from spinsim.config.schema import Boundary, LatticeName
 from spinsim.engines import Engine, build_engine
 from spinsim.engines.cpu.threads import available_cores
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import Run, load
+from spinsim.io.runfile import Run, load, unreadable_reason
 from spinsim.lattice import Lattice
 from spinsim.run.driver import Schedule
 from spinsim.run.parallel import threads_per_job
@@ -175,12 +175,7 @@ def run_file(key: str, value: Any, snapshots: bool = False, observables: bool = 
     try:
         return load(path, snapshots=snapshots, observables=observables)
     except (OSError, KeyError, ValueError) as error:
-        if isinstance(error, KeyError):
-            raise ConfigError(key, str(value), "not a spinsim run file (no /parameters group)") from None
-        if "signature" in str(error):
-            raise ConfigError(key, str(value), "not an HDF5 file, so not a spinsim run file") from None
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(key, str(value), f"cannot read it ({reason})") from None
+        raise ConfigError(key, str(value), unreadable_reason(error)) from None
 
 
 def step_schedule(cfg: DictConfig) -> Schedule:

@@ -40,7 +40,11 @@ def translate(key: str, value: Any) -> Iterator[None]:
     except ConfigError:
         raise
     except (ValueError, TypeError) as error:
-        raise ConfigError(key, plain(value), str(error).strip().splitlines()[0]) from None
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        named = f"{plain(value)}: "
+        if message.startswith(named) and len(message) > len(named):  # the value is named once
+            message = message[len(named) :]
+        raise ConfigError(key, plain(value), message) from None
 
 
 def is_number(value: Any) -> bool:

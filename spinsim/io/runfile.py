@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import functools
 import getpass
 import os
 import re
@@ -56,7 +57,7 @@ import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -342,7 +343,7 @@ class RunFile:
         Raises ``ValueError`` when the file is still being written by a live process.
         """
         path = Path(path)
-        with _open_for_reading(path) as f:
+        with reading(path) as f:
             parameters = {k: _plain(v) for k, v in f["parameters"].attrs.items()}
             status = _read_status(f)
             commit = _read_commit(f)
@@ -789,8 +790,8 @@ def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> 
     >>> run.summary["e"], run.summary["e_err"]  # per temperature
     """
     path = Path(path)
-    with _open_for_reading(path) as f:
-        par = f["parameters"]
+    with reading(path) as f:
+        par = _parameters_group(f, path)
         parameters = {k: _plain(v) for k, v in par.attrs.items()}
         config_yaml = _plain(par["config"][()])
         commit = _read_commit(f)
@@ -827,6 +828,14 @@ def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> 
     return run
 
 
+def _parameters_group(f: h5py.File, path: Path) -> h5py.Group:
+    if "parameters" not in f:
+        raise BrokenRunFile(path, "not a spinsim run file (no /parameters group)")
+    if "config" not in f["parameters"]:
+        raise BrokenRunFile(path, "not a spinsim run file (no /parameters/config)")
+    return f["parameters"]
+
+
 def _series(g: h5py.Group, rows: int | None) -> Series:
     n = min(g["step"].shape[0], g["value"].shape[0]) if rows is None else rows
     return Series(g["step"][:n], g["value"][:n])
@@ -834,7 +843,8 @@ def _series(g: h5py.Group, rows: int | None) -> Series:
 
 def snapshot_steps(path: str | Path) -> np.ndarray:
     """The steps at which a run stored snapshots (empty if none), as of its last commit."""
-    with _open_for_reading(Path(path)) as f:
+    with reading(Path(path)) as f:
+        _parameters_group(f, Path(path))
         if "snapshots" not in f:
             return np.zeros(0, dtype=np.int64)
         commit = _read_commit(f)
@@ -846,7 +856,8 @@ def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[in
     ``[len(index), len(replicas), *shape]``, reading only those from the file."""
     wanted = np.unique(replicas)  # h5py reads increasing, distinct indices
     where = np.searchsorted(wanted, replicas)
-    with _open_for_reading(Path(path)) as f:
+    with reading(Path(path)) as f:
+        _parameters_group(f, Path(path))
         value = f["snapshots/value"]
         out = np.zeros((len(index), len(replicas), *value.shape[2:]), dtype=value.dtype)
         for k, i in enumerate(index):
@@ -873,12 +884,170 @@ def _read_status(f: h5py.File) -> str:
     return str(_plain(par.attrs.get("status", "unknown")))
 
 
+class BrokenRunFile(ValueError):
+    """A file that cannot be a readable run file: empty, not HDF5, cut short (a copy in
+    progress, a crash while copying, ``head -c``) or HDF5 without spinsim's groups.
+    ``str(error)`` is one line naming the file and what is wrong; ``reason`` is the
+    line without the file."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
+def unreadable_reason(error: BaseException) -> str:
+    """One line, without the file's name, for why reading a run file failed (``load``'s
+    :class:`BrokenRunFile`, HDF5's ``OSError``, a missing dataset's ``KeyError``)."""
+    if isinstance(error, BrokenRunFile):
+        return error.reason
+    if isinstance(error, KeyError):
+        return "not a spinsim run file (a group or dataset is missing)"
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    text = str(error).strip()
+    if "signature" in text:
+        return "not an HDF5 file, so not a spinsim run file"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_TRUNCATION_WAIT_S = 1.0  # how long a short file may take to grow (a copy just finishing)
+
+
+def stored_end_of_file(path: Path) -> int | None:
+    """The end-of-file address that an HDF5 file's superblock records, plus its base
+    address (the size the whole file must have), or None when ``path`` has no HDF5
+    signature (at 0, 512, 1024, ... as HDF5 searches for it). Superblock versions 0-3."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        where = 0
+        while where + 8 <= size:
+            fh.seek(where)
+            head = fh.read(96)
+            if head[:8] == _HDF5_SIGNATURE:
+                return _superblock_end(head, size)
+            where = 512 if where == 0 else 2 * where
+    return None
+
+
+def _superblock_end(head: bytes, size: int) -> int:
+    version = head[8] if len(head) > 8 else -1
+    if version in (2, 3):
+        o = head[9] if len(head) > 9 else 8
+        at = 12  # signature, version, offset and length sizes, flags
+        fields = 3  # base address, superblock extension, end of file
+    elif version in (0, 1):
+        o = head[13] if len(head) > 13 else 8
+        at = 24 + (4 if version == 1 else 0)
+        fields = 3  # base address, free-space info, end of file
+    else:
+        return size + 1  # a superblock this reader does not know: treat as unreadable
+    if o not in (2, 4, 8) or len(head) < at + fields * o:
+        return size + 1  # the superblock itself is cut short
+    base = int.from_bytes(head[at : at + o], "little")
+    end = int.from_bytes(head[at + 2 * o : at + 3 * o], "little")
+    undefined = (1 << (8 * o)) - 1
+    return end if base == undefined else base + end
+
+
+def check_whole(path: Path) -> None:
+    """:class:`BrokenRunFile` unless ``path`` is a whole HDF5 file: at least the size its
+    superblock records. A file being written by spinsim passes (its writer extends the
+    file before it records a new end); a short one gets ``_TRUNCATION_WAIT_S`` to grow.
+
+    Checked before HDF5 opens the file: as a SWMR reader HDF5 skips its own end-of-file
+    check and then retries reads past the end forever (in C, where Ctrl-C cannot reach)."""
+    import time
+
+    deadline = time.monotonic() + _TRUNCATION_WAIT_S
+    while True:
+        size = path.stat().st_size
+        if size == 0:
+            raise BrokenRunFile(path, "an empty file (0 bytes), not a spinsim run file")
+        end = stored_end_of_file(path)
+        if end is None:
+            raise BrokenRunFile(path, "not an HDF5 file, so not a spinsim run file")
+        if size >= end:
+            return
+        if time.monotonic() >= deadline:
+            raise BrokenRunFile(
+                path,
+                f"cut short, {size} of the {end} bytes its HDF5 header records "
+                "(a copy still running or broken off, or a disk that filled while it was copied)"
+            )
+        time.sleep(0.05)
+
+
+# A SWMR reader retries a metadata read whose checksum fails (a block the writer is
+# rewriting) with waits that double each time: HDF5's default of 100 attempts never ends
+# on a damaged file (a zero-filled or partly copied one). 28 attempts wait about 0.3 s in
+# all, far longer than a writer takes to rewrite a block.
+SWMR_READ_ATTEMPTS = 28
+
+
+def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> bool:
+    """``H5Pset_metadata_read_attempts`` on ``fapl`` (h5py does not wrap it), through the
+    HDF5 library h5py loaded; False where that library cannot be found."""
+    function = _hdf5_function("H5Pset_metadata_read_attempts")
+    if function is None:
+        return False
+    return function(fapl.id, attempts) >= 0
+
+
+@functools.lru_cache(maxsize=None)
+def _hdf5_function(name: str):
+    import ctypes
+
+    for library in _loaded_hdf5_libraries():
+        try:
+            function = getattr(ctypes.CDLL(library), name)
+        except (OSError, AttributeError):
+            continue
+        function.argtypes, function.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+        return function
+    return None
+
+
+def _loaded_hdf5_libraries() -> list[str]:
+    """Paths of the HDF5 C library this process loaded for h5py (Linux: from
+    ``/proc/self/maps``; elsewhere the copy an h5py wheel bundles)."""
+    found: list[str] = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            name = line.rsplit(" ", 1)[-1]
+            base = os.path.basename(name)
+            if base.startswith("libhdf5") and not base.startswith("libhdf5_hl") and name not in found:
+                found.append(name)
+    if not found:
+        bundled = Path(h5py.__file__).parent.parent / "h5py.libs"
+        found = [str(p) for p in sorted(bundled.glob("libhdf5*")) if not p.name.startswith("libhdf5_hl")]
+    return found
+
+
+def _open_swmr_reader(path: Path) -> h5py.File:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    if not _set_read_attempts(fapl, SWMR_READ_ATTEMPTS):
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
+
+
 def _open_for_reading(path: Path) -> h5py.File:
     """Open read-only, as a SWMR reader: a file being written, or left by a killed
     writer, opens as of its last flush. Files of older spinsim versions (not SWMR)
-    open as plain files, and without HDF5's lock while their writer holds it."""
+    open as plain files, and without HDF5's lock while their writer holds it.
+    A missing file raises ``FileNotFoundError``; an empty, foreign or cut-short one
+    :class:`BrokenRunFile` (:func:`check_whole`), within about a second."""
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.is_file():
+        check_whole(path)
     try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
+        return _open_swmr_reader(path)
     except OSError as error:
         text = str(error)
         if "signature" in text or "No such file" in text or "ermission" in text:
@@ -889,6 +1058,33 @@ def _open_for_reading(path: Path) -> h5py.File:
             if "lock" not in str(plain_error):
                 raise
             return h5py.File(path, "r", locking=False)
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[h5py.File]:
+    """The run file open for reading (:func:`_open_for_reading`); what HDF5 cannot read
+    in it (a damaged header, a checksum that fails, a missing group) is a
+    :class:`BrokenRunFile` naming the file, raised as soon as HDF5 gives up."""
+    try:
+        file = _open_for_reading(path)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except OSError as error:
+        raise BrokenRunFile(path, _damage(error)) from None
+    try:
+        with file:
+            yield file
+    except (OSError, KeyError) as error:
+        raise BrokenRunFile(path, _damage(error)) from None
+
+
+def _damage(error: BaseException) -> str:
+    text = str(error.args[0] if isinstance(error, KeyError) and error.args else error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    line = re.sub(r"^Unable to (synchronously )?|^Can't (synchronously )?", "", line)
+    if "doesn't exist" in line or "signature" in line:
+        return f"not a spinsim run file ({line})"
+    return f"damaged, HDF5 cannot read it ({line})"
 
 
 def _plain(value: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from spinsim.io.runfile import load
+from spinsim.io.runfile import load, unreadable_reason
 from spinsim.models.neural_cpm.state import CellState
 
 
@@ -94,7 +94,7 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
         try:
             run = load(path)
         except (OSError, KeyError, ValueError) as error:
-            raise ValueError(f"{path}: not a readable run file ({error})") from None
+            raise ValueError(f"{path}: {unreadable_reason(error)}") from None
         if "cell_type" not in run.parameters:
             raise ValueError(f"{path}: not a cellular Potts run (model=cpm or model=neural_cpm)")
         snapshots = run.snapshots
