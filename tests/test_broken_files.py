@@ -81,7 +81,9 @@ def test_load_answers_every_broken_file_within_seconds(files):
     done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout)
-    expected = {n: BROKEN[n][1] for n in BROKEN} | {"foreign": "not a spinsim run file (no /parameters group)"}
+    expected = {n: BROKEN[n][1] for n in BROKEN} | {
+        "foreign": "not a spinsim run file (no /parameters group)"
+    }
     for name, start in expected.items():
         for how in ("load", "steps", "snapshots"):
             reason, seconds = found[f"{files / name}.h5 {how}"]

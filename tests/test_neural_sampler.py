@@ -166,9 +166,7 @@ def test_single_proposal_chain_samples_its_exact_time_t_law(direction, neighbour
     h = CellSortHamiltonian(
         contact=[[0, 1, 1], [1, 0.5, 1.5], [1, 1.5, 0.2]], lambda_area=0.3, target_area=2.0
     )
-    K, energy, codes = boundary_chain(
-        h, states, types, shape, direction=direction, neighbour=neighbour
-    )
+    K, energy, codes = boundary_chain(h, states, types, shape, direction=direction, neighbour=neighbour)
     start = 17
     law = np.zeros(len(states))
     law[start] = 1.0

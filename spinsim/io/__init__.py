@@ -14,5 +14,12 @@ from spinsim.io.runfile import (
 
 __all__ = [
     "BrokenRunFile",
-    "Layout", "Run", "RunFile", "RunFileError", "Series", "load", "read_snapshots", "snapshot_steps",
+    "Layout",
+    "Run",
+    "RunFile",
+    "RunFileError",
+    "Series",
+    "load",
+    "read_snapshots",
+    "snapshot_steps",
 ]

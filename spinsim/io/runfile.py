@@ -976,7 +976,7 @@ def check_whole(path: Path) -> None:
             raise BrokenRunFile(
                 path,
                 f"cut short, {size} of the {end} bytes its HDF5 header records "
-                "(a copy still running or broken off, or a disk that filled while it was copied)"
+                "(a copy still running or broken off, or a disk that filled while it was copied)",
             )
         time.sleep(0.05)
 

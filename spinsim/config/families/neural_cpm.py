@@ -34,6 +34,7 @@ from spinsim.models.neural_cpm.registry import HAMILTONIANS, PRESETS, build_hami
 
 log = logging.getLogger(__name__)
 
+
 def hamiltonian_from_config(
     cfg: DictConfig, n_types: int, shape: tuple[int, int], n_ids: int, mean_area: float
 ) -> torch.nn.Module:
