@@ -197,7 +197,7 @@ def wait_for_commit(path, step=1, timeout=120, proc=None):
                 run = load(path, snapshots=False)
                 if run.commit is not None and run.commit.step >= step:
                     return run
-            except (OSError, KeyError):
+            except (OSError, KeyError, ValueError):
                 pass
         time.sleep(0.02)
     raise AssertionError(f"{path} never committed step {step}")

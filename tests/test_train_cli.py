@@ -10,14 +10,17 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 import spinsim
-from conftest import simulate_quiet, spinsim_cli
+from conftest import simulate_quiet, spinsim_cli, start_cli, wait_for_commit
 from spinsim.commands import train
+from spinsim.io.checkpoint import checkpoint_path
 from spinsim.io import load
 
 DATA = [
@@ -88,6 +91,78 @@ def test_resumed_training_equals_one_run(data, tmp_path):
     ]
     for key in saved[0]:
         assert torch.equal(saved[0][key], saved[1][key]), key
+
+
+def assert_same_training(whole, resumed):
+    """Two train runs hold the same observables and frames, and their checkpoints the same
+    model and task state, value for value."""
+    a, b = load(whole.path), load(resumed.path)
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name].step, b.observables[name].step, err_msg=name)
+        np.testing.assert_array_equal(a.observables[name].value, b.observables[name].value, err_msg=name)
+    for name in a.frames:
+        np.testing.assert_array_equal(a.frames[name].value, b.frames[name].value, err_msg=name)
+    saved = [torch.load(p, weights_only=False)["state"] for p in (whole.checkpoint, resumed.checkpoint)]
+    for key, value in saved[0]["model"]["state_dict"].items():
+        assert torch.equal(value, saved[1]["model"]["state_dict"][key]), key
+    for key, value in saved[0]["task"]["cd"]["hamiltonian"].items():
+        assert torch.equal(value, saved[1]["task"]["cd"]["hamiltonian"][key]), key
+
+
+def test_a_training_killed_before_its_first_checkpoint_resumes_from_its_last_commit(data, tmp_path):
+    """kill -9 at step 40 or later of 200 with no checkpoint yet (checkpoint_every=0): the run file
+    names itself in the refusal of output= and resume=RUN.h5 continues it in place, to the
+    uninterrupted run value for value; resuming it again says there is nothing to resume."""
+    common = [f"data={data}", "model.hamiltonian=cellsort", *SHORT, "checkpoint_every=0", "steps=200"]
+    whole, _ = train_quiet(tmp_path / "whole.h5", *common)
+    path = tmp_path / "killed.h5"
+    proc = start_cli("train", *common, f"output={path}", f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path,
+                     env={"SPINSIM_COMMIT_SECONDS": "0"})  # fmt: skip
+    try:
+        wait_for_commit(path, step=40, proc=proc)
+    finally:
+        proc.kill()
+        proc.communicate()
+    killed = load(path)
+    assert killed.status == "died" and 40 <= killed.commit.step < 200
+    assert not checkpoint_path(path).exists()
+    again = spinsim_cli("train", *common, f"output={path}", f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.strip().endswith(
+        f"the file exists and spinsim never overwrites a run; choose another path, or continue its run "
+        f"with resume={path}"
+    ), again.stderr
+    resumed, _ = train_quiet(path, f"resume={path}")
+    assert load(path).parameters["resumed"] == 1
+    assert_same_training(whole, resumed)
+    done = spinsim_cli("train", f"resume={path}", "progress=false", f"hydra.run.dir={tmp_path / 'h'}",
+                       cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and "nothing to resume" in done.stdout, done.stderr
+
+
+def test_a_checkpoint_without_room_is_one_line_and_the_run_resumes(data, tmp_path):
+    """No room for the checkpoint (the folder's free space reads 1 KiB; the run file's own
+    check passes): one line, exit status 1, the run file marked failed with its commits, and
+    resume=RUN.h5 ends where the uninterrupted run ends."""
+    common = [f"data={data}", "model.hamiltonian=cellsort", *SHORT, "checkpoint_every=4", "steps=8"]
+    whole, _ = train_quiet(tmp_path / "whole.h5", *common)
+    path = tmp_path / "full.h5"
+    script = (
+        "import sys; from pathlib import Path; import spinsim.io.runfile as f\n"
+        "f.space_left = lambda p: 1024 if Path(p).is_dir() else 1 << 40\n"
+        "from spinsim.cli import main; main(sys.argv[1:])"
+    )
+    done = subprocess.run([sys.executable, "-c", script, "train", *common, f"output={path}",
+                           f"hydra.run.dir={tmp_path / 'h'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith(f"spinsim train: error: cannot write {checkpoint_path(path)}: no space for the "
+                               "checkpoint (")  # fmt: skip
+    assert lines[0].endswith(f"left); the run file keeps every commit (resume={path})"), lines[0]
+    failed = load(path)
+    assert failed.status == "failed" and failed.commit.step == 4
+    resumed, _ = train_quiet(path, f"resume={path}")
+    assert_same_training(whole, resumed)
 
 
 def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
@@ -172,9 +247,6 @@ def test_torchrun_trains_data_parallel_on_two_gloo_ranks(data, tmp_path):
     """``torchrun --nproc_per_node=2 -m spinsim train``: rank 0 writes the run file (global
     batch 2 x 4) and its checkpoint, rank 1 its own; both ranks end with the same parameters,
     and those differ from a one-process run of the same seed (the ranks' chains differ)."""
-    import subprocess
-    import sys
-
     from test_neural_distributed import free_port
 
     out = tmp_path / "ddp.h5"

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from spinsim.config import build, compose
+from spinsim.config import build
 from spinsim.config.checks import plain
+from spinsim.config.resume import resumed_config
 from spinsim.config.setup import Simulation, build_simulation
 from spinsim.engines.base import from_bytes
 from spinsim.errors import ConfigError
@@ -33,11 +33,6 @@ from spinsim.run.signals import GracefulStop
 from spinsim.view.report import print_exchange_rates
 
 log = logging.getLogger(__name__)
-
-# Keys a resumed run may take from the command line; every other key is the run's own.
-# (Its chain continues value for value on the same device and threads.)
-RESUME_KEYS = ("resume", "sweeps", "progress", "output", "device")
-
 
 @dataclass
 class SimulationResult:
@@ -53,7 +48,7 @@ def run(cfg: DictConfig) -> SimulationResult:
     if plain(cfg.get("resume")):
         return resume(cfg)
     sim = build_simulation(cfg)
-    path = build.output_path(cfg.output)
+    path = build.output_path(cfg.output, resumable=True)
     parameters = {**standard_parameters(cfg, seed=sim.seed, device=_device(sim), threads=sim.threads),
                   **sim.parameters()}  # fmt: skip
     file = create_run_file(
@@ -145,7 +140,7 @@ def resume(cfg: DictConfig) -> SimulationResult:
         )
     if stored.status == "running":
         raise ConfigError("resume", str(path), "its run is still going (its writer process is alive)")
-    run_cfg = resumed_config(cfg, stored.config, str(path))
+    run_cfg = resumed_config("simulate", cfg, stored.config, str(path), "sweeps")
     sim = build_simulation(run_cfg)
     if stored.status == "completed" and stored.step >= sim.schedule.total:
         print(f"{path}: completed ({stored.step} sweeps); nothing to resume (give sweeps= to extend it)")
@@ -164,43 +159,3 @@ def resume(cfg: DictConfig) -> SimulationResult:
     log.info("resuming %s at sweep %d of %d", path, commit.step, sim.schedule.total)
     before = {k: v for k, v in stored.timing.items() if np.isfinite(v)}  # a killed run has none yet
     return execute(sim, file, record, start=commit.step, progress=bool(run_cfg.progress), before=before)
-
-
-def resumed_config(cfg: DictConfig, stored: DictConfig, path: str) -> DictConfig:
-    """The stored run's config, with ``sweeps`` (never fewer), ``progress`` and ``device.*``
-    from ``cfg`` where it sets them.
-
-    Any other key that ``cfg`` sets away from the defaults and that differs
-    from the stored run is refused: a resumed run keeps its configuration.
-    """
-    defaults = compose("simulate", [])
-    given = _flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    default = _flat(OmegaConf.to_container(defaults, resolve=True, enum_to_str=True))
-    old = _flat(OmegaConf.to_container(stored, resolve=True, enum_to_str=True))
-    for key, value in given.items():
-        if key.split(".")[0] in RESUME_KEYS or key.startswith("hydra"):
-            continue
-        if value != default.get(key) and value != old.get(key):
-            raise ConfigError(
-                key, value,
-                f"a resumed run keeps its configuration ({key}={old.get(key)} in {path}); "
-                "only sweeps may grow",
-            )  # fmt: skip
-    sweeps = plain(cfg.sweeps) if plain(cfg.sweeps) != default.get("sweeps") else plain(stored.sweeps)
-    if sweeps < plain(stored.sweeps):
-        raise ConfigError("sweeps", sweeps, f"at least the run's own {plain(stored.sweeps)} when resuming it")
-    device = {k: v for k, v in given.items() if k.startswith("device.") and v != default.get(k)}
-    merged = OmegaConf.merge(stored, {"sweeps": sweeps, "progress": plain(cfg.progress), "resume": None,
-                                      "output": str(path)})  # fmt: skip
-    for key, value in device.items():
-        OmegaConf.update(merged, key, value)
-    return merged
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): tree}

@@ -35,8 +35,11 @@ from omegaconf import DictConfig, OmegaConf
 from spinsim.config import build
 from spinsim.config.checks import at_least, plain, seed, translate
 from spinsim.config.families.neural_cpm import hamiltonian_from_config
-from spinsim.errors import ConfigError
-from spinsim.io import checkpoint
+from spinsim.config.resume import resumed_config
+from spinsim.engines.base import from_bytes
+from spinsim.errors import ConfigError, OutputError
+from spinsim.io import Run, RunFile, checkpoint
+from spinsim.io.runfile import stored_end_of_file
 from spinsim.models.neural_cpm.registry import hamiltonian_checkpoint
 from spinsim.run.driver import Record, run_task
 from spinsim.run.files import create_run_file, standard_parameters
@@ -132,10 +135,45 @@ def check_options(cfg: DictConfig) -> None:
         raise ConfigError("ema", plain(cfg.ema), "must be in [0, 1) (0: off)")
 
 
+def resumed_run_file(cfg: DictConfig) -> tuple[DictConfig, Run] | None:
+    """For ``resume=RUN.h5`` (a train run file, not a checkpoint): the run's own config with
+    ``steps`` grown as given, and the stored run; None for any other ``resume``."""
+    value = plain(cfg.resume)
+    if value is None:
+        return None
+    path = build.existing_path("resume", value)
+    if path.is_dir():
+        raise ConfigError("resume", str(value), "give a train run file (.h5) or its checkpoint (.ckpt.pt)")
+    if path.name.endswith(".pt") or stored_end_of_file(path) is None:
+        return None  # a checkpoint (torch's zip), read by checkpoint.load
+    stored = build.run_file("resume", str(path), observables=True)
+    if stored.parameters.get("command") != "train":
+        command = stored.parameters.get("command")
+        reason = f"a {command} run; train resumes train runs and their checkpoints"
+        raise ConfigError("resume", str(path), reason)
+    if stored.status == "running":
+        raise ConfigError("resume", str(path), "its run is still going (its writer process is alive)")
+    if int(stored.parameters.get("world_size", 1)) > 1:
+        ckpt = checkpoint.checkpoint_path(path)
+        raise ConfigError(
+            "resume", str(path), f"a data-parallel run resumes from its checkpoint, resume={ckpt} "
+            "(every rank's chains are there)",
+        )  # fmt: skip
+    if stored.commit is None or stored.commit.slot < 0:
+        raise ConfigError("resume", str(path), "holds no committed training state to resume from")
+    return resumed_config("train", cfg, stored.config, str(path), "steps"), stored
+
+
 def run(cfg: DictConfig) -> TrainResult | None:
-    """Run the training that ``cfg`` (``conf/train.yaml`` composed) describes."""
+    """Run the training that ``cfg`` (``conf/train.yaml`` composed) describes; with
+    ``resume=RUN.h5`` continue that run in its own file from its last commit, with
+    ``resume=RUN.ckpt.pt`` from that checkpoint into a new run file."""
     if plain(cfg.model.name) != "neural_cpm":
         raise ConfigError("model", plain(cfg.model.name), "spinsim train fits model=neural_cpm")
+    in_place = resumed_run_file(cfg)
+    stored = None
+    if in_place is not None:
+        cfg, stored = in_place
     check_options(cfg)
     schedule = build.step_schedule(cfg)
     steps = schedule.total
@@ -160,9 +198,14 @@ def run(cfg: DictConfig) -> TrainResult | None:
     task = build_training(cfg, data, dev, rank, world)
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    path = build.output_path(cfg.output, exist_ok=rank > 0)  # rank 0 creates it
+    path = build.output_path(cfg.output, exist_ok=rank > 0 or stored is not None, resumable=True)
     start, resumed_from = 0, ""
-    if cfg.resume is not None:
+    if stored is not None:
+        start = stored.commit.step
+        if stored.status == "completed" and start >= steps:
+            print(f"{path}: completed ({start} steps); nothing to resume (give steps= to extend it)")
+            return TrainResult(path, checkpoint.checkpoint_path(path), stored.summary or {}, 0.0)
+    elif cfg.resume is not None:
         resumed_from = str(Path(str(cfg.resume)).resolve())
         source = resumed_from if rank == 0 else str(checkpoint.checkpoint_path(Path(resumed_from).parent / (
             Path(resumed_from).name.removesuffix(".ckpt.pt") + ".h5"), rank))  # fmt: skip
@@ -175,12 +218,11 @@ def run(cfg: DictConfig) -> TrainResult | None:
                 )
         start = int(payload["step"])
         if steps <= start:
-            raise ConfigError(
-                "steps", steps, f"must exceed the checkpoint's step {start} to continue from it"
-            )
+            print(f"{source}: step {start}; nothing to resume (give steps= above {start} to extend it)")
+            return None
         task.load_state_dict(payload["state"]["task"])
     ckpt = checkpoint.checkpoint_path(path, rank)
-    if ckpt.exists() and rank == 0:
+    if ckpt.exists() and rank == 0 and stored is None:
         raise ConfigError("output", str(path), f"its checkpoint {ckpt} exists; choose another path")
 
     cells = {"type_names": list(data.type_names), "cells": list(data.cells), "mean_area": data.mean_area,
@@ -190,7 +232,12 @@ def run(cfg: DictConfig) -> TrainResult | None:
         state = {"task": task.state_dict(), "world_size": world, "cells": cells}
         if rank == 0:
             state["model"] = hamiltonian_checkpoint(task.cd.evaluated_model())
-        checkpoint.save(ckpt, step, config, dev.type, state)
+        try:
+            checkpoint.save(ckpt, step, config, dev.type, state)
+        except OutputError as error:
+            if world > 1:
+                raise
+            raise OutputError(f"{error}; the run file keeps every commit (resume={path})") from None
 
     if rank > 0:  # the other ranks step in lockstep with rank 0 (the all-reduce), writing no run file
         step = start
@@ -226,13 +273,25 @@ def run(cfg: DictConfig) -> TrainResult | None:
         arrays["true_contact"] = data.truth["contact"]
         arrays["true_lambda_area"] = np.array([data.truth["lambda_area"]])
     temperature = [float(cfg.temperature)] * int(cfg.batch)
-    file = create_run_file(path, "train", cfg, parameters=parameters, temperature=temperature,
-                           layout=task.layout(), arrays=arrays)  # fmt: skip
+    record = Record()
+    if stored is None:
+        file = create_run_file(path, "train", cfg, parameters=parameters, temperature=temperature,
+                               layout=task.layout(), arrays=arrays)  # fmt: skip
+    else:
+        update = {"steps": steps, "config": OmegaConf.to_yaml(cfg, resolve=True)}
+        try:
+            file, commit, state = RunFile.reopen(path, task.layout(), update)
+        except ValueError as error:
+            raise ConfigError("resume", str(path), str(error)) from None
+        task.load_state_dict(from_bytes(state))
+        names = list(task.layout().observables)
+        if commit.measurements and names:
+            record.extend(stored.observables[names[0]].step, {n: stored.observables[n].value for n in names})
+        log.info("resuming %s at step %d of %d", path, start, steps)
     log.info("writing %s (%s on %d data states of %s, %s)", path, name, data.states.batch,
              "x".join(map(str, data.shape)), parameters["device"])  # fmt: skip
 
     proposals_per_step = task.cd.iterations * task.cd.sampler.proposals * task.cd.batch
-    record = Record()
     status = "failed"
     summary: dict[str, np.ndarray] = {}
     try:

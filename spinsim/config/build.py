@@ -189,18 +189,24 @@ def step_schedule(cfg: DictConfig) -> Schedule:
     )
 
 
-def output_path(output: Any, key: str = "output", exist_ok: bool = False) -> Path:
+def output_path(output: Any, key: str = "output", exist_ok: bool = False, resumable: bool = False) -> Path:
     """Where a command writes: a relative path lands in Hydra's run directory (the working
-    directory outside Hydra). Never an existing file unless ``exist_ok``."""
+    directory outside Hydra). Never an existing file unless ``exist_ok`` (``resumable``: the
+    refusal says that ``resume=`` continues the file's run)."""
+    if plain(output) is None or not str(plain(output)).strip():
+        raise ConfigError(key, plain(output), "give the path of the file to write")
     path = Path(str(plain(output))).expanduser()
     if not path.is_absolute():
         from hydra.core.hydra_config import HydraConfig
 
         base = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
         path = base / path
+    if path.is_dir():
+        raise ConfigError(key, str(path), "is a folder; give the path of a file to write (a .h5 inside it)")
     if path.exists() and not exist_ok:
+        hint = f", or continue its run with resume={path}" if resumable else ""
         raise ConfigError(
-            key, str(path), "the file exists and spinsim never overwrites a run; choose another path"
+            key, str(path), f"the file exists and spinsim never overwrites a run; choose another path{hint}"
         )
     return path
 

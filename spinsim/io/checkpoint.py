@@ -9,11 +9,15 @@ checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+
+from spinsim.errors import OutputError, describe_os_error
 
 FORMAT = "spinsim-checkpoint"
 VERSION = 1
@@ -27,7 +31,12 @@ def checkpoint_path(path: str | Path, rank: int = 0) -> Path:
 
 
 def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, state: dict) -> None:
-    """Write the checkpoint of ``step`` to ``path`` (atomically)."""
+    """Write the checkpoint of ``step`` to ``path`` (atomically). Serialised in memory first, so
+    its size is checked against the room left (free space, file size limit) before a byte is
+    written; :class:`spinsim.errors.OutputError` (one line) where it does not fit or the write
+    fails; the previous checkpoint stays either way."""
+    from spinsim.io.runfile import space_left
+
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -37,9 +46,31 @@ def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, st
         "device": device,
         "state": state,
     }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    kept = "; the previous checkpoint is kept" if path.exists() else ""
+    try:
+        room = space_left(path.parent)
+        if room < data.nbytes:
+            raise OutputError(
+                f"cannot write {path}: no space for the checkpoint ({_mib(data.nbytes)} needed, "
+                f"{_mib(room)} left){kept}"
+            )
+        with open(tmp, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(describe_os_error(error, str(path)) + kept) from None
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):.3g} MiB"
 
 
 def load(path: str | Path) -> dict:
