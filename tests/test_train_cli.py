@@ -20,8 +20,8 @@ import torch
 import spinsim
 from conftest import simulate_quiet, spinsim_cli, start_cli, wait_for_commit
 from spinsim.commands import train
-from spinsim.io.checkpoint import checkpoint_path
 from spinsim.io import load
+from spinsim.io.checkpoint import checkpoint_path
 
 DATA = [
     "experiment=cell_sorting_b", "lattice.size=24", "model.cells=[3,3]", "model.target_area=30",
