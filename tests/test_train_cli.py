@@ -156,8 +156,8 @@ def test_a_checkpoint_without_room_is_one_line_and_the_run_resumes(data, tmp_pat
                           timeout=300)  # fmt: skip
     lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
     assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
-    assert lines[0].startswith(f"spinsim train: error: cannot write {checkpoint_path(path)}: no space for the "
-                               "checkpoint (")  # fmt: skip
+    expected = f"spinsim train: error: cannot write {checkpoint_path(path)}: no space for the checkpoint ("
+    assert lines[0].startswith(expected), lines[0]
     assert lines[0].endswith(f"left); the run file keeps every commit (resume={path})"), lines[0]
     failed = load(path)
     assert failed.status == "failed" and failed.commit.step == 4
