@@ -160,7 +160,7 @@ def run_command(command: Command, args: list[str]) -> None:
     import hydra
 
     from spinsim.config import register
-    from spinsim.errors import ConfigError, OutputError, describe_os_error
+    from spinsim.errors import ConfigError, OutputError, RunAborted, describe_os_error
     from spinsim.run.parallel import SWEEP_JOBS_ENV, sweep_jobs
 
     register({c.name: (c.usage, c.examples) for c in COMMANDS.values()})
@@ -191,6 +191,8 @@ def run_command(command: Command, args: list[str]) -> None:
             fail(prog, str(error))  # before Hydra's job runner reports it with a traceback
         except OutputError:
             raise  # one line from the command line, below (and an exit before HDF5 cleans up)
+        except RunAborted as error:
+            fail(prog, str(error), EXIT_OUTPUT)
         except OSError as error:  # an output folder or file that cannot be made
             if os.getpid() != cli_pid:
                 raise

@@ -66,3 +66,9 @@ def make_folder(folder, target=None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(describe_os_error(error, str(target))) from None
+
+
+class RunAborted(RuntimeError):
+    """A run that cannot go on for a reason outside its input and outputs (a data-parallel
+    rank died). ``str(error)`` is one line: what happened and how to continue. The command
+    line prints it and exits with status 1."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -353,3 +355,45 @@ def test_without_data_train_makes_the_default_data_set_once_and_its_model_simula
                       f"output={tmp_path / 'sim.h5'}", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert load(tmp_path / "sim.h5").status == "completed"
+
+
+@pytest.mark.slow  # torchrun, two ranks, a kill: about 10 s on the shared 2-core machine
+def test_a_killed_torchrun_rank_ends_the_survivor_in_one_spinsim_line(data, tmp_path):
+    """kill -9 of rank 1 once a checkpoint exists: rank 0 ends with one spinsim line naming
+    itself and the resume= to use, no traceback of its own (torchrun adds its summary)."""
+    from test_neural_distributed import free_port
+
+    out = tmp_path / "ddp.h5"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+            f"--master_port={free_port()}", "-m", "spinsim", "train", f"data={data}",
+            "model.hamiltonian=cellsort", "steps=100000", *SHORT,
+            f"output={out}", f"hydra.run.dir={tmp_path}/hydra"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
+    try:
+        rank1 = checkpoint_path(out, 1)
+        deadline = time.time() + 120
+        while not rank1.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert rank1.exists(), "rank 1 never wrote a checkpoint"
+        pids = subprocess.run(["pgrep", "-f", f"output={out}"], capture_output=True, text=True).stdout.split()
+        killed = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+                if b"RANK=1" in environ and b"LOCAL_RANK=1" in environ:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed += 1
+        assert killed == 1, pids
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    ours = [line for line in output.splitlines() if line.startswith("spinsim train: error:")]
+    assert len(ours) == 1, output[-4000:]
+    assert ours[0].startswith("spinsim train: error: rank 0 of 2: another rank stopped answering (")
+    assert ours[0].endswith(f"the same torchrun command with resume={checkpoint_path(out)}"), ours[0]
+    assert "[rank0]: Traceback" not in output and "Error executing job" not in output, output[-4000:]
+    assert load(out).status == "failed"

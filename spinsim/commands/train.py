@@ -22,11 +22,13 @@ writes the run file and its checkpoint, rank r > 0 its own checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -37,7 +39,7 @@ from spinsim.config.checks import at_least, plain, seed, translate
 from spinsim.config.families.neural_cpm import hamiltonian_from_config
 from spinsim.config.resume import resumed_config
 from spinsim.engines.base import from_bytes
-from spinsim.errors import ConfigError, OutputError
+from spinsim.errors import ConfigError, OutputError, RunAborted
 from spinsim.io import Run, RunFile, checkpoint
 from spinsim.io.runfile import stored_end_of_file
 from spinsim.models.neural_cpm.registry import hamiltonian_checkpoint
@@ -133,6 +135,26 @@ def check_options(cfg: DictConfig) -> None:
         raise ConfigError("p_reset", plain(cfg.p_reset), "must be between 0 and 1")
     if not 0 <= float(cfg.ema) < 1:
         raise ConfigError("ema", plain(cfg.ema), "must be in [0, 1) (0: off)")
+
+
+@contextlib.contextmanager
+def lost_ranks(rank: int, world: int, resume_from: Path) -> Iterator[None]:
+    """Data parallel: a collective that fails because another rank died (gloo's or NCCL's
+    RuntimeError) becomes one :class:`RunAborted` line naming this rank and the checkpoint to
+    resume from (torchrun's own summary names the rank that died)."""
+    try:
+        yield
+    except RuntimeError as error:
+        if world == 1 or isinstance(error, RunAborted):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = reason.split("] ", 1)[-1].split(". ", 1)[0][:160]  # gloo prefixes its source file
+        if resume_from.exists():
+            then = f"continue from its last checkpoint: the same torchrun command with resume={resume_from}"
+        else:
+            then = "no checkpoint was written yet: start the training again"
+        lost = f"rank {rank} of {world}: another rank stopped answering ({reason})"
+        raise RunAborted(f"{lost}; {then}") from None
 
 
 def resumed_run_file(cfg: DictConfig) -> tuple[DictConfig, Run] | None:
@@ -239,14 +261,16 @@ def run(cfg: DictConfig) -> TrainResult | None:
                 raise
             raise OutputError(f"{error}; the run file keeps every commit (resume={path})") from None
 
+    resume_from = checkpoint.checkpoint_path(path)
     if rank > 0:  # the other ranks step in lockstep with rank 0 (the all-reduce), writing no run file
         step = start
         every = schedule.checkpoint_every or steps
-        while step < steps:
-            n = min(every - step % every, steps - step)
-            task.advance(n)
-            step += n
-            save_checkpoint(step)
+        with lost_ranks(rank, world, resume_from):
+            while step < steps:
+                n = min(every - step % every, steps - step)
+                task.advance(n)
+                step += n
+                save_checkpoint(step)
         return None
 
     name = plain(cfg.model.hamiltonian)
@@ -306,8 +330,9 @@ def run(cfg: DictConfig) -> TrainResult | None:
                 update="proposals",
             ) as progress,  # fmt: skip
         ):
-            outcome = run_task(task, schedule, file, record, progress, stop, start=start,
-                               on_checkpoint=save_checkpoint)  # fmt: skip
+            with lost_ranks(rank, world, resume_from):
+                outcome = run_task(task, schedule, file, record, progress, stop, start=start,
+                                   on_checkpoint=save_checkpoint)  # fmt: skip
             if outcome.steps_done:
                 save_checkpoint(outcome.step)
             summary = task.summary(record, outcome.step)["summary"]
