@@ -133,6 +133,14 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# Hydra's command-line flags (its argparse would print its whole usage for any other).
+HYDRA_FLAGS = frozenset(
+    "-m --multirun -c --cfg -p --package --resolve -i --info -r --run -cp --config-path -cn "
+    "--config-name -cd --config-dir --experimental-rerun -sc --shell-completion --hydra-help "
+    "--version -h --help".split()
+)
+
+
 def fail(prog: str, message: str, status: int = EXIT_USAGE) -> "NoReturn":  # noqa: F821
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(status)
@@ -170,6 +178,10 @@ def run_command(command: Command, args: list[str]) -> None:
         print_help(command, [a for a in args if not a.startswith("-")], prog)
         sys.exit(0)
     args = resumed_sweep(command, args, prog)
+    unknown = [a for a in args if a.startswith("-") and a.split("=", 1)[0] not in HYDRA_FLAGS]
+    if unknown:
+        fail(prog, f"{unknown[0]}: unknown option; options: -m/--multirun, --cfg job|hydra|all, --info, "
+                   "--help; settings are key=value")  # fmt: skip
     cli_pid = os.getpid()
 
     @hydra.main(version_base="1.3", config_path="pkg://spinsim.conf", config_name=command.name)
@@ -179,6 +191,10 @@ def run_command(command: Command, args: list[str]) -> None:
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             fail(prog, f"{missing[0]}: no value given; usage: {command.usage}")
+        added = appended_keys()
+        if added:
+            fail(prog, f"{added[0]}: no such key (a '+' adds a key that spinsim does not read); "
+                       f"see spinsim {command.name} --help")  # fmt: skip
         # the command (and torch, numba, h5py with it) only once the config composed
         module = importlib.import_module(command.module)
         try:
@@ -235,6 +251,26 @@ def run_command(command: Command, args: list[str]) -> None:
     finally:
         sys.argv, sys.stderr = saved_argv, saved_stderr
         held.release()
+
+
+def appended_keys() -> list[str]:
+    """Keys that ``+key=value`` (or ``++``) overrides add to the composed config, other than
+    Hydra's own and config groups (``+group=option``): spinsim would ignore them, so they are
+    refused as a misspelt key is."""
+    from importlib import resources
+
+    from hydra.core.hydra_config import HydraConfig
+
+    conf = resources.files("spinsim.conf")
+    found = []
+    for override in HydraConfig.get().overrides.task:
+        if not override.startswith("+"):
+            continue
+        key = override.lstrip("+").split("=", 1)[0].strip()
+        if key.startswith("hydra") or conf.joinpath(*key.split("/")).is_dir():
+            continue
+        found.append(key)
+    return found
 
 
 def print_help(command: Command, overrides: list[str], prog: str) -> None:

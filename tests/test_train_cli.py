@@ -199,7 +199,7 @@ def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["data=/no/such/folder"], "data=/no/such/folder: /no/such/folder: no such file or folder"),
+        (["data=/no/such/folder"], "data=/no/such/folder: no such file or folder"),
         (["model.hamiltonian=transformer"], "model.hamiltonian=transformer"),
         (["model.preset=mnist"], "model.preset=mnist: null, or one of cellular_mnist, bipolar"),
         (
@@ -209,15 +209,54 @@ def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
         (["sampler=metropolis"], "sampler=metropolis"),
         (["p_reset=1.5"], "p_reset=1.5: must be between 0 and 1"),
         (["steps=0"], "steps=0"),
+        # issue 24's cases: refused before anything is written, naming the key
+        (["batch=1000000000"], "batch=1000000000: 1000000000 chains of 24x24 sites need about "),
+        (["sampler.copy_neighbourhood=7"], "sampler.copy_neighbourhood=7: null (the model's) or one of 1, 2, 3, 4"),  # noqa: E501
+        (["sampler.proposals=0"], "sampler.proposals=0: must be an integer >= 1"),
+        (["optimizer.lr=inf"], "optimizer.lr=inf: must be a positive number"),
+        (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: must be a positive number"),
+        (["optimizer.symbolic_lr=nan"], "optimizer.symbolic_lr=nan: null (the lr) or a positive finite number"),  # noqa: E501
+        (["model.init_seed=-1"], "model.init_seed=-1: must be an integer >= 0"),
+        (["model.network.dims=[-4,4]"], "model.network.dims=[-4,4]: a list of positive integers, one per layer"),  # noqa: E501
+        (["model.network.dims=[4,4]"], "model.network.dims=[4,4]: model.network.dims, pools and widths need one"),  # noqa: E501
+        (["output="], "output=: give the path of the file to write"),
+        (["+model.lr=1"], "model.lr: no such key (a '+' adds a key that spinsim does not read)"),
+        (["--nonsense"], "--nonsense: unknown option; options: -m/--multirun"),
     ],
 )
 def test_bad_training_input_is_one_line(data, tmp_path, overrides, message):
     given = [] if any(o.startswith("data=") for o in overrides) else [f"data={data}"]
-    args = ["train", *given, "steps=1", "progress=false", *overrides]
-    done = spinsim_cli(*args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    assert message in done.stderr.strip().splitlines()[-1]
+    args = ["train", *given, "steps=1", "progress=false", f"hydra.run.dir={tmp_path}", f"output={tmp_path / 'train.h5'}"]  # noqa: E501
+    done = spinsim_cli(*args, *overrides, cwd=tmp_path)
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
+    assert message in lines[0]
+    assert not (tmp_path / "train.h5").exists()  # refused before the run file was made
+
+
+def test_more_bad_training_input_is_one_line(data, tmp_path):
+    """An output that is a folder; resume= of a torch file that is not a spinsim checkpoint and
+    of a simulate run; model.checkpoint= of a torch file holding a list; evaluate's reference
+    of another lattice."""
+    torch.save({"step": 3}, tmp_path / "dict.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    sim = tmp_path / "sim.h5"
+    simulate_quiet(sim, *DATA[:5], "batch=1", "sweeps=20", "snapshot_every=10", "lattice.size=30")
+    cases = [
+        (["train", f"data={data}", f"output={tmp_path}"], f"output={tmp_path}: is a folder; give the path"),
+        (["train", f"data={data}", f"resume={tmp_path / 'dict.pt'}"],
+         f"resume={tmp_path / 'dict.pt'}: not a spinsim checkpoint"),
+        (["train", f"data={data}", f"resume={sim}"], f"resume={sim}: a simulate run; train resumes train runs"),  # noqa: E501
+        (["simulate", "model=neural_cpm", f"model.checkpoint={tmp_path / 'list.pt'}"],
+         f"model.checkpoint={tmp_path / 'list.pt'}: not a spinsim train checkpoint or saved Hamiltonian (a list)"),  # noqa: E501
+        (["evaluate", str(sim), f"reference={data / 'sorting.h5'}"],
+         f"reference={data / 'sorting.h5'}: its states are 24x24, the runs' 30x30"),
+    ]  # fmt: skip
+    for args, message in cases:
+        done = spinsim_cli(*args, f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path)
+        lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
+        assert done.returncode == 2 and len(lines) == 1, (args, done.stderr[-3000:])
+        assert lines[0].startswith(f"spinsim {args[0]}: error: {message}"), lines[0]
 
 
 def test_training_on_a_spin_model_run_is_refused(tmp_path):

@@ -241,6 +241,19 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
 
     runs = _read("path", plain(cfg.path), skip=out)
     reference = _read("reference", plain(cfg.reference)) if has_reference else []
+    shape = tuple(runs[0].states.shape[-2:])
+    for ref in reference:
+        if tuple(ref.states.shape[-2:]) != shape:
+            raise ConfigError(
+                "reference", str(ref.path),
+                f"its states are {'x'.join(map(str, ref.states.shape[-2:]))}, the runs' "
+                f"{'x'.join(map(str, shape))}: volumes and alignment compare only on one lattice",
+            )  # fmt: skip
+        if tuple(ref.type_names) != tuple(runs[0].type_names):
+            raise ConfigError(
+                "reference", str(ref.path),
+                f"its cell types are {', '.join(ref.type_names)}, the runs' {', '.join(runs[0].type_names)}",
+            )  # fmt: skip
     n_types = len(runs[0].type_names)
     if polar >= n_types:
         raise ConfigError(

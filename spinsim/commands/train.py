@@ -35,8 +35,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from spinsim.config import build
-from spinsim.config.checks import at_least, plain, seed, translate
+from spinsim.config.checks import at_least, is_number, plain, seed, translate
 from spinsim.config.families.neural_cpm import hamiltonian_from_config
+from spinsim.config.memory import check_training_memory
 from spinsim.config.resume import resumed_config
 from spinsim.engines.base import from_bytes
 from spinsim.errors import ConfigError, OutputError, RunAborted
@@ -126,9 +127,10 @@ def check_options(cfg: DictConfig) -> None:
         value = plain(cfg[key])
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(key, value, "must be a finite number >= 0")
+    build.optimizer_factory(cfg.optimizer)  # lr, betas, eps, momentum: finite and in range
     symbolic_lr = plain(cfg.optimizer.get("symbolic_lr"))
-    if symbolic_lr is not None and not (isinstance(symbolic_lr, (int, float)) and symbolic_lr > 0):
-        raise ConfigError("optimizer.symbolic_lr", symbolic_lr, "null (the lr) or a positive number")
+    if symbolic_lr is not None and not (is_number(symbolic_lr) and symbolic_lr > 0):
+        raise ConfigError("optimizer.symbolic_lr", symbolic_lr, "null (the lr) or a positive finite number")
     if not float(cfg.temperature) > 0:
         raise ConfigError("temperature", plain(cfg.temperature), "must be positive")
     if not 0 <= float(cfg.p_reset) <= 1:
@@ -217,6 +219,7 @@ def run(cfg: DictConfig) -> TrainResult | None:
             torch.cuda.set_device(dev)
     with translate("data", plain(cfg.data)):
         data = load_training_data(data_paths(cfg), after)
+    check_training_memory(data.shape, at_least("batch", cfg.batch, 1), dev)
     task = build_training(cfg, data, dev, rank, world)
 
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
@@ -242,7 +245,12 @@ def run(cfg: DictConfig) -> TrainResult | None:
         if steps <= start:
             print(f"{source}: step {start}; nothing to resume (give steps= above {start} to extend it)")
             return None
-        task.load_state_dict(payload["state"]["task"])
+        with translate("resume", source):
+            try:
+                task.load_state_dict(payload["state"]["task"])
+            except (KeyError, RuntimeError, TypeError) as error:
+                kind = type(error).__name__
+                raise ValueError(f"its training state does not fit this training ({kind})") from None
     ckpt = checkpoint.checkpoint_path(path, rank)
     if ckpt.exists() and rank == 0 and stored is None:
         raise ConfigError("output", str(path), f"its checkpoint {ckpt} exists; choose another path")

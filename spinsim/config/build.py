@@ -19,6 +19,7 @@ from spinsim.config.checks import (
     at_least,
     existing_path,
     fraction,
+    integer,
     is_number,
     plain,
     positive,
@@ -123,10 +124,30 @@ def make_sampler(name: str, **options: Any) -> Sampler:
         if options["discretize"] not in DISCRETIZE:
             allowed = f"choose one of {', '.join(DISCRETIZE)}"
             raise ConfigError("sampler.discretize", options["discretize"], allowed)
+    _check_copy_options(options)
     if "copy_neighbourhood" in options:
         options = {"copy_order": options.pop("copy_neighbourhood"), **options}
     with translate("sampler", name):
         return build_sampler(name, **options)
+
+
+# the CPM samplers' choices (cpm_approx_parallel, cpm_sequential): checked here, so a bad one is
+# refused before a run file exists, naming its key
+COPY_CHOICES = {"neighbour": ("differing", "any"), "direction": ("push", "pull"), "site": ("any", "boundary")}
+
+
+def _check_copy_options(options: dict[str, Any]) -> None:
+    from spinsim.lattice import NEIGHBOURHOOD_ORDERS
+
+    order = options.get("copy_neighbourhood")
+    if order is not None and (isinstance(order, bool) or order not in NEIGHBOURHOOD_ORDERS):
+        orders = ", ".join(map(str, NEIGHBOURHOOD_ORDERS))
+        raise ConfigError("sampler.copy_neighbourhood", order, f"null (the model's) or one of {orders}")
+    for key, allowed in COPY_CHOICES.items():
+        if key in options and options[key] not in allowed:
+            raise ConfigError(f"sampler.{key}", options[key], f"choose one of {', '.join(allowed)}")
+    if "proposals" in options:
+        integer("sampler.proposals", options["proposals"], 1)
 
 
 def engine(

@@ -114,7 +114,8 @@ NETWORK_KEYS = (
 )  # fmt: skip
 NETWORK_HELP = (
     "network sizes (null: the default or preset's): dims, pools, widths, embed_kernel, embed_stride, "
-    "readout, mlp_blocks (NH), mlp, nh_dim, nh_pool (CNN baselines), padding, delta_method (NH: fast|full)"
+    "readout, mlp_blocks (NH), mlp, nh_dim, nh_pool (CNN baselines), padding, "
+    "delta_method (NH: fast|straightforward)"
 )
 
 

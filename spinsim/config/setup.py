@@ -101,7 +101,6 @@ def build_simulation(cfg: DictConfig) -> Simulation:
     family = family_of(plain(cfg.model.name))
     schedule, thermalize, sweeps = schedule_of(cfg, family)
     lattice = build.lattice(cfg.lattice, colourable=family.colourable)
-    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
     sampler_name = plain(cfg.sampler.name)
     check_sampler(family, sampler_name)
     family.check_run(cfg, lattice)
@@ -113,7 +112,8 @@ def build_simulation(cfg: DictConfig) -> Simulation:
         )  # fmt: skip
     dev = family.device(cfg, sampler_name) if family.device else build.device(cfg.device)
     threads = build.threads(cfg.device)
-    check_memory(family, lattice, len(replica_T), dev, plain(cfg.engine))
+    check_memory(family, lattice, len(temps) * batch, dev, plain(cfg.engine))  # before any allocation
+    replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
     model = family.build(cfg.model, lattice, dev)
     per_replica = family.replicas(cfg, model, len(replica_T)) if family.replicas else {}
     sampler = build.sampler(cfg.sampler)

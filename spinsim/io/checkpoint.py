@@ -35,7 +35,7 @@ def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, st
     its size is checked against the room left (free space, file size limit) before a byte is
     written; :class:`spinsim.errors.OutputError` (one line) where it does not fit or the write
     fails; the previous checkpoint stays either way."""
-    from spinsim.io.runfile import space_left
+    from spinsim.io.runfile import space_left, why_unwritable
 
     path = Path(path)
     payload = {
@@ -52,6 +52,9 @@ def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, st
     tmp = path.with_name(path.name + ".tmp")
     kept = "; the previous checkpoint is kept" if path.exists() else ""
     try:
+        unwritable = why_unwritable(path.parent)
+        if unwritable:
+            raise OutputError(f"cannot write {path}: {unwritable}{kept}")
         room = space_left(path.parent)
         if room < data.nbytes:
             raise OutputError(
@@ -86,6 +89,9 @@ def load(path: str | Path) -> dict:
         raise ValueError("not a spinsim checkpoint")
     if payload.get("version") != VERSION:
         raise ValueError(f"checkpoint format {payload.get('version')}, expected {VERSION}")
+    for key, kind in (("step", int), ("config", dict), ("device", str), ("state", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise ValueError(f"a damaged spinsim checkpoint (its {key} is missing or not a {kind.__name__})")
     return payload
 
 

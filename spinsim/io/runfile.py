@@ -173,6 +173,18 @@ def space_left(path: Path) -> int:
     return room
 
 
+def why_unwritable(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (a read-only file system, no permission), or None."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system"
+    except OSError:
+        return None  # a folder that does not exist yet: making it reports its own error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    return None
+
+
 def _mib(n: float) -> str:
     return f"{n / (1 << 20):.3g} MiB"
 
@@ -285,6 +297,9 @@ class RunFile:
         part = path.with_name(f".{path.name}.{os.getpid()}.part")
         _quiet_on_failure(part)
         try:
+            unwritable = why_unwritable(path.parent)
+            if unwritable:
+                raise RunFileError(f"cannot write {path}: {unwritable}")
             room = space_left(path)
             if room < CREATE_SPACE:
                 raise RunFileError(f"cannot write {path}: only {_mib(room)} left where it goes; "

@@ -16,6 +16,7 @@ can be scored against it (the Neural CPM paper's Table 1).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ import torch
 
 from spinsim.io.runfile import load, unreadable_reason
 from spinsim.models.neural_cpm.state import CellState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,11 +93,17 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
     ids, types, files, truths = [], [], [], []
     names: tuple[str, ...] | None = None
     shape = None
+    named = {Path(os.path.expanduser(str(p))).resolve() for p in paths}
     for path in run_files(paths):
         try:
             run = load(path)
         except (OSError, KeyError, ValueError) as error:
             raise ValueError(f"{path}: {unreadable_reason(error)}") from None
+        command = run.parameters.get("command")
+        if command != "simulate" and path.resolve() not in named:
+            # found in a folder: a train or evaluate output written beside the data
+            log.warning("skipped %s: a %s run, not data (simulate runs)", path, command)
+            continue
         if "cell_type" not in run.parameters:
             raise ValueError(f"{path}: not a cellular Potts run (model=cpm or model=neural_cpm)")
         snapshots = run.snapshots
@@ -122,6 +131,8 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
         types.append(torch.from_numpy(cell_type).unsqueeze(0).expand(chosen.shape[0], -1).clone())
         files.append(str(path))
         truths.append(_truth(run))
+    if not ids:
+        raise ValueError(f"no simulate runs in {', '.join(map(str, paths))} (only train or evaluate outputs)")
     states = CellState(torch.cat(ids), torch.cat(types))
     states.check()
     cell_type = types[0][0]

@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from spinsim.config.checks import is_number, plain, translate
+from spinsim.config.checks import seed as checked_seed
 from spinsim.config.families.cpm import CPM
 from spinsim.config.model_schemas import NETWORK_KEYS, NeuralCPMConfig
 from spinsim.errors import ConfigError
@@ -56,6 +57,8 @@ def hamiltonian_from_config(
         raise ConfigError(
             f"model.network.{unknown[0]}", network[unknown[0]], f"keys: {', '.join(NETWORK_KEYS)}"
         )
+    for key, value in network.items():
+        _check_size(key, value)
     target = plain(cfg.target_area)
     target = float(mean_area) if target is None else target
     if not is_number(target) or target <= 0:
@@ -72,7 +75,7 @@ def hamiltonian_from_config(
             symbolic["energy_offset"] = True
         else:  # the experiments set it for every model of a table
             log.info("model.hamiltonian=%s ends in a biased linear map: no separate offset", name)
-    seed = int(cfg.init_seed)
+    seed = checked_seed(cfg.init_seed, "model.init_seed")
     generator = torch.Generator().manual_seed(seed)
     neural_class = HAMILTONIANS["neural"]
     if name in ("cellsort", "cellsort_potential"):
@@ -102,8 +105,43 @@ def hamiltonian_from_config(
             kwargs.update(network)
     with torch.random.fork_rng(devices=[]):  # the networks' default initialisation, seeded
         torch.manual_seed(seed)
-        with translate("model", name):
-            return build_hamiltonian(name, preset=preset, **kwargs)
+        key, value = ("model", name)
+        if network:  # a size error names a size given (the first) rather than the model
+            key, value = next((f"model.network.{k}", v) for k, v in network.items())
+        if "dims" in network and "pools" not in network:
+            key, value = "model.network.dims", network["dims"]
+        with translate(key, value):
+            try:
+                return build_hamiltonian(name, preset=preset, **kwargs)
+            except ValueError as error:
+                if "one entry per NH layer" in str(error):
+                    raise ValueError(
+                        "model.network.dims, pools and widths need one entry per NH layer each "
+                        "(give pools with dims)"
+                    ) from None
+                raise
+
+
+LIST_SIZES = ("dims", "pools", "widths", "mlp")
+CHOICE_SIZES = {"padding": ("zeros", "circular"), "delta_method": ("fast", "straightforward")}
+
+
+def _check_size(key: str, value: Any) -> None:
+    """One ``model.network.*`` value: lists of positive integers, positive integers
+    (``mlp_blocks`` may be 0), or one of its choices."""
+    name = f"model.network.{key}"
+    if key in CHOICE_SIZES:
+        if value not in CHOICE_SIZES[key]:
+            raise ConfigError(name, value, f"choose one of {', '.join(CHOICE_SIZES[key])}")
+        return
+    if key in LIST_SIZES:
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in items):
+            raise ConfigError(name, value, "a list of positive integers, one per layer")
+        return
+    low = 0 if key == "mlp_blocks" else 1
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+        raise ConfigError(name, value, f"an integer >= {low}")
 
 
 # -- simulate with a trained model ------------------------------------------------------------
@@ -121,11 +159,17 @@ def load_trained(path: str) -> tuple[torch.nn.Module, dict]:
             raise ValueError("no such file") from None
         except Exception as error:  # not a torch file
             raise ValueError(f"not a checkpoint ({type(error).__name__})") from None
-        state = payload.get("state") if isinstance(payload, dict) else None
-        if payload.get("format") == "spinsim-checkpoint" and isinstance(state, dict) and "model" in state:
-            return hamiltonian_from_checkpoint(state["model"]), dict(state["cells"])  # spinsim train
-        if isinstance(payload, dict) and "state_dict" in payload:
-            return hamiltonian_from_checkpoint(payload), {}
+        if not isinstance(payload, dict):
+            kind = type(payload).__name__
+            raise ValueError(f"not a spinsim train checkpoint or saved Hamiltonian (a {kind})")
+        state = payload.get("state")
+        try:
+            if payload.get("format") == "spinsim-checkpoint" and isinstance(state, dict) and "model" in state:
+                return hamiltonian_from_checkpoint(state["model"]), dict(state["cells"])  # spinsim train
+            if "state_dict" in payload:
+                return hamiltonian_from_checkpoint(payload), {}
+        except (KeyError, AttributeError, RuntimeError) as error:
+            raise ValueError(f"a damaged checkpoint ({type(error).__name__}: {error})") from None
         raise ValueError("not a spinsim train checkpoint or saved Hamiltonian")
 
 
