@@ -212,3 +212,21 @@ def test_render_draws_optimize_runs(mixed):
     unit = run.parameters["step_unit"]
     fig = plot_observable("J_mean", run.observables["J_mean"], run.temperature, 2, None, 0, "t", unit)
     assert fig.axes[0].get_xlabel() == "step (optimisation steps)" and len(fig.axes[0].lines) == 1
+
+
+def test_a_read_only_file_system_is_named_as_such(tmp_path):
+    """An output on a read-only file system (a tmpfs mounted read-only; skipped where this
+    process may not mount): one line naming it, exit status 1, not 'only 0 MiB left'."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only file system here: {mounted.stderr.strip()}")
+    try:
+        out = spinsim_cli("simulate", "lattice.size=8", "sweeps=1", f"output={folder / 'run.h5'}",
+                          f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path)  # fmt: skip
+        line = one_line(out, 1)
+        assert line == f"spinsim simulate: error: cannot write {folder / 'run.h5'}: {folder} is on a read-only file system"  # noqa: E501
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
