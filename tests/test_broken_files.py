@@ -62,9 +62,13 @@ def test_load_answers_every_broken_file_within_seconds(files):
         import json, sys, time
         from spinsim.io import BrokenRunFile, load, read_snapshots, snapshot_steps
         out = {}
-        for path in sys.argv[1:]:
-            for name, read in (("load", load), ("steps", snapshot_steps),
-                               ("snapshots", lambda p: read_snapshots(p, [0], [0]))):
+        every = ("kib", "zerotail", "foreign", "run")  # the others: load only (each cut-short
+        for path in sys.argv[1:]:                       # file waits 1 s for a copy to finish)
+            readers = (("load", load), ("steps", snapshot_steps),
+                       ("snapshots", lambda p: read_snapshots(p, [0], [0])))
+            if not path.endswith(tuple(f"/{name}.h5" for name in every)):
+                readers = readers[:1]
+            for name, read in readers:
                 start = time.monotonic()
                 try:
                     read(path)
@@ -85,7 +89,7 @@ def test_load_answers_every_broken_file_within_seconds(files):
         "foreign": "not a spinsim run file (no /parameters group)"
     }
     for name, start in expected.items():
-        for how in ("load", "steps", "snapshots"):
+        for how in ("load", "steps", "snapshots") if name in ("kib", "zerotail", "foreign") else ("load",):
             reason, seconds = found[f"{files / name}.h5 {how}"]
             assert reason.startswith(start), (name, how, reason)
             assert seconds < 3, (name, how, seconds)
