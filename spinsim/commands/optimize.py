@@ -33,7 +33,7 @@ from spinsim.models import IsingModel
 from spinsim.run.driver import Record, Task, run_task
 from spinsim.run.files import create_run_file, standard_parameters
 from spinsim.run.progress import RunProgress, flips_per_ns
-from spinsim.run.signals import GracefulStop
+from spinsim.run.session import run_session
 
 log = logging.getLogger(__name__)
 
@@ -206,37 +206,18 @@ def run(cfg: DictConfig) -> OptimizeResult:
         checkpoint.save(ckpt, step, config, dev.type, task.state_dict())
 
     record = Record()
-    status = "failed"
-    try:
-        with (
-            GracefulStop() as stop,
-            RunProgress(
-                steps - start,
-                problem.spins_per_step,
-                problem.description,
-                enabled=bool(cfg.progress),
-                unit="steps",
-            ) as progress,
-        ):
-            outcome = run_task(
-                task, schedule, file, record, progress, stop, start=start, on_checkpoint=save_checkpoint
-            )
-            if outcome.steps_done:
-                save_checkpoint(outcome.step)
-            summary = task.summary(record, outcome.step)["summary"]
-            file.write_table("summary", summary)
-            speed = flips_per_ns(outcome.steps_done, problem.spins_per_step, outcome.seconds)
-            file.write_timing(
-                {"seconds": outcome.seconds, "steps": outcome.steps_done, "flips_per_ns": speed}
-            )
-            status = "interrupted" if stop.requested else "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        file.close(status)
-    if stop.requested:
-        raise KeyboardInterrupt(f"stopped after step {outcome.step} of {steps}")
+    bar = RunProgress(steps - start, problem.spins_per_step, problem.description, enabled=bool(cfg.progress),
+                      unit="steps")  # fmt: skip
+    with run_session(file, bar) as session:
+        outcome = run_task(task, schedule, file, record, session.progress, session.stop, start=start,
+                           on_checkpoint=save_checkpoint)  # fmt: skip
+        if outcome.steps_done:
+            save_checkpoint(outcome.step)
+        summary = task.summary(record, outcome.step)["summary"]
+        file.write_table("summary", summary)
+        speed = flips_per_ns(outcome.steps_done, problem.spins_per_step, outcome.seconds)
+        file.write_timing({"seconds": outcome.seconds, "steps": outcome.steps_done, "flips_per_ns": speed})
+        session.stopped = f"stopped after step {outcome.step} of {steps}"
     if summary:
         problem.report({k: float(v[0]) for k, v in summary.items()}, problem.description, start, outcome.step)
     log.info(

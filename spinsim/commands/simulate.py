@@ -29,10 +29,11 @@ from spinsim.io.runfile import RunFile
 from spinsim.run.driver import Record, run_task
 from spinsim.run.files import create_run_file, standard_parameters
 from spinsim.run.progress import RunProgress, flips_per_ns
-from spinsim.run.signals import GracefulStop
+from spinsim.run.session import run_session
 from spinsim.view.report import print_exchange_rates
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class SimulationResult:
@@ -69,31 +70,18 @@ def execute(sim: Simulation, file: RunFile, record: Record, start: int, progress
     """Run the loop from ``start``, then the summary; the file ends ``completed``,
     ``interrupted`` or ``failed`` (and keeps its last commit whatever happens)."""
     spins = sim.lattice.n_sites * sim.n_replicas
-    status = "failed"
-    try:
-        with (
-            GracefulStop() as stop,
-            RunProgress(
-                sim.schedule.total - start, spins, sim.description, progress, update=sim.family.unit
-            ) as bar,
-        ):
-            outcome = run_task(sim.task, sim.schedule, file, record, bar, stop, start=start)
-            tables = sim.task.summary(record, outcome.step)
-            for group, table in tables.items():
-                file.write_table(group, table)
-            seconds = outcome.seconds + (before or {}).get("seconds", 0.0)
-            steps = outcome.steps_done + int((before or {}).get("steps", 0))
-            file.write_timing(timing(sim, steps, seconds))
-            status = "interrupted" if stop.requested else "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        file.close(status)
+    bar = RunProgress(sim.schedule.total - start, spins, sim.description, progress, update=sim.family.unit)
+    with run_session(file, bar) as session:
+        outcome = run_task(sim.task, sim.schedule, file, record, session.progress, session.stop, start=start)
+        tables = sim.task.summary(record, outcome.step)
+        for group, table in tables.items():
+            file.write_table(group, table)
+        seconds = outcome.seconds + (before or {}).get("seconds", 0.0)
+        steps = outcome.steps_done + int((before or {}).get("steps", 0))
+        file.write_timing(timing(sim, steps, seconds))
+        session.stopped = (f"stopped after {outcome.step} of {sim.schedule.total} sweeps; "
+                           f"continue with resume={file.path}")  # fmt: skip
     summary = tables.get("summary", {})
-    if stop.requested:
-        raise KeyboardInterrupt(f"stopped after {outcome.step} of {sim.schedule.total} sweeps; "
-                                f"continue with resume={file.path}")  # fmt: skip
     if summary and int(np.max(summary.get("n", [1]))) > 0:
         title = f"{sim.description}, {sim.sampler.name}, {sim.sweeps} sweeps x {sim.batch} replicas"
         sim.family.print_summary(summary, title)
@@ -102,7 +90,7 @@ def execute(sim: Simulation, file: RunFile, record: Record, start: int, progress
     speed = flips_per_ns(outcome.steps_done, spins, outcome.seconds)
     log.info("%d sweeps in %.2f s: %.4g %s/ns; results in %s", outcome.steps_done, outcome.seconds, speed,
              sim.family.unit, file.path)  # fmt: skip
-    return SimulationResult(file.path, summary, seconds, speed, status)
+    return SimulationResult(file.path, summary, seconds, speed, "completed")
 
 
 def timing(sim: Simulation, steps: int, seconds: float) -> dict[str, float]:

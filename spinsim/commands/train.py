@@ -47,7 +47,7 @@ from spinsim.models.neural_cpm.registry import hamiltonian_checkpoint
 from spinsim.run.driver import Record, run_task
 from spinsim.run.files import create_run_file, standard_parameters
 from spinsim.run.progress import RunProgress
-from spinsim.run.signals import GracefulStop
+from spinsim.run.session import run_session
 from spinsim.training import ContrastiveDivergence, all_reduce_mean
 from spinsim.training.data import TrainingData, load_training_data
 from spinsim.training.default_data import default_data
@@ -324,37 +324,21 @@ def run(cfg: DictConfig) -> TrainResult | None:
              "x".join(map(str, data.shape)), parameters["device"])  # fmt: skip
 
     proposals_per_step = task.cd.iterations * task.cd.sampler.proposals * task.cd.batch
-    status = "failed"
+    bar = RunProgress(steps - start, proposals_per_step, f"train {name}", enabled=bool(cfg.progress),
+                      unit="steps", update="proposals")  # fmt: skip
     summary: dict[str, np.ndarray] = {}
-    try:
-        with (
-            GracefulStop() as stop,
-            RunProgress(
-                steps - start,
-                proposals_per_step,
-                f"train {name}",
-                enabled=bool(cfg.progress),
-                unit="steps",
-                update="proposals",
-            ) as progress,  # fmt: skip
-        ):
-            with lost_ranks(rank, world, resume_from):
-                outcome = run_task(task, schedule, file, record, progress, stop, start=start,
-                                   on_checkpoint=save_checkpoint)  # fmt: skip
-            if outcome.steps_done:
-                save_checkpoint(outcome.step)
-            summary = task.summary(record, outcome.step)["summary"]
-            file.write_table("summary", summary)
-            rate = outcome.steps_done / outcome.seconds if outcome.seconds > 0 else math.nan
-            file.write_timing({"seconds": outcome.seconds, "steps": outcome.steps_done, "steps_per_s": rate})
-            status = "interrupted" if stop.requested else "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        file.close(status)
-    if stop.requested:
-        raise KeyboardInterrupt(f"stopped after step {outcome.step} of {steps}; resume={ckpt}")
+    with run_session(file, bar) as session, lost_ranks(rank, world, resume_from):
+        outcome = run_task(task, schedule, file, record, session.progress, session.stop, start=start,
+                           on_checkpoint=save_checkpoint)  # fmt: skip
+        if outcome.steps_done:
+            save_checkpoint(outcome.step)
+        summary = task.summary(record, outcome.step)["summary"]
+        file.write_table("summary", summary)
+        rate = outcome.steps_done / outcome.seconds if outcome.seconds > 0 else math.nan
+        file.write_timing({"seconds": outcome.seconds, "steps": outcome.steps_done, "steps_per_s": rate})
+        session.stopped = (
+            f"stopped after step {outcome.step} of {steps}; resume={path if world == 1 else resume_from}"
+        )
     if summary:
         report(summary, task, name, start, outcome.step, data)
     log.info(
