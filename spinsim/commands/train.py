@@ -42,7 +42,7 @@ from spinsim.config.resume import resumed_config
 from spinsim.engines.base import from_bytes
 from spinsim.errors import ConfigError, OutputError, RunAborted
 from spinsim.io import Run, RunFile, checkpoint
-from spinsim.io.runfile import stored_end_of_file
+from spinsim.io.hdf5 import stored_end_of_file
 from spinsim.models.neural_cpm.registry import hamiltonian_checkpoint
 from spinsim.run.driver import Record, run_task
 from spinsim.run.files import create_run_file, standard_parameters
