@@ -100,25 +100,16 @@ def build_training(
     if sampler.name != "cpm_approx_parallel":
         raise ConfigError("sampler", sampler.name, "spinsim train samples with sampler=cpm_approx_parallel")
     opt = cfg.optimizer
-    name = plain(opt.name)
-    extra = (
-        {"betas": (float(opt.beta1), float(opt.beta2)), "eps": float(opt.eps)}
-        if name == "adam"
-        else {"momentum": float(opt.momentum)}
-    )
     with translate("train", "the training options"):
         cd = ContrastiveDivergence(
             hamiltonian, states.ids, states.types, batch=at_least("batch", cfg.batch, 1),
-            sampler_mcs=float(cfg.sampler_mcs), proposals=sampler.proposals, neighbour=sampler.neighbour,
-            direction=sampler.direction,
+            sampler_mcs=float(cfg.sampler_mcs), sampler=sampler, make_optimizer=build.optimizer_factory(opt),
             temperature=float(cfg.temperature), p_reset=float(cfg.p_reset),
-            permute_types=bool(cfg.permute_types), reg=float(cfg.reg), optimizer=name, lr=float(opt.lr),
+            permute_types=bool(cfg.permute_types), reg=float(cfg.reg),
             symbolic_lr=None if plain(opt.get("symbolic_lr")) is None else float(opt.symbolic_lr),
             ema=float(cfg.ema), grad_clip=float(cfg.grad_clip), rotate=plain(cfg.rotate), seed=seed(cfg.seed),
             rank=rank, world_size=world, reduce_gradients=all_reduce_mean if world > 1 else None, device=dev,
-            **extra,
         )  # fmt: skip
-    cd.sampler.copy_order = sampler.copy_order
     return TrainingTask(cd, data.truth)
 
 

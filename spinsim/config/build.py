@@ -34,6 +34,7 @@ from spinsim.lattice import Lattice
 from spinsim.run.driver import Schedule
 from spinsim.run.parallel import threads_per_job
 from spinsim.samplers import SAMPLERS, Sampler, build_sampler
+from spinsim.training.contrastive_divergence import OPTIMIZERS
 
 # the samplers ``spinsim optimize`` differentiates
 RELAXED = ("relaxed_metropolis",)
@@ -167,7 +168,6 @@ def engine(
 
 
 # -- optimisers -----------------------------------------------------------------------
-OPTIMIZERS = ("adam", "sgd")
 
 
 def optimizer_factory(

@@ -126,6 +126,8 @@ class ContrastiveDivergence:
         world_size: int = 1,
         reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None,
         device: torch.device | str | None = None,
+        sampler: CPMApproxParallel | None = None,
+        make_optimizer: Callable[[list], torch.optim.Optimizer] | None = None,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -150,9 +152,15 @@ class ContrastiveDivergence:
         self.batch, self.sampler_mcs, self.p_reset = int(batch), float(sampler_mcs), float(p_reset)
         self.permute, self.reg, self.rotate = bool(permute_types), float(reg), rotate
         self.grad_clip, self.ema_alpha = float(grad_clip), float(ema)
-        self.sampler = CPMApproxParallel(
-            proposals=proposals, temperature=temperature, neighbour=neighbour, direction=direction
-        )
+        if sampler is None:
+            sampler = CPMApproxParallel(
+                proposals=proposals, temperature=temperature, neighbour=neighbour, direction=direction
+            )
+        elif not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        else:
+            sampler.temperature = float(temperature)
+        self.sampler = sampler
         self.iterations = self.sampler.iterations(self.sampler_mcs, data.n_sites)
         self.rank, self.world_size = rank, world_size
         self.reduce_gradients = reduce_gradients
@@ -165,7 +173,9 @@ class ContrastiveDivergence:
             symbolic, network = parameter_groups(self.hamiltonian)
             split = ({"params": network}, {"params": symbolic, "lr": symbolic_lr})
             groups = [g for g in split if g["params"]]
-        if optimizer == "adam":
+        if make_optimizer is not None:  # the config layer's (spinsim.config.build.optimizer_factory)
+            self.optimizer = make_optimizer(groups)
+        elif optimizer == "adam":
             self.optimizer = torch.optim.Adam(groups, lr=lr, betas=tuple(betas), eps=eps)
         else:
             self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum)
