@@ -19,7 +19,7 @@ import torch
 
 from spinsim.analysis.statistics import Estimate, binning
 from spinsim.engines import ReferenceEngine
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 from spinsim.observables.spin import measure
 
 REPO = Path(__file__).resolve().parents[1]

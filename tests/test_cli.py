@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import REPO, spinsim_cli
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 
 FAST = ["lattice.size=8", "sweeps=20", "thermalize=5", "batch=1", "progress=false"]
 

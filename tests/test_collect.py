@@ -16,7 +16,8 @@ from spinsim.analysis.scaling import Curve, binder_crossings, crossing
 from spinsim.cli import main
 from spinsim.commands import collect
 from spinsim.engines.cpu.threads import available_cores
-from spinsim.io.runfile import load, read_table
+from spinsim.io.reader import load
+from spinsim.io.tables import read_table
 
 TC_ISING = 2.0 / math.log(1.0 + math.sqrt(2.0))  # 2.2691853...
 

@@ -15,7 +15,7 @@ from conftest import interrupt_after_flushes, simulate_quiet, spinsim_cli
 from spinsim.commands import simulate
 from spinsim.config.setup import build_simulation
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 
 
 def id_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:

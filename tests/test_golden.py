@@ -191,7 +191,7 @@ def fingerprint(values: np.ndarray) -> dict:
 
 
 def run_file_fingerprints(path: Path) -> dict:
-    from spinsim.io.runfile import load
+    from spinsim.io.reader import load
 
     run = load(path)
     out = {}

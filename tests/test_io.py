@@ -14,7 +14,7 @@ import spinsim
 from conftest import interrupt_after_flushes, wait_for_flushes
 from spinsim.commands import simulate
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 
 
 def small_run(tmp_path, *overrides):

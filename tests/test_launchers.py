@@ -10,7 +10,7 @@ import pytest
 
 from conftest import spinsim_cli
 from spinsim.engines.cpu.threads import available_cores
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 from spinsim.run.parallel import sweep_jobs, threads_for
 
 SMALL = ["temperature=[2.0,2.5]", "batch=2", "sweeps=30", "thermalize=10",

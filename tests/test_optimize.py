@@ -13,7 +13,7 @@ from spinsim.dmc.ground_state import GroundStateSearch, linear_schedule
 from spinsim.dmc.state_preparation import pattern_loss
 from spinsim.dmc.targets import checkerboard, disc, stripes
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel
 

@@ -12,7 +12,7 @@ import spinsim
 from conftest import simulate_quiet
 from spinsim.cli import main
 from spinsim.commands import render
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 from spinsim.view import render as draw
 
 OBSERVABLES = ("e", "m", "abs_m", "m2", "m4")

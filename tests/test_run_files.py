@@ -80,7 +80,8 @@ def test_a_starting_run_file_is_readable_from_its_first_instant(tmp_path):
 
 
 def test_an_existing_file_is_not_overwritten(tmp_path):
-    from spinsim.io.runfile import Layout, RunFileError
+    from spinsim.io.layout import Layout
+    from spinsim.io.runfile import RunFileError
 
     path = tmp_path / "taken.h5"
     path.write_bytes(b"someone else's data")

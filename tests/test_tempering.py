@@ -13,7 +13,7 @@ from spinsim.config import build
 from spinsim.config.families import build_model
 from spinsim.engines.tempering import ParallelTempering
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import load
+from spinsim.io.reader import load
 
 
 class FrozenEngine:

@@ -44,7 +44,8 @@ from spinsim.analysis.statistics import with_error
 from spinsim.config import build
 from spinsim.config.checks import at_least, existing_path, plain, seed
 from spinsim.errors import ConfigError, make_folder
-from spinsim.io.runfile import Run, load, unreadable_reason, write_table
+from spinsim.io.reader import Run, load, unreadable_reason
+from spinsim.io.tables import write_table
 from spinsim.version import __version__
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,8 @@ from spinsim.analysis.cpm_metrics import axial_rmse, classifier_score, variance_
 from spinsim.config.checks import at_least, existing_path, fraction, integer, is_number, plain, seed
 from spinsim.errors import ConfigError, make_folder
 from spinsim.io import checkpoint
-from spinsim.io.runfile import load, unreadable_reason, write_table
+from spinsim.io.reader import load, unreadable_reason
+from spinsim.io.tables import write_table
 from spinsim.version import __version__
 from spinsim.view import evaluation as view
 

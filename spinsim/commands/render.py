@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from spinsim.config import build
 from spinsim.config.families import FAMILIES
 from spinsim.errors import ConfigError, make_folder
-from spinsim.io.runfile import Run, read_snapshots, snapshot_steps
+from spinsim.io.reader import Run, read_snapshots, snapshot_steps
 from spinsim.view import render
 
 log = logging.getLogger(__name__)

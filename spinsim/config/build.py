@@ -29,7 +29,7 @@ from spinsim.config.schema import Boundary, LatticeName
 from spinsim.engines import Engine, build_engine
 from spinsim.engines.cpu.threads import available_cores
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import Run, load, unreadable_reason
+from spinsim.io.reader import Run, load, unreadable_reason
 from spinsim.lattice import Lattice
 from spinsim.run.driver import Schedule
 from spinsim.run.parallel import threads_per_job

@@ -21,7 +21,7 @@ from spinsim.config.memory import check_memory
 from spinsim.engines.base import Engine
 from spinsim.engines.tempering import ParallelTempering, exchange_generator
 from spinsim.errors import ConfigError
-from spinsim.io.runfile import Layout
+from spinsim.io.layout import Layout
 from spinsim.lattice import Lattice
 from spinsim.run.driver import Record, Schedule
 from spinsim.run.simulation import SimulationTask

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from spinsim.io.runfile import Layout
+from spinsim.io.layout import Layout
 from spinsim.models import IsingModel
 from spinsim.run.driver import Record
 from spinsim.samplers import Metropolis, RelaxedMetropolis

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from spinsim.io.runfile import Layout
+from spinsim.io.layout import Layout
 from spinsim.models import IsingModel
 from spinsim.run.driver import Record
 from spinsim.samplers import RelaxedMetropolis

@@ -43,9 +43,18 @@ _TRUNCATION_WAIT_S = 1.0  # how long a short file may take to grow (a copy just 
 
 
 def stored_end_of_file(path: Path) -> int | None:
-    """The end-of-file address that an HDF5 file's superblock records, plus its base
-    address (the size the whole file must have), or None when ``path`` has no HDF5
-    signature (at 0, 512, 1024, ... as HDF5 searches for it). Superblock versions 0-3."""
+    """The size the whole file must have by its superblock (its end-of-file address plus its
+    base address), or None when ``path`` has no HDF5 signature."""
+    found = superblock(path)
+    return None if found is None else found[0]
+
+
+def superblock(path: Path) -> tuple[int, int] | None:
+    """``(end, flags)`` of an HDF5 file's superblock: the size the whole file must have (the
+    end-of-file address plus the base address) and the file consistency flags (non-zero
+    while a writer has the file open, and after it died or failed without closing it); None
+    when ``path`` has no HDF5 signature (at 0, 512, 1024, ... as HDF5 searches for it).
+    Superblock versions 0-3."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         where = 0
@@ -53,54 +62,56 @@ def stored_end_of_file(path: Path) -> int | None:
             fh.seek(where)
             head = fh.read(96)
             if head[:8] == _SIGNATURE:
-                return _superblock_end(head, size)
+                return _superblock_fields(head, size)
             where = 512 if where == 0 else 2 * where
     return None
 
 
-def _superblock_end(head: bytes, size: int) -> int:
+def _superblock_fields(head: bytes, size: int) -> tuple[int, int]:
+    unreadable = (size + 1, 0)  # a superblock this reader does not know, or one cut short
     version = head[8] if len(head) > 8 else -1
     if version in (2, 3):
         o = head[9] if len(head) > 9 else 8
+        flags = head[11] if len(head) > 11 else 0
         at = 12  # signature, version, offset and length sizes, flags
-        fields = 3  # base address, superblock extension, end of file
     elif version in (0, 1):
         o = head[13] if len(head) > 13 else 8
+        flags = int.from_bytes(head[20:24], "little")
         at = 24 + (4 if version == 1 else 0)
-        fields = 3  # base address, free-space info, end of file
     else:
-        return size + 1  # a superblock this reader does not know: treat as unreadable
-    if o not in (2, 4, 8) or len(head) < at + fields * o:
-        return size + 1  # the superblock itself is cut short
+        return unreadable
+    if o not in (2, 4, 8) or len(head) < at + 3 * o:  # base, extension or free space, end
+        return unreadable
     base = int.from_bytes(head[at : at + o], "little")
     end = int.from_bytes(head[at + 2 * o : at + 3 * o], "little")
     undefined = (1 << (8 * o)) - 1
-    return end if base == undefined else base + end
+    return (end if base == undefined else base + end), flags
 
 
-def check_whole(path: Path) -> None:
-    """:class:`BrokenRunFile` unless ``path`` is a whole HDF5 file: at least the size its
-    superblock records. A file being written by spinsim passes (its writer extends the
-    file before it records a new end); a short one gets ``_TRUNCATION_WAIT_S`` to grow.
-
-    Checked before HDF5 opens the file: as a SWMR reader HDF5 skips its own end-of-file
-    check and then retries reads past the end forever (in C, where Ctrl-C cannot reach)."""
+def check_whole(path: Path) -> str | None:
+    """:class:`BrokenRunFile` for an empty file, a file without an HDF5 signature, and a
+    closed HDF5 file shorter than its superblock records (a copy broken off, ``head -c``),
+    after ``_TRUNCATION_WAIT_S`` for it to grow. A short file that a writer still holds, or
+    left open when it died or failed on a full disk, is no proof of damage (its superblock
+    may record space HDF5 allocated and never wrote): then the reason to give if a read
+    fails, else None. Every read that does fail is bounded by :func:`open_swmr_reader`."""
     deadline = time.monotonic() + _TRUNCATION_WAIT_S
     while True:
         size = path.stat().st_size
         if size == 0:
             raise BrokenRunFile(path, "an empty file (0 bytes), not a spinsim run file")
-        end = stored_end_of_file(path)
-        if end is None:
+        found = superblock(path)
+        if found is None:
             raise BrokenRunFile(path, "not an HDF5 file, so not a spinsim run file")
+        end, flags = found
         if size >= end:
-            return
+            return None
+        short = f"cut short, {size} of the {end} bytes its HDF5 header records"
+        if flags:
+            return short
         if time.monotonic() >= deadline:
-            raise BrokenRunFile(
-                path,
-                f"cut short, {size} of the {end} bytes its HDF5 header records "
-                "(a copy still running or broken off, or a disk that filled while it was copied)",
-            )
+            why = "a copy still running or broken off, or a disk that filled while it was copied"
+            raise BrokenRunFile(path, f"{short} ({why})")
         time.sleep(0.05)
 
 

@@ -51,27 +51,27 @@ import errno
 import getpass
 import os
 import re
-import socket
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
 
 from spinsim.errors import OutputError, make_folder
-from spinsim.io.hdf5 import BrokenRunFile, check_whole, clear_writer_flags, open_swmr_reader
+from spinsim.io.hdf5 import clear_writer_flags
+from spinsim.io.layout import _STR, EMPTY, STATUS_DTYPE, STATUSES, Commit, Layout
+from spinsim.io.liveness import writer_alive, writer_identity
+from spinsim.io.reader import (
+    _read_commit,
+    _read_status,
+    reading,
+)
+from spinsim.io.tables import _plain
 
 H5MD_VERSION = (1, 1)
-_STR = h5py.string_dtype()
-STATUS_DTYPE = "S12"
-STATUSES = ("running", "completed", "interrupted", "failed")
 
 # The commit record /resume/commit: int64 fields, the last a checksum of the others.
-STEP, MEASUREMENTS, FRAMES, SLOT, LENGTH, COMMITS, TIME_MS, CHECK = range(8)
-COMMIT_FIELDS = 8
-_CHECK_SALT = 0x5EED5EED
 
 
 class RunFileError(OutputError):
@@ -86,70 +86,6 @@ class RunFileError(OutputError):
     def __init__(self, message: str, abandoned: bool = False) -> None:
         super().__init__(message)
         self.abandoned = abandoned
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Everything a run file will hold, declared before the run starts.
-
-    ``observables``: name -> columns of one measurement (replicas, or 1), or the shape
-    of one measurement (a tuple: ``(T, T)`` for a learned contact table);
-    ``frames``: group -> (shape of one frame, dtype), e.g. ``snapshots``;
-    ``tables``: group -> column -> (rows, dtype) of the end-of-run tables
-    (``summary``, ``tempering``), written once at the end into datasets that
-    exist from the start (NaN, or 0 for integers, until then);
-    ``table_attrs``: fixed attributes of those groups; ``timing``: the
-    scalars of ``/timing``.
-    """
-
-    observables: Mapping[str, int | tuple[int, ...]]
-    frames: Mapping[str, tuple[tuple[int, ...], Any]] = field(default_factory=dict)
-    tables: Mapping[str, Mapping[str, tuple[int, Any]]] = field(default_factory=dict)
-    table_attrs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    timing: Sequence[str] = ("seconds", "steps")
-
-
-@dataclass(frozen=True)
-class Commit:
-    """What the file holds as of its last commit."""
-
-    step: int
-    measurements: int  # rows of every /observables series
-    frames: int  # rows of every frame group
-    slot: int  # /resume/state<slot> holds the state; -1: none
-    length: int  # bytes of that state
-    commits: int
-    time_ms: int  # wall-clock time of the commit (ms since the epoch)
-
-    @classmethod
-    def from_record(cls, record: np.ndarray) -> "Commit | None":
-        """None when the record is torn (a reader raced the writer) or was never written."""
-        values = [int(v) for v in record]
-        if len(values) != COMMIT_FIELDS or values[CHECK] != _checksum(values[:CHECK]):
-            return None
-        return cls(*values[:CHECK])
-
-    def record(self) -> np.ndarray:
-        values = [
-            self.step,
-            self.measurements,
-            self.frames,
-            self.slot,
-            self.length,
-            self.commits,
-            self.time_ms,
-        ]
-        return np.array(values + [_checksum(values)], dtype=np.int64)
-
-
-def _checksum(values: Sequence[int]) -> int:
-    h = _CHECK_SALT
-    for v in values:
-        h = (h * 1_000_003 + (v & 0xFFFFFFFFFFFF)) % (1 << 61)
-    return h
-
-
-EMPTY = Commit(0, 0, 0, -1, 0, 0, 0)
 
 
 # Room a commit leaves for HDF5's metadata, and the least room to create a run file in.
@@ -200,44 +136,6 @@ def _user() -> str:
 
 
 # -- the writer's identity (is it still alive?) ------------------------------------
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _process_start(pid: int) -> int:
-    """Start time of process ``pid`` in clock ticks since boot (-1: unknown or gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def writer_identity() -> dict[str, Any]:
-    """Attributes that let a reader tell whether this process still writes the file."""
-    pid = os.getpid()
-    return {
-        "writer_host": socket.gethostname(),
-        "writer_pid": pid,
-        "writer_boot": _boot_id(),
-        "writer_start": _process_start(pid),
-    }
-
-
-def writer_alive(parameters: Mapping[str, Any]) -> bool | None:
-    """True/False when the writer ran on this machine (since its last boot); None when it
-    cannot be told (another machine, or not on Linux)."""
-    host, pid = parameters.get("writer_host"), parameters.get("writer_pid")
-    if host is None or pid is None or host != socket.gethostname():
-        return None
-    boot = parameters.get("writer_boot", "")
-    if not boot or boot != _boot_id():
-        return None if not boot else False
-    start = int(parameters.get("writer_start", -1))
-    return start >= 0 and _process_start(int(pid)) == start
 
 
 # -- writing ------------------------------------------------------------------------
@@ -617,269 +515,8 @@ def _reason(error: BaseException) -> str:
 
 
 # -- tables of other files (collect's table.h5) ---------------------------------------
-def write_table(
-    file: h5py.File, group: str, table: Mapping[str, np.ndarray], attrs: Mapping[str, Any] = {}
-) -> h5py.Group:
-    """``/<group>`` with one dataset per column and attr ``columns`` giving their order."""
-    if group in file:
-        del file[group]
-    g = file.create_group(group)
-    g.attrs["columns"] = np.array(list(table), dtype=_STR)
-    for key, value in attrs.items():
-        g.attrs[key] = value
-    for name, column in table.items():
-        column = np.asarray(column)
-        g.create_dataset(name, data=column, dtype=_STR if column.dtype.kind in "OU" else None)
-    return g
-
-
-def read_table(g: h5py.Group) -> dict[str, np.ndarray]:
-    """The columns of a group written by :func:`write_table`, in order (strings decoded)."""
-    columns = [_plain(c) for c in g.attrs.get("columns", list(g))]
-    out = {}
-    for c in columns:
-        value = g[c][...]
-        if value.dtype.kind in "OS":
-            value = np.array([_plain(v) for v in value.reshape(-1)], dtype=object).reshape(value.shape)
-        out[c] = value
-    return out
 
 
 # -- reading ---------------------------------------------------------------------------
-@dataclass
-class Series:
-    """A time series: ``step [n]`` and ``value [n, ...]``."""
-
-    step: np.ndarray
-    value: np.ndarray
 
 
-@dataclass
-class Run:
-    """Everything a run file holds (as of its last commit), as numpy arrays."""
-
-    path: Path
-    parameters: dict[str, Any]  # /parameters attrs and its model tables
-    config_yaml: str  # the resolved config (see ``config``)
-    temperature: np.ndarray
-    observables: dict[str, Series] = field(default_factory=dict)
-    snapshots: Series | None = None
-    summary: dict[str, np.ndarray] | None = None
-    tempering: dict[str, np.ndarray] | None = None  # exchange rates per temperature pair
-    frames: dict[str, Series] = field(default_factory=dict)  # other /<name>/{step, value}, e.g. couplings
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # /parameters datasets, e.g. target
-    timing: dict[str, float] = field(default_factory=dict)
-    commit: Commit | None = None  # None: a file of an older spinsim
-    stored_status: str = "unknown"  # as the file says
-    _config: Any = field(default=None, repr=False)
-
-    @property
-    def config(self) -> Any:
-        """The run's resolved config (an omegaconf DictConfig), parsed on first use."""
-        if self._config is None:
-            from omegaconf import OmegaConf
-
-            self._config = OmegaConf.create(self.config_yaml)
-        return self._config
-
-    @property
-    def status(self) -> str:
-        """``completed``, ``interrupted``, ``failed``, ``running``, or ``died`` (the file
-        says running, but its writer process on this machine is gone)."""
-        if self.stored_status == "running" and writer_alive(self.parameters) is False:
-            return "died"
-        return self.stored_status
-
-    @property
-    def step(self) -> int:
-        """The last step committed to the file."""
-        if self.commit is not None:
-            return self.commit.step
-        steps = [int(s.step[-1]) for s in self.observables.values() if len(s.step)]
-        return max(steps, default=0)
-
-
-_KNOWN_GROUPS = ("h5md", "parameters", "observables", "snapshots", "summary", "tempering", "timing", "resume")
-_TABLES_OF_PARAMETERS = ("config", "temperature", "status")
-
-
-def load(path: str | Path, snapshots: bool = True, observables: bool = True) -> Run:
-    """Read a run file written by spinsim: finished, cut short, still running, or killed.
-
-    Everything is read as of the file's last commit, so the series agree
-    with each other. ``snapshots=False`` / ``observables=False`` skip those
-    (possibly large) datasets; :func:`read_snapshots` reads a selection.
-
-    >>> run = spinsim.load("outputs/.../simulate.h5")
-    >>> run.observables["e"].value.mean(0)      # mean energy per spin, per replica
-    >>> run.summary["e"], run.summary["e_err"]  # per temperature
-    """
-    path = Path(path)
-    with reading(path) as f:
-        par = _parameters_group(f, path)
-        parameters = {k: _plain(v) for k, v in par.attrs.items()}
-        config_yaml = _plain(par["config"][()])
-        commit = _read_commit(f)
-        run = Run(
-            path=path,
-            parameters=parameters,
-            config_yaml=config_yaml,
-            temperature=par["temperature"][...],
-            commit=commit,
-            stored_status=_read_status(f),
-        )
-        for name, dataset in par.items():  # model tables (e.g. cell_type): arrays in parameters
-            if name in _TABLES_OF_PARAMETERS:
-                continue
-            value = dataset[...]
-            run.arrays[name] = value
-            run.parameters[name] = value.astype(str) if dataset.dtype.kind == "O" else value
-        n_obs = None if commit is None else commit.measurements
-        n_frames = None if commit is None else commit.frames
-        for name, g in f.get("observables", {}).items() if observables else ():
-            run.observables[name] = _series(g, n_obs)
-        if snapshots and "snapshots" in f:
-            run.snapshots = _series(f["snapshots"], n_frames)
-        for name, g in f.items():
-            if name not in _KNOWN_GROUPS and isinstance(g, h5py.Group) and "step" in g and "value" in g:
-                run.frames[name] = _series(g, n_frames)
-        finished = run.stored_status != "running"
-        if "summary" in f and (finished or commit is None):
-            run.summary = read_table(f["summary"])
-        if "tempering" in f and (finished or commit is None):
-            run.tempering = read_table(f["tempering"])
-        if "timing" in f:
-            run.timing = {k: float(v[()]) for k, v in f["timing"].items()}
-    return run
-
-
-def _parameters_group(f: h5py.File, path: Path) -> h5py.Group:
-    if "parameters" not in f:
-        raise BrokenRunFile(path, "not a spinsim run file (no /parameters group)")
-    if "config" not in f["parameters"]:
-        raise BrokenRunFile(path, "not a spinsim run file (no /parameters/config)")
-    return f["parameters"]
-
-
-def _series(g: h5py.Group, rows: int | None) -> Series:
-    n = min(g["step"].shape[0], g["value"].shape[0]) if rows is None else rows
-    return Series(g["step"][:n], g["value"][:n])
-
-
-def snapshot_steps(path: str | Path) -> np.ndarray:
-    """The steps at which a run stored snapshots (empty if none), as of its last commit."""
-    with reading(Path(path)) as f:
-        _parameters_group(f, Path(path))
-        if "snapshots" not in f:
-            return np.zeros(0, dtype=np.int64)
-        commit = _read_commit(f)
-        return _series(f["snapshots"], None if commit is None else commit.frames).step
-
-
-def read_snapshots(path: str | Path, index: Sequence[int], replicas: Sequence[int]) -> np.ndarray:
-    """Snapshots number ``index`` (positions in ``/snapshots/step``) of ``replicas``:
-    ``[len(index), len(replicas), *shape]``, reading only those from the file."""
-    wanted = np.unique(replicas)  # h5py reads increasing, distinct indices
-    where = np.searchsorted(wanted, replicas)
-    with reading(Path(path)) as f:
-        _parameters_group(f, Path(path))
-        value = f["snapshots/value"]
-        out = np.zeros((len(index), len(replicas), *value.shape[2:]), dtype=value.dtype)
-        for k, i in enumerate(index):
-            out[k] = value[int(i), wanted][where]
-    return out
-
-
-def _read_commit(f: h5py.File) -> Commit | None:
-    """The commit record (re-read until it is whole: a reader may race the writer)."""
-    if "resume/commit" not in f:
-        return None
-    for _ in range(100):
-        found = Commit.from_record(f["resume/commit"][...])
-        if found is not None:
-            return found
-        f["resume/commit"].refresh()
-    raise OSError(f"{f.filename}: its commit record stays unreadable")
-
-
-def _read_status(f: h5py.File) -> str:
-    par = f["parameters"]
-    if "status" in par:
-        return _plain(par["status"][()]).strip()
-    return str(_plain(par.attrs.get("status", "unknown")))
-
-
-def unreadable_reason(error: BaseException) -> str:
-    """One line, without the file's name, for why reading a run file failed (``load``'s
-    :class:`BrokenRunFile`, HDF5's ``OSError``, a missing dataset's ``KeyError``)."""
-    if isinstance(error, BrokenRunFile):
-        return error.reason
-    if isinstance(error, KeyError):
-        return "not a spinsim run file (a group or dataset is missing)"
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    text = str(error).strip()
-    if "signature" in text:
-        return "not an HDF5 file, so not a spinsim run file"
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def _open_for_reading(path: Path) -> h5py.File:
-    """Open read-only, as a SWMR reader: a file being written, or left by a killed
-    writer, opens as of its last flush. Files of older spinsim versions (not SWMR)
-    open as plain files, and without HDF5's lock while their writer holds it.
-    A missing file raises ``FileNotFoundError``; an empty, foreign or cut-short one
-    :class:`BrokenRunFile` (:func:`check_whole`), within about a second."""
-    if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
-    if path.is_file():
-        check_whole(path)
-    try:
-        return open_swmr_reader(path)
-    except OSError as error:
-        text = str(error)
-        if "signature" in text or "No such file" in text or "ermission" in text:
-            raise
-        try:
-            return h5py.File(path, "r")
-        except OSError as plain_error:
-            if "lock" not in str(plain_error):
-                raise
-            return h5py.File(path, "r", locking=False)
-
-
-@contextlib.contextmanager
-def reading(path: Path) -> Iterator[h5py.File]:
-    """The run file open for reading (:func:`_open_for_reading`); what HDF5 cannot read
-    in it (a damaged header, a checksum that fails, a missing group) is a
-    :class:`BrokenRunFile` naming the file, raised as soon as HDF5 gives up."""
-    try:
-        file = _open_for_reading(path)
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        raise
-    except OSError as error:
-        raise BrokenRunFile(path, _damage(error)) from None
-    try:
-        with file:
-            yield file
-    except (OSError, KeyError) as error:
-        raise BrokenRunFile(path, _damage(error)) from None
-
-
-def _damage(error: BaseException) -> str:
-    text = str(error.args[0] if isinstance(error, KeyError) and error.args else error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
-    line = re.sub(r"^Unable to (synchronously )?|^Can't (synchronously )?", "", line)
-    if "doesn't exist" in line or "signature" in line:
-        return f"not a spinsim run file ({line})"
-    return f"damaged, HDF5 cannot read it ({line})"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.bytes_):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

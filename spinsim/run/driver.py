@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from spinsim.engines.base import to_bytes
-from spinsim.io.runfile import Layout, RunFile
+from spinsim.io.layout import Layout
+from spinsim.io.runfile import RunFile
 from spinsim.run.progress import RunProgress
 from spinsim.run.signals import GracefulStop
 

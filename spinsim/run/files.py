@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from spinsim.io.runfile import Layout, RunFile
+from spinsim.io.layout import Layout
+from spinsim.io.runfile import RunFile
 
 
 def standard_parameters(cfg: DictConfig, *, seed: int, device: str, threads: int) -> dict[str, Any]:

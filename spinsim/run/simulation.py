@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from spinsim.engines.base import Engine
-from spinsim.io.runfile import Layout
+from spinsim.io.layout import Layout
 from spinsim.run.driver import Record
 
 

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from spinsim.io.runfile import load, unreadable_reason
+from spinsim.io.reader import load, unreadable_reason
 from spinsim.models.neural_cpm.state import CellState
 
 log = logging.getLogger(__name__)

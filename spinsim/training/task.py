@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinsim.io.runfile import Layout
+from spinsim.io.layout import Layout
 from spinsim.run.driver import Record
 from spinsim.training.contrastive_divergence import ContrastiveDivergence
 from spinsim.training.metrics import TABLE1_PARAMETERS, cellsort_vector, parameter_errors

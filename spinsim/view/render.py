@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from spinsim.io.runfile import Series
+from spinsim.io.reader import Series
 
 PAD = 4  # pixels between lattices
 HEADER = 16  # pixels of a text line above the lattices

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from spinsim.io.runfile import Run
+from spinsim.io.reader import Run
 from spinsim.view.render import PLOT_DPI, CellPainter, cell_type_colours, snapshot_grid, thin
 
 SIZE = (9.0, 6.0)
