@@ -28,7 +28,6 @@ The outputs are derived data and are replaced when collect runs again.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from spinsim.config import build
 from spinsim.config.checks import at_least, existing_path, plain, seed
 from spinsim.errors import ConfigError, make_folder
 from spinsim.io.reader import Run, load, unreadable_reason
+from spinsim.io.tables import write_csv as write_columns
 from spinsim.io.tables import write_table
 from spinsim.version import __version__
 
@@ -285,19 +285,7 @@ def write_hdf5(
 
 
 def write_csv(path: Path, table: Mapping[str, np.ndarray], columns: Sequence[str] = TABLE_COLUMNS) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for i in range(len(table["temperature"])):
-            writer.writerow([_csv_value(table[c][i]) for c in columns])
-    tmp.replace(path)
-
-
-def _csv_value(value: Any) -> str:
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    return str(value)
+    write_columns(path, table, columns)
 
 
 def plot_curves(path: Path, table: Mapping[str, np.ndarray], tc: Mapping[str, CriticalTemperature]) -> None:

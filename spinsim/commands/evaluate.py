@@ -31,12 +31,11 @@ The metrics and their choices are documented in ``docs/neural-cpm-data.md``.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import h5py
 import numpy as np
@@ -60,7 +59,7 @@ from spinsim.config.checks import at_least, existing_path, fraction, integer, is
 from spinsim.errors import ConfigError, make_folder
 from spinsim.io import checkpoint
 from spinsim.io.reader import load, unreadable_reason
-from spinsim.io.tables import write_table
+from spinsim.io.tables import write_csv, write_table
 from spinsim.version import __version__
 from spinsim.view import evaluation as view
 
@@ -203,7 +202,7 @@ def _train(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
     )  # fmt: skip
     checkpoint.save(target, epochs, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "cpu", state)
     history = out / "training.csv"
-    _write_csv(
+    write_csv(
         history, {"epoch": np.arange(1, epochs + 1), "loss": np.array([h["loss"] for h in trained.history])}
     )
     summary = {
@@ -444,24 +443,5 @@ def _write(out: Path, result: EvaluateResult, cfg: DictConfig, runs, reference) 
     for name, table in tables.items():
         if table:
             files.append(out / f"{name}.csv")
-            _write_csv(files[-1], table)
+            write_csv(files[-1], table)
     return files
-
-
-def _write_csv(path: Path, table: Mapping[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    columns = list(table)
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for i in range(len(next(iter(table.values())))):
-            writer.writerow([_csv_value(table[c][i]) for c in columns])
-    tmp.replace(path)
-
-
-def _csv_value(value: Any) -> str:
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    if isinstance(value, np.integer):
-        return str(int(value))
-    return str(value)

@@ -3,7 +3,9 @@ dataset per column, strings as UTF-8."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import csv
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -48,3 +50,25 @@ def _plain(value: Any) -> Any:
         return value.item()
     return value
 
+
+def write_csv(path: Path, table: Mapping[str, np.ndarray], columns: Sequence[str] | None = None) -> None:
+    """``table``'s ``columns`` (default: all, in order) as CSV with a header row, written to a
+    temporary name and renamed, so a reader never sees half a table. Floats as ``repr``
+    (every digit), numpy integers as integers."""
+    columns = list(table) if columns is None else list(columns)
+    rows = len(table[columns[0]]) if columns else 0
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i in range(rows):
+            writer.writerow([_csv_value(table[c][i]) for c in columns])
+    tmp.replace(path)
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
