@@ -55,7 +55,7 @@ def files(tmp_path_factory):
 
 def test_load_answers_every_broken_file_within_seconds(files):
     """``load``, ``snapshot_steps`` and ``read_snapshots``: a BrokenRunFile naming the file and
-    the reason, each within 3 s (a cut-short file waits 1 s for a copy to finish); the whole
+    the reason, each within 3 s (a cut-short file waits 0.25 s for a copy to finish); the whole
     file still reads."""
     script = textwrap.dedent(
         """
@@ -63,7 +63,7 @@ def test_load_answers_every_broken_file_within_seconds(files):
         from spinsim.io import BrokenRunFile, load, read_snapshots, snapshot_steps
         out = {}
         every = ("kib", "zerotail", "foreign", "run")  # the others: load only (each cut-short
-        for path in sys.argv[1:]:                       # file waits 1 s for a copy to finish)
+        for path in sys.argv[1:]:                       # file waits 0.25 s for a copy to finish)
             readers = (("load", load), ("steps", snapshot_steps),
                        ("snapshots", lambda p: read_snapshots(p, [0], [0])))
             if not path.endswith(tuple(f"/{name}.h5" for name in every)):

@@ -112,7 +112,7 @@ def assert_same_training(whole, resumed):
 
 
 def test_a_training_killed_before_its_first_checkpoint_resumes_from_its_last_commit(data, tmp_path):
-    """kill -9 at step 20 or later of 80 with no checkpoint yet (checkpoint_every=0): the run file
+    """kill -9 at step 15 or later of 80 with no checkpoint yet (checkpoint_every=0): the run file
     names itself in the refusal of output= and resume=RUN.h5 continues it in place, to the
     uninterrupted run value for value; resuming it again says there is nothing to resume."""
     common = [f"data={data}", "model.hamiltonian=cellsort", *SHORT, "checkpoint_every=0", "steps=80"]
@@ -121,12 +121,12 @@ def test_a_training_killed_before_its_first_checkpoint_resumes_from_its_last_com
     proc = start_cli("train", *common, f"output={path}", f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path,
                      env={"SPINSIM_COMMIT_SECONDS": "0"})  # fmt: skip
     try:
-        wait_for_commit(path, step=20, proc=proc)
+        wait_for_commit(path, step=15, proc=proc)
     finally:
         proc.kill()
         proc.communicate()
     killed = load(path)
-    assert killed.status == "died" and 20 <= killed.commit.step < 80
+    assert killed.status == "died" and 15 <= killed.commit.step < 80
     assert not checkpoint_path(path).exists()
     again = spinsim_cli("train", *common, f"output={path}", f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path)
     assert again.returncode == 2 and again.stderr.strip().endswith(

@@ -39,7 +39,7 @@ class BrokenRunFile(ValueError):
 
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_TRUNCATION_WAIT_S = 1.0  # how long a short file may take to grow (a copy just finishing)
+_TRUNCATION_WAIT_S = 0.25  # how long a closed short file may take to grow (a copy just finishing)
 
 
 def stored_end_of_file(path: Path) -> int | None:
