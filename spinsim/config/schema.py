@@ -372,7 +372,10 @@ class TrainConfig:
     snapshot_every: int = documented(100, "steps between stored chains (0: none)")
     checkpoint_every: int = documented(100, "steps between checkpoints (0: at the end only)")
     seed: int = documented(0, "seed of the run's random numbers (data draws, resets, sampler)")
-    resume: Optional[str] = documented(None, "checkpoint to continue from (a new run file is written)")
+    resume: Optional[str] = documented(
+        None, "a train run file (.h5: continued in place from its last commit) or its checkpoint "
+        "(.ckpt.pt: continued into a new run file)"
+    )
     output: str = documented("train.h5", "HDF5 file; the checkpoint is <name>.ckpt.pt beside it")
     progress: bool = documented(True, "show a progress bar (plain lines when not on a terminal)")
 
