@@ -177,6 +177,15 @@ def spinsim_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = 
     )
 
 
+def one_line(out, status: int) -> str:
+    """The one error line of a finished command (log INFO lines aside), after checking its exit
+    status and that it printed no traceback."""
+    lines = [line for line in out.stderr.splitlines() if line.strip() and "[INFO]" not in line]
+    assert out.returncode == status, out.stderr[-3000:]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    return lines[0]
+
+
 def start_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """``python -m spinsim <args>`` started in the background (stdout, stderr piped)."""
     full_env = dict(os.environ)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import spinsim
-from conftest import simulate_quiet, spinsim_cli
+from conftest import one_line, simulate_quiet, spinsim_cli
 from spinsim.io import load
 
 
@@ -44,13 +44,6 @@ def limited_run(tmp_path, limit, *overrides, script=None):
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           preexec_fn=limit_files, env=env)  # fmt: skip
-
-
-def one_line(out, status):
-    lines = [line for line in out.stderr.splitlines() if line.strip() and "[INFO]" not in line]
-    assert out.returncode == status, out.stderr[-3000:]
-    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
-    return lines[0]
 
 
 def test_full_disk_ends_in_one_line_and_a_readable_failed_file(tmp_path):

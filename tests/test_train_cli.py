@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import spinsim
-from conftest import simulate_quiet, spinsim_cli, start_cli, wait_for_commit
+from conftest import one_line, simulate_quiet, spinsim_cli, start_cli, wait_for_commit
 from spinsim.commands import train
 from spinsim.io import load
 from spinsim.io.checkpoint import checkpoint_path
@@ -156,11 +156,10 @@ def test_a_checkpoint_without_room_is_one_line_and_the_run_resumes(data, tmp_pat
     done = subprocess.run([sys.executable, "-c", script, "train", *common, f"output={path}",
                            f"hydra.run.dir={tmp_path / 'h'}"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
-    lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
-    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
+    line = one_line(done, 1)
     expected = f"spinsim train: error: cannot write {checkpoint_path(path)}: no space for the checkpoint ("
-    assert lines[0].startswith(expected), lines[0]
-    assert lines[0].endswith(f"left); the run file keeps every commit (resume={path})"), lines[0]
+    assert line.startswith(expected), line
+    assert line.endswith(f"left); the run file keeps every commit (resume={path})"), line
     failed = load(path)
     assert failed.status == "failed" and failed.commit.step == 4
     resumed, _ = train_quiet(path, f"resume={path}")
@@ -228,9 +227,7 @@ def test_bad_training_input_is_one_line(data, tmp_path, overrides, message):
     given = [] if any(o.startswith("data=") for o in overrides) else [f"data={data}"]
     args = ["train", *given, "steps=1", "progress=false", f"hydra.run.dir={tmp_path}", f"output={tmp_path / 'train.h5'}"]  # noqa: E501
     done = spinsim_cli(*args, *overrides, cwd=tmp_path)
-    lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
-    assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
-    assert message in lines[0]
+    assert message in one_line(done, 2)
     assert not (tmp_path / "train.h5").exists()  # refused before the run file was made
 
 
@@ -254,9 +251,8 @@ def test_more_bad_training_input_is_one_line(data, tmp_path):
     ]  # fmt: skip
     for args, message in cases:
         done = spinsim_cli(*args, f"hydra.run.dir={tmp_path / 'h'}", cwd=tmp_path)
-        lines = [line for line in done.stderr.splitlines() if line.strip() and "[INFO]" not in line]
-        assert done.returncode == 2 and len(lines) == 1, (args, done.stderr[-3000:])
-        assert lines[0].startswith(f"spinsim {args[0]}: error: {message}"), lines[0]
+        line = one_line(done, 2)
+        assert line.startswith(f"spinsim {args[0]}: error: {message}"), (args, line)
 
 
 def test_training_on_a_spin_model_run_is_refused(tmp_path):

@@ -42,7 +42,7 @@ from spinsim.config.resume import resumed_config
 from spinsim.engines.base import from_bytes
 from spinsim.errors import ConfigError, OutputError, RunAborted
 from spinsim.io import Run, RunFile, checkpoint
-from spinsim.io.hdf5 import stored_end_of_file
+from spinsim.io.hdf5 import superblock
 from spinsim.models.neural_cpm.registry import hamiltonian_checkpoint
 from spinsim.run.driver import Record, run_task
 from spinsim.run.files import create_run_file, standard_parameters
@@ -159,7 +159,7 @@ def resumed_run_file(cfg: DictConfig) -> tuple[DictConfig, Run] | None:
     path = build.existing_path("resume", value)
     if path.is_dir():
         raise ConfigError("resume", str(value), "give a train run file (.h5) or its checkpoint (.ckpt.pt)")
-    if path.name.endswith(".pt") or stored_end_of_file(path) is None:
+    if path.name.endswith(".pt") or superblock(path) is None:
         return None  # a checkpoint (torch's zip), read by checkpoint.load
     stored = build.run_file("resume", str(path), observables=True)
     if stored.parameters.get("command") != "train":

@@ -132,19 +132,18 @@ def make_sampler(name: str, **options: Any) -> Sampler:
         return build_sampler(name, **options)
 
 
-# the CPM samplers' choices (cpm_approx_parallel, cpm_sequential): checked here, so a bad one is
-# refused before a run file exists, naming its key
-COPY_CHOICES = {"neighbour": ("differing", "any"), "direction": ("push", "pull"), "site": ("any", "boundary")}
-
-
 def _check_copy_options(options: dict[str, Any]) -> None:
+    """The CPM samplers' choices (cpm_approx_parallel, cpm_sequential), checked here so that a bad
+    one is refused before a run file exists, naming its key."""
     from spinsim.lattice import NEIGHBOURHOOD_ORDERS
+    from spinsim.samplers.cpm_approx_parallel import DIRECTIONS, NEIGHBOUR_CHOICES
+    from spinsim.samplers.cpm_sequential import SITES
 
     order = options.get("copy_neighbourhood")
     if order is not None and (isinstance(order, bool) or order not in NEIGHBOURHOOD_ORDERS):
         orders = ", ".join(map(str, NEIGHBOURHOOD_ORDERS))
         raise ConfigError("sampler.copy_neighbourhood", order, f"null (the model's) or one of {orders}")
-    for key, allowed in COPY_CHOICES.items():
+    for key, allowed in (("neighbour", NEIGHBOUR_CHOICES), ("direction", DIRECTIONS), ("site", SITES)):
         if key in options and options[key] not in allowed:
             raise ConfigError(f"sampler.{key}", options[key], f"choose one of {', '.join(allowed)}")
     if "proposals" in options:

@@ -8,7 +8,7 @@ the stored run (and from the command's default) is refused in one line. ``device
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,17 +19,15 @@ from spinsim.errors import ConfigError
 FREE_KEYS = ("resume", "progress", "output", "device", "hydra")
 
 
-def resumed_config(
-    command: str, cfg: DictConfig, stored: DictConfig, path: str, length: str, free: Sequence[str] = ()
-) -> DictConfig:
-    """The stored run's config with ``length`` (never shorter), ``progress``, ``device.*`` and the
-    ``free`` keys from ``cfg`` where it sets them; ``ConfigError`` for any other key that ``cfg``
-    sets away from the command's default and the stored run's value."""
+def resumed_config(command: str, cfg: DictConfig, stored: DictConfig, path: str, length: str) -> DictConfig:
+    """The stored run's config with ``length`` (never shorter), ``progress`` and ``device.*``
+    from ``cfg`` where it sets them; ``ConfigError`` for any other key that ``cfg`` sets away
+    from the command's default and the stored run's value."""
     defaults = compose(command, [])
     given = _flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     default = _flat(OmegaConf.to_container(defaults, resolve=True, enum_to_str=True))
     old = _flat(OmegaConf.to_container(stored, resolve=True, enum_to_str=True))
-    allowed = (*FREE_KEYS, length, *free)
+    allowed = (*FREE_KEYS, length)
     for key, value in given.items():
         if key.split(".")[0] in allowed:
             continue
@@ -44,7 +42,6 @@ def resumed_config(
         raise ConfigError(length, n, f"at least the run's own {plain(stored[length])} when resuming it")
     device = {k: v for k, v in given.items() if k.startswith("device.") and v != default.get(k)}
     update: dict[str, Any] = {length: n, "progress": plain(cfg.progress), "resume": None, "output": str(path)}
-    update.update({k: plain(cfg[k]) for k in free if k in cfg and plain(cfg[k]) != default.get(k)})
     merged = OmegaConf.merge(stored, update)
     for key, value in device.items():
         OmegaConf.update(merged, key, value)

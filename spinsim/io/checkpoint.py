@@ -35,7 +35,7 @@ def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, st
     its size is checked against the room left (free space, file size limit) before a byte is
     written; :class:`spinsim.errors.OutputError` (one line) where it does not fit or the write
     fails; the previous checkpoint stays either way."""
-    from spinsim.io.runfile import space_left, why_unwritable
+    from spinsim.io.runfile import _mib, space_left, why_unwritable
 
     path = Path(path)
     payload = {
@@ -70,10 +70,6 @@ def save(path: str | Path, step: int, config: Mapping[str, Any], device: str, st
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise OutputError(describe_os_error(error, str(path)) + kept) from None
-
-
-def _mib(n: float) -> str:
-    return f"{n / (1 << 20):.3g} MiB"
 
 
 def load(path: str | Path) -> dict:

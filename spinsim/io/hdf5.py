@@ -1,9 +1,8 @@
 """The HDF5 file under a run file, below what h5py offers: its superblock.
 
-* :func:`check_whole`: is the file at least the size its superblock records? A file cut
-  short (a copy broken off, ``head -c``) is refused before HDF5 opens it, since a SWMR
-  reader skips HDF5's own end-of-file check and then retries its reads forever, in C,
-  where Ctrl-C cannot reach.
+* :func:`check_whole`: is the file at least the size its superblock records? A closed file
+  cut short (a copy broken off, ``head -c``) is refused before HDF5 opens it, since a SWMR
+  reader skips HDF5's own end-of-file check; a short file that its writer left open is read.
 * :func:`open_swmr_reader`: a SWMR reader whose retries of a failing metadata read are
   bounded (HDF5's default never ends on a damaged file).
 * :func:`clear_writer_flags`: what ``h5clear`` does to the file of a killed writer, so it
@@ -40,13 +39,6 @@ class BrokenRunFile(ValueError):
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TRUNCATION_WAIT_S = 0.25  # how long a closed short file may take to grow (a copy just finishing)
-
-
-def stored_end_of_file(path: Path) -> int | None:
-    """The size the whole file must have by its superblock (its end-of-file address plus its
-    base address), or None when ``path`` has no HDF5 signature."""
-    found = superblock(path)
-    return None if found is None else found[0]
 
 
 def superblock(path: Path) -> tuple[int, int] | None:

@@ -191,13 +191,9 @@ def unreadable_reason(error: BaseException) -> str:
     :class:`BrokenRunFile`, HDF5's ``OSError``, a missing dataset's ``KeyError``)."""
     if isinstance(error, BrokenRunFile):
         return error.reason
-    if isinstance(error, KeyError):
-        return "not a spinsim run file (a group or dataset is missing)"
     if isinstance(error, FileNotFoundError):
         return "no such file"
     text = str(error).strip()
-    if "signature" in text:
-        return "not an HDF5 file, so not a spinsim run file"
     return text.splitlines()[0] if text else type(error).__name__
 
 
@@ -205,8 +201,7 @@ def _open_for_reading(path: Path) -> h5py.File:
     """Open read-only, as a SWMR reader: a file being written, or left by a killed
     writer, opens as of its last flush. Files of older spinsim versions (not SWMR)
     open as plain files, and without HDF5's lock while their writer holds it.
-    A missing file raises ``FileNotFoundError``; an empty, foreign or cut-short one
-    :class:`BrokenRunFile` (:func:`~spinsim.io.hdf5.check_whole`), within about a second."""
+    A missing file raises ``FileNotFoundError``; :func:`reading` checks the file first."""
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     try:

@@ -31,6 +31,7 @@ from spinsim.config.model_schemas import NETWORK_KEYS, NeuralCPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models.neural_cpm.model import NeuralCPMModel
+from spinsim.models.neural_cpm.neural import DELTA_METHODS, PADDINGS
 from spinsim.models.neural_cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def hamiltonian_from_config(
 
 
 LIST_SIZES = ("dims", "pools", "widths", "mlp")
-CHOICE_SIZES = {"padding": ("zeros", "circular"), "delta_method": ("fast", "straightforward")}
+CHOICE_SIZES = {"padding": PADDINGS, "delta_method": DELTA_METHODS}
 
 
 def _check_size(key: str, value: Any) -> None:

@@ -46,6 +46,7 @@ from torch import nn
 from spinsim.models.neural_cpm.state import CopyProposals
 
 PADDINGS = ("zeros", "circular")
+DELTA_METHODS = ("fast", "straightforward")
 
 
 def cellular_mnist_sizes() -> dict:
@@ -231,7 +232,7 @@ class NeuralHamiltonian(nn.Module):
             raise ValueError("every size must be positive")
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-        if delta_method not in ("fast", "straightforward"):
+        if delta_method not in DELTA_METHODS:
             raise ValueError(f"delta_method must be 'fast' or 'straightforward', got {delta_method!r}")
         self.n_types, self.padding, self.delta_method = n_types, padding, delta_method
         self.sizes = dict(
