@@ -13,6 +13,7 @@ from PIL import Image
 import spinsim
 from conftest import simulate_quiet, spinsim_cli
 from spinsim.analysis.scaling import Curve, binder_crossings, crossing
+from spinsim.analysis.sweep import TABLE_COLUMNS
 from spinsim.cli import main
 from spinsim.commands import collect
 from spinsim.engines.cpu.threads import available_cores
@@ -113,8 +114,8 @@ def test_collect_agrees_with_the_runs_summaries(sweep, caplog, capsys):
         assert len(f["parameters/runs"]) == 4 and "tc" in f and "binder" in f
     with open(folder / "table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 9 and list(rows[0]) == list(collect.TABLE_COLUMNS)
-    for column in collect.TABLE_COLUMNS:
+    assert len(rows) == 9 and list(rows[0]) == list(TABLE_COLUMNS)
+    for column in TABLE_COLUMNS:
         if column in ("system", "size"):
             assert list(stored[column]) == [r[column] for r in rows] == list(table[column])
         else:

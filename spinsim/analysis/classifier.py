@@ -43,6 +43,13 @@ def type_channels(ids: np.ndarray, cell_type: np.ndarray, n_types: int) -> torch
     return torch.stack([(types == t) for t in range(1, n_types)], 1).float()
 
 
+def final_channels(runs: Sequence[Any]) -> torch.Tensor:
+    """The type channels of the final states of every run (:class:`~spinsim.analysis.
+    cpm_evaluation.Trajectories`), one batch, with as many channels as the run with most types."""
+    n_types = max(len(r.type_names) for r in runs)
+    return torch.cat([type_channels(r.final, r.cell_type, n_types) for r in runs])
+
+
 class DigitClassifier(nn.Module):
     """The CNN of the module docstring, for type channels of ``shape``."""
 

@@ -32,7 +32,6 @@ The metrics and their choices are documented in ``docs/neural-cpm-data.md``.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -44,17 +43,10 @@ from omegaconf import DictConfig, OmegaConf
 from spinsim.analysis.classifier import (
     classifier_from_state,
     classifier_state,
+    final_channels,
     train_classifier,
-    type_channels,
 )
-from spinsim.analysis.cpm_evaluation import (
-    Trajectories,
-    final_variances,
-    frame_table,
-    reference_volumes,
-    variance_fraction_table,
-)
-from spinsim.analysis.cpm_metrics import axial_rmse, classifier_score, variance_fractions, volume_range
+from spinsim.analysis.cpm_evaluation import METRICS, EvaluationOptions, Trajectories, evaluate, formatted
 from spinsim.config.checks import at_least, existing_path, fraction, integer, is_number, plain, seed
 from spinsim.errors import ConfigError, make_folder
 from spinsim.io import checkpoint
@@ -64,8 +56,6 @@ from spinsim.version import __version__
 from spinsim.view import evaluation as view
 
 log = logging.getLogger(__name__)
-
-METRICS = ("p_volume", "p_unfragmented", "classifier_score", "axial")
 
 
 @dataclass
@@ -149,13 +139,6 @@ def _trajectories(key: str, path: Path, strict: bool) -> Trajectories | None:
     )  # fmt: skip
 
 
-def _final_channels(runs: Sequence[Trajectories]):
-    import torch
-
-    n_types = max(len(r.type_names) for r in runs)
-    return torch.cat([type_channels(r.final, r.cell_type, n_types) for r in runs])
-
-
 # -- train_classifier -----------------------------------------------------------------------
 def _train(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
     epochs = at_least("epochs", cfg.epochs, 1)
@@ -181,7 +164,7 @@ def _train(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
     target = Path(plain(cfg.classifier)).expanduser() if plain(cfg.classifier) else out / "classifier.pt"
     make_folder(target.parent, target)
     make_folder(out)
-    x = _final_channels(runs)
+    x = final_channels(runs)
     labels = np.concatenate([r.labels for r in runs])
     try:
         trained = train_classifier(
@@ -212,7 +195,11 @@ def _train(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
     rows = [
         ("samples", str(len(labels)), f"{len(runs)} run(s), classes {_classes(labels)}"),
         ("train accuracy", f"{trained.train_accuracy:.3f}", f"{trained.n_train} samples, {epochs} epochs"),
-        ("held-out accuracy", _fmt(trained.holdout_accuracy), f"{trained.n_holdout} samples ({holdout:g})"),
+        (
+            "held-out accuracy",
+            formatted(trained.holdout_accuracy),
+            f"{trained.n_holdout} samples ({holdout:g})",
+        ),  # fmt: skip
     ]
     view.print_summary(rows, f"digit classifier -> {target}")
     for path in (target, history):
@@ -226,21 +213,58 @@ def _classes(labels: np.ndarray) -> str:
 
 
 # -- evaluate ---------------------------------------------------------------------------------
-def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
-    every = at_least("frame_every", cfg.frame_every, 1)
+def _options(cfg: DictConfig) -> EvaluationOptions:
     tolerance = plain(cfg.volume_tolerance)
     if not is_number(tolerance) or tolerance < 0:
         raise ConfigError("volume_tolerance", tolerance, "must be a number >= 0 (a fraction of V*)")
-    max_fragmented = at_least("max_fragmented", cfg.max_fragmented, 0)
-    dilation = integer("dilation", cfg.dilation, 0, 10)
-    periodic_fragments = bool(cfg.periodic_fragments)
-    polar = at_least("polar_type", cfg.polar_type, 1)
-    has_reference = plain(cfg.reference) is not None
-    has_classifier = plain(cfg.classifier) is not None
-    metrics = _metrics(plain(cfg.metrics), has_reference, has_classifier)
+    return EvaluationOptions(
+        frame_every=at_least("frame_every", cfg.frame_every, 1), volume_tolerance=float(tolerance),
+        max_fragmented=at_least("max_fragmented", cfg.max_fragmented, 0),
+        dilation=integer("dilation", cfg.dilation, 0, 10), periodic_fragments=bool(cfg.periodic_fragments),
+        polar_type=at_least("polar_type", cfg.polar_type, 1),
+    )  # fmt: skip
 
+
+def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
+    options = _options(cfg)
+    has_reference = plain(cfg.reference) is not None
+    metrics = _metrics(plain(cfg.metrics), has_reference, plain(cfg.classifier) is not None)
     runs = _read("path", plain(cfg.path), skip=out)
     reference = _read("reference", plain(cfg.reference)) if has_reference else []
+    _check_reference(runs, reference)
+    n_types = len(runs[0].type_names)
+    if options.polar_type >= n_types:
+        allowed = f"a cell type of the runs: 1 to {n_types - 1} ({', '.join(runs[0].type_names[1:])})"
+        raise ConfigError("polar_type", options.polar_type, allowed)
+    model = _classifier(plain(cfg.classifier), runs) if "classifier_score" in metrics else None
+    make_folder(out)  # before the work: an output that cannot be written fails at once
+
+    def probabilities_of(runs: Sequence[Trajectories]) -> np.ndarray:
+        return model.probabilities(final_channels(runs))
+
+    found = evaluate(runs, reference, metrics, options, probabilities_of if model is not None else None)
+    result = EvaluateResult(out, [], found.summary, found.frames, found.variance_fractions, found.axial)
+    result.files = _write(out, result, cfg, runs, reference)
+    title = f"{root.parent.name}/{root.name}: {found.summary['n_trajectories']} trajectories"
+    if result.frames:
+        result.files.append(out / "frames.png")
+        view.plot_frames(result.files[-1], result.frames, "MCS", title)
+    if result.variance_fractions:
+        result.files.append(out / "variance_fractions.png")
+        view.plot_variance_fractions(result.files[-1], result.variance_fractions, runs[0].type_names[1:],
+                                     found.reference_fractions, "MCS", title)  # fmt: skip
+    if found.probabilities is not None:
+        result.files.append(out / "classes.png")
+        view.plot_classes(result.files[-1], found.probabilities, f"{title}: classes of the final states")
+    against = f" against {plain(cfg.reference)}" if reference else ""
+    view.print_summary(found.rows, f"spinsim evaluate: {root}{against}")
+    for path in result.files:
+        print(path)
+    return result
+
+
+def _check_reference(runs: Sequence[Trajectories], reference: Sequence[Trajectories]) -> None:
+    """The training data must share the runs' lattice and cell types."""
     shape = tuple(runs[0].states.shape[-2:])
     for ref in reference:
         if tuple(ref.states.shape[-2:]) != shape:
@@ -254,103 +278,6 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
                 "reference", str(ref.path),
                 f"its cell types are {', '.join(ref.type_names)}, the runs' {', '.join(runs[0].type_names)}",
             )  # fmt: skip
-    n_types = len(runs[0].type_names)
-    if polar >= n_types:
-        raise ConfigError(
-            "polar_type",
-            polar,
-            f"a cell type of the runs: 1 to {n_types - 1} ({', '.join(runs[0].type_names[1:])})",
-        )
-    model = _classifier(plain(cfg.classifier), runs) if "classifier_score" in metrics else None
-    make_folder(out)  # before the work: an output that cannot be written fails at once
-
-    result = EvaluateResult(out)
-    summary: dict[str, Any] = {
-        "n_runs": len(runs), "n_trajectories": sum(r.n_trajectories for r in runs),
-        "n_reference": sum(r.n_trajectories for r in reference),
-    }  # fmt: skip
-    rows: list[tuple[str, str, str]] = []
-    limits = None
-    if "p_volume" in metrics:
-        low, high, mean = volume_range(reference_volumes(reference), float(tolerance))
-        limits = (low, high)
-        summary.update(volume_low=low, volume_high=high, reference_mean_volume=mean)
-    if "p_volume" in metrics or "p_unfragmented" in metrics:
-        frames, total = frame_table(runs, every, limits, max_fragmented, dilation, periodic_fragments)
-        result.frames = frames
-        over = (
-            f"{total['n_states']} states: {'every' if every == 1 else 'every ' + _ordinal(every)} frame "
-            f"of {summary['n_trajectories']} trajectories"
-        )
-        summary["n_states"] = total["n_states"]
-        if "p_volume" in metrics:
-            summary["p_volume"] = total["p_volume"]
-            rows.append(
-                ("p_volume", f"{total['p_volume']:.3f}", f"{over}; volumes in [{low:.1f}, {high:.1f}]")
-            )
-        if "p_unfragmented" in metrics:
-            summary["p_unfragmented"] = total["p_unfragmented"]
-            edges = "periodic" if periodic_fragments else "open"
-            rule = f"<= {max_fragmented} cells in pieces or vanished after a dilation by {dilation}, {edges}"
-            rows.append(("p_unfragmented", f"{total['p_unfragmented']:.3f}", f"{over}; {rule}"))
-    probabilities = None
-    if model is not None:
-        probabilities = model.probabilities(_final_channels(runs))
-        summary["classifier_score"] = classifier_score(probabilities)
-        rows.append(("classifier_score", f"{summary['classifier_score']:.3f}",
-                     f"{len(probabilities)} final states, {probabilities.shape[1]} classes"))  # fmt: skip
-        if all(r.labels is not None for r in runs):
-            labels = np.concatenate([r.labels for r in runs])
-            summary["label_accuracy"] = float((probabilities.argmax(1) == labels).mean())
-            rows.append(("label_accuracy", f"{summary['label_accuracy']:.3f}", "the runs' own digit labels"))
-    reference_fractions = None
-    if "axial" in metrics:
-        result.variance_fractions = variance_fraction_table(runs, polar)
-        sim = final_variances(runs, polar)
-        names = runs[0].type_names[1:]
-        axial_rows = [("simulated", sim)]
-        if reference:
-            ref = final_variances(reference, polar)
-            axial_rows.append(("reference", ref))
-            summary["axial_rmse"] = axial_rmse(sim, ref)
-            rows.append(("axial_rmse", f"{summary['axial_rmse']:.1f}",
-                         f"{len(sim)} vs {len(ref)} final states (px^2)"))  # fmt: skip
-            f_ref = variance_fractions(ref)
-            reference_fractions = {n: (_nanstat(np.nanmean, f_ref[:, t]), _nanstat(np.nanstd, f_ref[:, t]))
-                                   for t, n in enumerate(names)}  # fmt: skip
-        result.axial = _axial_table(axial_rows, names)
-        for t, name in enumerate(names):
-            value = _nanstat(np.nanmean, variance_fractions(sim)[:, t])
-            summary[f"{name}_fraction"] = value
-            text = (
-                f"final states; training data {_fmt(reference_fractions[name][0])}"
-                if reference_fractions
-                else "final states"
-            )
-            rows.append((f"{name} variance fraction", _fmt(value), text))
-    result.summary = summary
-    result.files = _write(out, result, cfg, runs, reference)
-    unit = "MCS"
-    title = f"{root.parent.name}/{root.name}: {summary['n_trajectories']} trajectories"
-    if result.frames:
-        path = out / "frames.png"
-        view.plot_frames(path, result.frames, unit, title)
-        result.files.append(path)
-    if result.variance_fractions:
-        path = out / "variance_fractions.png"
-        view.plot_variance_fractions(path, result.variance_fractions, runs[0].type_names[1:],
-                                     reference_fractions, unit, title)  # fmt: skip
-        result.files.append(path)
-    if probabilities is not None:
-        path = out / "classes.png"
-        view.plot_classes(path, probabilities, f"{title}: classes of the final states")
-        result.files.append(path)
-    view.print_summary(
-        rows, f"spinsim evaluate: {root}" + (f" against {plain(cfg.reference)}" if reference else "")
-    )
-    for path in result.files:
-        print(path)
-    return result
 
 
 def _metrics(value: Any, has_reference: bool, has_classifier: bool) -> tuple[str, ...]:
@@ -391,35 +318,6 @@ def _classifier(value: str, runs: Sequence[Trajectories]):
             f"the runs have {channels} on {seen}",
         )  # fmt: skip
     return model
-
-
-def _axial_table(rows: Sequence[tuple[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """One row per source (simulated, reference): its states and, per type, the mean variances
-    along the principal and orthogonal axes and the mean variance fraction."""
-    table: dict[str, np.ndarray] = {
-        "source": np.array([s for s, _ in rows], dtype=object),
-        "n": np.array([len(v) for _, v in rows], dtype=np.int64),
-    }
-    for t, name in enumerate(names):
-        for k, axis in enumerate(("principal", "orthogonal")):
-            table[f"{name}_{axis}"] = np.array([_nanstat(np.nanmean, v[:, t, k]) for _, v in rows])
-        table[f"{name}_fraction"] = np.array(
-            [_nanstat(np.nanmean, variance_fractions(v)[:, t]) for _, v in rows]
-        )
-    return table
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _nanstat(stat, values: np.ndarray) -> float:
-    return float(stat(values)) if np.isfinite(values).any() else math.nan
-
-
-def _fmt(value: float) -> str:
-    return "nan" if not math.isfinite(value) else f"{value:.3f}"
 
 
 # -- writing ----------------------------------------------------------------------------------

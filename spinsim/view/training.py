@@ -6,17 +6,22 @@
   units, lambda, V*, closure weights) against the step, the true values dashed where the
   data came from a known cell-sorting Hamiltonian;
 * :func:`chains_grid`: the stored chains, a row per chain, a column per stored step,
-  every cell coloured by the type it has in that chain (types travel with the state).
+  every cell coloured by the type it has in that chain (types travel with the state);
+* :func:`print_report`: the end of a training on the console.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
+from omegaconf import OmegaConf
 from PIL import Image
 
 from spinsim.io.reader import Run
+from spinsim.training.metrics import PAPER_TABLE1
+from spinsim.training.task import TrainingTask
 from spinsim.view.render import PLOT_DPI, CellPainter, cell_type_colours, snapshot_grid, thin
 
 SIZE = (9.0, 6.0)
@@ -61,7 +66,7 @@ def parameters_figure(run: Run, title: str) -> "Figure | None":  # noqa: F821
     ax_j, ax_other = fig.subplots(1, 2)
     contact = obs["contact"]
     T = contact.value.shape[1]
-    true = run.arrays.get("true_contact") if hasattr(run, "arrays") else None
+    true = run.arrays.get("true_contact")
     pairs = [(a, b) for a in range(T) for b in range(a, T) if (a, b) != (0, 0)]
     colours = colormaps["tab10"](np.arange(len(pairs)) % 10)
     for (a, b), colour in zip(pairs, colours):
@@ -74,7 +79,7 @@ def parameters_figure(run: Run, title: str) -> "Figure | None":  # noqa: F821
     ax_j.set_xlabel("training step")
     ax_j.legend(fontsize=7)
     ax_j.grid(alpha=0.3)
-    true_lambda = run.arrays.get("true_lambda_area") if hasattr(run, "arrays") else None
+    true_lambda = run.arrays.get("true_lambda_area")
     for name in ("lambda_area", "w_symbolic", "w_neural"):
         if name in obs:
             step, y = thin(obs[name].step, obs[name].value[:, 0])
@@ -115,3 +120,52 @@ def chains_grid(
             frames[i, j] = (ids[i, j], types[i, j])
     T = [1.0] * len(chains)
     return snapshot_grid(frames, steps, chains, T, painter, scale, shape=ids.shape[2:])
+
+
+def print_report(
+    summary: dict[str, np.ndarray], task: TrainingTask, name: str, start: int, end: int, n_states: int
+) -> None:
+    """The end of a training on the console: the loss and, for a symbolic part, what was learned
+    (against the truth and with the Table 1 errors where the data's Hamiltonian is known)."""
+    s = {k: float(v[0]) for k, v in summary.items()}
+    print(f"train {name}: steps {start + 1}..{end} on {n_states} data states")
+    print(f"  loss {s['loss_first']:.4g} -> {s['loss_final']:.4g}, acceptance {s['acceptance_final']:.3f}, "
+          f"mean gradient norm {s['grad_norm_mean']:.4g}")  # fmt: skip
+    learned = task.learned()
+    if "contact" in learned:
+        J = learned["contact"].numpy()
+        truth = task.truth
+        rows = []
+        for a in range(J.shape[0]):
+            for b in range(a, J.shape[0]):
+                true = f" (true {truth['contact'][a][b]:g})" if truth is not None else ""
+                rows.append(f"J({a},{b}) {J[a, b]:.3f}{true}")
+        lam = float(learned["lambda_area"].reshape(-1)[0])
+        true = f" (true {truth['lambda_area']:g})" if truth is not None else ""
+        print("  " + ", ".join(rows) + f", lambda {lam:.3f}{true}")
+    if "log10_rmse_t1" in s and not math.isnan(s["log10_rmse_t1"]):
+        line = f"  Table 1: log10 RMSE at T=1 {s['log10_rmse_t1']:.2f}"
+        if not math.isnan(s.get("log10_rmse_tstar", math.nan)):
+            line += f", at T*={s['temperature']:.3f} {s['log10_rmse_tstar']:.2f}"
+        print(line)
+        scenario = scenario_of(task.truth)
+        if scenario:
+            paper = PAPER_TABLE1[scenario]
+            print(f"  the paper's scenario {scenario}: {paper[0]:.2f} at T=1, {paper[1]:.2f} at T*")
+
+
+def scenario_of(truth: dict | None) -> str | None:
+    """Which of the paper's scenarios (a, b, d, f: ``conf/experiment/cell_sorting_<x>.yaml``)
+    made the data, by its contact table and lambda (None: another Hamiltonian)."""
+    if truth is None:
+        return None
+    from importlib import resources
+
+    folder = resources.files("spinsim.conf") / "experiment"
+    for scenario in PAPER_TABLE1:
+        model = OmegaConf.create((folder / f"cell_sorting_{scenario}.yaml").read_text()).model
+        if np.allclose(np.asarray(model.contact, dtype=float), truth["contact"]) and float(
+            model.lambda_area
+        ) == float(truth["lambda_area"]):
+            return scenario
+    return None
