@@ -1,6 +1,6 @@
 """The multispin kernels' random words and bit operations on every instruction set.
 
-AES-128 counter mode (spinsim.engines.cpu.aes): known-answer vectors from FIPS-197
+AES-128 counter mode (spinsim.engines.cpu.random.aes): known-answer vectors from FIPS-197
 (Appendix A.1: key expansion; Appendix B and C.1: encryption) pin the plain-Python
 reference; the kernels' paths (VAES, AES-NI, the T-table software AES: whichever of
 ``avx512``, ``avx2`` and ``baseline`` this CPU runs) must equal it block for block.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinsim.engines.cpu import aes
 from spinsim.engines.cpu.compiled import kernels
+from spinsim.engines.cpu.random import aes
 
 pytestmark = pytest.mark.skipif(kernels is None, reason="the compiled kernels are not built")
 ISAS = kernels.supported() if kernels is not None else []

@@ -22,7 +22,7 @@ from spinsim.config import build
 from spinsim.engines import ReferenceEngine, build_engine
 from spinsim.engines.cpu.engine import CPUEngine, potts_tables, proposal_bits
 from spinsim.engines.cpu.layout import SlabLayout, lanes_for
-from spinsim.engines.cpu.philox import philox4x32, philox4x32_py
+from spinsim.engines.cpu.random.philox import philox4x32, philox4x32_py
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel

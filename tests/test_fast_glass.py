@@ -4,7 +4,7 @@ in-kernel measurements, relabelling exchanges and checkpoints.
 Each path passes what the original fast paths pass (tests/test_fast_engines.py): exact
 enumeration within 4 binning standard errors, agreement with the reference engine within 4
 combined standard errors, identical states for 1 and 2 threads (which also run the two
-schedules, rows and groups), and its measurements equal to :func:`spinsim.observables.measure`.
+schedules, rows and groups), and its measurements equal to :func:`spinsim.observables.spin.measure`.
 """
 
 import numpy as np

@@ -32,7 +32,8 @@ from spinsim.engines.base import Engine
 from spinsim.engines.reference import ReferenceEngine
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
-from spinsim.models.cpm import CellularPottsModel
+from spinsim.models.cpm.classic import CellularPottsModel
+from spinsim.samplers import SweepSampler
 
 ENGINES = ("auto", "reference", "fast")
 SPIN_SAMPLERS = ("metropolis", "heat_bath")
@@ -54,9 +55,12 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
         if device.type != "cpu":
             return f"device={device.type} (sampler=cpm_sequential runs on the CPU)"
         return None if importlib.util.find_spec("numba") else "this machine (numba is not installed)"
-    from spinsim.engines.cpu.support import unsupported
+    if device.type == "cuda":
+        from spinsim.engines.gpu.support import unsupported
+    else:
+        from spinsim.engines.cpu.support import unsupported
 
-    reason = unsupported(model, sampler, engine="triton" if device.type == "cuda" else "cpu")
+    reason = unsupported(model, sampler)
     if reason:
         return reason
     if device.type == "cpu":
@@ -73,7 +77,7 @@ def fast_unsupported(model: Any, sampler: Any, device: torch.device) -> str | No
 
 def reference_unsupported(model: Any, sampler: Any) -> str | None:
     """Why the torch reference engine cannot run this sampler (None: it can)."""
-    if not hasattr(sampler, "sweep"):
+    if not isinstance(sampler, SweepSampler):
         name = getattr(sampler, "name", type(sampler).__name__)
         return f"sampler={name} (it runs compiled only)"
     return None

@@ -1,4 +1,13 @@
-"""What every engine provides: the :class:`Engine` protocol and its state encoding."""
+"""What every engine provides (the :class:`Engine` protocol), what some provide beyond it (the
+capability protocols, tested with ``isinstance``), and the encoding of engine states.
+
+Capabilities: :class:`MeasuresInKernel` (sweeps and measurements in one call: the run
+loop batches its measurements), :class:`Relabels` (energies per slot and a permutation of
+the slots: parallel tempering exchanges configurations by relabelling),
+:class:`ObservesInKernel` (the observables of the last of n sweeps, from the sweep's own
+sums: tempering's exchange step) and :class:`TempersInKernel` (sweeps and exchange rounds in
+one kernel call, where ``tempers`` is true).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +41,43 @@ class Engine(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class MeasuresInKernel(Protocol):
+    def advance_measured(self, n_sweeps: int, measure_every: int = 1) -> dict[str, np.ndarray]:
+        """``n_sweeps`` sweeps, measuring after every ``measure_every``-th: ``[n, B]`` arrays."""
+        ...
+
+
+@runtime_checkable
+class Relabels(Protocol):
+    def energies(self) -> torch.Tensor:
+        """Total energy of every slot, float64 ``[B]``."""
+        ...
+
+    def permute_replicas(self, source: Any) -> None:
+        """Slot i takes the configuration of slot ``source[i]``."""
+        ...
+
+
+@runtime_checkable
+class ObservesInKernel(Protocol):
+    def advance_observed(self, n_sweeps: int) -> dict[str, np.ndarray]:
+        """``n_sweeps`` sweeps; the observables after the last and ``energy``, each ``[B]``."""
+        ...
+
+
+@runtime_checkable
+class TempersInKernel(Protocol):
+    @property
+    def tempers(self) -> bool:
+        """Whether :meth:`advance_tempered` can run (the engine's kernel family has it)."""
+        ...
+
+    def advance_tempered(self, n_sweeps: int, measure_every: int, exchange_every: int, *rounds: Any) -> Any:
+        """Sweeps and replica-exchange rounds in one kernel call."""
+        ...
 
 
 def compact_integers(values: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """The approximate parallel CPM sampler (``sampler=cpm_approx_parallel``) as an engine.
 
-For the classic :class:`~spinsim.models.cpm.CellularPottsModel` (through
-:class:`~spinsim.models.neural_cpm.hamiltonian.ClassicHamiltonian`) and for any model
-that carries a trained :class:`~spinsim.models.neural_cpm.hamiltonian.CellHamiltonian`
+For the classic :class:`~spinsim.models.cpm.classic.CellularPottsModel` (through
+:class:`~spinsim.models.cpm.hamiltonian.ClassicHamiltonian`) and for any model
+that carries a trained :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian`
 (``model.hamiltonian`` and ``model.types(batch)``: the ``neural_cpm`` family). One
 sweep (MCS) is ``H W / P`` iterations; the fractional remainder is carried to the next
 ``advance``, so a run's iterations do not depend on how its sweeps are split.
@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from spinsim.models.cpm import CellularPottsModel
-from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian
-from spinsim.models.neural_cpm.state import CellState
+from spinsim.models.cpm.classic import CellularPottsModel
+from spinsim.models.cpm.hamiltonian import ClassicHamiltonian
+from spinsim.models.cpm.state import CellState
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
 

@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from spinsim.engines.base import MeasuresInKernel, ObservesInKernel, Relabels, TempersInKernel
 from spinsim.observables.spin import SPIN_OBSERVABLES
 
 Energy = Callable[[torch.Tensor], torch.Tensor]  # state [B, ...] -> total energy [B]
@@ -84,8 +85,9 @@ class ParallelTempering:
         self.batch = int(batch)
         self.exchange_every = int(exchange_every)
         self.generator = generator
-        self.relabels = hasattr(engine, "energies") and hasattr(engine, "permute_replicas")
-        self.observes = self.relabels and hasattr(engine, "advance_observed")
+        self.relabels = isinstance(engine, Relabels)
+        self.observes = self.relabels and isinstance(engine, ObservesInKernel)
+        self.measures = isinstance(engine, MeasuresInKernel)
         device = engine.state.device
         # order[k]: the slot row of the k-th lowest temperature (highest beta);
         # pair k = (order[k], order[k+1])
@@ -103,7 +105,7 @@ class ParallelTempering:
         self.accepted = torch.zeros(n_pairs, dtype=torch.int64, device=device)
         self.sweeps = 0  # since creation
         self.rounds = 0  # exchange rounds done
-        self.compiled = self.relabels and bool(getattr(engine, "tempers", False))
+        self.compiled = self.relabels and isinstance(engine, TempersInKernel) and engine.tempers
         if self.compiled:
             # pair k joins the slots of temperature rows order[k] (colder) and order[k + 1], ladder r
             rows = self._order_np.reshape(-1, 1) * self.batch + np.arange(self.batch)
@@ -169,7 +171,7 @@ class ParallelTempering:
             to_exchange = self.exchange_every - self.sweeps % self.exchange_every
             to_measure = measure_every - done % measure_every
             n = min(to_exchange, to_measure, n_sweeps - done)
-            if n == to_measure and n < to_exchange and hasattr(self.engine, "advance_measured"):
+            if n == to_measure and n < to_exchange and self.measures:
                 # a measurement and no exchange at the end of this stretch: measured in the kernel
                 obs = self.engine.advance_measured(n, n)
                 rows.append({k: v[0] for k, v in obs.items()})

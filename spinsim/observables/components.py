@@ -11,7 +11,8 @@ import numpy as np
 
 
 @numba.njit(inline="always")
-def _root(parent, x):
+def find_root(parent, x):
+    """The root of ``x``'s tree in the union-find forest ``parent`` (halving the path on the way)."""
     while parent[x] != x:
         parent[x] = parent[parent[x]]  # path halving
         x = parent[x]
@@ -36,12 +37,12 @@ def component_counts(ids, nearest, n_ids):
                 y = nearest[x, k]
                 if y < 0 or ids[b, y] != a:
                     continue
-                rx = _root(parent, x)
-                ry = _root(parent, y)
+                rx = find_root(parent, x)
+                ry = find_root(parent, y)
                 if rx != ry:
                     parent[max(rx, ry)] = min(rx, ry)
         for x in range(N):
             a = ids[b, x]
-            if a != 0 and _root(parent, x) == x:
+            if a != 0 and find_root(parent, x) == x:
                 out[b, a] += 1
     return out

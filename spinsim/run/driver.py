@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 import torch
 
-from spinsim.engines.base import to_bytes
+from spinsim.engines.base import MeasuresInKernel, to_bytes
 from spinsim.io.layout import Layout
 from spinsim.io.runfile import RunFile
 from spinsim.run.progress import RunProgress
@@ -187,7 +187,7 @@ def run_task(
     framed: list[tuple[int, Mapping[str, np.ndarray]]] = []
     held_bytes = 0
     interval = FLUSH_SECONDS
-    batched = hasattr(task, "advance_measured")
+    batched = isinstance(task, MeasuresInKernel)
     chunk = 1  # measurements per advance_measured call, grown while calls are short
 
     def observe(step: int) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from spinsim.engines.base import Engine
+from spinsim.engines.base import Engine, MeasuresInKernel
 from spinsim.io.layout import Layout
 from spinsim.run.driver import Record
 
@@ -43,7 +43,7 @@ class SimulationTask:
         self._snapshot = snapshot
         self._summarize = summarize
         self._spins = spins
-        if measured_by_engine and hasattr(engine, "advance_measured"):
+        if measured_by_engine and isinstance(engine, MeasuresInKernel):
             self.advance_measured = engine.advance_measured  # the run loop batches measurements
 
     def layout(self) -> Layout:

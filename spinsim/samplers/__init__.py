@@ -17,7 +17,7 @@ the engine that runs a sampler.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -30,6 +30,7 @@ from spinsim.samplers.metropolis import Metropolis
 from spinsim.samplers.relaxed_metropolis import RelaxedMetropolis
 
 
+@runtime_checkable
 class Sampler(Protocol):
     """An update rule; ``name`` is its ``sampler=`` option. Samplers that torch runs
     also have ``sweep(model, state, beta, generator) -> state`` (one Monte Carlo step)."""
@@ -37,6 +38,7 @@ class Sampler(Protocol):
     name: str
 
 
+@runtime_checkable
 class SweepSampler(Sampler, Protocol):
     def sweep(
         self, model: Any, state: torch.Tensor, beta: torch.Tensor, generator: torch.Generator | None = None

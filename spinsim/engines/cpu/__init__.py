@@ -7,10 +7,11 @@
   replica packing, and parallel tempering's loop; ``_potts.h`` Potts), threaded with OpenMP and
   loaded by :mod:`.compiled` (which instruction set runs them); :mod:`.ising_site` per-site Ising
   for Gaussian couplings (numba); :mod:`.layout`: how lattices are packed into words.
-* :mod:`.aes`, :mod:`.philox`, :mod:`.keys`: the counter-based random numbers (AES-128 for the
-  multispin Ising kernels, Philox4x32-10 for the others) that make every fast engine's result
-  independent of its thread count and instruction set; :mod:`.exchange`: the replica-exchange
-  rule in compiled code.
+* :mod:`.random`: every compiled stream, one module each: the counter-based AES-128 (multispin
+  Ising) and Philox4x32-10 (the others), which make every fast engine's result independent of
+  its thread count and instruction set, splitmix64 (sequential streams of the cluster and CPM
+  kernels) and the seed's key; :mod:`.exchange`: the replica-exchange rule in compiled code;
+  :mod:`.threads`: cores and the numba thread count of a call.
 * :mod:`.cluster`: the compiled Wolff and Swendsen-Wang engine (numba).
 * :mod:`.cpm`: the cellular Potts model's random-sequential copy attempts
   (``sampler=cpm_sequential``, numba).

@@ -19,7 +19,7 @@
  *    P(accept) = t / 2^64 (within 2^-64 below p; exactly 1 and 0 where p is).
  *
  * Random stream: per (group, block of rows, colour, sweep), 64-bit words of AES-128 in counter mode
- * keyed by the seed (spinsim.engines.cpu.aes: the key, the conventions, a Python reference): AES
+ * keyed by the seed (spinsim.engines.cpu.random.aes: the key, the conventions, a Python reference): AES
  * block q of the counter (row | (q | colour << 24 | ...) << 32, sweep) gives stream words 2q and
  * 2q + 1. Every bit belongs to one update whatever thread computes it, so results do not depend on
  * the thread count or on how the work is split.

@@ -35,47 +35,21 @@ import numpy as np
 import torch
 
 from spinsim.engines.cpu.numba_setup import numba
+from spinsim.engines.cpu.random.splitmix import (
+    replica_states,
+    splitmix_below,
+    splitmix_next,
+    splitmix_uniform,
+)
+from spinsim.engines.cpu.threads import numba_threads
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
+from spinsim.observables.components import find_root
 from spinsim.samplers.cluster import WolffSchedule, bond_probability, check_model
 
 log = logging.getLogger(__name__)
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_LOW32 = np.uint64(0xFFFFFFFF)
-_S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
-_TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 _STREAM_TAG = 0x57_4F_4C_46  # keeps these streams apart from other kernels' seeded from the same seed
-
-
-@numba.njit(inline="always")
-def _next(state):
-    """splitmix64: the stream's next state and its 64-bit output word."""
-    state = state + _GOLDEN
-    z = (state ^ (state >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return state, z ^ (z >> _S31)
-
-
-@numba.njit(inline="always")
-def _uniform(state):
-    """A uniform float64 in [0, 1) with 53 random bits."""
-    state, r = _next(state)
-    return state, np.float64(r >> _S11) * _TO_UNIT
-
-
-@numba.njit(inline="always")
-def _below(state, n):
-    """A uniform integer in [0, n), 1 <= n < 2^32, exactly (Lemire's multiply-shift with rejection)."""
-    un = np.uint64(n)
-    while True:
-        state, r = _next(state)
-        m = (r >> _S32) * un
-        low = m & _LOW32
-        if low >= un or low >= ((_LOW32 + np.uint64(1) - un) % un):
-            return state, np.int64(m >> _S32)
 
 
 @numba.njit(inline="always")
@@ -91,16 +65,16 @@ def _cluster_value(state, ising, q, h, beta, n):
     """A cluster's new value given the bonds, ``P(a) ∝ exp(-beta n E_field(a))``: ``(state, value)``."""
     if h == 0.0:
         if ising:
-            state, r = _next(state)
+            state, r = splitmix_next(state)
             return state, np.int8(r >> np.uint64(63))
-        state, a = _below(state, q)
+        state, a = splitmix_below(state, q)
         return state, np.int8(a)
-    state, u = _uniform(state)
+    state, u = splitmix_uniform(state)
     if ising:
         return state, np.int8(1) if u < 1.0 / (1.0 + math.exp(-2.0 * beta * h * n)) else np.int8(0)
     if u < 1.0 / (1.0 + (q - 1) * math.exp(-beta * h * n)):
         return state, np.int8(0)
-    state, a = _below(state, q - 1)
+    state, a = splitmix_below(state, q - 1)
     return state, np.int8(1 + a)
 
 
@@ -114,12 +88,12 @@ def _wolff_cluster(s, queue, state, adj_start, adj, threshold, ising, q, h, beta
     last site), 3x faster than testing first. The stream state is passed and
     returned (kept in a register: an array element would be reloaded after
     every store to ``s``)."""
-    state, x0 = _below(state, s.shape[0])
+    state, x0 = splitmix_below(state, s.shape[0])
     old = s[x0]
     if ising:
         new = np.int8(1 - old)
     else:
-        state, step = _below(state, q - 1)
+        state, step = splitmix_below(state, q - 1)
         new = np.int8((old + 1 + step) % q)
     s[x0] = new
     queue[0] = x0
@@ -130,7 +104,7 @@ def _wolff_cluster(s, queue, state, adj_start, adj, threshold, ising, q, h, beta
         for k in range(adj_start[x], adj_start[x + 1]):
             # branch-free: a random word for every neighbour, used where it has the old value
             y = adj[k]
-            state, r = _next(state)
+            state, r = splitmix_next(state)
             join = (s[y] == old) & (r < threshold)
             s[y] = new if join else s[y]
             queue[tail] = y
@@ -138,7 +112,7 @@ def _wolff_cluster(s, queue, state, adj_start, adj, threshold, ising, q, h, beta
     if h != 0.0:
         dE = _field_energy_change(ising, h, tail, old, new)
         if dE > 0.0:
-            state, u = _uniform(state)
+            state, u = splitmix_uniform(state)
             if u >= math.exp(-beta * dE):
                 for m in range(tail):
                     s[queue[m]] = old
@@ -177,14 +151,6 @@ def wolff_sweeps(
         rng[b] = state
 
 
-@numba.njit(inline="always")
-def _root(parent, x):
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]  # path halving
-        x = parent[x]
-    return x
-
-
 @numba.njit(cache=True, nogil=True)
 def _swendsen_wang(s, up, n, v, state, bond_i, bond_j, threshold, ising, q, h, beta):
     """One Swendsen-Wang update of one replica's spins ``s [N]`` (``up``, ``n``, ``v`` scratch);
@@ -196,13 +162,13 @@ def _swendsen_wang(s, up, n, v, state, bond_i, bond_j, threshold, ising, q, h, b
     for m in range(bond_i.shape[0]):
         i, j = bond_i[m], bond_j[m]
         if s[i] == s[j]:
-            state, r = _next(state)
+            state, r = splitmix_next(state)
             if r < threshold:
-                ri, rj = _root(up, i), _root(up, j)
+                ri, rj = find_root(up, i), find_root(up, j)
                 if ri != rj:
                     up[max(ri, rj)] = min(ri, rj)
     for x in range(N):
-        r = _root(up, x)
+        r = find_root(up, x)
         up[x] = r
         n[r] += 1
     for x in range(N):
@@ -259,9 +225,7 @@ def cluster_sums(spins, bond_i, bond_j, ising, q):
 
 def replica_streams(seed: int, batch: int) -> np.ndarray:
     """``[batch]`` uint64: the initial state of each replica's splitmix64 stream, from the run's seed."""
-    return np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, _STREAM_TAG]).generate_state(
-        batch, dtype=np.uint64
-    )
+    return replica_states(seed, batch, _STREAM_TAG)
 
 
 def occupation_thresholds(p: np.ndarray) -> np.ndarray:
@@ -333,7 +297,7 @@ class ClusterCPUEngine:
 
     @property
     def threads_used(self) -> int:
-        return _Threads(self.threads).n or numba.get_num_threads()
+        return numba_threads(self.threads).n or numba.get_num_threads()
 
     def set_beta(self, beta: torch.Tensor) -> None:
         """Per-replica ``beta = 1/T``, ``[B]``."""
@@ -380,7 +344,7 @@ class ClusterCPUEngine:
             self.schedule.load_state_dict(state["schedule"])
 
     def advance(self, n_sweeps: int) -> None:
-        with _Threads(self.threads):
+        with numba_threads(self.threads):
             if self.sampler_name == "swendsen_wang":
                 if n_sweeps > 0:
                     swendsen_wang_sweeps(
@@ -405,10 +369,10 @@ class ClusterCPUEngine:
                 n_sweeps -= k
 
     def measure(self) -> dict[str, torch.Tensor]:
-        """The observables of :func:`spinsim.observables.measure`, from exact integer sums."""
+        """The observables of :func:`spinsim.observables.spin.measure`, from exact integer sums."""
         N = self.lattice.n_sites
         J = float(self.model.couplings.uniform)
-        with _Threads(self.threads):
+        with numba_threads(self.threads):
             bonds, counts = cluster_sums(self.spins, self.bond_i, self.bond_j, self.ising, self.q)
         bonds, counts = bonds.astype(np.float64), counts.astype(np.float64)
         if self.ising:
@@ -421,19 +385,3 @@ class ClusterCPUEngine:
         m = torch.from_numpy(m)
         m2 = m * m
         return {"e": torch.from_numpy(energy / N), "m": m, "abs_m": m.abs(), "m2": m2, "m4": m2 * m2}
-
-
-class _Threads:
-    """Run the kernels with ``n`` numba threads (0: leave numba's setting)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = min(int(n), numba.config.NUMBA_NUM_THREADS) if n else 0
-
-    def __enter__(self) -> None:
-        if self.n:
-            self.saved = numba.get_num_threads()
-            numba.set_num_threads(self.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.n:
-            numba.set_num_threads(self.saved)

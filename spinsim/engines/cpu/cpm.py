@@ -13,7 +13,7 @@ neighbour of another id: a list of them per replica, built once and then kept up
 around every accepted copy; an attempt on a state without one does nothing); ``neighbour`` any or differing
 (uniform among the copy neighbours of another id); ``direction`` pull (x takes y's id)
 or push (y takes x's id: the Neural CPM authors' kernel, with boundary and differing).
-The energy change is the one of :class:`spinsim.models.cpm.CellularPottsModel`
+The energy change is the one of :class:`spinsim.models.cpm.classic.CellularPottsModel`
 (tests hold the two equal); areas and perimeters are kept up to date in place.
 
 Random numbers: splitmix64, one 64-bit state per replica. The site and the
@@ -31,25 +31,12 @@ import numpy as np
 import torch
 
 from spinsim.engines.cpu.numba_setup import numba
+from spinsim.engines.cpu.random.splitmix import LOW32, TO_UNIT, replica_states, splitmix_next
 from spinsim.engines.cpu.threads import available_cores
-from spinsim.models.cpm import CellularPottsModel
+from spinsim.models.cpm.classic import CellularPottsModel
 from spinsim.samplers.cpm_sequential import check_rule
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_LOW32 = np.uint64(0xFFFFFFFF)
-_S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
-_TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
-
-
-@numba.njit(inline="always")
-def _splitmix(state):
-    state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return state, z ^ (z >> _S31)
+_S11, _S32 = np.uint64(11), np.uint64(32)
 
 
 @numba.njit(inline="always")
@@ -167,7 +154,7 @@ def _replica(
         for z in range(ids.shape[0]):
             n_in = _mark(ids, nb_copy, z, members, where, n_in)
     for _ in range(n_attempts):
-        state, r = _splitmix(state)
+        state, r = splitmix_next(state)
         if boundary_site:  # uniform over the boundary set
             if n_in == 0:
                 continue
@@ -178,7 +165,7 @@ def _replica(
             m = _differing(ids, nb_copy, x)
             if m == 0:
                 continue
-            j = np.int64(((r & _LOW32) * np.uint64(m)) >> _S32)
+            j = np.int64(((r & LOW32) * np.uint64(m)) >> _S32)
             y = -1
             for q in range(nb_copy.shape[1]):
                 z = nb_copy[x, q]
@@ -188,7 +175,7 @@ def _replica(
                         break
                     j -= 1
         else:
-            k = np.int64(((r & _LOW32) * n_copy) >> _S32)
+            k = np.int64(((r & LOW32) * n_copy) >> _S32)
             y = nb_copy[x, k]
             if y < 0:
                 continue
@@ -203,8 +190,8 @@ def _replica(
             drift, use_drift,
         )  # fmt: skip
         if dH > 0.0:
-            state, r = _splitmix(state)
-            if (r >> _S11) * _TO_UNIT >= math.exp(-beta * dH):
+            state, r = splitmix_next(state)
+            if (r >> _S11) * TO_UNIT >= math.exp(-beta * dH):
                 continue
         ids[target] = new
         areas[old] -= 1
@@ -259,7 +246,7 @@ def copy_attempts(
 # -- the engine ------------------------------------------------------------------
 def replica_seeds(seed: int, batch: int) -> np.ndarray:
     """One 64-bit random stream state per replica, from the run's seed."""
-    return np.random.SeedSequence(seed).generate_state(batch, dtype=np.uint64)
+    return replica_states(seed, batch)
 
 
 class CPMSequentialEngine:

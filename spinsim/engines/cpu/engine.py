@@ -1,6 +1,6 @@
 """The fast CPU engine: compiled kernels behind the engine interface.
 
-Ising runs multispin (C kernels compiled by the install, :mod:`spinsim.engines.cpu.multispin`:
+Ising runs multispin (C kernels compiled by the install, ``_multispin.h``, loaded by :mod:`spinsim.engines.cpu.compiled`:
 64 lanes a uint64 word, in the slab packing (one or several replicas a word, each on its slabs)
 or the replica packing (64 replicas of one site a word), with bond sign and presence words for
 ±J glasses and the honeycomb lattice), or one spin a site for couplings of many magnitudes
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from spinsim.engines.cpu import compiled
-from spinsim.engines.cpu.keys import split_seed
 from spinsim.engines.cpu.layout import ReplicaLayout, SlabLayout, lanes_for
+from spinsim.engines.cpu.random.keys import split_seed
 from spinsim.engines.cpu.support import unsupported
-from spinsim.engines.cpu.threads import available_cores
+from spinsim.engines.cpu.threads import available_cores, numba_threads
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
 from spinsim.samplers.metropolis import tie_acceptance
@@ -331,7 +331,7 @@ class CPUEngine:
             return self.threads or available_cores()
         from spinsim.engines.cpu.numba_setup import numba
 
-        return _numba_threads(self.threads).n or numba.get_num_threads()
+        return numba_threads(self.threads).n or numba.get_num_threads()
 
     def set_beta(self, beta: torch.Tensor) -> None:
         """Per-slot ``beta = 1/T``, ``[B]``; rebuilds the acceptance tables."""
@@ -476,7 +476,7 @@ class CPUEngine:
 
             energy = np.zeros((n_meas, self.batch), dtype=np.float64)
             magnet = np.zeros((n_meas, self.batch), dtype=np.int64)
-            with _numba_threads(self.threads):
+            with numba_threads(self.threads):
                 ising_site_cpu.sweep_sites(
                     self.words, n_sweeps, self.sweeps_done, *self.key, measure_every, self.colour_sites,
                     self.colour_start, self.nbr, self.site_J, self.h, self.site_betas, self.heat_bath,
@@ -631,7 +631,7 @@ class CPUEngine:
         if self.kernel == "site":
             from spinsim.engines.cpu import ising_site as ising_site_cpu
 
-            with _numba_threads(self.threads):
+            with numba_threads(self.threads):
                 energy, magnet = ising_site_cpu.site_sums(self.words, self.nbr, self.site_J, self.h)
             return energy[None], magnet[None]
         equal = np.zeros(self.batch, dtype=np.int64)
@@ -700,22 +700,3 @@ ROWS_MODE_WORDS = 4096
 # parallel launch costs tens to hundreds of microseconds (measured: a 4x4 sweep took 133 us on
 # numba's workqueue layer). Calls of many sweeps of small lattices run their groups in parallel.
 SERIAL_WORDS = 4096
-
-
-class _numba_threads:
-    """Run the numba kernels with ``n`` threads (0: leave numba's setting)."""
-
-    def __init__(self, n: int) -> None:
-        from spinsim.engines.cpu.numba_setup import numba
-
-        self.numba = numba
-        self.n = min(int(n), numba.config.NUMBA_NUM_THREADS) if n else 0
-
-    def __enter__(self) -> None:
-        if self.n:
-            self.saved = self.numba.get_num_threads()
-            self.numba.set_num_threads(self.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.n:
-            self.numba.set_num_threads(self.saved)

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-from spinsim.engines.cpu.philox import philox_2x64
+from spinsim.engines.cpu.random.philox import philox_2x64
 
 EXCHANGE_TAG = np.uint64(0x7E4D)
 _LO32 = np.uint64(0xFFFFFFFF)

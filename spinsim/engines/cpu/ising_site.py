@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from spinsim.engines.cpu.philox import philox_2x64
+from spinsim.engines.cpu.random.philox import philox_2x64
 
 _LO32 = np.uint64(0xFFFFFFFF)
 _U32 = np.uint64(32)

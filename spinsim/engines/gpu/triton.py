@@ -14,7 +14,7 @@ precision of the torch reference (``dE = 0`` is accepted with the probability
 ``tie``: :func:`spinsim.samplers.metropolis.tie_acceptance`); Potts proposals take ``umulhi(r, q - 1)``
 of a 32-bit word (bias below ``q / 2^32``).
 
-Supported: what :func:`spinsim.engines.cpu.support.unsupported` allows. Set
+Supported: what :func:`spinsim.engines.gpu.support.unsupported` allows. Set
 ``TRITON_INTERPRET=1`` before importing this module to run the kernels on
 CPU tensors (slowly), as the tests do.
 """
@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 from triton.language.random import philox, uint_to_uniform_float
 
-from spinsim.engines.cpu.support import unsupported
+from spinsim.engines.gpu.support import unsupported
 from spinsim.models import IsingModel
 from spinsim.models.base import SpinModel
 from spinsim.samplers.metropolis import tie_acceptance
@@ -153,7 +153,7 @@ class TritonEngine:
         seed: int,
         block: int = BLOCK,
     ) -> None:
-        reason = unsupported(model, sampler, engine="triton")
+        reason = unsupported(model, sampler)
         if reason:
             raise ValueError(f"the Triton engine does not support {reason}")
         self.model = model
