@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spinsim.lattice import Lattice, neighbourhood_offsets
-from spinsim.models.neural_cpm.state import CellState, CopyProposals
+from spinsim.models.cpm.state import CellState, CopyProposals
 
 
 def blob_state(

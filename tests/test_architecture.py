@@ -7,6 +7,7 @@ command line.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,19 @@ def test_commands_are_imported_by_the_command_line_only(command):
             continue
         for name in imports_of(path):
             assert not name.startswith(f"spinsim.commands.{command}"), f"{module} imports {name}"
+
+
+def test_the_layer_table_of_the_docs_is_the_one_checked_here():
+    """docs/architecture.md's table of layers names the rooms of LAYERS, in the same order."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", text, flags=re.M)
+    documented = [re.findall(r"`(\w+)`", rooms) for _, rooms in rows]
+    assert documented == LAYERS, documented
+
+
+def test_the_paths_the_architecture_page_names_exist():
+    """Every ``spinsim/...`` path in backticks on docs/architecture.md is a file or folder."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`(spinsim/[\w/.]+?)`", text))
+    missing = sorted(p for p in named if not (PACKAGE.parent / p.rstrip("/")).exists())
+    assert named and not missing, missing

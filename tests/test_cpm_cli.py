@@ -150,7 +150,7 @@ def test_the_colouring_cache_is_keyed_by_the_lattice_not_its_id():
     """cpm_parallel caches the colour classes per lattice; lattices made and dropped one after
     another (CPython reuses their ids) each get their own: the classes cover their sites."""
     from spinsim.lattice import Lattice
-    from spinsim.models.cpm import CellularPottsModel
+    from spinsim.models.cpm.classic import CellularPottsModel
     from spinsim.samplers import CPMParallel
 
     sampler = CPMParallel()

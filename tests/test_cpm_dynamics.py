@@ -12,7 +12,7 @@ from cpm_exact import ExactChain
 from spinsim.analysis.statistics import binning
 from spinsim.engines import build_engine
 from spinsim.lattice import Lattice
-from spinsim.models.cpm import CellularPottsModel
+from spinsim.models.cpm.classic import CellularPottsModel
 from spinsim.samplers import CPMParallel, CPMSequential
 
 

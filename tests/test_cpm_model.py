@@ -10,7 +10,7 @@ import torch
 
 from spinsim.engines import build_engine
 from spinsim.lattice import Lattice, neighbourhood_offsets
-from spinsim.models.cpm import CellularPottsModel, aggregate_layout, scatter_layout
+from spinsim.models.cpm.classic import CellularPottsModel, aggregate_layout, scatter_layout
 from spinsim.observables.cpm import (
     boundary_lengths,
     component_counts,
@@ -229,8 +229,8 @@ def test_approx_parallel_sampler_feels_the_drift_and_each_replicas_potential(nam
     """cpm_approx_parallel (main's Neural CPM sampler) reaches a CellularPottsModel through
     ClassicHamiltonian.delta_energy: every energy change it decides on, with one potential map
     per replica and a drift, is H(after) - H(before) of that replica."""
-    from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian
-    from spinsim.models.neural_cpm.state import CellState
+    from spinsim.models.cpm.hamiltonian import ClassicHamiltonian
+    from spinsim.models.cpm.state import CellState
     from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
     model = make_model(lattice(name, size, boundary), 2, ["contact", "area", "potential", "drift"],

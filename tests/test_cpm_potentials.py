@@ -1,4 +1,4 @@
-"""Site potentials of the Neural CPM data sets (spinsim.models.cpm_potentials) and their config
+"""Site potentials of the Neural CPM data sets (spinsim.models.cpm.potentials) and their config
 keys: the distance transform against brute force, digit potentials (scikit-learn digits, image
 files), the drift wells' values, per-replica digits through `spinsim simulate`'s set-up, and bad
 input as one-line errors."""
@@ -12,7 +12,7 @@ from spinsim.commands import simulate
 from spinsim.config.setup import build_simulation
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
-from spinsim.models.cpm_potentials import (
+from spinsim.models.cpm.potentials import (
     digit_potential,
     distance_transform,
     drift_wells,

@@ -6,9 +6,9 @@ import pytest
 import torch
 from neural_cpm_states import blob_state, boundary_proposals, random_proposals, single_thread  # noqa: F401
 
-from spinsim.models.neural_cpm.hamiltonian import delta_by_energies
-from spinsim.models.neural_cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
-from spinsim.models.neural_cpm.neural_delta import fast_path_applies, neural_delta_energy
+from spinsim.models.cpm.hamiltonian import delta_by_energies
+from spinsim.models.cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
+from spinsim.models.cpm.neural_delta import fast_path_applies, neural_delta_energy
 
 TOLERANCE = 1e-11  # absolute, float64; the energy changes are O(0.01-1)
 
@@ -44,7 +44,7 @@ def test_no_op_and_unseen_copies_change_nothing_exactly():
     state = blob_state(2, (40, 40), 10, 16.0)
     flat = state.flat_ids()
     # 40 = 3 * 13 + 1: row and column 39 are outside every embedding block
-    from spinsim.models.neural_cpm.state import CopyProposals
+    from spinsim.models.cpm.state import CopyProposals
 
     sites = torch.tensor([5 * 40 + 7, 39 * 40 + 3, 2 * 40 + 39])
     same = flat[0, sites]

@@ -24,7 +24,7 @@ def worker(rank: int, world: int, store: str, reduce: bool, out: str) -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     from neural_cpm_states import blob_state
 
-    from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian
+    from spinsim.models.cpm.cellsort import CellSortHamiltonian
     from spinsim.training import ContrastiveDivergence, all_reduce_mean
 
     torch.set_num_threads(1)

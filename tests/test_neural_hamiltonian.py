@@ -6,7 +6,7 @@ import pytest
 import torch
 from neural_cpm_states import blob_state, single_thread  # noqa: F401
 
-from spinsim.models.neural_cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
+from spinsim.models.cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
 
 
 def n_parameters(module: torch.nn.Module) -> int:
@@ -63,3 +63,52 @@ def test_a_lattice_too_small_for_the_network_is_a_value_error():
         NeuralHamiltonian(dims=(8, 16), pools=(3,))
     with pytest.raises(ValueError):
         NeuralHamiltonian(padding="reflect")
+
+
+def test_a_new_cell_hamiltonian_is_a_file_and_a_line(monkeypatch):
+    """docs/architecture.md's worked example: a Hamiltonian class and its registry line are all
+    the config builder, the checkpoints and the samplers need."""
+    from importlib import resources
+
+    from neural_cpm_states import boundary_proposals
+    from omegaconf import OmegaConf
+    from torch import nn
+
+    from spinsim.config.families.neural_cpm import hamiltonian_from_config
+    from spinsim.models.cpm import registry
+    from spinsim.models.cpm.hamiltonian import CellHamiltonian, delta_by_energies
+
+    class AdhesionHamiltonian(nn.Module):
+        def __init__(self, n_types: int) -> None:
+            super().__init__()
+            self.config = {"n_types": n_types}
+            self.weight = nn.Parameter(torch.zeros(n_types, n_types, dtype=torch.float64))
+
+        def energy(self, ids, types):
+            t = torch.gather(types, 1, ids.flatten(1)).view_as(ids)  # each site's type
+            w = (self.weight + self.weight.T) / 2
+            pairs = [(w[t, t.roll(-1, d)] * (ids != ids.roll(-1, d))).sum((1, 2, 3)) for d in (2, 3)]
+            return pairs[0] + pairs[1]
+
+        def delta_energy(self, ids, types, proposals, areas=None):
+            with torch.no_grad():
+                return delta_by_energies(self, ids, types, proposals)
+
+    monkeypatch.setitem(registry.HAMILTONIANS, "adhesion", AdhesionHamiltonian)
+    node = OmegaConf.load(resources.files("spinsim.conf") / "model" / "neural_cpm.yaml")
+    node.hamiltonian = "adhesion"
+    node.preset = None
+    state = blob_state(2, (16, 16), 6, 6.0)
+    h = hamiltonian_from_config(node, 3, (16, 16), state.n_ids, 20.0)
+    assert isinstance(h, AdhesionHamiltonian) and isinstance(h, CellHamiltonian)
+    with torch.no_grad():
+        h.weight.copy_(
+            torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.5, 3.0], [2.0, 3.0, 0.25]], dtype=torch.float64)
+        )
+    proposals = boundary_proposals(state, 5)
+    after = proposals.applied(state)
+    expected = h.energy(after.ids, after.types) - h.energy(state.ids, state.types)[proposals.replica]
+    torch.testing.assert_close(h.delta_energy(state.ids, state.types, proposals), expected.detach())
+    assert expected.abs().max() > 0  # the copies change the energy: the check can fail
+    reloaded = registry.hamiltonian_from_checkpoint(registry.hamiltonian_checkpoint(h))
+    torch.testing.assert_close(reloaded.weight, h.weight)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from neural_cpm_states import single_thread  # noqa: F401
 
-from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian
+from spinsim.models.cpm.cellsort import CellSortHamiltonian
 from spinsim.training import ContrastiveDivergence
 from spinsim.training.cellsort_data import cellsort_states
 from spinsim.training.metrics import cellsort_vector, parameter_errors

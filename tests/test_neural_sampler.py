@@ -11,11 +11,11 @@ from neural_cpm_states import blob_state, single_thread  # noqa: F401
 
 from spinsim.engines import build_engine
 from spinsim.lattice import Lattice, neighbourhood_offsets
-from spinsim.models.cpm import CellularPottsModel
-from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian
-from spinsim.models.neural_cpm.closure import ClosureHamiltonian
-from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
-from spinsim.models.neural_cpm.state import CellState, CopyProposals, cell_areas
+from spinsim.models.cpm.cellsort import CellSortHamiltonian
+from spinsim.models.cpm.classic import CellularPottsModel
+from spinsim.models.cpm.closure import ClosureHamiltonian
+from spinsim.models.cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
+from spinsim.models.cpm.state import CellState, CopyProposals, cell_areas
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
 

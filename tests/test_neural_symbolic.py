@@ -7,11 +7,11 @@ import torch
 from neural_cpm_states import blob_state, boundary_proposals, random_proposals, single_thread  # noqa: F401
 
 from spinsim.lattice import Lattice
-from spinsim.models.cpm import CellularPottsModel
-from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian, CellSortPotential
-from spinsim.models.neural_cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
-from spinsim.models.neural_cpm.registry import build_hamiltonian, load_hamiltonian, save_hamiltonian
-from spinsim.models.neural_cpm.state import CellState
+from spinsim.models.cpm.cellsort import CellSortHamiltonian, CellSortPotential
+from spinsim.models.cpm.classic import CellularPottsModel
+from spinsim.models.cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
+from spinsim.models.cpm.registry import build_hamiltonian, load_hamiltonian, save_hamiltonian
+from spinsim.models.cpm.state import CellState
 
 # conf/experiment/cell_sorting_b.yaml, in its own units (before contact_scale 0.25)
 CONTACT_B = [[0.0, 2.5, 1.0], [2.5, 1.0, 4.5], [1.0, 4.5, 1.0]]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from neural_cpm_states import blob_state, single_thread  # noqa: F401
 
-from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian
-from spinsim.models.neural_cpm.closure import ClosureHamiltonian
-from spinsim.models.neural_cpm.state import permute_types
+from spinsim.models.cpm.cellsort import CellSortHamiltonian
+from spinsim.models.cpm.closure import ClosureHamiltonian
+from spinsim.models.cpm.state import permute_types
 from spinsim.training import ContrastiveDivergence, rotate_states
 from spinsim.training.metrics import cellsort_vector, parameter_errors
 
@@ -125,7 +125,7 @@ def test_symbolic_parameters_take_their_own_learning_rate():
     """``symbolic_lr``: the closure's symbolic parameters (lambda, contacts, V*, the weights) in
     an Adam group of their own. Adam's first step moves every parameter with a nonzero gradient
     by its group's learning rate (to within eps), so the first step shows the split."""
-    from spinsim.models.neural_cpm.registry import parameter_groups
+    from spinsim.models.cpm.registry import parameter_groups
 
     cd = trainer("closure", symbolic_lr=0.2, lr=0.001, grad_clip=0.0, ema=0.0)
     h = cd.hamiltonian

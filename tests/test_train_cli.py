@@ -310,8 +310,8 @@ def test_torchrun_trains_data_parallel_on_two_gloo_ranks(data, tmp_path):
 def test_a_trained_model_is_usable_from_python(data, tmp_path):
     """``load_hamiltonian(train.ckpt.pt)``: the trained parameters, the energy of a state, and
     the energy change of a copy equal to H(after) - H(before)."""
-    from spinsim.models.neural_cpm.registry import load_hamiltonian
-    from spinsim.models.neural_cpm.state import CopyProposals
+    from spinsim.models.cpm.registry import load_hamiltonian
+    from spinsim.models.cpm.state import CopyProposals
 
     result, _ = train_quiet(tmp_path / "fit.h5", f"data={data}", "model.hamiltonian=cellsort", "steps=3",
                             *SHORT)  # fmt: skip

@@ -251,7 +251,7 @@ def neural_train_case(
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
         from spinsim.bench.neural import bench_state
-        from spinsim.models.neural_cpm.registry import build_hamiltonian
+        from spinsim.models.cpm.registry import build_hamiltonian
         from spinsim.training import ContrastiveDivergence
 
         if threads:
@@ -286,7 +286,7 @@ def neural_simulate_case(name: str, batch: int, default: bool = False) -> BenchC
 
     def build(kind: str, device: torch.device, threads: int) -> Workload:
         from spinsim.bench.neural import bench_state
-        from spinsim.models.neural_cpm.registry import build_hamiltonian
+        from spinsim.models.cpm.registry import build_hamiltonian
         from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
         if threads:

@@ -8,7 +8,7 @@ iteration draws (boundary sites, the paper's "differing" neighbour) on fixed sta
 
 * ``straightforward``: one full forward pass per proposed state (batched in chunks
   of 64), minus the current energies (the authors' code: B * P forward passes);
-* ``fast``: :func:`spinsim.models.neural_cpm.neural_delta.neural_delta_energy` (exact, incremental).
+* ``fast``: :func:`spinsim.models.cpm.neural_delta.neural_delta_energy` (exact, incremental).
 
 ``cases(...)`` returns the callables for a benchmark harness, ``bench_delta_energy``
 times one method, ``compare(...)`` both, interleaved call by call so that load on a
@@ -26,10 +26,10 @@ from typing import Callable
 
 import torch
 
-from spinsim.models.neural_cpm.hamiltonian import delta_by_energies
-from spinsim.models.neural_cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
-from spinsim.models.neural_cpm.neural_delta import neural_delta_energy
-from spinsim.models.neural_cpm.state import CellState
+from spinsim.models.cpm.hamiltonian import delta_by_energies
+from spinsim.models.cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
+from spinsim.models.cpm.neural_delta import neural_delta_energy
+from spinsim.models.cpm.state import CellState
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
 METHODS = ("straightforward", "fast")

@@ -54,7 +54,7 @@ class CPMLayout(Enum):
 
 @dataclass
 class CPMConfig(ModelConfig):
-    """The cellular Potts model (spinsim.models.cpm). Per-type lists have one entry
+    """The cellular Potts model (spinsim.models.cpm.classic). Per-type lists have one entry
     per cell type after the medium; ``contact`` covers every type, the medium first."""
 
     name: str = "cpm"
@@ -136,7 +136,7 @@ class Layout(Enum):
 
 @dataclass
 class NeuralCPMConfig(ModelConfig):
-    """A trainable typed-CPM Hamiltonian (spinsim.models.neural_cpm)."""
+    """A trainable typed-CPM Hamiltonian (spinsim.models.cpm)."""
 
     name: str = "neural_cpm"
     hamiltonian: HamiltonianName = documented(

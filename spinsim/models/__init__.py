@@ -2,7 +2,7 @@
 
 from spinsim.models.base import SpinModel
 from spinsim.models.couplings import Couplings
-from spinsim.models.cpm import CellularPottsModel
+from spinsim.models.cpm.classic import CellularPottsModel
 from spinsim.models.ising import IsingModel
 from spinsim.models.potts import PottsModel
 

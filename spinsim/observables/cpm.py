@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from spinsim.lattice import forward_half, neighbourhood_offsets
-from spinsim.models.cpm import MEDIUM, CellularPottsModel, lookup
+from spinsim.models.cpm.classic import MEDIUM, CellularPottsModel, lookup
 
 
 def type_pairs(model: CellularPottsModel) -> list[tuple[int, int]]:

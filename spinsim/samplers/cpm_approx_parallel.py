@@ -1,6 +1,6 @@
 """The Neural CPM paper's approximate parallel CPM sampler (its Algorithm 2), conflicts resolved.
 
-One iteration on typed states (:class:`~spinsim.models.neural_cpm.state.CellState`):
+One iteration on typed states (:class:`~spinsim.models.cpm.state.CellState`):
 
 1. the boundary set B: sites with a copy neighbour (Moore, order 2, by default) of
    another id (the medium counts as an id; beyond an open wall there is no neighbour);
@@ -46,9 +46,9 @@ one ``torch.Generator`` on the state's device: the same generator state gives th
 chain. "K Monte Carlo steps" = ``int(K * H * W / P)``
 iterations (:meth:`CPMApproxParallel.iterations`).
 
-Any :class:`~spinsim.models.neural_cpm.hamiltonian.CellHamiltonian` works, and so does the
-classic :class:`~spinsim.models.cpm.CellularPottsModel` through
-:class:`~spinsim.models.neural_cpm.hamiltonian.ClassicHamiltonian` (whose ``lattice`` gives
+Any :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian` works, and so does the
+classic :class:`~spinsim.models.cpm.classic.CellularPottsModel` through
+:class:`~spinsim.models.cpm.hamiltonian.ClassicHamiltonian` (whose ``lattice`` gives
 the boundary: periodic or walls). Without a ``lattice`` the lattice is periodic.
 The boundary set and the cell areas are computed once per ``run`` and then updated
 around the accepted copies, so an iteration costs O(B P), not O(B H W) (the
@@ -74,7 +74,7 @@ from dataclasses import dataclass
 import torch
 
 from spinsim.lattice import Lattice, neighbourhood_offsets
-from spinsim.models.neural_cpm.state import MEDIUM, CellState, CopyProposals, cell_areas
+from spinsim.models.cpm.state import MEDIUM, CellState, CopyProposals, cell_areas
 
 NEIGHBOUR_CHOICES = ("differing", "any")
 DIRECTIONS = ("pull", "push")

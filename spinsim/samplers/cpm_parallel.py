@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from spinsim.lattice import neighbourhood_offsets
-from spinsim.models.cpm import MEDIUM, CellularPottsModel, lookup, pick
+from spinsim.models.cpm.classic import MEDIUM, CellularPottsModel, lookup, pick
 
 
 class CPMParallel:

@@ -10,7 +10,7 @@ runs it on the CPU, replicas spread over threads.
 from __future__ import annotations
 
 from spinsim.lattice import neighbourhood_offsets
-from spinsim.models.cpm import CellularPottsModel
+from spinsim.models.cpm.classic import CellularPottsModel
 
 SITES = ("any", "boundary")
 NEIGHBOURS = ("any", "differing")

@@ -17,8 +17,8 @@ import torch
 
 from spinsim.engines.cpu.cpm import CPMSequentialEngine
 from spinsim.lattice import Lattice
-from spinsim.models.cpm import CellularPottsModel, scatter_layout
-from spinsim.models.neural_cpm.state import CellState
+from spinsim.models.cpm.classic import CellularPottsModel, scatter_layout
+from spinsim.models.cpm.state import CellState
 from spinsim.samplers.cpm_sequential import CPMSequential
 
 

@@ -28,7 +28,7 @@ EMA (``ema`` = alpha > 0): a copy of the parameters updated ``theta_ema <- alpha
 here it is the model :meth:`ContrastiveDivergence.evaluated_model` returns (to save and
 evaluate), never the one that trains or samples. ``ema = 0``: off (the default).
 
-A task object for spinsim's run loop (like :class:`~spinsim.state_preparation.StatePreparation`):
+A task object for spinsim's run loop (like :class:`~spinsim.dmc.state_preparation.StatePreparation`):
 ``advance(n_steps)``, ``measure()`` (the last step's observables), ``frames()`` (chain
 snapshots as compact ints), ``state_dict()`` / ``load_state_dict()``: everything that
 makes a run resumed from a checkpoint equal, bit for bit on one device and thread
@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spinsim.models.neural_cpm.registry import parameter_groups
-from spinsim.models.neural_cpm.state import CellState, permute_types
+from spinsim.models.cpm.registry import parameter_groups
+from spinsim.models.cpm.state import CellState, permute_types
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 from spinsim.training.augment import ROTATIONS, draw_angles, rotate_states
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from spinsim.io.reader import load, unreadable_reason
-from spinsim.models.neural_cpm.state import CellState
+from spinsim.models.cpm.state import CellState
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from spinsim.config.families.family import Family
 from spinsim.config.model_schemas import CPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
-from spinsim.models.cpm import CellularPottsModel, aggregate_layout, permuted_states, scatter_layout
-from spinsim.models.cpm_potentials import (
+from spinsim.models.cpm.classic import CellularPottsModel, aggregate_layout, permuted_states, scatter_layout
+from spinsim.models.cpm.potentials import (
     DRIFT_TARGETS,
     IMAGE_SUFFIXES,
     draw_digits,

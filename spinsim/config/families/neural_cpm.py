@@ -30,9 +30,9 @@ from spinsim.config.families.cpm import CPM
 from spinsim.config.model_schemas import NETWORK_KEYS, NeuralCPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
-from spinsim.models.neural_cpm.model import NeuralCPMModel
-from spinsim.models.neural_cpm.neural import DELTA_METHODS, PADDINGS
-from spinsim.models.neural_cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
+from spinsim.models.cpm.neural import DELTA_METHODS, PADDINGS
+from spinsim.models.cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
+from spinsim.models.cpm.trained import NeuralCPMModel
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _check_size(key: str, value: Any) -> None:
 def load_trained(path: str) -> tuple[torch.nn.Module, dict]:
     """``(hamiltonian, cells)`` of a train checkpoint (``cells``: ``type_names``, ``cells``,
     ``mean_area``) or of a saved Hamiltonian (``cells`` empty)."""
-    from spinsim.models.neural_cpm.registry import hamiltonian_from_checkpoint
+    from spinsim.models.cpm.registry import hamiltonian_from_checkpoint
 
     with translate("model.checkpoint", path):
         try:

@@ -7,7 +7,7 @@ A :class:`CellState` holds, for B replicas on an H x W lattice:
 * ``types``: long ``[B, n_ids]``, the type of every id, per replica; type 0 is
   the medium's and only id 0 has it (``types[:, 0] == 0``, ``types[:, 1:] >= 1``).
 
-Unlike :class:`spinsim.models.cpm.CellularPottsModel`, whose id -> type table is one
+Unlike :class:`spinsim.models.cpm.classic.CellularPottsModel`, whose id -> type table is one
 per model, here every replica has its own table: training permutes the types of
 the cells of a replica (keeping the number of cells of each type). A copy moves a
 site into the cell of its neighbour, and the site takes that cell's type with it.

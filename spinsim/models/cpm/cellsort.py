@@ -11,7 +11,7 @@
   units of those configs' contact tables: :meth:`CellSortHamiltonian.contact` returns
   the table exactly as ``conf/experiment/cell_sorting_*.yaml`` write it, and a model
   with ``contact=<that table>`` has the same energy as the classic
-  :class:`~spinsim.models.cpm.CellularPottsModel` of that config (tested);
+  :class:`~spinsim.models.cpm.classic.CellularPottsModel` of that config (tested);
 * ``J`` is symmetric over the T types (medium included) with J(0,0) = 0. Two
   parametrisations: ``"scaled"`` (the code's): ``J = softplus(gamma) * sym(J_raw) + b`` with
   ``sym(A) = (A + A^T)/2``, learnable gamma (initially softplus = 1) and bias b
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spinsim.lattice import Lattice, forward_half, neighbourhood_offsets
-from spinsim.models.neural_cpm.state import MEDIUM, CopyProposals, cell_areas
+from spinsim.models.cpm.state import MEDIUM, CopyProposals, cell_areas
 
 CONTACT_SCALE = 0.25
 LAMBDA_FLOOR = 1e-3
@@ -121,8 +121,7 @@ class CellSortHamiltonian(nn.Module):
             self.target_area = nn.Parameter(area)
         else:
             self.register_buffer("target_area", area)
-        if energy_offset:
-            self.offset = nn.Parameter(torch.zeros((), **f))
+        self.register_parameter("offset", nn.Parameter(torch.zeros((), **f)) if energy_offset else None)
         not_medium_pair = torch.ones(T, T, **f)
         not_medium_pair[MEDIUM, MEDIUM] = 0.0
         self.register_buffer("not_medium_pair", not_medium_pair)
@@ -176,7 +175,7 @@ class CellSortHamiltonian(nn.Module):
 
     def energy(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         total = sum(self.energy_terms(ids, types).values())
-        if hasattr(self, "offset"):
+        if self.offset is not None:
             total = total + self.offset * self.OFFSET_SCALE
         return total.to(torch.float64)
 

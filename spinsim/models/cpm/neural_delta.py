@@ -49,12 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spinsim.models.neural_cpm.state import CopyProposals
+from spinsim.models.cpm.state import CopyProposals
 
 
 class NeuralHamiltonian(Protocol):
     """What this module reads of the network: the parts of
-    :class:`spinsim.models.neural_cpm.neural.NeuralHamiltonian` (which calls this module, so
+    :class:`spinsim.models.cpm.neural.NeuralHamiltonian` (which calls this module, so
     it is described here rather than imported)."""
 
     embedding: nn.Module  # CellEmbedding: .conv, .out_size(n), called as (ids, site_types, n_types)
@@ -225,7 +225,7 @@ def neural_delta_energy(
     site's own id gets exactly 0."""
     nh.grid_sizes(ids.shape[2:])
     if not fast_path_applies(nh, tuple(ids.shape[2:])):
-        from spinsim.models.neural_cpm.hamiltonian import delta_by_energies
+        from spinsim.models.cpm.hamiltonian import delta_by_energies
 
         return delta_by_energies(nh, ids, types, proposals)
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """The one interface every Hamiltonian of a typed cellular Potts state offers to samplers and training.
 
 A :class:`CellHamiltonian` maps a batch of states (``ids [B, 1, H, W]``, ``types
-[B, n_ids]``, see :mod:`spinsim.models.neural_cpm.state`) to energies ``[B]`` at
+[B, n_ids]``, see :mod:`spinsim.models.cpm.state`) to energies ``[B]`` at
 temperature 1, and gives the energy change ``[M]`` of M single-site copies, each
 applied alone to the same current state: ``delta_energy(...)[m] = H(state with
 proposal m applied) - H(state)``. Energies come back as float64 (computed in the
@@ -13,7 +13,7 @@ need not count them again (O(H W)); a Hamiltonian may ignore it.
 
 :func:`delta_by_energies` is the straightforward ``delta_energy``: one full energy
 evaluation per proposal. :class:`ClassicHamiltonian` lets the fixed-parameter
-:class:`~spinsim.models.cpm.CellularPottsModel` (one type table per model) play
+:class:`~spinsim.models.cpm.classic.CellularPottsModel` (one type table per model) play
 the same role.
 """
 
@@ -23,8 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from spinsim.models.cpm import CellularPottsModel
-from spinsim.models.neural_cpm.state import CellState, CopyProposals
+from spinsim.models.cpm.classic import CellularPottsModel
+from spinsim.models.cpm.state import CellState, CopyProposals
 
 
 @runtime_checkable

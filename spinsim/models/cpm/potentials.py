@@ -7,7 +7,7 @@ Euclidean distance transform is taken (0 on the digit, the distance in image
 pixels to the nearest digit pixel elsewhere), and the result is scaled to the
 lattice with cubic interpolation (bicubic, torch's ``interpolate``; the small
 negative overshoot next to the digit is clipped to 0). The model couples it to
-one cell type (:class:`spinsim.models.cpm.CellularPottsModel`'s ``potential``).
+one cell type (:class:`spinsim.models.cpm.classic.CellularPottsModel`'s ``potential``).
 
 The paper used 28x28 MNIST digits. spinsim ships no data set; it uses the 8x8
 digits bundled with scikit-learn (:func:`sklearn_digits`, no download), set in

@@ -8,12 +8,12 @@ from typing import Sequence
 import torch
 
 from spinsim.lattice import Lattice
-from spinsim.models.cpm import per_id_sum
-from spinsim.models.neural_cpm.state import cell_areas
+from spinsim.models.cpm.classic import per_id_sum
+from spinsim.models.cpm.state import cell_areas
 
 
 class NeuralCPMModel:
-    """A :class:`~spinsim.models.neural_cpm.hamiltonian.CellHamiltonian` with the cells it
+    """A :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian` with the cells it
     simulates: ``cell_type [n_ids]`` (id 0 the medium, type 0), ``type_names`` (the medium
     first) and, for the observables' area deviation, ``target_area`` (one per id; the
     medium's 0). Energies are in the Hamiltonian's units (temperature 1 in training).

@@ -1,10 +1,10 @@
 """The Neural CPM paper's best model: a Neural Hamiltonian as a closure on the cell-sorting one.
 
 ``H = w_S * H_S + w_NN * H_NN`` with learnable scalars w_S (initially 0.25) and w_NN
-(initially 1.0), H_S a :class:`~spinsim.models.neural_cpm.cellsort.CellSortHamiltonian` in the
+(initially 1.0), H_S a :class:`~spinsim.models.cpm.cellsort.CellSortHamiltonian` in the
 code's "scaled" parametrisation ``J = softplus(gamma) * sym(J_raw) + b`` (b initially 2,
 J_raw ~ U(-1, 1), or warm-started from ``contact``) and H_NN a
-:class:`~spinsim.models.neural_cpm.neural.NeuralHamiltonian`. The code's Cellular
+:class:`~spinsim.models.cpm.neural.NeuralHamiltonian`. The code's Cellular
 MNIST closure: V* = 97 fixed, lambda initially softplus(raw) + 1e-3 with softplus(raw) = 0.05.
 ``delta_energy`` = w_S * (exact local Delta H_S) + w_NN * (incremental Delta H_NN).
 """
@@ -16,9 +16,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from spinsim.models.neural_cpm.cellsort import LAMBDA_FLOOR, CellSortHamiltonian
-from spinsim.models.neural_cpm.neural import NeuralHamiltonian
-from spinsim.models.neural_cpm.state import CopyProposals
+from spinsim.models.cpm.cellsort import LAMBDA_FLOOR, CellSortHamiltonian
+from spinsim.models.cpm.neural import NeuralHamiltonian
+from spinsim.models.cpm.state import CopyProposals
 
 
 class ClosureHamiltonian(nn.Module):

@@ -2,12 +2,12 @@
 
 ``build_hamiltonian(name, **sizes)`` builds one of :data:`HAMILTONIANS`:
 
-* ``cellsort``: :class:`~spinsim.models.neural_cpm.cellsort.CellSortHamiltonian`
-* ``cellsort_potential``: :class:`~spinsim.models.neural_cpm.cellsort.CellSortPotential` (needs ``shape``)
-* ``neural``: :class:`~spinsim.models.neural_cpm.neural.NeuralHamiltonian`
-* ``closure``: :class:`~spinsim.models.neural_cpm.closure.ClosureHamiltonian` (the default model)
-* ``cnn``: :class:`~spinsim.models.neural_cpm.cnn.CNNHamiltonian` (needs ``n_ids``)
-* ``nh1_cnn``: :class:`~spinsim.models.neural_cpm.cnn.NH1CNNHamiltonian`
+* ``cellsort``: :class:`~spinsim.models.cpm.cellsort.CellSortHamiltonian`
+* ``cellsort_potential``: :class:`~spinsim.models.cpm.cellsort.CellSortPotential` (needs ``shape``)
+* ``neural``: :class:`~spinsim.models.cpm.neural.NeuralHamiltonian`
+* ``closure``: :class:`~spinsim.models.cpm.closure.ClosureHamiltonian` (the default model)
+* ``cnn``: :class:`~spinsim.models.cpm.cnn.CNNHamiltonian` (needs ``n_ids``)
+* ``nh1_cnn``: :class:`~spinsim.models.cpm.cnn.NH1CNNHamiltonian`
 
 ``preset="cellular_mnist"`` or ``"bipolar"`` fills the paper's network sizes for
 ``neural``/``closure`` (``closure`` puts them under ``neural``; the other sizes given
@@ -29,10 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from spinsim.models.neural_cpm.cellsort import CellSortHamiltonian, CellSortPotential
-from spinsim.models.neural_cpm.closure import ClosureHamiltonian
-from spinsim.models.neural_cpm.cnn import CNNHamiltonian, NH1CNNHamiltonian
-from spinsim.models.neural_cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
+from spinsim.models.cpm.cellsort import CellSortHamiltonian, CellSortPotential
+from spinsim.models.cpm.closure import ClosureHamiltonian
+from spinsim.models.cpm.cnn import CNNHamiltonian, NH1CNNHamiltonian
+from spinsim.models.cpm.neural import NeuralHamiltonian, bipolar_sizes, cellular_mnist_sizes
 
 HAMILTONIANS: dict[str, type[nn.Module]] = {
     "cellsort": CellSortHamiltonian,

@@ -1,7 +1,7 @@
 """The Neural CPM paper's non-equivariant baselines (its Tables 2-3), as its authors' code builds them.
 
 Both are plain CNNs at the end; their energy changes are computed by full forward
-passes (:func:`~spinsim.models.neural_cpm.hamiltonian.delta_by_energies`).
+passes (:func:`~spinsim.models.cpm.hamiltonian.delta_by_energies`).
 
 * ``CNNHamiltonian`` ("CNN"): input the one-hot ids and one-hot types,
   ``n_ids + T`` channels (so it is tied to one number of ids and has no permutation
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spinsim.models.neural_cpm.neural import PADDINGS, CellEmbedding, NHLayer, Readout, conv3
-from spinsim.models.neural_cpm.state import CopyProposals
+from spinsim.models.cpm.neural import PADDINGS, CellEmbedding, NHLayer, Readout, conv3
+from spinsim.models.cpm.state import CopyProposals
 
 
 def cnn_mnist_sizes() -> dict:
@@ -71,7 +71,7 @@ class _FullPassDelta:
         proposals: CopyProposals,
         areas: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        from spinsim.models.neural_cpm.hamiltonian import delta_by_energies
+        from spinsim.models.cpm.hamiltonian import delta_by_energies
 
         with torch.no_grad():
             return delta_by_energies(self, ids, types, proposals)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spinsim.models.neural_cpm.state import CopyProposals
+from spinsim.models.cpm.state import CopyProposals
 
 PADDINGS = ("zeros", "circular")
 DELTA_METHODS = ("fast", "straightforward")
@@ -206,7 +206,7 @@ class NeuralHamiltonian(nn.Module):
     ``widths``: its message width E (default ``dims``); ``embed_kernel``/``embed_stride``;
     ``readout``: width of the readout and its ``mlp_blocks`` residual blocks.
     ``delta_method``: how :meth:`delta_energy` evaluates proposals, ``"fast"``
-    (:mod:`spinsim.models.neural_cpm.neural_delta`, exact, incremental) or ``"straightforward"``
+    (:mod:`spinsim.models.cpm.neural_delta`, exact, incremental) or ``"straightforward"``
     (one forward pass per proposal).
     """
 
@@ -288,9 +288,9 @@ class NeuralHamiltonian(nn.Module):
     ) -> torch.Tensor:
         """``[M]`` float64 energy changes (``areas``, a hint some Hamiltonians use, is not needed)."""
         if self.delta_method == "straightforward":
-            from spinsim.models.neural_cpm.hamiltonian import delta_by_energies
+            from spinsim.models.cpm.hamiltonian import delta_by_energies
 
             return delta_by_energies(self, ids, types, proposals)
-        from spinsim.models.neural_cpm.neural_delta import neural_delta_energy
+        from spinsim.models.cpm.neural_delta import neural_delta_energy
 
         return neural_delta_energy(self, ids, types, proposals)

@@ -22,7 +22,7 @@ medium's. The Hamiltonian is
   (``[B, *shape]``: replica b feels phi_b; Cellular MNIST gives each its own digit).
 * ``U`` (``drift``, ``[T, *shape]``): an energy per site and type, the same for
   every replica. The directed motion of the Neural CPM paper's bipolar data is
-  such a term (:func:`spinsim.models.cpm_potentials.drift_wells`: wells that draw
+  such a term (:func:`spinsim.models.cpm.potentials.drift_wells`: wells that draw
   each type to a central band or to two poles); a copy of site x from type s to
   type t changes it by U(t, x) - U(s, x).
 * ``contact_scale`` multiplies the contact table: J in the formula above is
