@@ -189,7 +189,7 @@ def test_copy_energy_change_equals_energy_difference(name, size, boundary, order
         expected = (model.energy(after_state) - before)[b].item()
         proposal = state.clone()
         proposal.view(state.shape[0], -1)[b, x] = new
-        torch_dH = model.delta_energy(state, proposal).view(state.shape[0], -1)[b, x].item()
+        torch_dH = model.site_delta_energy(state, proposal).view(state.shape[0], -1)[b, x].item()
         kernel_dH = engine.delta_at(b, x, new)
         assert torch_dH == pytest.approx(expected, rel=1e-10, abs=1e-9)
         assert kernel_dH == pytest.approx(expected, rel=1e-10, abs=1e-9)
@@ -214,7 +214,8 @@ def test_per_replica_potential_energy_and_copies(name, size, boundary):
         after = state.clone()
         after.view(3, -1)[b, x] = new
         expected = (model.energy(after) - before)[b].item()
-        assert model.delta_energy(state, after).view(3, -1)[b, x].item() == pytest.approx(expected, abs=1e-9)
+        changed = model.site_delta_energy(state, after).view(3, -1)[b, x].item()
+        assert changed == pytest.approx(expected, abs=1e-9)
         assert engine.delta_at(b, x, new) == pytest.approx(expected, abs=1e-9)
     with pytest.raises(ValueError, match="one potential per replica for 3 replicas"):
         model.energy(state[:2])
@@ -226,17 +227,16 @@ def test_per_replica_potential_energy_and_copies(name, size, boundary):
 
 @pytest.mark.parametrize("name,size,boundary", LATTICES[:2])
 def test_approx_parallel_sampler_feels_the_drift_and_each_replicas_potential(name, size, boundary):
-    """cpm_approx_parallel (main's Neural CPM sampler) reaches a CellularPottsModel through
-    ClassicHamiltonian.delta_energy: every energy change it decides on, with one potential map
-    per replica and a drift, is H(after) - H(before) of that replica."""
-    from spinsim.models.cpm.hamiltonian import ClassicHamiltonian
+    """cpm_approx_parallel (main's Neural CPM sampler) takes a CellularPottsModel as its
+    Hamiltonian: every energy change it decides on (the model's delta_energy), with one
+    potential map per replica and a drift, is H(after) - H(before) of that replica."""
     from spinsim.models.cpm.state import CellState
     from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
     model = make_model(lattice(name, size, boundary), 2, ["contact", "area", "potential", "drift"],
                        potential_replicas=3)  # fmt: skip
-    h = ClassicHamiltonian(model)
-    state = CellState(random_state(model, batch=3).long(), h.types(3))
+    h = model
+    state = CellState(random_state(model, batch=3).long(), model.types(3))
     sampler = CPMApproxParallel(proposals=6, temperature=2.0)
     g = torch.Generator().manual_seed(3)
     for _ in range(3):
@@ -297,7 +297,7 @@ def test_delta_energy_of_many_sites_at_once_is_each_site_alone():
     k = torch.randint(0, nb.shape[1], (lat.n_sites,), generator=torch.Generator().manual_seed(0))
     source = nb[torch.arange(lat.n_sites), k]
     proposal = state.reshape(3, -1)[:, source].reshape(state.shape)
-    dH = model.delta_energy(state, proposal).reshape(3, -1)
+    dH = model.site_delta_energy(state, proposal).reshape(3, -1)
     for b, x in [(0, 0), (1, 17), (2, 41), (2, 5)]:
         one = state.clone()
         one.view(3, -1)[b, x] = proposal.view(3, -1)[b, x]
@@ -313,7 +313,7 @@ def test_keep_cells_forbids_removing_a_last_site():
     proposal = state.clone()
     proposal[0, 0, 2, 2] = 0
     proposal[0, 0, 0, 0] = 0
-    dH = model.delta_energy(state, proposal)
+    dH = model.site_delta_energy(state, proposal)
     assert dH[0, 0, 2, 2] == torch.inf and torch.isfinite(dH[0, 0, 0, 0])
     engine = build_engine("fast", model, CPMSequential(), state, torch.ones(1), 0)
     assert engine.delta_at(0, 12, 0) == np.inf

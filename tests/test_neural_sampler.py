@@ -14,7 +14,7 @@ from spinsim.lattice import Lattice, neighbourhood_offsets
 from spinsim.models.cpm.cellsort import CellSortHamiltonian
 from spinsim.models.cpm.classic import CellularPottsModel
 from spinsim.models.cpm.closure import ClosureHamiltonian
-from spinsim.models.cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
+from spinsim.models.cpm.hamiltonian import delta_by_energies
 from spinsim.models.cpm.state import CellState, CopyProposals, cell_areas
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
@@ -268,8 +268,7 @@ def classic_model(shape):
 def test_every_energy_change_the_sampler_uses_is_the_energy_difference(which, direction):
     shape = (21, 21)
     if which == "classic":
-        model = classic_model(shape)
-        h = ClassicHamiltonian(model)
+        h = classic_model(shape)
         state = blob_state(2, shape, 8, 8.0, seed=5)
         state = CellState(state.ids, h.types(2))
     else:

@@ -9,7 +9,7 @@ from neural_cpm_states import blob_state, boundary_proposals, random_proposals, 
 from spinsim.lattice import Lattice
 from spinsim.models.cpm.cellsort import CellSortHamiltonian, CellSortPotential
 from spinsim.models.cpm.classic import CellularPottsModel
-from spinsim.models.cpm.hamiltonian import ClassicHamiltonian, delta_by_energies
+from spinsim.models.cpm.hamiltonian import CellHamiltonian, delta_by_energies
 from spinsim.models.cpm.registry import build_hamiltonian, load_hamiltonian, save_hamiltonian
 from spinsim.models.cpm.state import CellState
 
@@ -43,14 +43,14 @@ def test_cellsort_energy_is_the_classic_models_in_config_units(parametrisation):
         params["contact"], torch.tensor(CONTACT_B, dtype=torch.float64), rtol=0, atol=1e-12
     )
     assert abs(float(params["lambda_area"]) - 0.5) < 1e-12
-    adapter = ClassicHamiltonian(classic)
+    assert isinstance(classic, CellHamiltonian)
     proposals = boundary_proposals(state, 30, seed=5)
     torch.testing.assert_close(
         h.delta_energy(state.ids, state.types, proposals),
-        adapter.delta_energy(state.ids, state.types, proposals), rtol=1e-12, atol=1e-9,
+        classic.delta_energy(state.ids, state.types, proposals), rtol=1e-12, atol=1e-9,
     )  # fmt: skip
     with pytest.raises(ValueError, match="one type table"):
-        adapter.energy(state.ids, state.types[:, torch.tensor([0] + list(range(12, 0, -1)))])
+        classic.energy(state.ids, state.types[:, torch.tensor([0] + list(range(12, 0, -1)))])
 
 
 def test_learnable_parameters_get_gradients():

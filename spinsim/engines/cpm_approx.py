@@ -1,9 +1,9 @@
 """The approximate parallel CPM sampler (``sampler=cpm_approx_parallel``) as an engine.
 
-For the classic :class:`~spinsim.models.cpm.classic.CellularPottsModel` (through
-:class:`~spinsim.models.cpm.hamiltonian.ClassicHamiltonian`) and for any model
-that carries a trained :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian`
-(``model.hamiltonian`` and ``model.types(batch)``: the ``neural_cpm`` family). One
+For the classic :class:`~spinsim.models.cpm.classic.CellularPottsModel` (itself a
+:class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian`) and for any model that carries a
+trained one (``model.hamiltonian``: the ``neural_cpm`` family); both give their typed
+states' types by ``model.types(batch)``. One
 sweep (MCS) is ``H W / P`` iterations; the fractional remainder is carried to the next
 ``advance``, so a run's iterations do not depend on how its sweeps are split.
 """
@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from spinsim.models.cpm.classic import CellularPottsModel
-from spinsim.models.cpm.hamiltonian import ClassicHamiltonian
 from spinsim.models.cpm.state import CellState
 from spinsim.samplers.cpm_approx_parallel import CPMApproxParallel
 
@@ -29,15 +28,13 @@ class CPMApproxEngine:
     def __init__(
         self, model: Any, sampler: CPMApproxParallel, state: torch.Tensor, beta: torch.Tensor, generator
     ) -> None:
-        if isinstance(model, CellularPottsModel):
-            self.hamiltonian = ClassicHamiltonian(model)
-        else:
-            self.hamiltonian = model.hamiltonian
-        holder = self.hamiltonian if isinstance(model, CellularPottsModel) else model
+        if isinstance(model, CellularPottsModel) and model.lattice.dim != 2:
+            raise ValueError("typed CPM states are two-dimensional")
+        self.hamiltonian = model if isinstance(model, CellularPottsModel) else model.hamiltonian
         B = state.shape[0]
         self.sampler, self.generator = sampler, generator
         self.beta = beta.to(device=state.device, dtype=torch.float64).reshape(B)
-        types = holder.types(B).to(state.device)
+        types = model.types(B).to(state.device)
         self.chains = sampler.prepare(self.hamiltonian, CellState(state.long(), types))
         self._dtype = state.dtype
         self.owed = 0.0  # iterations owed, fractional

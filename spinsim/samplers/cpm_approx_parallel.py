@@ -47,9 +47,9 @@ chain. "K Monte Carlo steps" = ``int(K * H * W / P)``
 iterations (:meth:`CPMApproxParallel.iterations`).
 
 Any :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian` works, and so does the
-classic :class:`~spinsim.models.cpm.classic.CellularPottsModel` through
-:class:`~spinsim.models.cpm.hamiltonian.ClassicHamiltonian` (whose ``lattice`` gives
-the boundary: periodic or walls). Without a ``lattice`` the lattice is periodic.
+classic :class:`~spinsim.models.cpm.classic.CellularPottsModel`, which implements the
+protocol itself (its ``lattice`` gives the boundary: periodic or walls). Without a
+``lattice`` the lattice is periodic.
 The boundary set and the cell areas are computed once per ``run`` and then updated
 around the accepted copies, so an iteration costs O(B P), not O(B H W) (the
 Hamiltonian's ``delta_energy`` gets the areas). With P = 1 the sampler is a

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from spinsim.lattice import Lattice, forward_half, neighbourhood_offsets
+from spinsim.models.cpm.state import CellState, CopyProposals
 
 MEDIUM = 0
 
@@ -314,11 +315,47 @@ class CellularPottsModel(nn.Module):
         terms["drift"] = drift
         return terms
 
-    def energy(self, state: torch.Tensor) -> torch.Tensor:
-        """Total energy H per replica, ``[B]`` float64."""
+    def energy(self, state: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
+        """Total energy H per replica, ``[B]`` float64. ``types`` (as a
+        :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian`, ``[B, n_ids]``) must be the
+        model's type table in every row."""
+        if types is not None:
+            self._check_types(state, types)
         return sum(self.energy_terms(state).values())
 
-    def delta_energy(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+    # -- the cell-Hamiltonian protocol (typed states; samplers of typed states, training) ------
+    def types(self, batch: int) -> torch.Tensor:
+        """``[batch, n_ids]``: the model's type table for every replica, the ``types`` of its
+        typed states (:class:`~spinsim.models.cpm.state.CellState`)."""
+        return self.cell_type.unsqueeze(0).expand(batch, -1).clone()
+
+    def delta_energy(
+        self,
+        ids: torch.Tensor,
+        types: torch.Tensor,
+        proposals: CopyProposals,
+        areas: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``[M]`` float64: H(after copy m alone) - H(before) for every proposal m, the model's
+        exact local change (:meth:`copy_delta`; with ``keep_cells`` +inf for a copy that removes
+        a cell's last site). ``areas [B, n_ids]``: the current areas, counted when None."""
+        self._check_types(ids, types)
+        flat = ids.reshape(ids.shape[0], -1)
+        old = proposals.old_ids(CellState(ids, types))
+        return self.copy_delta(
+            flat, proposals.replica, proposals.site, old, proposals.new_id,
+            self.areas(ids) if areas is None else areas, self.perimeters(ids) if self.has_perimeter else None,
+        )  # fmt: skip
+
+    def _check_types(self, ids: torch.Tensor, types: torch.Tensor) -> None:
+        if self.lattice.dim != 2:
+            raise ValueError("typed CPM states are two-dimensional")
+        if types.shape[1] != self.n_ids or not bool((types == self.cell_type.to(types.device)).all()):
+            raise ValueError("a CellularPottsModel has one type table: types must equal model.cell_type")
+        if tuple(ids.shape[2:]) != self.lattice.shape:
+            raise ValueError(f"state shape {list(ids.shape[2:])} differs from the model's lattice")
+
+    def site_delta_energy(self, state: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
         """``[B, 1, *shape]`` float64: H(state with x set to proposal[x]) - H(state), for
         every site x changed alone (0 where ``proposal == state``)."""
         ids = self._flat(state)
@@ -333,7 +370,7 @@ class CellularPottsModel(nn.Module):
         out = torch.zeros(B * N, dtype=torch.float64, device=ids.device)
         return out.scatter_(0, flat, dH).reshape(state.shape)
 
-    # -- the pieces of a copy attempt (shared by delta_energy and the samplers) -------
+    # -- the pieces of a copy attempt (shared by the energy changes and the samplers) -------
     def local_delta(
         self,
         ids: torch.Tensor,
