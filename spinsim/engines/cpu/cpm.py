@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,13 +40,60 @@ from spinsim.samplers.cpm_sequential import check_rule
 _S11, _S32 = np.uint64(11), np.uint64(32)
 
 
+class CellTables(NamedTuple):
+    """The Hamiltonian as the kernels read it, the same for every replica (the potential map,
+    which may be one per replica, is passed beside it): energy neighbours ``nb_energy
+    [n_sites, K]`` (-1: wall), ``cell_type [n_ids]``, ``contact [T, T]``, per id ``lam_a,
+    tgt_a, lam_p, tgt_p``, the potential's ``mu [T]``, ``drift [T, n_sites]``, which terms
+    are on, and ``keep``: reject copies that remove a cell's last site."""
+
+    nb_energy: np.ndarray
+    cell_type: np.ndarray
+    contact: np.ndarray
+    lam_a: np.ndarray
+    tgt_a: np.ndarray
+    lam_p: np.ndarray
+    tgt_p: np.ndarray
+    use_perim: bool
+    mu: np.ndarray
+    use_phi: bool
+    drift: np.ndarray
+    use_drift: bool
+    keep: bool
+
+
+class CopyRule(NamedTuple):
+    """Which copies are attempted: copy neighbours ``nb_copy [n_sites, K]`` (-1: wall) and the
+    rule's three choices (module docstring)."""
+
+    nb_copy: np.ndarray
+    boundary_site: bool
+    differing: bool
+    push: bool
+
+
+class Chains(NamedTuple):
+    """What the kernels change, per replica: cell ids ``[B, n_sites]`` int32, ``areas`` and
+    ``perims [B, n_ids]`` int64, the random streams ``rng [B]`` uint64, and each replica's
+    boundary set (``members, where [B, n_sites]``, ``n_members [B]``; ``n_members[b] < 0``:
+    build it from the state first)."""
+
+    ids: np.ndarray
+    areas: np.ndarray
+    perims: np.ndarray
+    rng: np.ndarray
+    members: np.ndarray
+    where: np.ndarray
+    n_members: np.ndarray
+
+
 @numba.njit(inline="always")
-def _delta(
-    ids, areas, perims, x, old, new,
-    nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi, drift, use_drift,
-):  # fmt: skip
-    """Energy change of setting site x from id ``old`` to ``new``, and the perimeter
-    changes of the two cells: ``(dH, dp_old, dp_new)``."""
+def _delta(ids, areas, perims, x, old, new, h, phi):
+    """Energy change of setting site x from id ``old`` to ``new`` under :class:`CellTables`
+    ``h`` (``phi``: this replica's potential row), and the perimeter changes of the two
+    cells: ``(dH, dp_old, dp_new)``."""
+    nb_energy, cell_type, contact = h.nb_energy, h.cell_type, h.contact
+    lam_a, tgt_a, lam_p, tgt_p = h.lam_a, h.tgt_a, h.lam_p, h.tgt_p
     t_new = cell_type[new]
     t_old = cell_type[old]
     dH = 0.0
@@ -71,37 +119,29 @@ def _delta(
     dH += lam_a[new] * (1.0 + 2.0 * (areas[new] - tgt_a[new]))
     dp_old = 2 * n_old - n_nb
     dp_new = n_nb - 2 * n_new
-    if use_perim:
+    if h.use_perim:
         p_old = perims[old] - tgt_p[old]
         p_new = perims[new] - tgt_p[new]
         dH += lam_p[old] * ((p_old + dp_old) ** 2 - p_old**2)
         dH += lam_p[new] * ((p_new + dp_new) ** 2 - p_new**2)
-    if use_phi:
-        dH += (mu[t_new] - mu[t_old]) * phi[x]
-    if use_drift:
-        dH += drift[t_new, x] - drift[t_old, x]
+    if h.use_phi:
+        dH += (h.mu[t_new] - h.mu[t_old]) * phi[x]
+    if h.use_drift:
+        dH += h.drift[t_new, x] - h.drift[t_old, x]
     return dH, dp_old, dp_new
 
 
 @numba.njit(cache=True)
-def delta_at(
-    ids, areas, perims, x, new,
-    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep,
-):  # fmt: skip
+def delta_at(ids, areas, perims, x, new, h, phi):
     """The energy change the kernel uses for setting site x of one replica to ``new``
-    (+inf where ``keep`` forbids it; 0 if nothing changes); ``phi``: that replica's
+    (+inf where ``h.keep`` forbids it; 0 if nothing changes); ``phi``: that replica's
     potential row. For tests and checks (:meth:`CPMSequentialEngine.delta_at`)."""
     old = ids[x]
     if new == old:
         return 0.0
-    if keep and old != 0 and areas[old] == 1:
+    if h.keep and old != 0 and areas[old] == 1:
         return np.inf
-    dH, _, _ = _delta(
-        ids, areas, perims, x, old, new,
-        nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-        drift, use_drift,
-    )  # fmt: skip
+    dH, _, _ = _delta(ids, areas, perims, x, old, new, h, phi)
     return dH
 
 
@@ -136,11 +176,12 @@ def _mark(ids, nb_copy, z, members, where, n_members):
 
 
 @numba.njit(cache=True, nogil=True)
-def _replica(
-    ids, areas, perims, rng, b, n_attempts, beta,
-    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep, boundary_site, differing, push, members, where, n_members,
-):  # fmt: skip
+def _replica(chains, b, n_attempts, beta, h, phi, rule):
+    """``n_attempts`` copy attempts on replica ``b`` of ``chains``; the accepted ones."""
+    ids, areas, perims = chains.ids[b], chains.areas[b], chains.perims[b]
+    members, where, n_members, rng = chains.members[b], chains.where[b], chains.n_members, chains.rng
+    nb_copy, boundary_site, differing, push = rule.nb_copy, rule.boundary_site, rule.differing, rule.push
+    keep = h.keep
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
     state = rng[b]
@@ -184,11 +225,7 @@ def _replica(
         old = ids[target]
         if new == old or (keep and old != 0 and areas[old] == 1):
             continue
-        dH, dp_old, dp_new = _delta(
-            ids, areas, perims, target, old, new,
-            nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-            drift, use_drift,
-        )  # fmt: skip
+        dH, dp_old, dp_new = _delta(ids, areas, perims, target, old, new, h, phi)
         if dH > 0.0:
             state, r = splitmix_next(state)
             if (r >> _S11) * TO_UNIT >= math.exp(-beta * dH):
@@ -196,7 +233,7 @@ def _replica(
         ids[target] = new
         areas[old] -= 1
         areas[new] += 1
-        if use_perim:
+        if h.use_perim:
             perims[old] += dp_old
             perims[new] += dp_new
         accepted += 1
@@ -213,33 +250,17 @@ def _replica(
 
 
 @numba.njit(cache=True, nogil=True)
-def copy_attempts(
-    ids, areas, perims, rng, first, last, n_attempts, beta,
-    nb_energy, nb_copy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi, mu, use_phi,
-    drift, use_drift, keep, boundary_site, differing, push, members, where, n_members,
-):  # fmt: skip
-    """``n_attempts`` copy attempts on each replica ``first .. last - 1``; returns the
-    accepted copies of each. Releases the GIL: callers run disjoint replica ranges in
-    threads (plain threads, not an OpenMP pool that would spin between calls).
-
-    ``ids [B, n_sites]`` int32, ``areas``/``perims [B, n_ids]`` int64 and
-    ``rng [B]`` uint64 are updated in place. ``beta [B]``; neighbour tables
-    ``[n_sites, K]`` int32 (-1: wall); ``cell_type [n_ids]``; ``contact [T, T]``;
-    per-id ``lam_a, tgt_a, lam_p, tgt_p``; ``phi [P, n_sites]`` (P = 1: one map for
-    every replica, P = B: one each) and ``mu [T]``; ``drift [T, n_sites]``, the
-    drift term's energy per type and site; ``keep``: reject copies that remove a
-    cell's last site; ``boundary_site, differing, push``: the copy rule (module docstring);
-    ``members, where [B, n_sites]`` and ``n_members [B]``: each replica's boundary set, kept
-    between calls (``n_members[b] < 0``: build it from the state first).
-    """
+def copy_attempts(chains, first, last, n_attempts, beta, h, phi, rule):
+    """``n_attempts`` copy attempts on each replica ``first .. last - 1`` of :class:`Chains`
+    ``chains`` (changed in place) under :class:`CellTables` ``h`` and :class:`CopyRule`
+    ``rule``; returns the accepted copies of each. ``beta [B]``; ``phi [P, n_sites]`` the
+    potential (P = 1: one map for every replica, P = B: one each). Releases the GIL: callers
+    run disjoint replica ranges in threads (plain threads, not an OpenMP pool that would spin
+    between calls)."""
     accepted = np.zeros(last - first, dtype=np.int64)
     for b in range(first, last):
-        accepted[b - first] = _replica(
-            ids[b], areas[b], perims[b], rng, b, n_attempts, beta[b], nb_energy, nb_copy,
-            cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, phi[b if phi.shape[0] > 1 else 0],
-            mu, use_phi, drift, use_drift, keep, boundary_site, differing, push, members[b], where[b],
-            n_members,
-        )  # fmt: skip
+        row = phi[b if phi.shape[0] > 1 else 0]
+        accepted[b - first] = _replica(chains, b, n_attempts, beta[b], h, row, rule)
     return accepted
 
 
@@ -295,25 +316,22 @@ class CPMSequentialEngine:
         self.n_members = np.full(B, -1, dtype=np.int64)
         self.beta = beta.double().cpu().numpy().reshape(B).copy()
         f64 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float64))  # noqa: E731
-        self._tables = (
-            model.neighbours().numpy().astype(np.int32),
-            model.lattice.neighbour_index(copy_offsets).numpy().astype(np.int32),
-            model.cell_type.numpy().astype(np.int64),
-            f64(model.contact),
-            f64(model.lambda_area),
-            f64(model.target_area),
-            f64(model.lambda_perimeter),
-            f64(model.target_perimeter),
-            model.has_perimeter,
+        self.hamiltonian = CellTables(
+            nb_energy=model.neighbours().numpy().astype(np.int32),
+            cell_type=model.cell_type.numpy().astype(np.int64),
+            contact=f64(model.contact), lam_a=f64(model.lambda_area), tgt_a=f64(model.target_area),
+            lam_p=f64(model.lambda_perimeter), tgt_p=f64(model.target_perimeter),
+            use_perim=model.has_perimeter, mu=f64(model.coupling), use_phi=model.has_potential,
+            drift=f64(model.drift) if model.has_drift else np.zeros((1, 1)), use_drift=model.has_drift,
+            keep=model.keep_cells,
+        )  # fmt: skip
+        self.phi = (
             f64(model.potential).reshape(-1, model.lattice.n_sites)
             if model.has_potential
-            else np.zeros((1, 1)),
-            f64(model.coupling),
-            model.has_potential,
-            f64(model.drift) if model.has_drift else np.zeros((1, 1)),
-            model.has_drift,
-            model.keep_cells,
+            else np.zeros((1, 1))
         )
+        nb_copy = model.lattice.neighbour_index(copy_offsets).numpy().astype(np.int32)
+        self.copy_rule = CopyRule(nb_copy, *self.rule)
         self.attempts = 0
         self.accepted = np.zeros(B, dtype=np.int64)
         n = max(1, min(B, threads or available_cores()))
@@ -325,14 +343,10 @@ class CPMSequentialEngine:
     def n_sites(self) -> int:
         return self.ids.shape[1]
 
-    def replica_tables(self, b: int) -> tuple:
-        """The kernel's tables as :func:`delta_at` takes them for replica ``b`` (its potential row)."""
-        phi = self._tables[9]
-        return (*self._tables[:9], phi[b if phi.shape[0] > 1 else 0], *self._tables[10:])
-
     def delta_at(self, b: int, x: int, new: int) -> float:
         """The energy change the kernel computes for setting site ``x`` of replica ``b`` to ``new``."""
-        return delta_at(self.ids[b], self.areas[b], self.perimeters[b], x, new, *self.replica_tables(b))
+        phi = self.phi[b if self.phi.shape[0] > 1 else 0]
+        return delta_at(self.ids[b], self.areas[b], self.perimeters[b], x, new, self.hamiltonian, phi)
 
     @property
     def state(self) -> torch.Tensor:
@@ -370,12 +384,15 @@ class CPMSequentialEngine:
     def advance_attempts(self, n_attempts: int) -> None:
         """``n_attempts`` copy attempts on every replica."""
 
+        chains = Chains(
+            self.ids, self.areas, self.perimeters, self.rng, self.members, self.where, self.n_members
+        )
+
         def run(bounds: tuple[int, int]) -> np.ndarray:
             first, last = bounds
             return copy_attempts(
-                self.ids, self.areas, self.perimeters, self.rng, first, last, n_attempts, self.beta,
-                *self._tables, *self.rule, self.members, self.where, self.n_members,
-            )  # fmt: skip
+                chains, first, last, n_attempts, self.beta, self.hamiltonian, self.phi, self.copy_rule
+            )
 
         results = list(self._pool.map(run, self.ranges)) if self._pool else [run(r) for r in self.ranges]
         self.accepted += np.concatenate(results)
