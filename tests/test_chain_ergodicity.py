@@ -23,7 +23,7 @@ from conftest import beta_of, series, within
 from spinsim.analysis.exact import all_states, exact_averages
 from spinsim.analysis.statistics import binning, block_size
 from spinsim.engines import ReferenceEngine
-from spinsim.engines.cpu.engine import CPUEngine
+from spinsim.engines.cpu.families import cpu_engine
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
 from spinsim.samplers import Metropolis
@@ -88,7 +88,7 @@ def run(model, engine, T, seed=1):
     state, beta = model.random_state(REPLICAS, g), beta_of(T, REPLICAS)
     if engine == "reference":
         return energies(ReferenceEngine(model, Metropolis(), state, beta, g), model)
-    return energies(CPUEngine(model, Metropolis(), state, beta, seed=seed), model)
+    return energies(cpu_engine(model, Metropolis(), state, beta, seed=seed), model)
 
 
 # Potts q = 2 with J is Ising with J/2: its temperatures are half the Ising ones.

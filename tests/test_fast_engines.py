@@ -20,9 +20,10 @@ from conftest import sample as conftest_sample
 from spinsim.analysis.exact import exact_averages
 from spinsim.config import build
 from spinsim.engines import ReferenceEngine, build_engine
-from spinsim.engines.cpu.engine import CPUEngine, potts_tables, proposal_bits
+from spinsim.engines.cpu.families import cpu_engine
 from spinsim.engines.cpu.layout import SlabLayout, lanes_for
 from spinsim.engines.cpu.random.philox import philox4x32, philox4x32_py
+from spinsim.engines.cpu.tables import potts_tables, proposal_bits
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
@@ -49,7 +50,7 @@ def sample(engine, sweeps, thermalize):
 def fast(model, sampler, T, replicas, seed=1, threads=0):
     g = torch.Generator().manual_seed(seed)
     state = model.random_state(replicas, g)
-    return CPUEngine(model, sampler, state, beta_of(float(T), replicas), seed=seed, threads=threads)
+    return cpu_engine(model, sampler, state, beta_of(float(T), replicas), seed=seed, threads=threads)
 
 
 # One case per fast path: lattice geometry, boundary, field, sampler, model.
@@ -367,7 +368,7 @@ def test_same_chain_on_every_instruction_set(case, monkeypatch):
         model = make_model()
         state = model.random_state(replicas, torch.Generator().manual_seed(3))
         temps = torch.linspace(1.5, 3.0, replicas, dtype=torch.float64)
-        engine = CPUEngine(model, sampler, state, 1 / temps, seed=11, threads=2, packing=packing)
+        engine = cpu_engine(model, sampler, state, 1 / temps, seed=11, threads=2, packing=packing)
         observed = engine.advance_measured(9, 3)
         engine.permute_replicas(np.roll(np.arange(replicas), 1))
         engine.advance(4)

@@ -15,7 +15,7 @@ from conftest import within
 from spinsim.analysis.exact import exact_averages
 from spinsim.analysis.statistics import binning
 from spinsim.engines import ReferenceEngine
-from spinsim.engines.cpu.engine import CPUEngine
+from spinsim.engines.cpu.families import cpu_engine
 from spinsim.engines.tempering import ParallelTempering, exchange_generator
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel, PottsModel
@@ -34,8 +34,8 @@ def engine(model, sampler, T, replicas, seed=1, threads=0, packing=None):
     temps = torch.full((replicas,), float(T)) if np.isscalar(T) else torch.as_tensor(T, dtype=torch.float64)
     per_word = 1 if packing == "slab1" else None
     packing = "slab" if packing == "slab1" else packing
-    return CPUEngine(model, sampler, state, 1.0 / temps.double(), seed=seed, threads=threads, packing=packing,
-                     replicas_per_word=per_word)  # fmt: skip
+    return cpu_engine(model, sampler, state, 1.0 / temps.double(), seed=seed, threads=threads,
+                      packing=packing, replicas_per_word=per_word)  # fmt: skip
 
 
 def sample(eng, sweeps, thermalize, every=1):
@@ -317,7 +317,7 @@ def test_tempering_state_dict_continues_bit_for_bit(kind):
         T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(3)
         state = model.random_state(12, g)
         eng = (
-            CPUEngine(model, Metropolis(), state, 1.0 / T, seed=5) if kind == "fast"
+            cpu_engine(model, Metropolis(), state, 1.0 / T, seed=5) if kind == "fast"
             else ReferenceEngine(model, Metropolis(), state, 1.0 / T, g)
         )  # fmt: skip
         beta = 1.0 / torch.tensor(temps, dtype=torch.float64)
@@ -347,7 +347,7 @@ def test_fast_tempering_agrees_with_reference_tempering():
         T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(ladders)
         state = model.random_state(len(T), g)
         eng = (
-            CPUEngine(model, Metropolis(), state, 1.0 / T, seed=7) if kind == "fast"
+            cpu_engine(model, Metropolis(), state, 1.0 / T, seed=7) if kind == "fast"
             else ReferenceEngine(model, Metropolis(), state, 1.0 / T, g)
         )  # fmt: skip
         beta = 1.0 / torch.tensor(temps, dtype=torch.float64)

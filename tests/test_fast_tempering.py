@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from spinsim.engines.cpu.engine import CPUEngine
 from spinsim.engines.cpu.exchange import exchange_round, exchange_uniform
+from spinsim.engines.cpu.families import cpu_engine
 from spinsim.engines.tempering import ParallelTempering, exchange_generator
 from spinsim.lattice import Lattice
 from spinsim.models import Couplings, IsingModel
@@ -35,7 +35,7 @@ def _engine(case):
     T = torch.tensor(TEMPS, dtype=torch.float64).repeat_interleave(LADDERS)
     state = model.random_state(len(T), torch.Generator().manual_seed(5))
     per_word = 1 if packing == "slab1" else None
-    eng = CPUEngine(model, sampler, state, 1.0 / T, seed=5, packing=packing.rstrip("1"),
+    eng = cpu_engine(model, sampler, state, 1.0 / T, seed=5, packing=packing.rstrip("1"),
                     replicas_per_word=per_word)  # fmt: skip
     return model, eng
 

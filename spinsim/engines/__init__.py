@@ -2,7 +2,7 @@
 
 * :class:`ReferenceEngine` (``reference``): the sampler's torch ``sweep``, any
   device; the readable, differentiable truth (spin models; ``cpm_parallel``).
-* :class:`spinsim.engines.cpu.engine.CPUEngine` (``cpu``): compiled
+* :func:`spinsim.engines.cpu.families.cpu_engine` (``cpu``): compiled
   multispin Ising and compact Potts kernels (C, built by the install).
 * :class:`spinsim.engines.gpu.triton.TritonEngine` (``triton``): fused GPU kernels.
 * :class:`spinsim.engines.cpu.cpm.CPMSequentialEngine` (``numba``): the
@@ -140,6 +140,6 @@ def _fast_engine(model: Any, sampler: Any, state: torch.Tensor, beta: torch.Tens
         from spinsim.engines.gpu.triton import TritonEngine
 
         return TritonEngine(model, sampler, state, beta, seed)
-    from spinsim.engines.cpu.engine import CPUEngine
+    from spinsim.engines.cpu.families import cpu_engine
 
-    return CPUEngine(model, sampler, state, beta, seed, threads)
+    return cpu_engine(model, sampler, state, beta, seed, threads)

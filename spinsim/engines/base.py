@@ -6,7 +6,7 @@ loop batches its measurements), :class:`Relabels` (energies per slot and a permu
 the slots: parallel tempering exchanges configurations by relabelling),
 :class:`ObservesInKernel` (the observables of the last of n sweeps, from the sweep's own
 sums: tempering's exchange step) and :class:`TempersInKernel` (sweeps and exchange rounds in
-one kernel call, where ``tempers`` is true).
+one kernel call: the multispin Ising engine).
 """
 
 from __future__ import annotations
@@ -70,11 +70,6 @@ class ObservesInKernel(Protocol):
 
 @runtime_checkable
 class TempersInKernel(Protocol):
-    @property
-    def tempers(self) -> bool:
-        """Whether :meth:`advance_tempered` can run (the engine's kernel family has it)."""
-        ...
-
     def advance_tempered(self, n_sweeps: int, measure_every: int, exchange_every: int, *rounds: Any) -> Any:
         """Sweeps and replica-exchange rounds in one kernel call."""
         ...

@@ -27,7 +27,7 @@ Three ways to exchange, chosen by what the wrapped engine offers:
   the last one in one kernel call), the sweeps before an exchange run through
   it, and a measurement due after that exchange is those observables permuted
   with the configurations, not a second pass over the lattice;
-* engines that also say ``tempers`` (the fast CPU engine's multispin Ising
+* engines that also have ``advance_tempered`` (the fast CPU engine's multispin Ising
   kernels) run whole calls, sweeps and exchange rounds alike, in compiled code
   through ``advance_tempered``: the round's rule written out there
   (:mod:`spinsim.engines.cpu.exchange`), its uniforms from Philox keyed by two
@@ -105,7 +105,7 @@ class ParallelTempering:
         self.accepted = torch.zeros(n_pairs, dtype=torch.int64, device=device)
         self.sweeps = 0  # since creation
         self.rounds = 0  # exchange rounds done
-        self.compiled = self.relabels and isinstance(engine, TempersInKernel) and engine.tempers
+        self.compiled = self.relabels and isinstance(engine, TempersInKernel)
         if self.compiled:
             # pair k joins the slots of temperature rows order[k] (colder) and order[k + 1], ladder r
             rows = self._order_np.reshape(-1, 1) * self.batch + np.arange(self.batch)

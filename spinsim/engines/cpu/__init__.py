@@ -2,7 +2,9 @@
 ``state_dict``; the spin engines also ``measure``, ``advance_measured``, ``energies``,
 ``permute_replicas``).
 
-* :mod:`.engine`: :class:`~.engine.CPUEngine` (``engine=cpu``) over the C kernels that the
+* :mod:`.families`: :func:`~.families.cpu_engine` (``engine=cpu``) builds one engine per kernel
+  family over the shared :class:`~.engine.CPUEngine` (:mod:`.multispin`, :mod:`.potts`,
+  :mod:`.ising_site`; acceptance tables in :mod:`.tables`), over the C kernels that the
   install compiles (``_kernels.c``: ``_multispin.h`` multispin Ising, also ±J glasses and the
   replica packing, and parallel tempering's loop; ``_potts.h`` Potts), threaded with OpenMP and
   loaded by :mod:`.compiled` (which instruction set runs them); :mod:`.ising_site` per-site Ising

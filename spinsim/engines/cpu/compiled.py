@@ -2,9 +2,10 @@
 
 The kernels (``_kernels.c``, built by ``pip install``) run the multispin Ising sweeps (bit-sliced
 Metropolis and heat bath, the in-sweep sums, parallel tempering's compiled loop) and the Potts
-sweeps of :class:`spinsim.engines.cpu.engine.CPUEngine`. They are compiled for three instruction sets and
-the best one the CPU has runs: ``avx512`` (AVX-512 and VAES), ``avx2`` (AVX2, AES-NI, BMI2) and
-``baseline`` (any x86-64, and other processors: software AES). All three give the same spins and
+sweeps of the CPU engines (:mod:`spinsim.engines.cpu.multispin`, :mod:`spinsim.engines.cpu.potts`).
+They are compiled for three instruction sets and the best one the CPU has runs: ``avx512``
+(AVX-512 and VAES), ``avx2`` (AVX2, AES-NI, BMI2) and ``baseline`` (any x86-64, and other
+processors: software AES). All three give the same spins and
 sums bit for bit; only the speed differs. ``SPINSIM_ISA=avx2`` (or ``baseline``) in the
 environment runs a lesser one, which is how one machine checks what another computes.
 """
