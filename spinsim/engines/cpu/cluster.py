@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,24 +49,6 @@ from spinsim.samplers.cluster import WolffSchedule, bond_probability, check_mode
 
 log = logging.getLogger(__name__)
 
-
-class SpinValues(NamedTuple):
-    """What a cluster's new value depends on besides its bonds: Ising (two values, 0 and 1) or
-    ``q`` Potts states, and the field ``h``."""
-
-    ising: bool
-    q: int
-    h: float
-
-
-class Temperatures(NamedTuple):
-    """Per replica: the bond occupation threshold ``[B]`` uint64 (:func:`occupation_thresholds`)
-    and ``beta [B]``."""
-
-    thresholds: np.ndarray
-    betas: np.ndarray
-
-
 _STREAM_TAG = 0x57_4F_4C_46  # keeps these streams apart from other kernels' seeded from the same seed
 
 
@@ -80,9 +61,8 @@ def _field_energy_change(ising, h, n, old, new):
 
 
 @numba.njit(inline="always")
-def _cluster_value(state, values, beta, n):
+def _cluster_value(state, ising, q, h, beta, n):
     """A cluster's new value given the bonds, ``P(a) ∝ exp(-beta n E_field(a))``: ``(state, value)``."""
-    ising, q, h = values.ising, values.q, values.h
     if h == 0.0:
         if ising:
             state, r = splitmix_next(state)
@@ -99,7 +79,7 @@ def _cluster_value(state, values, beta, n):
 
 
 @numba.njit(cache=True, nogil=True)
-def _wolff_cluster(s, queue, state, adj_start, adj, threshold, values, beta):
+def _wolff_cluster(s, queue, state, adj_start, adj, threshold, ising, q, h, beta):
     """Grow one Wolff cluster in one replica's spins ``s [N]`` and move it: ``(state, size)``.
 
     ``queue`` (N + 1 entries) lists the cluster; the neighbour loop is
@@ -108,7 +88,6 @@ def _wolff_cluster(s, queue, state, adj_start, adj, threshold, values, beta):
     last site), 3x faster than testing first. The stream state is passed and
     returned (kept in a register: an array element would be reloaded after
     every store to ``s``)."""
-    ising, q, h = values.ising, values.q, values.h
     state, x0 = splitmix_below(state, s.shape[0])
     old = s[x0]
     if ising:
@@ -142,18 +121,17 @@ def _wolff_cluster(s, queue, state, adj_start, adj, threshold, values, beta):
 
 @numba.njit(cache=True, parallel=True)
 def wolff_sweeps(
-    spins, rng, n_sweeps, per_sweep, min_sites, adj_start, adj, values, temperatures, counts, queue
-):
+    spins, rng, n_sweeps, per_sweep, min_sites, adj_start, adj, thresholds, ising, q, h, betas,
+    clusters, sites, queue,
+):  # fmt: skip
     """``n_sweeps`` Wolff sweeps of every replica (in parallel over replicas).
 
     Replica b grows ``per_sweep[b]`` clusters per sweep, or, where that is 0,
     clusters until at least ``min_sites`` sites have been in its clusters that
     sweep. ``rng [B]`` holds the replicas' stream states (updated);
-    ``counts = (clusters [B], sites [B])`` (int64) accumulate the clusters grown
+    ``clusters [B]`` and ``sites [B]`` (int64) accumulate the clusters grown
     and their total size; ``queue [B, N + 1]`` int32 is scratch.
     """
-    clusters, sites = counts
-    thresholds, betas = temperatures.thresholds, temperatures.betas
     B = spins.shape[0]
     for b in numba.prange(B):
         s = spins[b]
@@ -164,7 +142,7 @@ def wolff_sweeps(
             total = 0
             while (target > 0 and grown < target) or (target == 0 and total < min_sites):
                 state, size = _wolff_cluster(
-                    s, queue[b], state, adj_start, adj, thresholds[b], values, betas[b]
+                    s, queue[b], state, adj_start, adj, thresholds[b], ising, q, h, betas[b]
                 )
                 total += size
                 grown += 1
@@ -174,7 +152,7 @@ def wolff_sweeps(
 
 
 @numba.njit(cache=True, nogil=True)
-def _swendsen_wang(s, up, n, v, state, bond_i, bond_j, threshold, values, beta):
+def _swendsen_wang(s, up, n, v, state, bond_i, bond_j, threshold, ising, q, h, beta):
     """One Swendsen-Wang update of one replica's spins ``s [N]`` (``up``, ``n``, ``v`` scratch);
     returns the stream state."""
     N = s.shape[0]
@@ -195,28 +173,29 @@ def _swendsen_wang(s, up, n, v, state, bond_i, bond_j, threshold, values, beta):
         n[r] += 1
     for x in range(N):
         if up[x] == x:
-            state, v[x] = _cluster_value(state, values, beta, n[x])
+            state, v[x] = _cluster_value(state, ising, q, h, beta, n[x])
     for x in range(N):
         s[x] = v[up[x]]
     return state
 
 
 @numba.njit(cache=True, parallel=True)
-def swendsen_wang_sweeps(spins, rng, n_sweeps, bond_i, bond_j, values, temperatures, scratch):
+def swendsen_wang_sweeps(
+    spins, rng, n_sweeps, bond_i, bond_j, thresholds, ising, q, h, betas, parent, size, value,
+):  # fmt: skip
     """``n_sweeps`` Swendsen-Wang updates of every replica (in parallel over replicas).
 
-    ``rng [B]`` holds the replicas' stream states (updated); ``scratch = (parent,
-    size, value)`` (int32, int32, int8), all ``[B, N]``.
+    ``rng [B]`` holds the replicas' stream states (updated); ``parent``,
+    ``size`` (int32) and ``value`` (int8), all ``[B, N]``, are scratch.
     """
-    parent, size, value = scratch
-    thresholds, betas = temperatures.thresholds, temperatures.betas
     B = spins.shape[0]
     for b in numba.prange(B):
         state = rng[b]
         for _ in range(n_sweeps):
             state = _swendsen_wang(
-                spins[b], parent[b], size[b], value[b], state, bond_i, bond_j, thresholds[b], values, betas[b]
-            )
+                spins[b], parent[b], size[b], value[b], state, bond_i, bond_j, thresholds[b], ising, q, h,
+                betas[b],
+            )  # fmt: skip
         rng[b] = state
 
 
@@ -296,7 +275,6 @@ class ClusterCPUEngine:
         self.ising = isinstance(model, IsingModel)
         self.q = 2 if self.ising else model.q
         self.h = float(model.field)
-        self.values = SpinValues(self.ising, self.q, self.h)
         self.threads = threads
         self.batch = state.shape[0]
         N = self.lattice.n_sites
@@ -370,8 +348,8 @@ class ClusterCPUEngine:
             if self.sampler_name == "swendsen_wang":
                 if n_sweeps > 0:
                     swendsen_wang_sweeps(
-                        self.spins, self.rng, n_sweeps, self.bond_i, self.bond_j, self.values,
-                        Temperatures(self.thresholds, self.betas), self._scratch,
+                        self.spins, self.rng, n_sweeps, self.bond_i, self.bond_j, self.thresholds, self.ising,
+                        self.q, self.h, self.betas, *self._scratch,
                     )  # fmt: skip
                 return
             schedule = self.schedule
@@ -381,7 +359,7 @@ class ClusterCPUEngine:
                 sites = np.zeros(self.batch, dtype=np.int64)
                 wolff_sweeps(
                     self.spins, self.rng, k, schedule.per_sweep.numpy(), self.lattice.n_sites, self.adj_start,
-                    self.adj, self.values, Temperatures(self.thresholds, self.betas), (clusters, sites),
+                    self.adj, self.thresholds, self.ising, self.q, self.h, self.betas, clusters, sites,
                     self._queue,
                 )  # fmt: skip
                 was_calibrating = schedule.calibrating

@@ -27,7 +27,6 @@ Philox draw counted by (pair ``b (N // 2 + 1) + k // 2``, colour, sweep) (see
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -41,22 +40,6 @@ _U32 = np.uint64(32)
 _TOP53 = np.uint64(11)
 SITES_PER_TASK = 4096
 _SCALE = 2.0**53
-
-
-class SiteCouplings(NamedTuple):
-    """The Hamiltonian as the kernels read it: neighbours ``nbr [z, N]`` (wrapping), couplings
-    ``J [z, N]`` float64 (0 where a bond does not exist) and the field ``h``."""
-
-    nbr: np.ndarray
-    J: np.ndarray
-    h: float
-
-
-class Acceptance(NamedTuple):
-    """The update rule: heat bath, or Metropolis accepting ``dE = 0`` with probability ``tie``."""
-
-    heat_bath: bool
-    tie: float
 
 
 @njit(inline="always", cache=True)
@@ -73,13 +56,10 @@ def _draw(pair, colour, sweep, key0, key1):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _update_chunk(spins, b, k0, k1, colour, sweep, key, sites, couplings, beta, rule, rnd):
-    """Update sites ``sites[k0 .. k1 - 1]`` of one colour in replica b (``key``: the Philox key's
-    two words)."""
-    nbr, J, h = couplings.nbr, couplings.J, couplings.h
-    heat_bath, tie = rule.heat_bath, rule.tie
-    key0, key1 = key
-    n_sites = nbr.shape[1]
+def _update_chunk(
+    spins, b, k0, k1, colour, sweep, key0, key1, sites, nbr, J, h, beta, heat_bath, tie, n_sites, rnd
+):  # fmt: skip
+    """Update sites ``sites[k0 .. k1 - 1]`` of one colour in replica b."""
     z = nbr.shape[0]
     base = b * n_sites
     count = k1 - k0
@@ -115,17 +95,17 @@ def _update_chunk(spins, b, k0, k1, colour, sweep, key, sites, couplings, beta, 
 
 @njit(parallel=True, cache=True)
 def sweep_sites(
-    spins, n_sweeps, sweep0, key, measure_every, colour_sites, colour_start, couplings, betas, rule, out
-):
+    spins, n_sweeps, sweep0, key0, key1, measure_every, colour_sites, colour_start, nbr, J, h, betas,
+    heat_bath, tie, energy, magnet,
+):  # fmt: skip
     """``n_sweeps`` sweeps of every replica (``spins`` int8 ``[B * N]``, ``betas[B]``).
 
     ``colour_sites[colour_start[c] : colour_start[c + 1]]`` are the sites of colour c.
     After every sweep s (from 1) with ``s % measure_every == 0`` (0: never) the total
     energy and spin sum of each replica go to row ``s // measure_every - 1`` of
-    ``out = (energy, magnet)``, each ``[n_meas, B]``.
+    ``energy, magnet [n_meas, B]``.
     """
-    energy, magnet = out
-    N = couplings.nbr.shape[1]
+    N = nbr.shape[1]
     B = spins.shape[0] // N
     n_colours = colour_start.shape[0] - 1
     for s in range(n_sweeps):
@@ -139,20 +119,20 @@ def sweep_sites(
                 k1 = min(n_c, k0 + SITES_PER_TASK)
                 rnd = np.empty(SITES_PER_TASK + 2, dtype=np.uint64)
                 _update_chunk(
-                    spins, b, k0, k1, c, sweep0 + s, key, colour_sites[lo:], couplings, betas[b], rule, rnd
-                )
+                    spins, b, k0, k1, c, sweep0 + s, key0, key1, colour_sites[lo:], nbr, J, h, betas[b],
+                    heat_bath, tie, N, rnd,
+                )  # fmt: skip
         if measure_every > 0 and (s + 1) % measure_every == 0:
             i = (s + 1) // measure_every - 1
-            e, m = site_sums(spins, couplings)
+            e, m = site_sums(spins, nbr, J, h)
             energy[i] = e
             magnet[i] = m
 
 
 @njit(parallel=True, cache=True)
-def site_sums(spins, couplings):
+def site_sums(spins, nbr, J, h):
     """Per replica: total energy ``-sum_<ij> J_ij s_i s_j - h sum_i s_i`` (float64, each bond once,
     summed in site order) and ``sum_i s_i`` (int64)."""
-    nbr, J, h = couplings.nbr, couplings.J, couplings.h
     z, N = nbr.shape
     B = spins.shape[0] // N
     energy = np.zeros(B, dtype=np.float64)
@@ -199,8 +179,7 @@ class SiteIsingEngine(CPUEngine):
         self.nbr = neighbour_table(self.lattice)
         couplings = self.model.couplings.per_neighbour()
         J = [c.detach().to(torch.float64).cpu().numpy().reshape(-1) for c in couplings]
-        self.couplings = SiteCouplings(self.nbr, np.ascontiguousarray(np.stack(J)), self.h)
-        self.rule = Acceptance(self.heat_bath, self.tie)
+        self.site_J = np.ascontiguousarray(np.stack(J))
         self.colour_sites, self.colour_start = colour_lists(self.lattice)
 
     def _load_kernels(self) -> None:
@@ -238,15 +217,16 @@ class SiteIsingEngine(CPUEngine):
         magnet = np.zeros((n_meas, self.batch), dtype=np.int64)
         with numba_threads(self.threads):
             sweep_sites(
-                self.words, n_sweeps, self.sweeps_done, self.key, measure_every, self.colour_sites,
-                self.colour_start, self.couplings, self.site_betas, self.rule, (energy, magnet),
+                self.words, n_sweeps, self.sweeps_done, *self.key, measure_every, self.colour_sites,
+                self.colour_start, self.nbr, self.site_J, self.h, self.site_betas, self.heat_bath,
+                self.tie, energy, magnet,
             )  # fmt: skip
         self.sweeps_done += n_sweeps
         return energy, magnet
 
     def _sums_now(self) -> tuple[np.ndarray, np.ndarray]:
         with numba_threads(self.threads):
-            energy, magnet = site_sums(self.words, self.couplings)
+            energy, magnet = site_sums(self.words, self.nbr, self.site_J, self.h)
         return energy[None], magnet[None]
 
     def _energy_magnetisation(self, sums: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
