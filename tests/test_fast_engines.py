@@ -247,10 +247,11 @@ def test_potts_ties_and_redraws_decide_as_the_rules_say():
                     acc = (rng.choice(pool, row_len + 3) & 0xFFFFFFFF).astype(np.uint32)
                     fallback = rng.choice(fallback_pool, (row_len, 4)).astype(np.uint32)
                     grid = spins.reshape(n_rows, row_len).copy()
+                    lattice = (q, 2, False, lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour, row_len,
+                               lay.words)  # fmt: skip
                     kernels.potts_row_with_words(
-                        spins, r, colour, q, 2, False, lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour,
-                        row_len, lay.words, bits, high, low, prop, acc, fallback,
-                    )  # fmt: skip
+                        spins, lattice, r, colour, bits, high, low, prop, acc, fallback
+                    )
                     expected = grid.copy()
                     start = (colour - lay.row_colour[r]) % 2
                     for t, j in enumerate(range(start, row_len, 2)):

@@ -12,7 +12,7 @@ one kernel call: the multispin Ising engine).
 from __future__ import annotations
 
 import io
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -68,10 +68,31 @@ class ObservesInKernel(Protocol):
         ...
 
 
+class ExchangeRounds(NamedTuple):
+    """Parallel tempering's exchange rounds within a call of ``advance_tempered``: a round after
+    every ``every``-th sweep (the first after ``every - since``), counted from ``first_round``,
+    of the pairs ``lo, hi [P, ladders]`` (slots) with ``dbeta [P]``; uniforms from Philox keyed
+    by ``key0, key1``; ``attempts, accepted [P]`` (int64) counted up in place."""
+
+    every: int
+    since: int
+    first_round: int
+    key0: int
+    key1: int
+    lo: np.ndarray
+    hi: np.ndarray
+    dbeta: np.ndarray
+    attempts: np.ndarray
+    accepted: np.ndarray
+
+
 @runtime_checkable
 class TempersInKernel(Protocol):
-    def advance_tempered(self, n_sweeps: int, measure_every: int, exchange_every: int, *rounds: Any) -> Any:
-        """Sweeps and replica-exchange rounds in one kernel call."""
+    def advance_tempered(
+        self, n_sweeps: int, measure_every: int, rounds: ExchangeRounds
+    ) -> tuple[dict[str, np.ndarray] | None, int]:
+        """Sweeps and replica-exchange rounds in one kernel call: the observables after every
+        ``measure_every``-th sweep (None for 0) and the number of rounds done."""
         ...
 
 

@@ -48,7 +48,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from spinsim.engines.base import MeasuresInKernel, ObservesInKernel, Relabels, TempersInKernel
+from spinsim.engines.base import ExchangeRounds, MeasuresInKernel, ObservesInKernel, Relabels, TempersInKernel
 from spinsim.observables.spin import SPIN_OBSERVABLES
 
 Energy = Callable[[torch.Tensor], torch.Tensor]  # state [B, ...] -> total energy [B]
@@ -192,10 +192,12 @@ class ParallelTempering:
         """``n_sweeps`` sweeps and their exchange rounds in the engine's ``advance_tempered``;
         the observables after every ``measure_every``-th sweep (none for 0)."""
         B = self.n_temperatures * self.batch
-        observed, rounds = self.engine.advance_tempered(
-            n_sweeps, measure_every, self.exchange_every, self.sweeps % self.exchange_every, self.rounds,
-            self.exchange_key, self._lo, self._hi, self._dbeta, self.attempts.numpy(), self.accepted.numpy(),
+        key0, key1 = (int(k) for k in self.exchange_key)
+        plan = ExchangeRounds(
+            self.exchange_every, self.sweeps % self.exchange_every, self.rounds, key0, key1,
+            self._lo, self._hi, self._dbeta, self.attempts.numpy(), self.accepted.numpy(),
         )  # fmt: skip
+        observed, rounds = self.engine.advance_tempered(n_sweeps, measure_every, plan)
         self.sweeps += n_sweeps
         self.rounds += rounds
         if observed is None:

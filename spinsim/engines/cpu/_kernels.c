@@ -319,7 +319,7 @@ static int check_threads(int *threads) {
 }
 
 PyDoc_STRVAR(sweep_doc,
-             "sweep(words, mode, threads, n_sweeps, sweep0, key0, key1, measure_every, anti, up)\n\n"
+             "sweep(words, (mode, threads, n_sweeps, sweep0, key0, key1, measure_every), (anti, up))\n\n"
              "n_sweeps sweeps of every group (words: uint64 [G * wpg], changed in place); after every sweep s\n"
              "(counted from 1) with s % measure_every == 0 the sums of measurement s // measure_every - 1 are\n"
              "added to anti, up (int64 [n_meas, G, L]). mode 0: groups one after another, 1: groups shared\n"
@@ -330,7 +330,7 @@ static PyObject *plan_sweep(PlanObject *self, PyObject *args) {
     int mode, threads;
     long long n_sweeps, sweep0, measure_every;
     unsigned long long key0, key1;
-    if (!PyArg_ParseTuple(args, "OiiLLKKLOO", &ow, &mode, &threads, &n_sweeps, &sweep0, &key0, &key1,
+    if (!PyArg_ParseTuple(args, "O(iiLLKKL)(OO)", &ow, &mode, &threads, &n_sweeps, &sweep0, &key0, &key1,
                           &measure_every, &oa, &ou))
         return NULL;
     const Plan *p = &self->plan;
@@ -424,8 +424,8 @@ static int parse_tables(const Plan *p, PyObject *const *o, long long segments, l
 }
 
 PyDoc_STRVAR(replica_tables_doc,
-             "replica_tables(slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible, "
-             "replica_T)\n\n"
+             "replica_tables((slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible, "
+             "replica_T))\n\n"
              "Each physical replica's temperature index, replica_T[slot_replica[s]] = slot_temperature[s], and\n"
              "the plan's class tables for it (act, n_act, cmp_l, nev_l, lvl, rebuilt in place) from the\n"
              "per-temperature thresholds[T, C] (floor(p 2^64)) and kind[T, C] (0: p = 0, 1: p = 1, 2: compare);\n"
@@ -434,7 +434,7 @@ PyDoc_STRVAR(replica_tables_doc,
 static PyObject *plan_replica_tables(PlanObject *self, PyObject *args) {
     PyObject *o[6];
     long long segments, seg_width;
-    if (!PyArg_ParseTuple(args, "OOLLOOOO", &o[0], &o[1], &segments, &seg_width, &o[2], &o[3], &o[4], &o[5]))
+    if (!PyArg_ParseTuple(args, "(OOLLOOOO)", &o[0], &o[1], &segments, &seg_width, &o[2], &o[3], &o[4], &o[5]))
         return NULL;
     Tables t;
     Py_buffer v[6];
@@ -445,10 +445,11 @@ static PyObject *plan_replica_tables(PlanObject *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(tempered_doc,
-             "tempered(words, mode, threads, n_sweeps, sweep0, key0, key1, measure_every, exchange_every,\n"
-             "         since_exchange, round0, ex_key0, ex_key1, lo, hi, dbeta, J, h, n_bonds, n_sites,\n"
-             "         slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible,\n"
-             "         replica_T, slot_anti, slot_up, attempts, accepted) -> rounds\n\n"
+             "tempered(words, (mode, threads, n_sweeps, sweep0, key0, key1, measure_every),\n"
+             "         (exchange_every, since_exchange, round0, ex_key0, ex_key1, lo, hi, dbeta, attempts, accepted),\n"
+             "         (J, h, n_bonds, n_sites),\n"
+             "         (slot_replica, slot_temperature, segments, seg_width, thresholds, kind, possible, replica_T),\n"
+             "         (slot_anti, slot_up)) -> rounds\n\n"
              "n_sweeps sweeps with parallel tempering's exchange rounds, in stretches that end at an exchange or\n"
              "a measurement. After sweep exchange_every - since_exchange and every exchange_every after it, the\n"
              "energies of the physical replicas (-J (n_bonds - 2 anti) - h (2 up - n_sites)) go to a round of\n"
@@ -465,10 +466,10 @@ static PyObject *plan_tempered(PlanObject *self, PyObject *args) {
         seg_width;
     unsigned long long key0, key1, ex_key0, ex_key1;
     double J, h;
-    if (!PyArg_ParseTuple(args, "OiiLLKKLLLLKKOOOddLLOOLLOOOOOOOO", &ow, &mode, &threads, &n_sweeps, &sweep0, &key0,
-                          &key1, &measure_every, &exchange_every, &since_exchange, &round0, &ex_key0, &ex_key1, &olo,
-                          &ohi, &odb, &J, &h, &n_bonds, &n_sites, &o[0], &o[1], &segments, &seg_width, &o[2], &o[3],
-                          &o[4], &o[5], &osa, &osu, &oat, &oac))
+    if (!PyArg_ParseTuple(args, "O(iiLLKKL)(LLLKKOOOOO)(ddLL)(OOLLOOOO)(OO)", &ow, &mode, &threads, &n_sweeps,
+                          &sweep0, &key0, &key1, &measure_every, &exchange_every, &since_exchange, &round0, &ex_key0,
+                          &ex_key1, &olo, &ohi, &odb, &oat, &oac, &J, &h, &n_bonds, &n_sites, &o[0], &o[1],
+                          &segments, &seg_width, &o[2], &o[3], &o[4], &o[5], &osa, &osu))
         return NULL;
     const Plan *p = &self->plan;
     if (n_sweeps < 0 || measure_every < 0 || exchange_every < 1 || since_exchange < 0
@@ -663,19 +664,19 @@ static int parse_potts(PyObject *const *o, long long q, long long n_colours, int
 }
 
 PyDoc_STRVAR(potts_sweep_doc,
-             "potts_sweep(spins, n_sweeps, sweep0, key0, key1, q, n_colours, periodic, nb_row, nb_col, nb_lanes,\n"
-             "            row_colour, row_len, sites, bits, high, low, threads)\n\n"
+             "potts_sweep(spins, lattice, n_sweeps, sweep0, key0, key1, bits, high, low, threads)\n\n"
+             "lattice: (q, n_colours, periodic, nb_row, nb_col, nb_lanes, row_colour, row_len, sites).\n"
              "n_sweeps checkerboard Metropolis sweeps of every replica of the Potts spins (int8 [B * sites], in\n"
              "place); bits: q - 1 = 2^bits (else -1); high (uint32), low (uint64) [B, (2z + 1) 3]: each\n"
-             "replica's thresholds (spinsim.engines.cpu.engine.potts_tables).");
+             "replica's thresholds (spinsim.engines.cpu.tables.potts_tables).");
 
 static PyObject *mod_potts_sweep(PyObject *m, PyObject *args) {
     PyObject *o[5], *oh, *ol;
     long long n_sweeps, sweep0, q, n_colours, row_len, sites, bits;
     unsigned long long key0, key1;
     int periodic, threads;
-    if (!PyArg_ParseTuple(args, "OLLKKLLpOOOOLLLOOi", &o[0], &n_sweeps, &sweep0, &key0, &key1, &q, &n_colours,
-                          &periodic, &o[1], &o[2], &o[3], &o[4], &row_len, &sites, &bits, &oh, &ol, &threads))
+    if (!PyArg_ParseTuple(args, "O(LLpOOOOLL)LLKKLOOi", &o[0], &q, &n_colours, &periodic, &o[1], &o[2], &o[3],
+                          &o[4], &row_len, &sites, &n_sweeps, &sweep0, &key0, &key1, &bits, &oh, &ol, &threads))
         return NULL;
     PottsPlan p;
     Py_buffer v[7];
@@ -705,8 +706,8 @@ static PyObject *mod_potts_sweep(PyObject *m, PyObject *args) {
 }
 
 PyDoc_STRVAR(potts_row_doc,
-             "potts_row_with_words(spins, r, colour, q, n_colours, periodic, nb_row, nb_col, nb_lanes, row_colour,\n"
-             "                     row_len, sites, bits, high, low, prop, acc, fallback)\n\n"
+             "potts_row_with_words(spins, lattice, r, colour, bits, high, low, prop, acc, fallback)\n\n"
+             "lattice as potts_sweep's. "
              "The sites of one colour in row r of replica 0 decided from given random words instead of Philox's:\n"
              "acc, prop (uint32, a word a site of that colour in the row; prop unused when q - 1 is a power of\n"
              "two), fallback (uint32 [row_len, 4]: each column's fallback draw). For the tests of the rare\n"
@@ -716,8 +717,8 @@ static PyObject *mod_potts_row(PyObject *m, PyObject *args) {
     PyObject *o[5], *oh, *ol, *op, *oa, *of;
     long long r, colour, q, n_colours, row_len, sites, bits;
     int periodic;
-    if (!PyArg_ParseTuple(args, "OLLLLpOOOOLLLOOOOO", &o[0], &r, &colour, &q, &n_colours, &periodic, &o[1], &o[2],
-                          &o[3], &o[4], &row_len, &sites, &bits, &oh, &ol, &op, &oa, &of))
+    if (!PyArg_ParseTuple(args, "O(LLpOOOOLL)LLLOOOOO", &o[0], &q, &n_colours, &periodic, &o[1], &o[2], &o[3],
+                          &o[4], &row_len, &sites, &r, &colour, &bits, &oh, &ol, &op, &oa, &of))
         return NULL;
     PottsPlan p;
     Py_buffer v[10];
@@ -752,20 +753,21 @@ static PyObject *mod_potts_row(PyObject *m, PyObject *args) {
 }
 
 PyDoc_STRVAR(potts_sums_doc,
-             "potts_sums(spins, q, periodic, nb_row, nb_col, nb_lanes, row_colour, row_len, sites, equal, counts)\n\n"
+             "potts_sums(spins, lattice, equal, counts)\n\n"
+             "lattice as potts_sweep's. "
              "Per replica: the equal-neighbour bonds sum_<ij> delta(s_i, s_j) into equal (int64 [B]) and the\n"
              "state counts into counts (int64 [B, q]); both overwritten.");
 
 static PyObject *mod_potts_sums(PyObject *m, PyObject *args) {
     PyObject *o[5], *oe, *oc;
-    long long q, row_len, sites;
+    long long q, n_colours, row_len, sites;
     int periodic;
-    if (!PyArg_ParseTuple(args, "OLpOOOOLLOO", &o[0], &q, &periodic, &o[1], &o[2], &o[3], &o[4], &row_len, &sites,
-                          &oe, &oc))
+    if (!PyArg_ParseTuple(args, "O(LLpOOOOLL)OO", &o[0], &q, &n_colours, &periodic, &o[1], &o[2], &o[3], &o[4],
+                          &row_len, &sites, &oe, &oc))
         return NULL;
     PottsPlan p;
     Py_buffer v[7];
-    if (parse_potts(o, q, 1, periodic, row_len, sites, &p, v) < 0) return NULL;
+    if (parse_potts(o, q, n_colours, periodic, row_len, sites, &p, v) < 0) return NULL;
     if (get_array(oe, &v[5], "equal", 'i', 8, p.batch, 1) < 0) {
         release_all(v, 5);
         return NULL;

@@ -11,11 +11,12 @@ advance_tempered`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from spinsim.engines.base import ExchangeRounds
 from spinsim.engines.cpu import compiled
 from spinsim.engines.cpu.engine import CPUEngine
 from spinsim.engines.cpu.layout import ReplicaLayout, SlabLayout, lanes_for
@@ -66,6 +67,44 @@ def bond_words(model: SpinModel) -> tuple[float, np.ndarray, np.ndarray] | None:
     if not np.all(magnitude == magnitude[0]):
         return None
     return float(magnitude[0]), (J < 0).astype(np.uint8), present.astype(np.uint8)
+
+
+class SweepCall(NamedTuple):
+    """One call of the kernels: the schedule (``mode``: SERIAL, GROUPS, ROWS), threads, sweeps,
+    the sweep counter's start, the AES key's two words and how often to measure (0: never)."""
+
+    mode: int
+    threads: int
+    n_sweeps: int
+    sweep0: int
+    key0: int
+    key1: int
+    measure_every: int
+
+
+class ReplicaTables(NamedTuple):
+    """The slots' temperatures as the kernels rebuild the class tables from them: slot ->
+    replica and slot -> temperature index ``[B]``, the packing's segments a word and lanes a
+    segment, the per-temperature ``thresholds, kind [T, C]``, which classes can occur ``[C]``,
+    and ``replica_temperature [B]`` (out: each physical replica's temperature index)."""
+
+    slot_replica: np.ndarray
+    slot_temperature: np.ndarray
+    segments: int
+    seg_width: int
+    thresholds: np.ndarray
+    kind: np.ndarray
+    possible: np.ndarray
+    replica_temperature: np.ndarray
+
+
+class Energetics(NamedTuple):
+    """What turns the kernels' sums into energies: ``-J (n_bonds - 2 anti) - h (2 up - n_sites)``."""
+
+    J: float
+    h: float
+    n_bonds: int
+    n_sites: int
 
 
 class MultispinEngine(CPUEngine):
@@ -179,9 +218,12 @@ class MultispinEngine(CPUEngine):
 
     def _physical_tables(self, replica_temperature: np.ndarray) -> None:
         # the same step as the compiled tempering loop's
-        self.plan.replica_tables(
-            self.slot_replica, self.slot_temperature, self.segments, self.seg_width, self.thresholds,
-            self.kind, self.possible, replica_temperature,
+        self.plan.replica_tables(self._tables(replica_temperature))
+
+    def _tables(self, replica_temperature: np.ndarray) -> ReplicaTables:
+        return ReplicaTables(
+            self.slot_replica, self.slot_temperature, int(self.segments), int(self.seg_width),
+            self.thresholds, self.kind, self.possible, replica_temperature,
         )  # fmt: skip
 
     def compact_spins(self) -> np.ndarray:
@@ -233,11 +275,8 @@ class MultispinEngine(CPUEngine):
         up = np.zeros((n_meas, self.groups, L), dtype=np.int64)
         if mode is None:
             mode = self._mode(self.groups * self.layout.words * max(n_sweeps, 1))
-        key0, key1 = (int(k) for k in self.key)
-        self.plan.sweep(
-            self.words, mode, self.threads_used, n_sweeps, self.sweeps_done, key0, key1, measure_every,
-            anti, up,
-        )  # fmt: skip
+        call = SweepCall(mode, self.threads_used, n_sweeps, self.sweeps_done, *self._key(), measure_every)
+        self.plan.sweep(self.words, call, (anti, up))
         self.sweeps_done += n_sweeps
         return self._per_replica(anti), self._per_replica(up)
 
@@ -270,25 +309,12 @@ class MultispinEngine(CPUEngine):
         return -(self.J * bonds + self.h * spins), spins / self.n_sites
 
     def advance_tempered(
-        self,
-        n_sweeps: int,
-        measure_every: int,
-        exchange_every: int,
-        since_exchange: int,
-        first_round: int,
-        key: tuple[int, int],
-        lo: np.ndarray,
-        hi: np.ndarray,
-        dbeta: np.ndarray,
-        attempts: np.ndarray,
-        accepted: np.ndarray,
+        self, n_sweeps: int, measure_every: int, rounds: ExchangeRounds
     ) -> tuple[dict[str, np.ndarray] | None, int]:
-        """``n_sweeps`` sweeps with a replica-exchange round after every ``exchange_every``-th
-        (the first after ``exchange_every - since_exchange``), sweeps and rounds in one call of
-        the kernels' ``Plan.tempered``; the rounds (the rule of
-        :func:`spinsim.engines.cpu.exchange.exchange_round`: ``lo, hi [P, ladders]`` slots,
-        ``dbeta [P]``, rounds from ``first_round`` with Philox ``key``) relabel replicas and
-        count into ``attempts, accepted [P]`` (int64, in place).
+        """``n_sweeps`` sweeps with a replica-exchange round after every ``rounds.every``-th (the
+        first after ``rounds.every - rounds.since``), sweeps and rounds in one call of the kernels'
+        ``Plan.tempered``; the rounds (the rule of :func:`spinsim.engines.cpu.exchange.exchange_round`)
+        relabel replicas and count into ``rounds.attempts, rounds.accepted`` (in place).
 
         Returns the observables after every ``measure_every``-th sweep (as
         :meth:`advance_measured`, after that sweep's exchange; None for ``measure_every`` 0)
@@ -297,17 +323,18 @@ class MultispinEngine(CPUEngine):
         n_meas = n_sweeps // measure_every if measure_every > 0 else 0
         slot_anti = np.zeros((n_meas, self.batch), dtype=np.int64)
         slot_up = np.zeros((n_meas, self.batch), dtype=np.int64)
-        stretch = min(exchange_every, measure_every) if measure_every > 0 else exchange_every
+        stretch = min(rounds.every, measure_every) if measure_every > 0 else rounds.every
         mode = self._mode(self.groups * self.layout.words * stretch)
-        key0, key1 = (int(k) for k in self.key)
-        rounds = self.plan.tempered(
-            self.words, mode, self.threads_used, int(n_sweeps), self.sweeps_done, key0, key1,
-            int(measure_every), int(exchange_every), int(since_exchange), int(first_round), int(key[0]),
-            int(key[1]), lo, hi, dbeta, float(self.J), float(self.h), int(self.n_bonds), int(self.n_sites),
-            self.slot_replica, self.slot_temperature, int(self.segments), int(self.seg_width),
-            self.thresholds, self.kind, self.possible, self.replica_temperature, slot_anti, slot_up,
-            attempts, accepted,
-        )  # fmt: skip
+        call = SweepCall(
+            mode, self.threads_used, int(n_sweeps), self.sweeps_done, *self._key(), int(measure_every)
+        )
+        energetics = Energetics(float(self.J), float(self.h), int(self.n_bonds), int(self.n_sites))
+        done = self.plan.tempered(
+            self.words, call, rounds, energetics, self._tables(self.replica_temperature), (slot_anti, slot_up)
+        )
         self.sweeps_done += int(n_sweeps)
         observed = self._observables((slot_anti, slot_up), slot_order=True) if n_meas else None
-        return observed, int(rounds)
+        return observed, int(done)
+
+    def _key(self) -> tuple[int, int]:
+        return int(self.key[0]), int(self.key[1])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from spinsim.engines.cpu import compiled
@@ -11,11 +13,31 @@ from spinsim.engines.cpu.layout import SlabLayout
 from spinsim.engines.cpu.tables import potts_tables, proposal_bits
 
 
+class PottsLattice(NamedTuple):
+    """A Potts lattice as the kernels read it: ``q``, the colours, the boundary and the slab
+    layout's tables (``nb_row [n_rows, z]``, ``nb_col [z]``, ``nb_lanes [n_rows, z]``,
+    ``row_colour [n_rows]``, ``row_len``, ``sites`` a replica)."""
+
+    q: int
+    n_colours: int
+    periodic: bool
+    nb_row: np.ndarray
+    nb_col: np.ndarray
+    nb_lanes: np.ndarray
+    row_colour: np.ndarray
+    row_len: int
+    sites: int
+
+
 class PottsEngine(CPUEngine):
     kernel = "potts"
 
     def _setup(self) -> None:
-        self.layout = SlabLayout.build(self.lattice, 1)
+        lay = self.layout = SlabLayout.build(self.lattice, 1)
+        self.potts_lattice = PottsLattice(
+            int(self.model.q), int(self.lattice.n_colours), bool(self.lattice.periodic), lay.nb_row,
+            lay.nb_col, lay.nb_lanes, lay.row_colour, int(lay.row_len), int(lay.words),
+        )  # fmt: skip
         self.kernels = compiled.load()
 
     def _temperature_tables(self, betas: np.ndarray) -> None:
@@ -40,7 +62,6 @@ class PottsEngine(CPUEngine):
         """``n_sweeps`` sweeps; with ``measure_every`` > 0, after every ``measure_every``-th the
         equal-neighbour bonds ``equal [n, B]`` and the state counts ``counts [n, B, q]``."""
         n_meas = n_sweeps // measure_every if measure_every > 0 else 0
-        lay = self.layout
         high, low = self.tables
         q = self.model.q
         equal = np.zeros((n_meas, self.batch), dtype=np.int64)
@@ -51,9 +72,8 @@ class PottsEngine(CPUEngine):
         key0, key1 = (int(k) for k in self.key)
         for i, n in enumerate(chunks):
             self.kernels.potts_sweep(
-                self.words, n, self.sweeps_done, key0, key1, q, self.lattice.n_colours,
-                bool(self.lattice.periodic), lay.nb_row, lay.nb_col, lay.nb_lanes, lay.row_colour,
-                lay.row_len, lay.words, proposal_bits(q), high, low, self.threads_used,
+                self.words, self.potts_lattice, n, self.sweeps_done, key0, key1, proposal_bits(q), high, low,
+                self.threads_used,
             )  # fmt: skip
             self.sweeps_done += n
             if i < n_meas:
@@ -61,11 +81,7 @@ class PottsEngine(CPUEngine):
         return equal, counts
 
     def _sums(self, equal: np.ndarray, counts: np.ndarray) -> None:
-        lay = self.layout
-        self.kernels.potts_sums(
-            self.words, self.model.q, bool(self.lattice.periodic), lay.nb_row, lay.nb_col, lay.nb_lanes,
-            lay.row_colour, lay.row_len, lay.words, equal, counts,
-        )  # fmt: skip
+        self.kernels.potts_sums(self.words, self.potts_lattice, equal, counts)
 
     def _sums_now(self) -> tuple[np.ndarray, np.ndarray]:
         equal = np.zeros(self.batch, dtype=np.int64)
