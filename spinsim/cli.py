@@ -34,10 +34,11 @@ class Command:
     # A config key set by a leading positional argument (``metavar`` in usage lines).
     positional: str | None = None
     metavar: str = ""
+    file: str = ""  # the module under spinsim.commands when not the name (import is a keyword)
 
     @property
     def module(self) -> str:
-        return f"spinsim.commands.{self.name}"
+        return f"spinsim.commands.{self.file or self.name}"
 
     @property
     def usage(self) -> str:
@@ -107,6 +108,17 @@ COMMANDS = {
             ),
             positional="path",
             metavar="RUN.h5",
+        ),
+        Command(
+            "import",
+            "label images (TIFF, OME-TIFF, .npy, .npz) of segmented tissue as a cellular Potts run file",
+            examples=(
+                "spinsim import labels.tif types=types.csv output=tissue.h5",
+                "spinsim import stack.npy size=[100,100] downsample=2",
+            ),
+            positional="path",
+            metavar="LABELS",
+            file="import_labels",
         ),
     )
 }

@@ -12,7 +12,8 @@ are evaluated together, pooled. Metrics (``metrics=null``: every one the inputs 
   stored frame of every trajectory, the first included;
 * ``classifier_score`` (needs ``classifier=CHECKPOINT``): over the final states;
 * ``axial``: the variance fractions along the polar axis per type at every stored frame
-  (Figure 7b) and, with ``reference``, the axial alignment RMSE of the final states.
+  (Figure 7b) and, with ``reference``, the axial alignment RMSE of the final states (not
+  among the defaults for runs of one cell type).
 
 Writes into ``<run folder>/<run name>_evaluate/`` (``DIR/evaluate`` for a folder, or
 ``output``): ``evaluate.h5`` (groups ``summary``, ``frames``, ``variance_fractions``,
@@ -233,7 +234,9 @@ def _evaluate(cfg: DictConfig, root: Path, out: Path) -> EvaluateResult:
     reference = _read("reference", plain(cfg.reference)) if has_reference else []
     _check_reference(runs, reference)
     n_types = len(runs[0].type_names)
-    if options.polar_type >= n_types:
+    if n_types == 2 and plain(cfg.metrics) is None:
+        metrics = tuple(m for m in metrics if m != "axial")  # one cell type: no axis between types
+    elif options.polar_type >= n_types and "axial" in metrics:
         allowed = f"a cell type of the runs: 1 to {n_types - 1} ({', '.join(runs[0].type_names[1:])})"
         raise ConfigError("polar_type", options.polar_type, allowed)
     model = _classifier(plain(cfg.classifier), runs) if "classifier_score" in metrics else None

@@ -78,6 +78,10 @@ def run(cfg: DictConfig) -> RenderResult:
         scale = scale or render.auto_scale(shape)
         wanted = sorted(set(grid_index) | set(gif_index))
         frames = dict(zip(wanted, read_snapshots(r.path, wanted, replicas)))
+        table = np.asarray(r.parameters.get("cell_type", ()))
+        if table.ndim == 2:  # one id -> type table per replica (spinsim import): see the cpm painter
+            offset = (np.asarray(replicas) * table.shape[1]).reshape(-1, *[1] * (len(shape)))
+            frames = {i: v.astype(np.int64) + offset for i, v in frames.items()}
         grid = render.snapshot_grid(
             np.stack([frames[i] for i in grid_index]), stored[grid_index], replicas, T, painter, scale
         )

@@ -213,6 +213,22 @@ class RenderConfig:
     output: Any = documented(None, "output folder (null: <run folder>/<run name>_render)")
 
 
+@dataclass
+class ImportConfig:
+    path: str = documented(MISSING, "label images: a TIFF / OME-TIFF stack, a .npy array or a .npz archive")
+    types: Optional[str] = documented(
+        None, "cell types: a CSV of id,type rows or a type image (null: one type, 'cell', for all)"
+    )
+    type_names: Any = documented(None, "names of the integer types 0, 1, ... (the medium's first)")
+    size: Any = documented(
+        None, "lattice [H, W]: crop or pad with medium about the centre (null: the images')"
+    )
+    downsample: int = documented(1, "k: each k x k block takes its most frequent label (1: none)")
+    boundary: str = documented("periodic", "the lattice's boundary in the run file: periodic or open")
+    max_cells: Optional[int] = documented(None, "refuse frames with more cells (null: no limit)")
+    output: Optional[str] = documented(None, "the run file to write (null: <images folder>/<name>.h5)")
+
+
 class EvaluateMode(Enum):
     evaluate = "evaluate"  # the Neural CPM metrics of simulated runs against a training data set
     train_classifier = "train_classifier"  # the Classifier Score's CNN, trained on a data set
@@ -373,8 +389,9 @@ class TrainConfig:
     checkpoint_every: int = documented(100, "steps between checkpoints (0: at the end only)")
     seed: int = documented(0, "seed of the run's random numbers (data draws, resets, sampler)")
     resume: Optional[str] = documented(
-        None, "a train run file (.h5: continued in place from its last commit) or its checkpoint "
-        "(.ckpt.pt: continued into a new run file)"
+        None,
+        "a train run file (.h5: continued in place from its last commit) or its checkpoint "
+        "(.ckpt.pt: continued into a new run file)",
     )
     output: str = documented("train.h5", "HDF5 file; the checkpoint is <name>.ckpt.pt beside it")
     progress: bool = documented(True, "show a progress bar (plain lines when not on a terminal)")
@@ -389,6 +406,7 @@ SCHEMAS: dict[str, type] = {
     "render": RenderConfig,
     "bench": BenchConfig,
     "evaluate": EvaluateConfig,
+    "import": ImportConfig,
 }
 
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml

@@ -4,9 +4,11 @@
 folder named (recursively, ``*.h5``), that holds cellular Potts snapshots (``model=cpm``
 or ``model=neural_cpm``). From each it takes the *final* snapshot of every replica
 (``after=None``: the paper's data sets are final states), or every snapshot at a step
-``>= after`` (more, correlated, samples per run). All files must agree on the lattice
+``>= after`` (more, correlated, samples per run). Runs of ``spinsim import`` (segmented
+images made outside spinsim) are read the same way. All files must agree on the lattice
 shape and on the cell types (the same ``type_names`` and number of ids); the id -> type
-table of each run travels with its states.
+table of each run (one for every replica, or one per replica as ``spinsim import`` writes
+them) travels with its states.
 
 When every file comes from one classic cell-sorting Hamiltonian (the same contact table,
 one ``lambda_area``, no perimeter, potential or drift term), :attr:`TrainingData.truth` holds it
@@ -30,6 +32,8 @@ from spinsim.io.reader import load, unreadable_reason
 from spinsim.models.cpm.state import CellState
 
 log = logging.getLogger(__name__)
+
+DATA_COMMANDS = ("simulate", "import")  # the runs a folder of data is read from
 
 
 @dataclass
@@ -87,10 +91,21 @@ def _truth(run) -> dict | None:
     }
 
 
+def _cells_per_type(states: CellState, n_types: int, varying: bool) -> tuple[int, ...]:
+    """Cells of each type 1..: the first state's table (one table for all: every id a cell), or
+    the median over the states of the cells present (per-replica tables with absent ids)."""
+    if not varying:
+        return tuple(int((states.types[0] == t).sum()) for t in range(1, n_types))
+    present = states.areas()[:, 1:] > 0
+    counts = [((states.types[:, 1:] == t) & present).sum(1).double() for t in range(1, n_types)]
+    return tuple(int(round(float(c.median()))) for c in counts)
+
+
 def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = None) -> TrainingData:
     """Typed states of the runs under ``paths`` (module docstring); ValueError naming the file
     that is not a cellular Potts run, lacks snapshots, or disagrees with the others."""
     ids, types, files, truths = [], [], [], []
+    varying = False  # some run has a type table per replica (spinsim import)
     names: tuple[str, ...] | None = None
     shape = None
     named = {Path(os.path.expanduser(str(p))).resolve() for p in paths}
@@ -100,9 +115,9 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
         except (OSError, KeyError, ValueError) as error:
             raise ValueError(f"{path}: {unreadable_reason(error)}") from None
         command = run.parameters.get("command")
-        if command != "simulate" and path.resolve() not in named:
+        if command not in DATA_COMMANDS and path.resolve() not in named:
             # found in a folder: a train or evaluate output written beside the data
-            log.warning("skipped %s: a %s run, not data (simulate runs)", path, command)
+            log.warning("skipped %s: a %s run, not data (simulate or import runs)", path, command)
             continue
         if "cell_type" not in run.parameters:
             raise ValueError(f"{path}: not a cellular Potts run (model=cpm or model=neural_cpm)")
@@ -115,28 +130,32 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
             raise ValueError(f"{path}: no snapshot at step >= {after} (its last is {int(steps[-1])})")
         here = tuple(str(n) for n in run.parameters["type_names"])
         cell_type = np.asarray(run.parameters["cell_type"], dtype=np.int64)
+        per_replica = cell_type.ndim == 2
+        n_ids = cell_type.shape[-1]
         if names is None:
             names, shape = here, frames.shape[2:]
-        elif here != names or len(cell_type) != types[0].shape[1] or frames.shape[2:] != shape:
+        elif here != names or n_ids != types[0].shape[1] or frames.shape[2:] != shape:
             raise ValueError(
-                f"{path}: its cells ({list(here)}, {len(cell_type)} ids) or lattice "
+                f"{path}: its cells ({list(here)}, {n_ids} ids) or lattice "
                 f"{list(frames.shape[2:])} differ from {files[0]}'s ({list(names)}, "
                 f"{types[0].shape[1]} ids, {list(shape)})"
             )
         if len(shape) != 2:
             raise ValueError(f"{path}: the Neural CPM trains on two-dimensional lattices")
         chosen = torch.from_numpy(np.asarray(frames[keep]).astype(np.int64))  # [k, B, H, W]
+        rows = cell_type if per_replica else np.broadcast_to(cell_type, (chosen.shape[1], n_ids))
         chosen = chosen.reshape(-1, 1, *shape)
         ids.append(chosen)
-        types.append(torch.from_numpy(cell_type).unsqueeze(0).expand(chosen.shape[0], -1).clone())
+        types.append(torch.from_numpy(np.tile(rows, (len(keep), 1))))
+        varying = varying or per_replica
         files.append(str(path))
         truths.append(_truth(run))
     if not ids:
-        raise ValueError(f"no simulate runs in {', '.join(map(str, paths))} (only train or evaluate outputs)")
+        found = ", ".join(map(str, paths))
+        raise ValueError(f"no simulate or import runs in {found} (only train or evaluate outputs)")
     states = CellState(torch.cat(ids), torch.cat(types))
     states.check()
-    cell_type = types[0][0]
-    cells = tuple(int((cell_type == t).sum()) for t in range(1, len(names)))
+    cells = _cells_per_type(states, len(names), varying)
     areas = states.areas()[:, 1:].double()
     present = areas[areas > 0]
     mean_area = float(present.mean()) if present.numel() else math.nan

@@ -365,7 +365,9 @@ def arrays(model: CellularPottsModel) -> dict[str, np.ndarray]:
 
 def painter(run) -> Any:
     """Cells by type, from the run's ``/parameters/cell_type`` (KeyError when it has none)."""
-    return cell_painter(run.parameters["cell_type"], len(run.parameters.get("type_names", [])) or None)
+    # one table per replica (spinsim import): replica b's id i is painted as id b * n_ids + i
+    table = np.asarray(run.parameters["cell_type"]).reshape(-1)
+    return cell_painter(table, len(run.parameters.get("type_names", [])) or None)
 
 
 CPM = Family(

@@ -1,0 +1,148 @@
+"""spinsim import: label images made outside spinsim as cellular Potts run files that train and
+evaluate read; the importer's relabelling, types, lattice fitting and error lines."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import tifffile
+
+import spinsim
+from conftest import one_line, simulate_quiet, spinsim_cli
+from spinsim.analysis.labels import downsample, prepare_labels
+from spinsim.commands import import_labels
+from spinsim.io.reader import load
+from spinsim.training.data import load_training_data
+
+
+def import_quiet(path, *overrides):
+    cfg = spinsim.compose("import", [f"path={path}", *overrides])
+    with contextlib.redirect_stdout(io.StringIO()):
+        return import_labels.run(cfg)
+
+
+def segmentation(seed=0, shape=(24, 28), cells=9):
+    """A label image as segmentation tools write them: ids in no order, with gaps, background 0."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, shape, size=(cells, 2))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    nearest = ((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2).argmin(-1)
+    ids = rng.choice(np.arange(1, 5000), size=cells, replace=False)[nearest]
+    ids[:2] = 0  # background rows, as a crop of a larger field leaves them
+    return ids
+
+
+def test_ids_become_one_to_n_in_their_order_with_the_types_of_the_table(tmp_path):
+    frames = np.stack([segmentation(0), segmentation(1)])
+    np.save(tmp_path / "seg.npy", frames.astype(np.uint16))
+    every = sorted(set(np.unique(frames)) - {0})
+    (tmp_path / "types.csv").write_text(
+        "id,type\n" + "".join(f"{i},{'dark' if i % 3 else 'light'}\n" for i in every)
+    )
+    result = import_quiet(tmp_path / "seg.npy", f"types={tmp_path / 'types.csv'}")
+    run = load(result.path)
+    assert run.parameters["command"] == "import"
+    assert tuple(run.parameters["type_names"]) == ("medium", "dark", "light")
+    ids = run.snapshots.value[0]  # [frames, H, W]
+    table = np.asarray(run.parameters["cell_type"])
+    for f in range(2):
+        cells = np.unique(frames[f][frames[f] > 0])
+        # the n cells of the frame are 1..n in the order of their original ids, the medium 0
+        assert np.array_equal(ids[f], np.searchsorted(np.concatenate([[0], cells]), frames[f]))
+        names = ["dark" if c % 3 else "light" for c in cells]
+        assert [run.parameters["type_names"][t] for t in table[f, 1 : len(cells) + 1]] == names
+    data = load_training_data([result.path])
+    assert data.states.batch == 2 and data.shape == frames.shape[1:]
+    assert np.array_equal(data.states.ids[:, 0].numpy(), ids)
+
+
+def test_a_simulate_run_exported_as_tiff_imports_as_the_same_states(tmp_path):
+    """import(export(run)): a cellular Potts run's final states, written as a TIFF label stack
+    and a CSV type table by tifffile, come back as the same ids and types."""
+    sim = simulate_quiet(
+        tmp_path / "sim.h5", "experiment=cell_sorting_gg", "lattice.size=[40,40]", "batch=3", "sweeps=5",
+        "thermalize=0", "snapshot_every=5", "model.cells=[6,6]",
+    ).path  # fmt: skip
+    run = load(sim)
+    final = np.asarray(run.snapshots.value[-1])
+    cell_type = np.asarray(run.parameters["cell_type"])
+    tifffile.imwrite(tmp_path / "final.tif", final.astype(np.uint16), photometric="minisblack")
+    read = tifffile.imread(tmp_path / "final.tif")
+    assert np.array_equal(read, final)
+    rows = [f"{i},{run.parameters['type_names'][t]}" for i, t in enumerate(cell_type) if i]
+    (tmp_path / "types.csv").write_text("\n".join(rows) + "\n")
+    names = ",".join(run.parameters["type_names"])
+    result = import_quiet(tmp_path / "final.tif", f"types={tmp_path / 'types.csv'}", f"type_names=[{names}]")
+    back = load(result.path)
+    assert np.array_equal(back.snapshots.value[0], final)  # every cell present: the same numbering
+    assert np.array_equal(np.asarray(back.parameters["cell_type"]), np.tile(cell_type, (3, 1)))
+
+
+def test_the_neural_cpm_authors_npz_layout_carries_its_type_channel(tmp_path):
+    ids = np.stack([segmentation(2), segmentation(3)])
+    types = np.where(ids % 2 == 1, 1, 2) * (ids > 0)
+    np.savez_compressed(tmp_path / "all_cpms_1.npz", data=np.stack([ids, types], 1))  # [T, 2, H, W]
+    result = import_quiet(tmp_path / "all_cpms_1.npz")
+    run = load(result.path)
+    states = run.snapshots.value[0]
+    table = np.asarray(run.parameters["cell_type"])
+    for f in range(2):
+        assert np.array_equal(table[f][states[f]], types[f])  # every site keeps its type
+
+
+def test_downsampling_takes_each_blocks_most_frequent_label_and_size_crops_or_pads_about_the_centre():
+    labels = np.array([[[5, 5, 0, 0], [5, 7, 7, 0], [9, 9, 3, 3], [9, 2, 3, 2]]])
+    assert downsample(labels, 2).tolist() == [[[5, 0], [9, 3]]]
+    tie = np.array([[[4, 6], [6, 4]]])
+    assert downsample(tie, 2).tolist() == [[[4]]]  # a tie goes to the smaller label
+    prepared = prepare_labels(labels, size=[2, 6])
+    assert prepared.ids.shape == (1, 2, 6)
+    assert prepared.ids[0, :, 0].tolist() == [0, 0] and prepared.ids[0, :, 5].tolist() == [0, 0]
+    assert prepared.report["cells_max"] == 4  # rows 1-2 of 4 (5, 7, 9, 3; 2 is cropped away)
+
+
+BAD = [
+    ("float.npy", np.full((6, 6), 1.5), (), "path=", "not integers"),
+    ("negative.npy", np.array([[0, -1], [2, 2]]), (), "path=", "negative values"),
+    ("empty.npy", np.zeros((2, 5, 5), dtype=np.int32), (), "path=", "hold no cell"),
+    ("many.npy", np.arange(16).reshape(4, 4), ("max_cells=10",), "max_cells=10", "more than max_cells=10"),
+    ("typed.npy", np.arange(16).reshape(4, 4), ("types=partial.csv",), "types=", "has no row for id"),
+    ("shape.npy", np.arange(16).reshape(4, 4), ("types=small.npy",), "types=", "the type image is"),
+    ("cube.npy", np.zeros((2, 3, 4, 4), dtype=np.int32), (), "path=", "give [H, W] or [frames, H, W]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,array,extra,key,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_one_line(tmp_path, name, array, extra, key, message):
+    np.save(tmp_path / name, array)
+    (tmp_path / "partial.csv").write_text("1,a\n2,a\n")
+    np.save(tmp_path / "small.npy", np.ones((3, 3), dtype=np.int32))
+    out = spinsim_cli("import", name, *extra, cwd=tmp_path)
+    line = one_line(out, 2)
+    assert line.startswith(f"spinsim import: error: {key}") and message in line, line
+    assert not list(tmp_path.glob("*.h5"))
+
+
+def test_an_imported_stack_trains_a_model_that_evaluate_scores_against_it(tmp_path):
+    """The issue's two commands: import a label stack spinsim did not write, train on it; then
+    simulate the trained model on the data's lattice and evaluate it against the import."""
+    frames = np.stack([segmentation(s, shape=(20, 20), cells=6) for s in range(4)])
+    np.save(tmp_path / "tissue.npy", frames.astype(np.int32))
+    out = spinsim_cli("import", "tissue.npy", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    quiet = ("progress=false", "device.threads=1")
+    out = spinsim_cli("train", "tissue.h5", "steps=2", "batch=2", "model.hamiltonian=cellsort",
+                      "sampler_mcs=0.05", f"output={tmp_path / 'train.h5'}", *quiet,
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = spinsim_cli("simulate", "model=neural_cpm", f"model.checkpoint={tmp_path / 'train.ckpt.pt'}",
+                      "lattice.size=[20,20]", "batch=2", "sweeps=1", "thermalize=0", "snapshot_every=1",
+                      f"output={tmp_path / 'sim.h5'}", *quiet, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = "metrics=[p_volume,p_unfragmented]"
+    out = spinsim_cli("evaluate", "sim.h5", "reference=tissue.h5", metrics, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "p_volume" in out.stdout and "p_unfragmented" in out.stdout
