@@ -120,6 +120,13 @@ COMMANDS = {
             metavar="LABELS",
             file="import_labels",
         ),
+        Command(
+            "export",
+            "a run's snapshots as TIFF label stacks (napari, Fiji) and its observables as CSV",
+            examples=("spinsim export RUN.h5", "spinsim export RUN.h5 formats=[tiff] output=for_fiji"),
+            positional="path",
+            metavar="RUN.h5",
+        ),
     )
 }
 

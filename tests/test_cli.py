@@ -24,7 +24,7 @@ def test_unknown_command(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "spinsim: error: command=simulat: unknown command; "
-        "choose one of simulate, optimize, train, collect, render, bench, evaluate, import"
+        "choose one of simulate, optimize, train, collect, render, bench, evaluate, import, export"
     )
 
 

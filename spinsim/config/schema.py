@@ -229,6 +229,13 @@ class ImportConfig:
     output: Optional[str] = documented(None, "the run file to write (null: <images folder>/<name>.h5)")
 
 
+@dataclass
+class ExportConfig:
+    path: str = documented(MISSING, "the run file (.h5) to export")
+    formats: Any = documented(["tiff", "csv"], "tiff (snapshots, cell types), csv (observables)")
+    output: Optional[str] = documented(None, "output folder (null: <run folder>/<run name>_export)")
+
+
 class EvaluateMode(Enum):
     evaluate = "evaluate"  # the Neural CPM metrics of simulated runs against a training data set
     train_classifier = "train_classifier"  # the Classifier Score's CNN, trained on a data set
@@ -407,6 +414,7 @@ SCHEMAS: dict[str, type] = {
     "bench": BenchConfig,
     "evaluate": EvaluateConfig,
     "import": ImportConfig,
+    "export": ExportConfig,
 }
 
 # Schemas of group options, by group and option name; conf/<group>/<option>.yaml

@@ -1,7 +1,8 @@
 """Label images made outside spinsim: segmentations of microscopy (Cellpose, StarDist, ilastik,
 a watershed) as integer cell ids, and their cell-type tables.
 
-* :func:`read_labels`: a label stack ``[F, H, W]`` (a single image is one frame) from a
+* :func:`read_labels`: a label stack ``[F, H, W]`` (a single image is one frame, a hyperstack
+  ``[T, Z, H, W]`` such as ``spinsim export`` writes has T Z frames) from a
   multi-page TIFF or OME-TIFF (read by ``tifffile``), a ``.npy`` array, or a ``.npz``
   archive: its one array, its ``ids`` (and ``types``) arrays, or the Neural CPM authors'
   layout, ``data`` of shape ``[T, 2, H, W]`` or ``[T, H, W, 2]`` (an id and a type channel;
@@ -40,8 +41,10 @@ def _integers(values: np.ndarray, what: str) -> np.ndarray:
 def _frames(values: np.ndarray, what: str) -> np.ndarray:
     if values.ndim == 2:
         values = values[None]
+    elif values.ndim == 4:  # a hyperstack [T, Z, H, W] (spinsim export's): every image a frame
+        values = values.reshape(-1, *values.shape[2:])
     if values.ndim != 3 or min(values.shape, default=0) == 0:
-        raise ValueError(f"its {what} are {list(values.shape)}: give [H, W] or [frames, H, W]")
+        raise ValueError(f"its {what} are {list(values.shape)}: give [H, W], [frames, H, W] or [T, Z, H, W]")
     return values
 
 
