@@ -154,11 +154,33 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys):
         ((ising, "steps=[20,30]"), "steps=[20,30]: give steps with a stored snapshot: 0 to 80 every 20"),
         ((ising, "fps=0"), "fps=0.0: must be a number of frames per second in (0, 50]"),
         ((ising, "scale=-1"), "scale=-1: must be an integer >= 0"),
-        ((ising, "colour=red"), "colour: no such key; keys here: path, replicas, steps, columns, fps, scale, output"),  # noqa: E501
+        ((ising, "colour=red"), "colour: no such key; keys here: path, replicas, steps, columns, fps, video, scale, output"),  # noqa: E501
+        ((ising, "video=avi"), "video=avi: null, or one of mp4, webm"),
         ((), "path: no value given; usage: spinsim render RUN.h5 [key=value ...]"),
     ]  # fmt: skip
     for args, message in cases:
         assert error_line(capsys, *args) == prefix + message
+
+
+@pytest.mark.parametrize("video", ["mp4", "webm"])
+def test_a_video_has_the_gifs_frames(runs, tmp_path, video):
+    """video=mp4/webm: the GIF's frames, read back by ffmpeg (imageio-ffmpeg), same count and
+    size (padded to even), colours within the codec's loss."""
+    import imageio_ffmpeg
+
+    result = render_run(runs["potts"], f"video={video}", f"output={tmp_path}")
+    path = tmp_path / f"snapshots.{video}"
+    assert path in result.files
+    gif = Image.open(tmp_path / "snapshots.gif")
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    frames = [np.frombuffer(f, np.uint8).reshape(meta["size"][1], meta["size"][0], 3) for f in reader]
+    assert len(frames) == gif.n_frames
+    w, h = gif.size
+    assert tuple(meta["size"]) == (w + w % 2, h + h % 2)
+    gif.seek(gif.n_frames - 1)
+    last = np.asarray(gif.convert("RGB"), dtype=np.int16)
+    assert np.abs(frames[-1][:h, :w].astype(np.int16) - last).mean() < 12  # lossy, but the picture
 
 
 def test_positional_path_is_taken_literally(runs, tmp_path, capsys):

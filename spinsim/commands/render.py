@@ -55,6 +55,7 @@ def run(cfg: DictConfig) -> RenderResult:
         raise ConfigError("fps", fps, "must be a number of frames per second in (0, 50]")
     scale = build.at_least("scale", cfg.scale, 0)
     columns = build.at_least("columns", cfg.columns, 1)
+    video = _video(build.plain(cfg.get("video")))
     out = Path(build.plain(cfg.output)) if cfg.output else r.path.parent / f"{r.path.stem}_render"
 
     stored = snapshot_steps(r.path)
@@ -92,6 +93,10 @@ def run(cfg: DictConfig) -> RenderResult:
         path = out / "snapshots.gif"
         render.save_gif(animation, path, fps)
         result.files.append(path)
+        if video:
+            path = out / f"snapshots.{video}"
+            render.save_video(animation, path, fps)
+            result.files.append(path)
     else:
         log.info("%s stores no snapshots (snapshot_every=0): no lattice pictures", r.path)
 
@@ -199,3 +204,16 @@ def render_train(r: Run, cfg: DictConfig) -> RenderResult:
     for path in result.files:
         print(path)
     return result
+
+
+def _video(value):
+    """``video=``: None, or a container whose encoder ffmpeg (the imageio-ffmpeg wheel) has."""
+    if value is None:
+        return None
+    if value not in render.VIDEO_CODECS:
+        raise ConfigError("video", value, f"null, or one of {', '.join(render.VIDEO_CODECS)}")
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise ConfigError("video", value, "needs the encoder: pip install imageio-ffmpeg") from None
+    return value

@@ -208,7 +208,8 @@ class RenderConfig:
         None, "snapshot steps for the grid and GIF (null: 6 for the grid, all for the GIF)"
     )
     columns: int = documented(6, "snapshot columns in the grid when steps is null")
-    fps: float = documented(10.0, "frames per second of the GIF")
+    fps: float = documented(10.0, "frames per second of the GIF (and the video)")
+    video: Optional[str] = documented(None, "also a video of the frames: mp4 or webm (needs imageio-ffmpeg)")
     scale: int = documented(0, "pixels per lattice site (0: about 256 pixels per lattice)")
     output: Any = documented(None, "output folder (null: <run folder>/<run name>_render)")
 
