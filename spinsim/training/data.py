@@ -92,13 +92,15 @@ def _truth(run) -> dict | None:
 
 
 def _cells_per_type(states: CellState, n_types: int, varying: bool) -> tuple[int, ...]:
-    """Cells of each type 1..: the first state's table (one table for all: every id a cell), or
-    the median over the states of the cells present (per-replica tables with absent ids)."""
+    """Cells of each type 1..: the first state's table (one table for all: every id a cell), or,
+    with per-replica tables (absent ids), the cells present in the first state that has the
+    median number of them."""
     if not varying:
         return tuple(int((states.types[0] == t).sum()) for t in range(1, n_types))
     present = states.areas()[:, 1:] > 0
-    counts = [((states.types[:, 1:] == t) & present).sum(1).double() for t in range(1, n_types)]
-    return tuple(int(round(float(c.median()))) for c in counts)
+    totals = present.sum(1)
+    b = int((totals == totals.median()).nonzero()[0, 0])
+    return tuple(int(((states.types[b, 1:] == t) & present[b]).sum()) for t in range(1, n_types))
 
 
 def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = None) -> TrainingData:
