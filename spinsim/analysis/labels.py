@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from spinsim.analysis.cpm_metrics import fragment_counts
+from spinsim.analysis.cpm_metrics import cell_volumes, fragment_counts
 
 
 @dataclass
@@ -178,12 +178,12 @@ def _type_names(types, type_names) -> tuple[tuple[str, ...], dict[int, int] | No
 
 def label_report(ids: np.ndarray, cell_type: np.ndarray, names: Sequence[str], read: int) -> dict:
     """What the states hold: frames (read, kept), cells per frame, cells per type, cell volumes,
-    cells touching the image border and cells in more than one piece (4-neighbours, open)."""
+    cells touching the image border and cells in more than one piece (8-neighbours, open)."""
     F = len(ids)
     n_ids = cell_type.shape[1]
-    areas = np.stack([np.bincount(f.reshape(-1), minlength=n_ids) for f in ids])  # [F, n_ids]
-    present = areas[:, 1:] > 0
-    volumes = areas[:, 1:][present]
+    areas = cell_volumes(ids, n_ids)  # [F, n_ids - 1]
+    present = areas > 0
+    volumes = areas[present]
     edge = np.zeros_like(present)
     for f in range(F):
         border = np.unique(np.concatenate([ids[f, 0], ids[f, -1], ids[f, :, 0], ids[f, :, -1]]))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from spinsim.analysis.cpm_metrics import type_table
 from spinsim.config import build
 from spinsim.config.checks import plain
 from spinsim.errors import ConfigError, make_folder
@@ -60,7 +61,8 @@ def run(cfg: DictConfig) -> ExportResult:
         write_label_stack(result.files[-1], frames)
         if "cell_type" in r.parameters:
             table = np.asarray(r.parameters["cell_type"], dtype=np.int64)
-            per_site = table[frames] if table.ndim == 1 else _types_per_replica(frames, table)
+            rows = type_table(table, frames.shape[1])  # [B, n_ids]: one table for all or one each
+            per_site = rows[np.arange(frames.shape[1]).reshape(1, -1, *[1] * (frames.ndim - 2)), frames]
             result.files.append(out / "types.tif")
             write_label_stack(result.files[-1], per_site)
             if table.ndim == 1:
@@ -72,9 +74,3 @@ def run(cfg: DictConfig) -> ExportResult:
     for path in result.files:
         print(path)
     return result
-
-
-def _types_per_replica(frames: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Each site's type, ``frames [steps, B, ...]`` with one table per replica ``[B, n_ids]``."""
-    rows = np.arange(table.shape[0]).reshape(1, -1, *[1] * (frames.ndim - 2))
-    return table[rows, frames]

@@ -68,7 +68,8 @@ def run(cfg: DictConfig) -> ImportResult:
     try:
         prepared = prepare_labels(ids, types, names, size, k, max_cells)
     except ValueError as error:
-        raise ConfigError(_key_of(str(error)), _value_of(str(error), cfg), str(error)) from None
+        key = _key_of(str(error))
+        raise ConfigError(key, plain(cfg[key]), str(error)) from None
     write_run_file(path, cfg, source, prepared, boundary)
     print_summary(report_rows(prepared, k, size), f"spinsim import: {source} -> {path}")
     print(path)
@@ -86,7 +87,7 @@ def report_rows(prepared: PreparedLabels, k: int, size) -> list[tuple[str, str, 
         *((f"cells of type {n}", str(r[f"cells_{n}"]), "over all frames") for n in prepared.type_names[1:]),
         ("cell volume", f"{r['volume_mean']:.1f}", f"sites; {r['volume_min']}..{r['volume_max']}"),
         ("cells on the border", str(r["cells_on_border"]), "touch the image's edge"),
-        ("fragmented cells", str(r["fragmented_cells"]), "in more than one piece (4-neighbours)"),
+        ("fragmented cells", str(r["fragmented_cells"]), "in more than one piece (8-neighbours)"),
     ]
 
 
@@ -109,10 +110,6 @@ def _key_of(message: str) -> str:
         if any(w in message for w in words):
             return key
     return "path"
-
-
-def _value_of(message: str, cfg: DictConfig):
-    return plain(cfg[_key_of(message)])
 
 
 def write_run_file(

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from spinsim.analysis.cpm_metrics import type_table
 from spinsim.io.reader import load, unreadable_reason
 from spinsim.models.cpm.state import CellState
 
@@ -91,13 +92,13 @@ def _truth(run) -> dict | None:
     }
 
 
-def _cells_per_type(states: CellState, n_types: int, varying: bool) -> tuple[int, ...]:
+def _cells_per_type(states: CellState, areas: torch.Tensor, n_types: int, varying: bool) -> tuple[int, ...]:
     """Cells of each type 1..: the first state's table (one table for all: every id a cell), or,
     with per-replica tables (absent ids), the cells present in the first state that has the
-    median number of them."""
+    median number of them (``areas [N, n_ids - 1]``: the cells' sites)."""
     if not varying:
         return tuple(int((states.types[0] == t).sum()) for t in range(1, n_types))
-    present = states.areas()[:, 1:] > 0
+    present = areas > 0
     totals = present.sum(1)
     b = int((totals == totals.median()).nonzero()[0, 0])
     return tuple(int(((states.types[b, 1:] == t) & present[b]).sum()) for t in range(1, n_types))
@@ -145,7 +146,7 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
         if len(shape) != 2:
             raise ValueError(f"{path}: the Neural CPM trains on two-dimensional lattices")
         chosen = torch.from_numpy(np.asarray(frames[keep]).astype(np.int64))  # [k, B, H, W]
-        rows = cell_type if per_replica else np.broadcast_to(cell_type, (chosen.shape[1], n_ids))
+        rows = type_table(cell_type, chosen.shape[1])  # [B, n_ids]
         chosen = chosen.reshape(-1, 1, *shape)
         ids.append(chosen)
         types.append(torch.from_numpy(np.tile(rows, (len(keep), 1))))
@@ -157,9 +158,9 @@ def load_training_data(paths: Sequence[str | os.PathLike], after: int | None = N
         raise ValueError(f"no simulate or import runs in {found} (only train or evaluate outputs)")
     states = CellState(torch.cat(ids), torch.cat(types))
     states.check()
-    cells = _cells_per_type(states, len(names), varying)
-    areas = states.areas()[:, 1:].double()
-    present = areas[areas > 0]
+    areas = states.areas()[:, 1:]
+    cells = _cells_per_type(states, areas, len(names), varying)
+    present = areas[areas > 0].double()
     mean_area = float(present.mean()) if present.numel() else math.nan
     truth = truths[0]
     if truth is None or any(
