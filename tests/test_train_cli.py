@@ -168,7 +168,10 @@ def test_a_checkpoint_without_room_is_one_line_and_the_run_resumes(data, tmp_pat
 
 def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
     """NH + closure (a small network) trains; ``simulate model=neural_cpm model.checkpoint=``
-    writes a cellular Potts run with the training data's cells, which render and collect take."""
+    writes a cellular Potts run with the training data's cells, which render and collect take,
+    and refuses in one line a lattice smaller than the network's pooling takes."""
+    from spinsim.models.cpm.registry import build_hamiltonian
+
     small = ["model.network.dims=[4,4]", "model.network.pools=[2,1]", "model.network.readout=4"]
     result, _ = train_quiet(
         tmp_path / "nh.h5", f"data={data}", "model.hamiltonian=closure", *small, "steps=2", *SHORT
@@ -187,6 +190,11 @@ def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
     assert list(simulated.parameters["cell_type"]) == [0, 1, 1, 1, 2, 2, 2]
     assert simulated.snapshots.value.shape == (3, 2, 24, 24)
     assert (simulated.observables["lost"].value == 0).all()
+    side = build_hamiltonian("neural", n_types=3, dims=[4, 4], pools=[2, 1], readout=4).smallest_side()
+    done = spinsim_cli("simulate", "model=neural_cpm", f"model.checkpoint={result.checkpoint}",
+                       f"lattice.size={side - 1}", "sweeps=1", cwd=tmp_path)  # fmt: skip
+    small_lattice = f"{side - 1}x{side - 1} lattice is too small for this network: it needs {side}x{side}"
+    assert small_lattice in one_line(done, 2)
     for command in (["render", str(sim.path)], ["collect", str(tmp_path)], ["render", str(result.path)]):
         done = spinsim_cli(*command, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
@@ -206,6 +214,10 @@ def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
             "model.network.dims=[4]: model.hamiltonian=cellsort has no network",
         ),  # noqa: E501
         (["sampler=metropolis"], "sampler=metropolis"),
+        (
+            ["model.hamiltonian=closure", "model.preset=bipolar"],
+            ": a 24x24 lattice is too small for this network: it needs 40x40 or more",
+        ),
         (["p_reset=1.5"], "p_reset=1.5: must be between 0 and 1"),
         (["steps=0"], "steps=0"),
         # issue 24's cases: refused before anything is written, naming the key

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spinsim.config import build
 from spinsim.config.checks import at_least, is_number, plain, seed, translate
-from spinsim.config.families.neural_cpm import hamiltonian_from_config
+from spinsim.config.families.neural_cpm import check_fits, hamiltonian_from_config
 from spinsim.config.memory import check_training_memory
 from spinsim.config.resume import resumed_config
 from spinsim.engines.base import from_bytes
@@ -88,6 +88,7 @@ def build_training(
     hamiltonian = hamiltonian_from_config(
         cfg.model, len(data.type_names), data.shape, states.n_ids, data.mean_area
     ).to(dev)
+    check_fits("data", plain(cfg.data), data.shape, hamiltonian)
     sampler = build.sampler(cfg.sampler)
     if sampler.name != "cpm_approx_parallel":
         raise ConfigError("sampler", sampler.name, "spinsim train samples with sampler=cpm_approx_parallel")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ from spinsim.config.families.cpm import CPM
 from spinsim.config.model_schemas import NETWORK_KEYS, NeuralCPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import Lattice
-from spinsim.models.cpm.neural import DELTA_METHODS, PADDINGS
+from spinsim.models.cpm.closure import ClosureHamiltonian
+from spinsim.models.cpm.neural import DELTA_METHODS, PADDINGS, NeuralHamiltonian
 from spinsim.models.cpm.registry import HAMILTONIANS, PRESETS, build_hamiltonian
 from spinsim.models.cpm.trained import NeuralCPMModel
 
@@ -113,7 +114,7 @@ def hamiltonian_from_config(
             key, value = "model.network.dims", network["dims"]
         with translate(key, value):
             try:
-                return build_hamiltonian(name, preset=preset, **kwargs)
+                hamiltonian = build_hamiltonian(name, preset=preset, **kwargs)
             except ValueError as error:
                 if "one entry per NH layer" in str(error):
                     raise ValueError(
@@ -121,6 +122,20 @@ def hamiltonian_from_config(
                         "(give pools with dims)"
                     ) from None
                 raise
+    return hamiltonian
+
+
+def check_fits(key: str, value: Any, shape: Sequence[int], hamiltonian: torch.nn.Module) -> None:
+    """ConfigError naming ``key=value`` where a lattice of ``shape`` is too small for the Neural
+    Hamiltonian's pooling (alone or in a closure), with the smallest lattice it takes."""
+    network = hamiltonian.neural if isinstance(hamiltonian, ClosureHamiltonian) else hamiltonian
+    if not isinstance(network, NeuralHamiltonian):
+        return
+    if min(min(s) for s in network.grid_sizes(shape, check=False)) < 1:
+        side = network.smallest_side()
+        size = "x".join(map(str, shape))
+        needs = f"it needs {side}x{side} or more"
+        raise ConfigError(key, value, f"a {size} lattice is too small for this network: {needs}")
 
 
 LIST_SIZES = ("dims", "pools", "widths", "mlp")
@@ -200,6 +215,7 @@ def build(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> 
         raise ConfigError(
             "lattice.size", list(lat.shape), f"the trained potential is {list(hamiltonian.shape)}"
         )
+    check_fits("lattice.size", list(lat.shape), lat.shape, hamiltonian)
     cell_type = [0] + [t + 1 for t, count in enumerate(counts) for _ in range(count)]
     n_ids = getattr(hamiltonian, "n_ids", None)
     if n_ids is not None and n_ids != len(cell_type):

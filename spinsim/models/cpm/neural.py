@@ -252,17 +252,24 @@ class NeuralHamiltonian(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.readout.out.weight.dtype
 
-    def grid_sizes(self, shape: Sequence[int]) -> list[tuple[int, int]]:
+    def grid_sizes(self, shape: Sequence[int], check: bool = True) -> list[tuple[int, int]]:
         """``(h, w)`` of the embedding's output and after each NH layer, for an ``H x W`` lattice;
-        ValueError if the lattice is too small for the network."""
+        ValueError if the lattice is too small for the network (unless ``check`` is false)."""
         h, w = (self.embedding.out_size(int(n)) for n in shape)
         sizes = [(h, w)]
         for layer in self.layers:
             h, w = h // layer.pool, w // layer.pool
             sizes.append((h, w))
-        if min(min(s) for s in sizes) < 1:
+        if check and min(min(s) for s in sizes) < 1:
             raise ValueError(f"a {shape[0]}x{shape[1]} lattice is too small for this network ({sizes})")
         return sizes
+
+    def smallest_side(self) -> int:
+        """The smallest ``n`` for which an ``n x n`` lattice fits the network's pooling."""
+        n = 1
+        while min(min(s) for s in self.grid_sizes((n, n), check=False)) < 1:
+            n += 1
+        return n
 
     def features(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         """``[B, n_ids, C, h, w]``: per-cell features after the last NH layer."""
