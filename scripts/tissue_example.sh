@@ -50,6 +50,7 @@ PY
     model.layout=data "model.layout_data=$dir/tissue.h5" temperature=1.0 batch=8 "sweeps=$sweeps" thermalize=0 \
     snapshot_every=2 progress=false "output=$dir/sim.h5"
 $spinsim evaluate sim.h5 reference=tissue.h5 metrics=[p_volume,p_unfragmented] output=evaluate
-$spinsim export sim.h5 output=export
-$spinsim render tissue.h5 "replicas=[0,1,2,3]" output=render_data
-$spinsim render sim.h5 "replicas=[0,1,2,3]" output=render_sim
+$spinsim export sim.h5 "formats=[tiff,vtk,csv]" output=export
+shown=$(seq -s, 0 $(( (frames < 4 ? frames : 4) - 1 )))  # the first four frames (or fewer)
+$spinsim render tissue.h5 "replicas=[$shown]" output=render_data
+$spinsim render sim.h5 "replicas=[$shown]" output=render_sim

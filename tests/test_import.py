@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 
 import numpy as np
 import pytest
@@ -126,26 +127,35 @@ def test_bad_input_is_one_line(tmp_path, name, array, extra, key, message):
     assert not list(tmp_path.glob("*.h5"))
 
 
-def test_an_imported_stack_trains_a_model_that_evaluate_scores_against_it(tmp_path):
-    """The issue's two commands: import a label stack spinsim did not write, train on it; then
-    simulate the trained model on the data's lattice and evaluate it against the import."""
-    frames = np.stack([segmentation(s, shape=(20, 20), cells=6) for s in range(4)])
-    np.save(tmp_path / "tissue.npy", frames.astype(np.int32))
-    out = spinsim_cli("import", "tissue.npy", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    quiet = ("progress=false", "device.threads=1")
-    out = spinsim_cli("train", "tissue.h5", "steps=2", "batch=2", "model.hamiltonian=cellsort",
-                      "sampler_mcs=0.05", f"output={tmp_path / 'train.h5'}", *quiet,
-                      cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr[-2000:]
-    out = spinsim_cli("simulate", "model=neural_cpm", f"model.checkpoint={tmp_path / 'train.ckpt.pt'}",
-                      "lattice.size=[20,20]", "batch=2", "sweeps=1", "thermalize=0", "snapshot_every=1",
-                      f"output={tmp_path / 'sim.h5'}", *quiet, cwd=tmp_path)  # fmt: skip
-    assert out.returncode == 0, out.stderr[-2000:]
-    metrics = "metrics=[p_volume,p_unfragmented]"
-    out = spinsim_cli("evaluate", "sim.h5", "reference=tissue.h5", metrics, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "p_volume" in out.stdout and "p_unfragmented" in out.stdout
+def test_the_tissue_example_script_runs_from_labels_to_exported_files_at_a_tiny_size(tmp_path):
+    """scripts/tissue_example.sh, the docs' end-to-end example (a TIFF stack and id,type table that
+    numpy writes -> import -> train NH + closure -> simulate from the data -> evaluate -> export
+    -> render), at 24x24, 2 frames, 2 training steps, 1 MCS: each step leaves its files."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "tissue_example.sh"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHON": sys.executable, "SPINSIM": str(bin_dir / "spinsim")}
+    done = subprocess.run(["bash", str(script), str(tmp_path / "ex"), "24", "2", "2", "1"],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    ex = tmp_path / "ex"
+    data, sim = load(ex / "tissue.h5"), load(ex / "sim.h5")
+    assert np.asarray(data.snapshots.value).shape[:3] == (1, 2, 24)  # the 2 frames as replicas
+    assert list(data.parameters["type_names"]) == ["medium", "light", "dark"]
+    assert np.asarray(sim.snapshots.value).shape[-2:] == (24, 24)
+    with open(ex / "evaluate" / "summary.csv") as f:
+        summary = next(csv.DictReader(f))
+    assert 0 <= float(summary["p_volume"]) <= 1 and 0 <= float(summary["p_unfragmented"]) <= 1
+    states = np.asarray(sim.snapshots.value)  # [steps, 8 replicas, 24, 24]; one step: T squeezed out
+    assert np.array_equal(tifffile.imread(ex / "export" / "snapshots.tif").reshape(states.shape), states)
+    vti = list((ex / "export" / "vtk").glob("replica_*/*.vti"))
+    assert len(vti) == states.shape[0] * states.shape[1]
+    assert (ex / "render_data" / "snapshots.png").stat().st_size
+    assert (ex / "render_sim" / "snapshots.gif").stat().st_size
 
 
 def export_quiet(path, *overrides):
@@ -196,3 +206,61 @@ def test_export_of_an_import_keeps_each_replicas_types_and_spins_export_as_0_1(t
     spins = np.asarray(load(ising).snapshots.value)
     exported = tifffile.imread(export_quiet(ising, "formats=[tiff]").files[0])
     assert np.array_equal(exported, (spins + 1) // 2)
+
+
+def read_vti(path):
+    """A .vti file read back by VTK's own reader: ({array: values [z, y, x]}, TimeValue)."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkIOXML import vtkXMLImageDataReader
+
+    reader = vtkXMLImageDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    image = reader.GetOutput()
+    shape = [max(n - 1, 1) for n in reversed(image.GetDimensions())]  # cells per axis, z y x
+    cells = image.GetCellData()
+    arrays = {
+        cells.GetArrayName(i): vtk_to_numpy(cells.GetArray(i)).reshape(shape)
+        for i in range(cells.GetNumberOfArrays())
+    }
+    return arrays, float(vtk_to_numpy(image.GetFieldData().GetArray("TimeValue"))[0])
+
+
+def test_vtk_export_reads_back_through_vtk_as_the_runs_ids_types_and_spins(tmp_path):
+    """Every stored step and replica is one .vti file whose cell data, read by VTK's reader, are the
+    snapshot's ids and each site's type (a 2D CPM run) or the spins (a 3D Ising run), with the
+    step as ParaView's TimeValue."""
+    pytest.importorskip("vtkmodules.vtkIOXML")
+    sim = simulate_quiet(
+        tmp_path / "sim.h5", "experiment=cell_sorting_gg", "lattice.size=[24,32]", "batch=2", "sweeps=4",
+        "thermalize=0", "snapshot_every=2", "model.cells=[3,3]",
+    ).path  # fmt: skip
+    run = load(sim)
+    states, table = np.asarray(run.snapshots.value), np.asarray(run.parameters["cell_type"])
+    result = export_quiet(sim, "formats=[vtk]")
+    assert [p.name for p in result.files] == ["replica_0", "replica_1"]
+    for b, folder in enumerate(result.files):
+        files = sorted(folder.glob("*.vti"))
+        assert len(files) == len(run.snapshots.step)
+        for i, path in enumerate(files):
+            arrays, time = read_vti(path)
+            assert time == run.snapshots.step[i]
+            assert np.array_equal(arrays["cell_id"][0], states[i, b])
+            assert np.array_equal(arrays["cell_type"][0], table[states[i, b]])
+    ising = simulate_quiet(tmp_path / "ising.h5", "lattice=cubic", "lattice.size=[4,6,8]", "sweeps=2",
+                           "thermalize=0", "snapshot_every=1").path  # fmt: skip
+    spins = np.asarray(load(ising).snapshots.value)
+    last = sorted((export_quiet(ising, "formats=[vtk]").files[0]).glob("*.vti"))[-1]
+    assert np.array_equal(read_vti(last)[0]["state"], spins[-1, 0])
+
+
+def test_vtk_export_without_the_vtk_package_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    ising = simulate_quiet(tmp_path / "ising.h5", "lattice.size=[4,4]", "sweeps=1", "thermalize=0",
+                           "snapshot_every=1").path  # fmt: skip
+    monkeypatch.setitem(sys.modules, "vtkmodules.vtkIOXML", None)  # as if vtk were not installed
+    with pytest.raises(spinsim.ConfigError) as error:
+        export_quiet(ising, "formats=[vtk]")
+    assert str(error.value).endswith('VTK output needs the vtk package: pip install "spinsim[vtk]"')
+    assert str(error.value).startswith("formats=") and "\n" not in str(error.value)

@@ -233,7 +233,9 @@ class ImportConfig:
 @dataclass
 class ExportConfig:
     path: str = documented(MISSING, "the run file (.h5) to export")
-    formats: Any = documented(["tiff", "csv"], "tiff (snapshots, cell types), csv (observables)")
+    formats: Any = documented(
+        ["tiff", "csv"], "tiff (snapshots, cell types), vtk (ParaView; the vtk extra), csv (observables)"
+    )
     output: Optional[str] = documented(None, "output folder (null: <run folder>/<run name>_export)")
 
 

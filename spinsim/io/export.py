@@ -6,6 +6,9 @@
   smallest width that holds them; cell ids, cell types or spins.
 * :func:`write_type_table`: a cellular Potts run's id -> type table as CSV ``id,type`` rows
   (what ``spinsim import types=`` reads back).
+* :func:`write_vtk_series`: snapshots as VTK XML image data (``.vti``, the ``vtk`` package's
+  writer), one file per stored step and replica, the lattice sites as the image's cells;
+  ParaView opens each replica's folder as a time series.
 * :func:`write_series_csv`: the observables, one row per (step, replica).
 """
 
@@ -47,6 +50,55 @@ def write_label_stack(path: Path, frames: np.ndarray) -> None:
     # ImageJ hyperstacks hold 8- and 16-bit integers (and 32-bit floats): wider ids as plain TIFF
     imagej = data.dtype != np.uint32
     tifffile.imwrite(path, data, imagej=imagej, photometric="minisblack", metadata={"axes": axes})
+
+
+def write_vtk_series(
+    folder: Path, steps: Sequence[int], frames: Mapping[str, np.ndarray]
+) -> list[Path]:
+    """Write ``folder/replica_<b>/step_<step>.vti`` for each stored step and replica.
+
+    ``frames``: ``{array name: [steps, replicas, *lattice]}`` (lattice ``[H, W]`` or ``[D, H,
+    W]``, index order z, y, x), every array of one shape; each becomes a cell-data array of the
+    image (one VTK cell per lattice site, spacing 1, origin 0; x is the last lattice axis). The
+    step is stored as the field ``TimeValue``, which ParaView reads as the file's time. Needs the
+    ``vtk`` package (``pip install "spinsim[vtk]"``). Returns the files written, replica-major.
+    """
+    try:
+        from vtkmodules.util.numpy_support import numpy_to_vtk
+        from vtkmodules.vtkCommonDataModel import vtkImageData
+        from vtkmodules.vtkIOXML import vtkXMLImageDataWriter
+    except ImportError as error:  # an optional extra: the config layer names the key
+        raise ValueError('VTK output needs the vtk package: pip install "spinsim[vtk]"') from error
+    shapes = {np.shape(a) for a in frames.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) not in (4, 5):
+        raise ValueError(f"snapshots {sorted(shapes)}: expected one [steps, replicas, *lattice] shape")
+    n_steps, replicas, *lattice = next(iter(shapes))
+    if n_steps != len(steps):
+        raise ValueError(f"{len(steps)} steps for {n_steps} snapshots")
+    points = [n + 1 for n in reversed(lattice)] + [1] * (3 - len(lattice))  # x, y, z corners
+    written = []
+    width = max(6, len(str(max(int(s) for s in steps)))) if len(steps) else 6
+    for b in range(replicas):
+        (folder / f"replica_{b}").mkdir(parents=True, exist_ok=True)
+        for i, step in enumerate(steps):
+            image = vtkImageData()
+            image.SetDimensions(*points)
+            for name, values in frames.items():
+                site = np.ascontiguousarray(np.asarray(values[i, b]).reshape(-1))  # x fastest
+                array = numpy_to_vtk(site, deep=True)
+                array.SetName(name)
+                image.GetCellData().AddArray(array)
+            time = numpy_to_vtk(np.array([float(step)]), deep=True)
+            time.SetName("TimeValue")
+            image.GetFieldData().AddArray(time)
+            path = folder / f"replica_{b}" / f"step_{int(step):0{width}d}.vti"
+            writer = vtkXMLImageDataWriter()
+            writer.SetFileName(str(path))
+            writer.SetInputData(image)
+            if not writer.Write():
+                raise OSError(f"{path}: the VTK writer failed")
+            written.append(path)
+    return written
 
 
 def write_type_table(path: Path, cell_type: np.ndarray, type_names: Sequence[str]) -> None:
