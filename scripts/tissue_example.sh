@@ -45,10 +45,11 @@ PY
 [ -e train.ckpt.pt ] || $spinsim train data=tissue.h5 model.hamiltonian=closure model.preset=cellular_mnist \
     "steps=$steps" batch=8 sampler_mcs=0.25 optimizer.lr=3e-3 optimizer.symbolic_lr=3e-2 \
     measure_every=5 snapshot_every=50 checkpoint_every=50 progress=false "output=$dir/train.h5"
-# from the data's own states (types permuted), at the training's temperature 1
+# from the data's own states with their own types (a table per replica: the sorting the data
+# shows), at the training's temperature 1
 [ -e sim.h5 ] || $spinsim simulate model=neural_cpm "model.checkpoint=$dir/train.ckpt.pt" "lattice.size=[$size,$size]" \
-    model.layout=data "model.layout_data=$dir/tissue.h5" temperature=1.0 batch=8 "sweeps=$sweeps" thermalize=0 \
-    snapshot_every=2 progress=false "output=$dir/sim.h5"
+    model.layout=data "model.layout_data=$dir/tissue.h5" model.layout_types=data temperature=1.0 batch=8 \
+    "sweeps=$sweeps" thermalize=0 snapshot_every=2 progress=false "output=$dir/sim.h5"
 $spinsim evaluate sim.h5 reference=tissue.h5 metrics=[p_volume,p_unfragmented] output=evaluate
 $spinsim export sim.h5 "formats=[tiff,vtk,csv]" output=export
 shown=$(seq -s, 0 $(( (frames < 4 ? frames : 4) - 1 )))  # the first four frames (or fewer)

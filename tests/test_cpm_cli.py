@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import spinsim
-from conftest import interrupt_after_flushes, simulate_quiet, spinsim_cli
+from conftest import interrupt_after_flushes, one_line, simulate_quiet, spinsim_cli
 from spinsim.commands import simulate
 from spinsim.config.setup import build_simulation
 from spinsim.errors import ConfigError
@@ -56,6 +56,56 @@ def test_layout_data_starts_from_final_states_with_permuted_types(tmp_path):
     assert out.stderr.strip().endswith("its runs have [4, 4] cells per type, the model [4, 5]"), out.stderr
     out = spinsim_cli("simulate", "model=cpm", "model.layout=data", cwd=tmp_path)
     assert out.returncode == 2 and "model.layout_data=None" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("sampler", ["cpm_sequential", "cpm_parallel"])
+def test_layout_types_data_keeps_each_states_own_types_as_a_table_per_replica(tmp_path, sampler):
+    """`model.layout_types=data`: each replica starts from a data state with that state's own
+    types (an imported stack whose frames have different numbers of each type), written as
+    `/parameters/cell_type [B, n_ids]`; the boundaries measured at step 0 are those of the data
+    state under its own table. A data set of another number of ids, or an unknown choice: one
+    line."""
+    small = ("model=cpm", "lattice.size=24", "model.cells=[4,4]", "model.target_area=16", "temperature=1",
+             "thermalize=0", "progress=false")  # fmt: skip
+    data = simulate_quiet(tmp_path / "data.h5", *small, "batch=3", "sweeps=2", "snapshot_every=2").path
+    ids = np.asarray(load(data).snapshots.value[-1])  # [3, 24, 24], one table for all
+    counts = [(4, 4), (1, 7), (6, 2)]  # each frame its own numbers of light and dark cells
+    tables = np.array([[0] + [1] * a + [2] * b for a, b in counts])
+    types = np.stack([tables[k][ids[k]] for k in range(3)])
+    np.savez(tmp_path / "seg.npz", ids=ids, types=types)
+    imported = tmp_path / "seg.h5"
+    out = spinsim_cli("import", "seg.npz", "type_names=[medium,light,dark]", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    started = tmp_path / "started.h5"
+    out = spinsim_cli("simulate", *small, "batch=3", "sweeps=1", "snapshot_every=1", f"sampler={sampler}",
+                      "model.layout=data", f"model.layout_data={imported}", "model.layout_types=data",
+                      f"output={started}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    run, source = load(started), load(imported)
+    rows, frames = np.asarray(run.parameters["cell_type"]), np.asarray(source.snapshots.value[0])
+    source_rows = np.asarray(source.parameters["cell_type"])
+    assert rows.shape == (3, 9) and np.asarray(run.parameters["target_area"]).shape == (3, 9)
+    initial = np.asarray(run.snapshots.value[0])
+    drawn = []
+    for b in range(3):
+        k = next(k for k in range(3) if np.array_equal(initial[b], frames[k]))
+        assert np.array_equal(rows[b], source_rows[k])  # the state's own types
+        site_types = rows[b][initial[b]]
+        light_dark = (site_types[:, 1:] * site_types[:, :-1] == 2) & (initial[b][:, 1:] != initial[b][:, :-1])
+        light_dark_v = (site_types[1:] * site_types[:-1] == 2) & (initial[b][1:] != initial[b][:-1])
+        wrap = [(site_types[:, 0] * site_types[:, -1] == 2) & (initial[b][:, 0] != initial[b][:, -1]),
+                (site_types[0] * site_types[-1] == 2) & (initial[b][0] != initial[b][-1])]  # fmt: skip
+        expected = light_dark.sum() + light_dark_v.sum() + sum(w.sum() for w in wrap)
+        assert run.observables["boundary_light_dark"].value[0][b] == expected
+        drawn.append(k)
+    assert sorted(drawn) == [0, 1, 2]
+    out = spinsim_cli("simulate", *small[:2], "model.cells=[4,5]", "model.layout=data",
+                      f"model.layout_data={imported}", "model.layout_types=data", cwd=tmp_path)  # fmt: skip
+    message = "its states have 8 cell ids, the model 9 cells (give model.cells that add up to 8)"
+    assert message in one_line(out, 2)
+    out = spinsim_cli("simulate", *small[:2], "model.layout=data", f"model.layout_data={imported}",
+                      "model.layout_types=shuffled", cwd=tmp_path)  # fmt: skip
+    assert one_line(out, 2).endswith("model.layout_types=shuffled: one of permuted, data")
 
 
 def test_experiment_writes_a_data_set_of_final_snapshots(tmp_path):

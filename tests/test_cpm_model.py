@@ -65,14 +65,16 @@ def random_state(model, batch=3, seed=1):
 
 
 def energy_by_definition(model, state):
-    """H written out: every unordered pair of sites within the neighbourhood radius once."""
+    """H written out: every unordered pair of sites within the neighbourhood radius once (each
+    replica with its row of per-replica tables)."""
     lat = model.lattice
     r2 = SQUARED_RADIUS[lat.dim][model.order]
     sites = lat.all_sites()
     J = model.contact.numpy()
-    types = model.cell_type.numpy()
     out = []
-    for s in state[:, 0].numpy():
+    for replica, s in enumerate(state[:, 0].numpy()):
+        row = lambda t: t.numpy() if t.dim() == 1 else t[replica].numpy()  # noqa: E731
+        types = row(model.cell_type)
         contact = 0.0
         perimeter = np.zeros(model.n_ids)
         for x in sites:
@@ -89,8 +91,8 @@ def energy_by_definition(model, state):
                     contact += 0.5 * J[types[a], types[b]]  # each pair seen from both ends
                     perimeter[a] += 1
         areas = np.bincount(s.reshape(-1), minlength=model.n_ids)
-        area = (model.lambda_area.numpy() * (areas - model.target_area.numpy()) ** 2).sum()
-        perim = (model.lambda_perimeter.numpy() * (perimeter - model.target_perimeter.numpy()) ** 2).sum()
+        area = (row(model.lambda_area) * (areas - row(model.target_area)) ** 2).sum()
+        perim = (row(model.lambda_perimeter) * (perimeter - row(model.target_perimeter)) ** 2).sum()
         potential = 0.0
         if model.potential is not None:
             mu = model.coupling.numpy()[types[s.reshape(-1)]]
@@ -193,6 +195,67 @@ def test_copy_energy_change_equals_energy_difference(name, size, boundary, order
         kernel_dH = engine.delta_at(b, x, new)
         assert torch_dH == pytest.approx(expected, rel=1e-10, abs=1e-9)
         assert kernel_dH == pytest.approx(expected, rel=1e-10, abs=1e-9)
+
+
+@pytest.mark.parametrize("name,size,boundary", LATTICES[:2])
+def test_per_replica_type_tables_energy_and_copies(name, size, boundary):
+    """A type table per replica (and per-id parameters per replica): each replica's energy is
+    the one written out with its own row, and the torch and kernel energy changes equal
+    H(after) - H(before); measured boundaries count each replica's types."""
+    lat = lattice(name, size, boundary)
+    one = make_model(lat, 2, TERMS)
+    g = torch.Generator().manual_seed(5)
+    n = one.n_ids
+    rows = torch.cat([torch.zeros(3, 1, dtype=torch.long), torch.randint(1, 3, (3, n - 1), generator=g)], 1)
+    rows[1, 1:] = 1  # replica 1: every cell of type a
+    per_id = lambda scale: torch.cat([torch.zeros(3, 1), torch.rand(3, n - 1, generator=g) * scale], 1)  # noqa: E731
+    model = CellularPottsModel(
+        lat, type_names=one.type_names, cell_type=rows, contact=one.contact, target_area=per_id(8) + 2,
+        lambda_area=per_id(1.5), target_perimeter=per_id(20), lambda_perimeter=per_id(0.5),
+        potential=one.potential, coupling=one.coupling, drift=one.drift, order=2,
+    )  # fmt: skip
+    assert model.replica_tables == 3 and torch.equal(model.types(3), rows)
+    state = random_state(model, batch=3)
+    terms = model.energy_terms(state)
+    for b, expected in enumerate(energy_by_definition(model, state)):
+        for name_, value in expected.items():
+            assert terms[name_][b].item() == pytest.approx(value, rel=1e-12, abs=1e-9), name_
+    engine = build_engine("fast", model, CPMSequential(), state, torch.ones(3), 0)
+    before = model.energy(state)
+    for b, x, new in single_copies(model, state, n=40):
+        after = state.clone()
+        after.view(3, -1)[b, x] = new
+        expected = (model.energy(after) - before)[b].item()
+        changed = model.site_delta_energy(state, after).view(3, -1)[b, x].item()
+        assert changed == pytest.approx(expected, abs=1e-9)
+        assert engine.delta_at(b, x, new) == pytest.approx(expected, abs=1e-9)
+    lengths = boundary_lengths(model, state)
+    assert lengths[1, 2].sum() == 0 and lengths[0, 2].sum() > 0  # replica 1 has no cell of type b
+    with pytest.raises(ValueError, match="a type table per replica for 3 replicas"):
+        model.energy(state[:2])
+    with pytest.raises(ValueError, match="a type table per replica for 3 replicas"):
+        build_engine("fast", model, CPMSequential(), state[:2], torch.ones(2), 0)
+
+
+def test_set_types_gives_each_id_the_parameters_of_its_type():
+    lat = Lattice("square", 8)
+    model = CellularPottsModel(
+        lat, type_names=["medium", "a", "b"], cell_type=[0, 1, 1, 2],
+        contact=[[0, 1, 2], [1, 3, 4], [2, 4, 5]],
+        target_area=[0, 9, 9, 4], lambda_area=[0, 1, 1, 2],
+    )  # fmt: skip
+    model.set_types(torch.tensor([[0, 2, 2, 2], [0, 1, 2, 1]]))
+    assert model.target_area.tolist() == [[0, 4, 4, 4], [0, 9, 4, 9]]
+    assert model.lambda_area.tolist() == [[0, 2, 2, 2], [0, 1, 2, 1]]
+    assert model.types(2).tolist() == [[0, 2, 2, 2], [0, 1, 2, 1]]
+    with pytest.raises(ValueError, match="id 0 as the medium"):
+        model.set_types(torch.tensor([[0, 0, 1, 1]]))
+    uneven = CellularPottsModel(
+        lat, type_names=["medium", "a"], cell_type=[0, 1, 1], contact=[[0, 1], [1, 1]],
+        target_area=[0, 9, 5], lambda_area=[0, 1, 1],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="target_area differs between cells of one type"):
+        uneven.set_types(torch.tensor([[0, 1, 1]]))
 
 
 @pytest.mark.parametrize("name,size,boundary", LATTICES[:2])
@@ -387,3 +450,30 @@ def test_layouts():
         assert (((sites.double() - 15.5) ** 2).sum(1) <= 36).all()
     with pytest.raises(ValueError):
         aggregate_layout(lat, 100, 4, 1, g)
+
+
+def test_each_replica_of_a_run_with_its_own_table_is_the_run_with_that_table_for_all():
+    """cpm_sequential: replica b of a run whose replicas have tables of their own is, to the last
+    site, replica b of the run whose replicas all have table b (each replica has its own random
+    stream): the compiled kernel reads each replica's own row. (cpm_parallel draws for all
+    replicas at once, so its replicas are not independent streams; its energy changes with
+    per-replica tables are checked by test_per_replica_type_tables_energy_and_copies.)"""
+    lat = Lattice("square", 12)
+    n = 8
+    rows = torch.tensor([[0] + [1] * 4 + [2] * 4, [0] + [2] * 6 + [1] * 2, [0] + [1, 2] * 4])
+    base = dict(type_names=["medium", "a", "b"], contact=[[0, 8, 8], [8, 2, 11], [8, 11, 14]],
+                target_area=[0] + [9.0] * n, lambda_area=[0] + [1.0] * n, keep_cells=True)  # fmt: skip
+    state = aggregate_layout(lat, n, 3, 3, torch.Generator().manual_seed(0))
+    beta = torch.full((3,), 1 / 6)
+
+    def run(cell_type):
+        model = CellularPottsModel(lat, cell_type=cell_type, **base)
+        engine = build_engine("fast", model, CPMSequential(), state.clone(), beta, seed=3)
+        engine.advance(6)
+        return engine.state.clone()
+
+    mixed = run(rows)
+    for b in range(3):
+        alone = run(rows[b])
+        assert torch.equal(mixed[b], alone[b]), b
+    assert not torch.equal(run(rows[0])[1], mixed[1])  # the tables do change the dynamics

@@ -103,7 +103,10 @@ class CPMConfig(ModelConfig):
     )
     layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
     layout_data: Optional[str] = documented(
-        None, "data: run file(s) or folder whose final states start the replicas, types permuted"
+        None, "data: run file(s) or folder whose final states start the replicas"
+    )
+    layout_types: str = documented(
+        "permuted", "data: permuted (the model's cells, types in random order) or data (each state's own)"
     )
 
 
@@ -166,7 +169,10 @@ class NeuralCPMConfig(ModelConfig):
     layout_cell_size: Optional[int] = documented(None, "aggregate: side of the square cells")
     layout_radius: Optional[float] = documented(None, "scatter: disc radius (default: smallest size / 4)")
     layout_data: Optional[str] = documented(
-        None, "data: run file(s) or folder whose final states start the replicas, types permuted"
+        None, "data: run file(s) or folder whose final states start the replicas"
+    )
+    layout_types: str = documented(
+        "permuted", "data: permuted (the model's cells, types in random order) or data (each state's own)"
     )
 
 

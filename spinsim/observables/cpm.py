@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from spinsim.lattice import forward_half, neighbourhood_offsets
-from spinsim.models.cpm.classic import MEDIUM, CellularPottsModel, lookup
+from spinsim.models.cpm.classic import MEDIUM, CellularPottsModel
 
 
 def type_pairs(model: CellularPottsModel) -> list[tuple[int, int]]:
@@ -41,7 +41,7 @@ def _nearest(model: CellularPottsModel, bonds: bool = False) -> torch.Tensor:
 def boundary_lengths(model: CellularPottsModel, state: torch.Tensor) -> torch.Tensor:
     """``[B, T, T]`` symmetric: nearest-neighbour pairs with different ids, by the pair of types."""
     ids = state.reshape(state.shape[0], -1).long()
-    types = lookup(model.cell_type, ids)
+    types = model.types(ids.shape[0]).to(ids.device).gather(1, ids)  # each replica's own table
     B, T = ids.shape[0], model.n_types
     nb = _nearest(model, bonds=True)
     out = torch.zeros(B, T * T, dtype=torch.float64, device=ids.device)
@@ -107,7 +107,7 @@ def measure(model: CellularPottsModel, state: torch.Tensor) -> dict[str, torch.T
     out["area_mean"] = areas.mean(1)
     out["area_min"] = areas.min(1).values
     out["area_max"] = areas.max(1).values
-    out["area_deviation"] = ((areas - model.target_area[1:]) ** 2).mean(1).sqrt()
+    out["area_deviation"] = ((areas - model.target_area[..., 1:]) ** 2).mean(1).sqrt()
     pieces = component_counts(model, state)[:, 1:]
     out["fragmented"] = (pieces > 1).sum(1).double()
     out["lost"] = (areas == 0).sum(1).double()

@@ -26,7 +26,13 @@ from spinsim.config.families.family import Family
 from spinsim.config.model_schemas import CPMConfig
 from spinsim.errors import ConfigError
 from spinsim.lattice import NEIGHBOURHOOD_ORDERS, Lattice, neighbourhood_offsets
-from spinsim.models.cpm.classic import CellularPottsModel, aggregate_layout, permuted_states, scatter_layout
+from spinsim.models.cpm.classic import (
+    CellularPottsModel,
+    aggregate_layout,
+    draw_order,
+    permuted_states,
+    scatter_layout,
+)
 from spinsim.models.cpm.potentials import (
     DRIFT_TARGETS,
     IMAGE_SUFFIXES,
@@ -259,7 +265,10 @@ def initial_cells(
     lat = model.lattice
     layout = plain(cfg.layout)
     if layout == "data":
-        return data_layout(plain(cfg.layout_data), model, batch, generator).to(model.device)
+        types = plain(cfg.layout_types)
+        if types not in LAYOUT_TYPES:
+            raise ConfigError("model.layout_types", types, f"one of {', '.join(LAYOUT_TYPES)}")
+        return data_layout(plain(cfg.layout_data), model, batch, generator, types).to(model.device)
     if layout == "aggregate":
         size = plain(cfg.layout_cell_size)
         if size is None:
@@ -284,12 +293,19 @@ def initial_cells(
         raise ConfigError("model.layout_radius", radius, str(error)) from None
 
 
+LAYOUT_TYPES = ("permuted", "data")
+
+
 def data_layout(
-    value: Any, model: CellularPottsModel, batch: int, generator: torch.Generator
+    value: Any, model: CellularPottsModel, batch: int, generator: torch.Generator, types: str = "permuted"
 ) -> torch.Tensor:
     """``model.layout=data``: final states of the runs ``model.layout_data`` names, drawn at random
-    (without replacement while they last), each with its cells' types permuted (counts kept).
-    The runs must have the model's lattice and as many cells of each type."""
+    (without replacement while they last). ``types=permuted``: each state's cells get the
+    model's types in random order (counts kept; the runs must have as many cells of each
+    type). ``types=data``: each state keeps its own types, given to the model as a table per
+    replica (:meth:`~spinsim.models.cpm.classic.CellularPottsModel.set_types`; the runs must
+    have the model's number of ids, every one of them a cell on the lattice). Either way the
+    runs must have the model's lattice."""
     from spinsim.training.data import load_training_data
 
     key = "model.layout_data"
@@ -302,10 +318,33 @@ def data_layout(
         if tuple(data.shape) != tuple(lat.shape):
             raise ValueError(f"its states are {'x'.join(map(str, data.shape))}, "
                              f"the lattice {'x'.join(map(str, lat.shape))}")  # fmt: skip
-        counts = torch.bincount(model.cell_type[1:].cpu(), minlength=len(data.type_names)).tolist()[1:]
+        if types == "data":
+            return _states_with_their_types(data, model, batch, generator)
+        first_table = model.cell_type.reshape(-1, model.n_ids)[0, 1:].cpu()
+        counts = torch.bincount(first_table, minlength=len(data.type_names)).tolist()[1:]
         if list(data.cells) != counts:
             raise ValueError(f"its runs have {list(data.cells)} cells per type, the model {counts}")
         return permuted_states(data.states.ids, model.cell_type.cpu(), batch, generator)
+
+
+def _states_with_their_types(data, model, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch`` of the data's states (drawn as :func:`permuted_states` draws them), their type
+    tables set on the model, one per replica; ValueError where they do not fit it."""
+    states = data.states
+    if tuple(data.type_names) != tuple(model.type_names):
+        theirs, ours = list(data.type_names), list(model.type_names)
+        raise ValueError(f"its types {theirs} differ from the model's {ours}")
+    if states.n_ids != model.n_ids:
+        raise ValueError(f"its states have {states.n_ids - 1} cell ids, the model {model.n_cells} cells "
+                         f"(give model.cells that add up to {states.n_ids - 1})")  # fmt: skip
+    absent = (states.areas()[:, 1:] == 0).any(1)
+    if absent.any():
+        k = int(absent.nonzero()[0, 0])
+        raise ValueError(f"its state {k} has ids with no site: layout_types=data needs every id a cell "
+                         f"(layout_types=permuted takes the model's cells)")  # fmt: skip
+    order = draw_order(len(states.ids), batch, generator)
+    model.set_types(states.types.index_select(0, order).to(model.device))
+    return states.ids.index_select(0, order).clone()
 
 
 def cpm_device(run: DictConfig, sampler_name: str) -> torch.device:

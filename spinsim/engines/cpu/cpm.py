@@ -41,11 +41,12 @@ _S11, _S32 = np.uint64(11), np.uint64(32)
 
 
 class CellTables(NamedTuple):
-    """The Hamiltonian as the kernels read it, the same for every replica (the potential map,
-    which may be one per replica, is passed beside it): energy neighbours ``nb_energy
-    [n_sites, K]`` (-1: wall), ``cell_type [n_ids]``, ``contact [T, T]``, per id ``lam_a,
-    tgt_a, lam_p, tgt_p``, the potential's ``mu [T]``, ``drift [T, n_sites]``, which terms
-    are on, and ``keep``: reject copies that remove a cell's last site."""
+    """The Hamiltonian as the kernels read it (the potential map, which may be one per replica,
+    is passed beside it): energy neighbours ``nb_energy [n_sites, K]`` (-1: wall), the type
+    table ``cell_type [R, n_ids]`` and per id ``lam_a, tgt_a, lam_p, tgt_p [R, n_ids]`` (R = 1:
+    one table for every replica, R = B: one each, row b replica b's), ``contact [T, T]``, the
+    potential's ``mu [T]``, ``drift [T, n_sites]``, which terms are on, and ``keep``: reject
+    copies that remove a cell's last site."""
 
     nb_energy: np.ndarray
     cell_type: np.ndarray
@@ -137,8 +138,8 @@ def _delta(
 
 
 @numba.njit(cache=True)
-def delta_at(ids, areas, perims, x, new, h, phi):
-    """The energy change the kernel uses for setting site x of one replica to ``new``
+def delta_at(ids, areas, perims, x, new, h, phi, b):
+    """The energy change the kernel uses for setting site x of replica ``b`` to ``new``
     (+inf where ``h.keep`` forbids it; 0 if nothing changes); ``phi``: that replica's
     potential row. For tests and checks (:meth:`CPMSequentialEngine.delta_at`)."""
     old = ids[x]
@@ -146,8 +147,11 @@ def delta_at(ids, areas, perims, x, new, h, phi):
         return 0.0
     if h.keep and old != 0 and areas[old] == 1:
         return np.inf
-    (nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, mu, use_phi, drift, use_drift,
-     _) = h  # fmt: skip
+    (nb_energy, type_rows, contact, lam_a_rows, tgt_a_rows, lam_p_rows, tgt_p_rows, use_perim, mu, use_phi,
+     drift, use_drift, _) = h  # fmt: skip
+    r = b if type_rows.shape[0] > 1 else 0
+    cell_type, lam_a, tgt_a = type_rows[r], lam_a_rows[r], tgt_a_rows[r]
+    lam_p, tgt_p = lam_p_rows[r], tgt_p_rows[r]
     dH, _, _ = _delta(
         ids, areas, perims, x, old, new,
         nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, mu, use_phi, drift, use_drift,
@@ -192,9 +196,12 @@ def _replica(chains, b, n_attempts, beta, h, phi, rule):
     ids, areas, perims = chains.ids[b], chains.areas[b], chains.perims[b]
     members, where, n_members, rng = chains.members[b], chains.where[b], chains.n_members, chains.rng
     nb_copy, boundary_site, differing, push = rule.nb_copy, rule.boundary_site, rule.differing, rule.push
-    # every bundle unpacked here, once, not in the loop (see _delta)
-    (nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, mu, use_phi, drift, use_drift,
-     keep) = h  # fmt: skip
+    # every bundle unpacked here, once, not in the loop (see _delta); this replica's table rows
+    (nb_energy, type_rows, contact, lam_a_rows, tgt_a_rows, lam_p_rows, tgt_p_rows, use_perim, mu, use_phi,
+     drift, use_drift, keep) = h  # fmt: skip
+    r = b if type_rows.shape[0] > 1 else 0
+    cell_type, lam_a, tgt_a = type_rows[r], lam_a_rows[r], tgt_a_rows[r]
+    lam_p, tgt_p = lam_p_rows[r], tgt_p_rows[r]
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
     state = rng[b]
@@ -319,6 +326,7 @@ class CPMSequentialEngine:
                 f"the model has one potential per replica for {model.potential_replicas} replicas; "
                 f"the state has {B}"
             )
+        model.check_batch(B)
         self.model = model
         self.shape = tuple(state.shape)
         self.ids = np.ascontiguousarray(state.reshape(B, -1).cpu().numpy().astype(np.int32))
@@ -332,11 +340,13 @@ class CPMSequentialEngine:
         self.n_members = np.full(B, -1, dtype=np.int64)
         self.beta = beta.double().cpu().numpy().reshape(B).copy()
         f64 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float64))  # noqa: E731
+        rows = max(1, model.replica_tables)  # per-id tables as [rows, n_ids]
+        per_id = lambda t: f64(t.expand(rows, model.n_ids))  # noqa: E731
         self.hamiltonian = CellTables(
             nb_energy=model.neighbours().numpy().astype(np.int32),
-            cell_type=model.cell_type.numpy().astype(np.int64),
-            contact=f64(model.contact), lam_a=f64(model.lambda_area), tgt_a=f64(model.target_area),
-            lam_p=f64(model.lambda_perimeter), tgt_p=f64(model.target_perimeter),
+            cell_type=np.ascontiguousarray(model.cell_type.reshape(rows, -1).numpy().astype(np.int64)),
+            contact=f64(model.contact), lam_a=per_id(model.lambda_area), tgt_a=per_id(model.target_area),
+            lam_p=per_id(model.lambda_perimeter), tgt_p=per_id(model.target_perimeter),
             use_perim=model.has_perimeter, mu=f64(model.coupling), use_phi=model.has_potential,
             drift=f64(model.drift) if model.has_drift else np.zeros((1, 1)), use_drift=model.has_drift,
             keep=model.keep_cells,
@@ -362,7 +372,7 @@ class CPMSequentialEngine:
     def delta_at(self, b: int, x: int, new: int) -> float:
         """The energy change the kernel computes for setting site ``x`` of replica ``b`` to ``new``."""
         phi = self.phi[b if self.phi.shape[0] > 1 else 0]
-        return delta_at(self.ids[b], self.areas[b], self.perimeters[b], x, new, self.hamiltonian, phi)
+        return delta_at(self.ids[b], self.areas[b], self.perimeters[b], x, new, self.hamiltonian, phi, b)
 
     @property
     def state(self) -> torch.Tensor:

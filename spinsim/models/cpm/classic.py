@@ -2,7 +2,11 @@
 
 State: an integer tensor ``[B, 1, *shape]`` of cell ids; id 0 is the medium,
 ids 1..n are the cells. Every id has a type, ``cell_type[id]``; type 0 is the
-medium's. The Hamiltonian is
+medium's. The table is one for every replica (``[n_ids]``) or one per replica (``[B, n_ids]``,
+replica b's cells typed by row b: states started from data keep each state's own types; the
+per-id parameters then have a row per replica too, each id's from its type): the model's
+states are the typed states of :class:`~spinsim.models.cpm.state.CellState` with
+``types = model.types(B)``. The Hamiltonian is
 
     H = sum_<x,y> J(t(s_x), t(s_y)) (1 - delta(s_x, s_y))        contact
       + sum_c lambda_V(c) (a_c - A_c)^2                           area (volume)
@@ -116,7 +120,7 @@ class CellularPottsModel(nn.Module):
         self.type_names = tuple(type_names)
         f64 = dict(dtype=torch.float64)
         cell_type = torch.as_tensor(cell_type, dtype=torch.long)
-        n_ids = len(cell_type)
+        n_ids = cell_type.shape[-1]
         self.register_buffer("cell_type", cell_type)
         self.register_buffer("contact", torch.as_tensor(contact, **f64) * float(contact_scale))
         medium_zero = torch.ones(n_ids, **f64)
@@ -163,10 +167,14 @@ class CellularPottsModel(nn.Module):
             raise ValueError(f"contact must be {T}x{T}, got {tuple(self.contact.shape)}")
         if not torch.equal(self.contact, self.contact.T):
             raise ValueError("contact must be symmetric")
+        if self.cell_type.dim() not in (1, 2) or not self.cell_type.shape[0]:
+            raise ValueError(f"cell_type must be [n_ids] or [B, n_ids], got {list(self.cell_type.shape)}")
+        rows = self.replica_tables
         for name in ("target_area", "lambda_area", "target_perimeter", "lambda_perimeter"):
-            if tuple(getattr(self, name).shape) != (n,):
-                raise ValueError(f"{name} must have one value per cell id ({n})")
-        if self.cell_type[MEDIUM] != MEDIUM or (self.cell_type[1:] == MEDIUM).any():
+            if tuple(getattr(self, name).shape) not in ((n,), (rows, n)):
+                per = f"[{n}] or [{rows}, {n}]" if rows else f"[{n}]"
+                raise ValueError(f"{name} must have one value per cell id ({per})")
+        if (self.cell_type[..., MEDIUM] != MEDIUM).any() or (self.cell_type[..., 1:] == MEDIUM).any():
             raise ValueError("id 0 (and only id 0) has the medium's type 0")
         if int(self.cell_type.max()) >= T or int(self.cell_type.min()) < 0:
             raise ValueError("cell types must index type_names")
@@ -193,11 +201,64 @@ class CellularPottsModel(nn.Module):
             raise ValueError("potential must be finite")
         self.potential = phi.clone()
 
+    def set_types(self, rows: torch.Tensor) -> None:
+        """Give every replica a type table of its own: ``rows [B, n_ids]`` (states of exactly B
+        replicas), each id's area and perimeter parameters those of its type, taken from the
+        current tables (where every id of a type has the same ones). ValueError where a row
+        breaks the medium's convention, names a type the model's tables have no cell of, or
+        the tables give one type two values."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        if rows.dim() != 2 or rows.shape[1] != self.n_ids or not rows.shape[0]:
+            raise ValueError(f"type tables must be [B, {self.n_ids}], got {list(rows.shape)}")
+        if (rows[:, MEDIUM] != MEDIUM).any() or (rows[:, 1:] < 1).any() or (rows >= self.n_types).any():
+            raise ValueError(f"every row must type id 0 as the medium and the cells 1..{self.n_types - 1}")
+        table = self.cell_type.reshape(-1, self.n_ids)
+        missing = sorted(set(rows.unique().tolist()) - set(table.unique().tolist()))
+        if missing:
+            name = self.type_names[missing[0]]
+            raise ValueError(f"type {name} has no cell in the model to take its parameters from")
+        params = {}
+        for name in ("target_area", "lambda_area", "target_perimeter", "lambda_perimeter"):
+            values = getattr(self, name).expand(table.shape[0], -1).reshape(-1)
+            by_type = torch.zeros(self.n_types, dtype=torch.float64, device=self.device)
+            by_type[table.reshape(-1)] = values
+            if not torch.equal(by_type[table.reshape(-1)], values):
+                raise ValueError(f"{name} differs between cells of one type: no value per type to give")
+            params[name] = by_type[rows]
+        self.cell_type = rows.clone()
+        for name, values in params.items():
+            setattr(self, name, values)
+
+    def _per_id(self, table: torch.Tensor, replica: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor:
+        """``table[ids]`` for a per-id table of one row (``[n_ids]``) or of a row per replica
+        (``[B, n_ids]``: row ``replica``, a long tensor that broadcasts to ``ids``)."""
+        if table.dim() == 1:
+            return lookup(table, ids)
+        return lookup(table, replica * self.n_ids + ids)
+
+    def check_batch(self, batch: int) -> None:
+        """ValueError unless a model with a type table per replica gets states of as many."""
+        if self.replica_tables not in (0, batch):
+            raise ValueError(
+                f"the model has a type table per replica for {self.replica_tables} replicas; "
+                f"the state has {batch}"
+            )
+
+    def _replicas(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[B, 1]``: each row's replica, for :meth:`_per_id` on flat states ``[B, N]``."""
+        self.check_batch(ids.shape[0])
+        return torch.arange(ids.shape[0], device=ids.device).unsqueeze(1)
+
     # -- sizes -------------------------------------------------------------------
     @property
     def n_ids(self) -> int:
         """Cell ids including the medium's 0."""
-        return len(self.cell_type)
+        return self.cell_type.shape[-1]
+
+    @property
+    def replica_tables(self) -> int:
+        """Replicas with a type table of their own (0: one table for all)."""
+        return 0 if self.cell_type.dim() == 1 else self.cell_type.shape[0]
 
     @property
     def n_cells(self) -> int:
@@ -287,7 +348,7 @@ class CellularPottsModel(nn.Module):
     def energy_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each term of H per replica, ``[B]`` float64: contact, area, perimeter, potential, drift."""
         ids = self._flat(state)
-        types = lookup(self.cell_type, ids)
+        types = self._per_id(self.cell_type, self._replicas(ids), ids)
         nb = self.neighbours(self.pair_offsets)
         T = self.n_types
         contact = torch.zeros(ids.shape[0], dtype=torch.float64, device=ids.device)
@@ -325,8 +386,11 @@ class CellularPottsModel(nn.Module):
 
     # -- the cell-Hamiltonian protocol (typed states; samplers of typed states, training) ------
     def types(self, batch: int) -> torch.Tensor:
-        """``[batch, n_ids]``: the model's type table for every replica, the ``types`` of its
-        typed states (:class:`~spinsim.models.cpm.state.CellState`)."""
+        """``[batch, n_ids]``: every replica's type table, the ``types`` of the model's typed
+        states (:class:`~spinsim.models.cpm.state.CellState`)."""
+        if self.replica_tables:
+            self.check_batch(batch)
+            return self.cell_type.clone()
         return self.cell_type.unsqueeze(0).expand(batch, -1).clone()
 
     def delta_energy(
@@ -350,8 +414,12 @@ class CellularPottsModel(nn.Module):
     def _check_types(self, ids: torch.Tensor, types: torch.Tensor) -> None:
         if self.lattice.dim != 2:
             raise ValueError("typed CPM states are two-dimensional")
-        if types.shape[1] != self.n_ids or not bool((types == self.cell_type.to(types.device)).all()):
-            raise ValueError("a CellularPottsModel has one type table: types must equal model.cell_type")
+        if tuple(types.shape) != (ids.shape[0], self.n_ids) or not bool(
+            (types == self.types(ids.shape[0]).to(types.device)).all()
+        ):
+            raise ValueError(
+                "a CellularPottsModel's states are typed by its tables: types must be model.types(B)"
+            )
         if tuple(ids.shape[2:]) != self.lattice.shape:
             raise ValueError(f"state shape {list(ids.shape[2:])} differs from the model's lattice")
 
@@ -386,8 +454,9 @@ class CellularPottsModel(nn.Module):
         nb = self.neighbours().index_select(0, site)  # [M, K]
         exists = nb >= 0
         other = lookup(ids, replica.unsqueeze(1) * ids.shape[1] + nb.clamp(min=0))
-        t_other = lookup(self.cell_type, other)
-        t_new, t_old = lookup(self.cell_type, new), lookup(self.cell_type, old)
+        self.check_batch(ids.shape[0])
+        t_other = self._per_id(self.cell_type, replica.unsqueeze(1), other)
+        t_new, t_old = self._per_id(self.cell_type, replica, new), self._per_id(self.cell_type, replica, old)
         T = self.n_types
         J_new = lookup(self.contact, t_new.unsqueeze(1) * T + t_other) * (other != new.unsqueeze(1))
         J_old = lookup(self.contact, t_old.unsqueeze(1) * T + t_other) * (other != old.unsqueeze(1))
@@ -418,17 +487,19 @@ class CellularPottsModel(nn.Module):
         a cell's last site when ``keep_cells``."""
         at_old = replica * self.n_ids + old
         at_new = replica * self.n_ids + new
-        a_old = lookup(areas, at_old).double() - lookup(self.target_area, old)
-        a_new = lookup(areas, at_new).double() - lookup(self.target_area, new)
-        dH = lookup(self.lambda_area, old) * (1 - 2 * a_old) + lookup(self.lambda_area, new) * (1 + 2 * a_new)
+        per_id = self._per_id
+        a_old = lookup(areas, at_old).double() - per_id(self.target_area, replica, old)
+        a_new = lookup(areas, at_new).double() - per_id(self.target_area, replica, new)
+        dH = per_id(self.lambda_area, replica, old) * (1 - 2 * a_old)
+        dH = dH + per_id(self.lambda_area, replica, new) * (1 + 2 * a_new)
         if self.keep_cells:
             last = (lookup(areas, at_old) == 1) & (old != MEDIUM)
             dH = torch.where(last, torch.inf, dH)
         if perimeters is not None and self.has_perimeter:
-            p_old = lookup(perimeters, at_old).double() - lookup(self.target_perimeter, old)
-            p_new = lookup(perimeters, at_new).double() - lookup(self.target_perimeter, new)
-            dH = dH + lookup(self.lambda_perimeter, old) * ((p_old + dp_old) ** 2 - p_old**2)
-            dH = dH + lookup(self.lambda_perimeter, new) * ((p_new + dp_new) ** 2 - p_new**2)
+            p_old = lookup(perimeters, at_old).double() - per_id(self.target_perimeter, replica, old)
+            p_new = lookup(perimeters, at_new).double() - per_id(self.target_perimeter, replica, new)
+            dH = dH + per_id(self.lambda_perimeter, replica, old) * ((p_old + dp_old) ** 2 - p_old**2)
+            dH = dH + per_id(self.lambda_perimeter, replica, new) * ((p_new + dp_new) ** 2 - p_new**2)
         return dH
 
     def copy_delta(self, ids, replica, site, old, new, areas, perimeters=None) -> torch.Tensor:
@@ -438,12 +509,14 @@ class CellularPottsModel(nn.Module):
 
     # -- layouts -----------------------------------------------------------------
     def type_counts(self) -> list[int]:
-        """Number of cells of each type (the medium's entry is 0)."""
-        counts = torch.bincount(self.cell_type[1:], minlength=self.n_types).tolist()
+        """Number of cells of each type (the medium's entry is 0; with a table per replica, the
+        first replica's)."""
+        first = self.cell_type.reshape(-1, self.n_ids)[0, 1:]
+        counts = torch.bincount(first, minlength=self.n_types).tolist()
         return [0] + counts[1:]
 
     def mean_target_area(self) -> float:
-        return float(self.target_area[1:].mean()) if self.n_cells else 0.0
+        return float(self.target_area[..., 1:].mean()) if self.n_cells else 0.0
 
     def __repr__(self) -> str:
         return (
@@ -482,6 +555,12 @@ def aggregate_layout(
     return state.unsqueeze(1)
 
 
+def draw_order(n: int, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``batch`` indices of ``n`` states: random permutations of 0..n-1 one after another (each
+    state drawn once while they last), cut to ``batch``."""
+    return torch.cat([torch.randperm(n, generator=generator) for _ in range(-(-batch // n))])[:batch]
+
+
 def permuted_states(
     ids: torch.Tensor, cell_type: torch.Tensor, batch: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -495,8 +574,7 @@ def permuted_states(
         raise ValueError(f"states must be [N >= 1, 1, *shape], got {list(ids.shape)}")
     if int(ids.max()) >= n_ids or int(ids.min()) < 0:
         raise ValueError(f"the states hold ids up to {int(ids.max())}, the model {n_ids - 1} cells")
-    N = ids.shape[0]
-    order = torch.cat([torch.randperm(N, generator=generator) for _ in range(-(-batch // N))])[:batch]
+    order = draw_order(ids.shape[0], batch, generator)
     out = torch.empty((batch, *ids.shape[1:]), dtype=torch.long)
     for b, k in enumerate(order.tolist()):
         cells = torch.randperm(n_ids - 1, generator=generator) + 1

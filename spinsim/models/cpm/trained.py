@@ -14,9 +14,10 @@ from spinsim.models.cpm.state import cell_areas
 
 class NeuralCPMModel:
     """A :class:`~spinsim.models.cpm.hamiltonian.CellHamiltonian` with the cells it
-    simulates: ``cell_type [n_ids]`` (id 0 the medium, type 0), ``type_names`` (the medium
-    first) and, for the observables' area deviation, ``target_area`` (one per id; the
-    medium's 0). Energies are in the Hamiltonian's units (temperature 1 in training).
+    simulates: ``cell_type [n_ids]`` (id 0 the medium, type 0; or ``[B, n_ids]``, a table per
+    replica, as :meth:`set_types` gives), ``type_names`` (the medium first) and, for the
+    observables' area deviation, ``target_area`` (one per id; the medium's 0). Energies are in
+    the Hamiltonian's units (temperature 1 in training).
 
     It has the members the cellular Potts observables use (``lattice``, ``cell_type``,
     ``type_names``, ``energy``, ``areas``, ``per_cell_sum``, ``target_area``), so a
@@ -39,12 +40,22 @@ class NeuralCPMModel:
         self.cell_type = torch.as_tensor(cell_type, dtype=torch.long)
         self.type_names = tuple(type_names)
         self.target_area = torch.as_tensor(target_area, dtype=torch.float64)
-        if len(self.target_area) != len(self.cell_type):
+        if self.target_area.shape[-1] != self.cell_type.shape[-1]:
             raise ValueError("target_area needs one value per cell id")
+
+    def set_types(self, rows: torch.Tensor) -> None:
+        """Give every replica a type table of its own, ``rows [B, n_ids]`` (states of exactly B
+        replicas; the medium's convention: id 0 type 0, the cells' types 1..T-1)."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        if rows.dim() != 2 or rows.shape[1] != self.n_ids or not rows.shape[0]:
+            raise ValueError(f"type tables must be [B, {self.n_ids}], got {list(rows.shape)}")
+        if (rows[:, 0] != 0).any() or (rows[:, 1:] < 1).any() or (rows >= self.n_types).any():
+            raise ValueError(f"every row must type id 0 as the medium and the cells 1..{self.n_types - 1}")
+        self.cell_type = rows.clone()
 
     @property
     def n_ids(self) -> int:
-        return len(self.cell_type)
+        return self.cell_type.shape[-1]
 
     @property
     def n_cells(self) -> int:
@@ -63,10 +74,17 @@ class NeuralCPMModel:
         return torch.float64
 
     def mean_target_area(self) -> float:
-        return float(self.target_area[1:].mean()) if self.n_cells else 0.0
+        return float(self.target_area[..., 1:].mean()) if self.n_cells else 0.0
 
     def types(self, batch: int) -> torch.Tensor:
-        """``[batch, n_ids]``: every replica's type table (the same for all)."""
+        """``[batch, n_ids]``: every replica's type table."""
+        if self.cell_type.dim() == 2:
+            if self.cell_type.shape[0] != batch:
+                raise ValueError(
+                    f"the model has a type table per replica for {self.cell_type.shape[0]} replicas; "
+                    f"the state has {batch}"
+                )
+            return self.cell_type.clone()
         return self.cell_type.unsqueeze(0).expand(batch, -1).clone()
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
