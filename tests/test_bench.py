@@ -47,6 +47,31 @@ def test_bench_command_writes_results(tmp_path):
     assert rows[1]["ratio"] > 1 and rows[0]["updates_per_ns"] > 0
     assert data["machine"]["cores"] >= 1 and "cpu" in data["machine"]
     assert "ising-square-64-b1" in out.stdout and "flips/ns" in out.stdout
+    # the target the kernels were compiled for, beside the CPU: instruction set, AES, numba's CPU
+    target = data["machine"]["compiled_target"]
+    assert target.startswith(f"C kernels {data['machine']['multispin_isa']} (") and "; numba " in target
+    assert "compiled for: C kernels" in out.stdout
+
+
+def test_bench_names_the_instruction_set_it_was_told_to_run(monkeypatch):
+    """SPINSIM_ISA=baseline and NUMBA_CPU_NAME=znver2 (how one machine measures another's
+    target) show in the target line."""
+    import numba
+
+    from spinsim.commands.bench import compiled_target
+    from spinsim.engines.cpu import compiled
+
+    if compiled.missing() is not None:
+        pytest.skip("no C kernels in this installation")
+    monkeypatch.setenv("SPINSIM_ISA", "baseline")
+    monkeypatch.setattr(numba.config, "CPU_NAME", "znver2")
+    try:
+        target = compiled_target()
+    finally:
+        monkeypatch.undo()
+        compiled.isa()  # the kernels back on this machine's own instruction set
+    words = "64-bit words, AES in software from T-tables"
+    assert target == f"C kernels baseline ({words}); numba znver2 (NUMBA_CPU_NAME)"
 
 
 def test_bench_times_cellular_potts_and_relaxed_cases(tmp_path):

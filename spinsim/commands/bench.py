@@ -73,6 +73,41 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# What each instruction set of the C kernels computes with (spinsim.engines.cpu.compiled).
+ISA_WORDS = {
+    "avx512": "512-bit vectors, VAES: two AES blocks an instruction",
+    "avx2": "256-bit vectors, AES-NI: one AES block an instruction",
+    "baseline": "64-bit words, AES in software from T-tables",
+}
+
+
+def numba_target() -> str:
+    """The CPU numba compiles for (``NUMBA_CPU_NAME`` or the host's) and, for the host, whether
+    it has AVX-512, AVX2 and AES-NI: what the compiled CPM, site and cluster kernels use."""
+    try:
+        import numba
+        from llvmlite import binding
+    except ImportError:
+        return "numba not installed"
+    name = numba.config.CPU_NAME
+    if name and name != "host":
+        return f"{name} (NUMBA_CPU_NAME)"
+    features = set(binding.get_host_cpu_features().flatten().split(","))
+    has = [label for flag, label in (("+avx512f", "AVX-512"), ("+avx2", "AVX2"), ("+aes", "AES-NI"),
+                                     ("+vaes", "VAES")) if flag in features]  # fmt: skip
+    return f"{binding.get_host_cpu_name()} ({', '.join(has) or 'no AVX2'})"
+
+
+def compiled_target() -> str:
+    """One line: the C kernels' instruction set with what it computes with, and numba's target."""
+    from spinsim.engines.cpu import compiled
+
+    reason = compiled.missing()
+    if reason is not None:
+        return f"no C kernels; numba {numba_target()}"
+    return f"C kernels {compiled.isa()} ({ISA_WORDS[compiled.isa()]}); numba {numba_target()}"
+
+
 def describe_machine(device: torch.device) -> dict:
     info = {
         "device": build.describe_device(device),
@@ -88,6 +123,7 @@ def describe_machine(device: torch.device) -> dict:
 
     if compiled.missing() is None:
         info["multispin_isa"] = compiled.isa()  # the instruction set of the compiled Ising kernels
+    info["compiled_target"] = compiled_target()
     try:
         import numba
 
@@ -101,6 +137,8 @@ def describe_machine(device: torch.device) -> dict:
 
 def results_table(rows: list[dict], machine: dict) -> Table:
     title = f"spinsim bench on {machine['device']}, CPU: {machine['cpu']} ({machine['cores']} cores)"
+    if machine.get("compiled_target"):
+        title += f"\ncompiled for: {machine['compiled_target']}"
     table = Table(title=title)
     for name in ("case", "engine", "threads", "steps/s", "updates/ns", "x reference"):
         table.add_column(name, justify="left" if name in ("case", "engine") else "right", no_wrap=True)
