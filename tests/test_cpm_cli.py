@@ -99,6 +99,14 @@ def test_layout_types_data_keeps_each_states_own_types_as_a_table_per_replica(tm
         assert run.observables["boundary_light_dark"].value[0][b] == expected
         drawn.append(k)
     assert sorted(drawn) == [0, 1, 2]
+    # types permuted: only the frames with the model's [4, 4] cells start replicas (frame 0)
+    permuted = tmp_path / "permuted.h5"
+    out = spinsim_cli("simulate", *small, "batch=2", "sweeps=1", "snapshot_every=1", f"sampler={sampler}",
+                      "model.layout=data", f"model.layout_data={imported}", f"output={permuted}",
+                      cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for state in np.asarray(load(permuted).snapshots.value[0]):
+        assert id_pairs(frames[0], state).shape == (2, 9) and np.array_equal(frames[0] == 0, state == 0)
     out = spinsim_cli("simulate", *small[:2], "model.cells=[4,5]", "model.layout=data",
                       f"model.layout_data={imported}", "model.layout_types=data", cwd=tmp_path)  # fmt: skip
     message = "its states have 8 cell ids, the model 9 cells (give model.cells that add up to 8)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,6 +46,8 @@ from spinsim.models.cpm.potentials import (
 from spinsim.observables import cpm as observables
 from spinsim.view.render import cell_painter
 from spinsim.view.report import print_cpm_summary
+
+log = logging.getLogger(__name__)
 
 
 def neighbourhood_order(key: str, value: Any, lat: Lattice) -> int:
@@ -301,16 +304,18 @@ def data_layout(
 ) -> torch.Tensor:
     """``model.layout=data``: final states of the runs ``model.layout_data`` names, drawn at random
     (without replacement while they last). ``types=permuted``: each state's cells get the
-    model's types in random order (counts kept; the runs must have as many cells of each
-    type). ``types=data``: each state keeps its own types, given to the model as a table per
-    replica (:meth:`~spinsim.models.cpm.classic.CellularPottsModel.set_types`; the runs must
-    have the model's number of ids, every one of them a cell on the lattice). Either way the
-    runs must have the model's lattice."""
+    model's types in random order (counts kept; the states drawn from are those with as many
+    cells of each type as the model). ``types=data``: each state keeps its own types, given to
+    the model as a table per replica
+    (:meth:`~spinsim.models.cpm.classic.CellularPottsModel.set_types`; the runs must have the
+    model's number of ids, every one of them a cell on the lattice). Either way the runs must
+    have the model's lattice."""
     from spinsim.training.data import load_training_data
 
     key = "model.layout_data"
     if value is None:
-        raise ConfigError(key, None, "model.layout=data needs the runs whose final states start the replicas")
+        needs = "model.layout=data needs the runs whose final states start the replicas"
+        raise ConfigError(key, None, needs)
     paths = value if isinstance(value, list) else [value]
     lat = model.lattice
     with translate(key, value):
@@ -322,9 +327,25 @@ def data_layout(
             return _states_with_their_types(data, model, batch, generator)
         first_table = model.cell_type.reshape(-1, model.n_ids)[0, 1:].cpu()
         counts = torch.bincount(first_table, minlength=len(data.type_names)).tolist()[1:]
-        if list(data.cells) != counts:
+        fits = _states_with_cells(data, counts)
+        if not fits.any():
             raise ValueError(f"its runs have {list(data.cells)} cells per type, the model {counts}")
-        return permuted_states(data.states.ids, model.cell_type.cpu(), batch, generator)
+        if not fits.all():  # imported frames with other numbers of cells
+            log.info("model.layout=data: %d of the %d data states have the model's cells per type %s",
+                     int(fits.sum()), len(fits), counts)  # fmt: skip
+        return permuted_states(data.states.ids[fits], model.cell_type.cpu(), batch, generator)
+
+
+def _states_with_cells(data, counts: list[int]) -> torch.Tensor:
+    """Bool ``[N]``: the data states whose cells, ids 1 up to the largest on the lattice, have
+    ``counts`` cells of each type 1.. under the state's own table (every state of a one-table
+    run; the frames of an import with these numbers)."""
+    ids, rows = data.states.ids, data.states.types
+    top = ids.reshape(len(ids), -1).max(1).values
+    index = torch.arange(rows.shape[1]).unsqueeze(0)
+    cells = (index >= 1) & (index <= top.unsqueeze(1))
+    per_type = torch.stack([((rows == t) & cells).sum(1) for t in range(1, len(counts) + 1)], 1)
+    return (per_type == torch.tensor(counts)).all(1)
 
 
 def _states_with_their_types(data, model, batch: int, generator: torch.Generator) -> torch.Tensor:
