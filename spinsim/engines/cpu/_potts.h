@@ -119,7 +119,8 @@ INLINE void ISA(potts_decide)(const PottsPlan *p, int8_t *RESTRICT spins, i64 b,
                               int n_colours, const uint32_t *RESTRICT prop, const uint32_t *RESTRICT acc,
                               int8_t *RESTRICT old, int8_t *RESTRICT new_, int8_t *RESTRICT gain,
                               const uint32_t *fallback) {
-    const i64 z = p->z, n_rows = p->n_rows, row_len = p->row_len, q = p->q;
+    const i64 z = p->z, n_rows = p->n_rows, row_len = p->row_len;
+    const int q = (int)p->q; /* int, not i64: the state loops then vectorise on 32-bit lanes, twice as wide */
     const uint32_t *high = p->high + b * p->n_keys;
     const u64 *low = p->low + b * p->n_keys;
     const i64 base = b * p->sites, row_base = base + r * row_len;
@@ -200,18 +201,34 @@ INLINE void ISA(potts_decide)(const PottsPlan *p, int8_t *RESTRICT spins, i64 b,
     const unsigned shift = (unsigned)(p->bits > 0 ? p->bits : 0);
     int tie = 0;
     for (i64 t = 0; t < count; t++) { /* branch-free: the outcome is a coin flip the CPU cannot predict */
-        int32_t o = old[t], x = new_[t];
-        int32_t k = (int32_t)gain[t] * 3 + (x == 0) - (o == 0) + 1;
+        int32_t o = old[t], x = new_[t], g = gain[t];
+        int32_t k = g * 3 + (x == 0) - (o == 0) + 1;
         uint32_t a = acc[t] >> shift, hk = high[k];
-        tie |= a == hk;
+        int32_t is_tie = a == hk;
+        tie |= is_tie;
         int32_t take = -(int32_t)(a < hk);
-        row[t * n_colours] = (int8_t)(o ^ ((x ^ o) & take));
+        old[t] = (int8_t)(o ^ ((x ^ o) & take)); /* the site's new state (o at a tie: decided below) */
+        gain[t] = (int8_t)(is_tie ? g : -1);      /* kept for the ties only */
     }
+    /* the new states into the row: with two colours as 16-bit words, the other colour's byte kept
+     * (its sites do not change in this pass, and the words lie inside the row: no other thread
+     * writes them), which vectorises where a stride-2 byte store does not */
+    i64 t_done = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n_colours == 2) {
+        typedef uint16_t word16 __attribute__((may_alias, aligned(1)));
+        word16 *pairs = (word16 *)row;
+        const i64 whole = (row_len - start) / 2; /* words with both bytes in the row */
+        for (i64 t = 0; t < whole; t++) pairs[t] = (uint16_t)((pairs[t] & 0xFF00u) | (uint8_t)old[t]);
+        t_done = whole;
+    }
+#endif
+    for (i64 t = t_done; t < count; t++) row[t * n_colours] = old[t];
     if (tie) { /* rare */
         for (i64 t = 0; t < count; t++) {
+            if (gain[t] < 0) continue;
             int o = old[t], x = new_[t];
             i64 k = (i64)gain[t] * 3 + (x == 0) - (o == 0) + 1;
-            if ((acc[t] >> shift) != high[k]) continue;
             u64 j = (u64)(start + t * n_colours);
             uint32_t c[4];
             ISA(fallback_draw)(c, fallback, j, c0, c1_base, c2, c3, k0, k1);
