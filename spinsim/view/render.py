@@ -193,7 +193,8 @@ def snapshot_grid(
     for r, (replica, T) in enumerate(zip(replicas, temperatures)):
         y = HEADER + r * (h + PAD)
         draw.text((4, y + h // 2 - 12), f"replica {replica}", fill=INK, font=font)
-        draw.text((4, y + h // 2 + 1), f"T = {T:.6g}", fill=INK, font=font)
+        if np.isfinite(T):  # an imported run's frames have no temperature
+            draw.text((4, y + h // 2 + 1), f"T = {T:.6g}", fill=INK, font=font)
         for c in range(len(steps)):
             image.paste(Image.fromarray(painter(snapshots[c, r], scale)), (LABEL_WIDTH + c * (w + PAD), y))
     return image
@@ -224,7 +225,8 @@ def animation_frames(
         draw.text((PAD, 2), f"step {step}", fill=INK, font=font)
         for r, (replica, T) in enumerate(zip(replicas, temperatures)):
             x = PAD + r * (w + PAD)
-            draw.text((x, HEADER + 2), f"#{replica} T={T:.4g}", fill=INK, font=font)
+            label = f"#{replica} T={T:.4g}" if np.isfinite(T) else f"#{replica}"
+            draw.text((x, HEADER + 2), label, fill=INK, font=font)
             image.paste(Image.fromarray(painter(snapshots[k, r], scale)), (x, 2 * HEADER))
         frames.append(image.quantize(palette=palette, dither=Image.Dither.NONE))
     return frames
