@@ -60,6 +60,17 @@ INLINE void ISA(philox_draws)(uint32_t *RESTRICT out, uint32_t *RESTRICT out2, i
             ka += 0x9E3779B9u;
             kb += 0xBB67AE85u;
         }
+        if (!split && n - d0 >= PHILOX_LANES) { /* a whole block: words 0-3 of each draw side by side */
+            for (int v = 0; v < 2; v++) {
+                __m256i w01 = _mm256_or_si256(x0[v], _mm256_slli_epi64(x1[v], 32)); /* per draw: w0, w1 */
+                __m256i w23 = _mm256_or_si256(x2[v], _mm256_slli_epi64(x3[v], 32)); /* w2, w3 */
+                __m256i even = _mm256_unpacklo_epi64(w01, w23), odd = _mm256_unpackhi_epi64(w01, w23);
+                uint32_t *to = out + 4 * (d0 + 4 * v);
+                _mm256_storeu_si256((__m256i *)to, _mm256_permute2x128_si256(even, odd, 0x20));
+                _mm256_storeu_si256((__m256i *)(to + 8), _mm256_permute2x128_si256(even, odd, 0x31));
+            }
+            continue;
+        }
         for (int v = 0; v < 2; v++) {
             _mm256_storeu_si256((__m256i *)&w[0][4 * v], x0[v]);
             _mm256_storeu_si256((__m256i *)&w[1][4 * v], x1[v]);
