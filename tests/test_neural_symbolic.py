@@ -49,7 +49,7 @@ def test_cellsort_energy_is_the_classic_models_in_config_units(parametrisation):
         h.delta_energy(state.ids, state.types, proposals),
         classic.delta_energy(state.ids, state.types, proposals), rtol=1e-12, atol=1e-9,
     )  # fmt: skip
-    with pytest.raises(ValueError, match="one type table"):
+    with pytest.raises(ValueError, match="typed by its tables"):
         classic.energy(state.ids, state.types[:, torch.tensor([0] + list(range(12, 0, -1)))])
 
 
