@@ -191,6 +191,51 @@ def _mark(ids, nb_copy, z, members, where, n_members):
 
 
 @numba.njit(cache=True, nogil=True)
+def _replica_classic(chains, b, n_attempts, beta, h, phi, nb_copy):
+    """:func:`_replica` for the classic rule (site any, neighbour any, pull), the same draws and
+    copies: a loop without the other rules' branches and boundary lists. With them the
+    compiled loop ran the classic rule 1.2 to 1.6x slower (cpm-sorting-b, cpm-sorting-gg-200,
+    dcbc5aa and 271cb56 against their parents, 2026-12-07)."""
+    ids, areas, perims, rng = chains.ids[b], chains.areas[b], chains.perims[b], chains.rng
+    (nb_energy, type_rows, contact, lam_a_rows, tgt_a_rows, lam_p_rows, tgt_p_rows, use_perim, mu, use_phi,
+     drift, use_drift, keep) = h  # fmt: skip
+    r = b if type_rows.shape[0] > 1 else 0
+    cell_type, lam_a, tgt_a = type_rows[r], lam_a_rows[r], tgt_a_rows[r]
+    lam_p, tgt_p = lam_p_rows[r], tgt_p_rows[r]
+    n_sites = np.uint64(ids.shape[0])
+    n_copy = np.uint64(nb_copy.shape[1])
+    state = rng[b]
+    accepted = 0
+    for _ in range(n_attempts):
+        state, r = splitmix_next(state)
+        x = np.int64(((r >> _S32) * n_sites) >> _S32)
+        y = nb_copy[x, np.int64(((r & LOW32) * n_copy) >> _S32)]
+        if y < 0:
+            continue
+        new = ids[y]
+        old = ids[x]
+        if new == old or (keep and old != 0 and areas[old] == 1):
+            continue
+        dH, dp_old, dp_new = _delta(
+            ids, areas, perims, x, old, new, nb_energy, cell_type, contact,
+            lam_a, tgt_a, lam_p, tgt_p, use_perim, mu, use_phi, drift, use_drift, phi,
+        )  # fmt: skip
+        if dH > 0.0:
+            state, r = splitmix_next(state)
+            if (r >> _S11) * TO_UNIT >= math.exp(-beta * dH):
+                continue
+        ids[x] = new
+        areas[old] -= 1
+        areas[new] += 1
+        if use_perim:
+            perims[old] += dp_old
+            perims[new] += dp_new
+        accepted += 1
+    rng[b] = state
+    return accepted
+
+
+@numba.njit(cache=True, nogil=True)
 def _replica(chains, b, n_attempts, beta, h, phi, rule):
     """``n_attempts`` copy attempts on replica ``b`` of ``chains``; the accepted ones."""
     ids, areas, perims = chains.ids[b], chains.areas[b], chains.perims[b]
@@ -281,9 +326,13 @@ def copy_attempts(chains, first, last, n_attempts, beta, h, phi, rule):
     run disjoint replica ranges in threads (plain threads, not an OpenMP pool that would spin
     between calls)."""
     accepted = np.zeros(last - first, dtype=np.int64)
+    classic = not (rule.boundary_site or rule.differing or rule.push)
     for b in range(first, last):
         row = phi[b if phi.shape[0] > 1 else 0]
-        accepted[b - first] = _replica(chains, b, n_attempts, beta[b], h, row, rule)
+        if classic:
+            accepted[b - first] = _replica_classic(chains, b, n_attempts, beta[b], h, row, rule.nb_copy)
+        else:
+            accepted[b - first] = _replica(chains, b, n_attempts, beta[b], h, row, rule)
     return accepted
 
 
