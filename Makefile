@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow test-all test-machines lint clean
+.PHONY: install run test test-slow test-all test-machines check-aarch64 lint clean
 
 install: $(STAMP)
 
@@ -46,6 +46,20 @@ test-machines: install
 	SPINSIM_ISA=baseline $(BIN)/python -m pytest -m "not slow" -q $(MACHINE_TESTS)
 	NUMBA_CPU_NAME=haswell NUMBA_CACHE_DIR=$(CURDIR)/build/numba-haswell \
 		$(BIN)/python -m pytest -m "not slow" -q tests/test_golden.py tests/test_fast_engines.py tests/test_cluster.py
+
+# The kernels cross-compiled and linked for aarch64 (other processors build the plain set only):
+# needs Debian's gcc-aarch64-linux-gnu; nothing runs.
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+check-aarch64: install
+	@command -v $(AARCH64_CC) >/dev/null || { echo "no $(AARCH64_CC): apt-get install gcc-aarch64-linux-gnu"; exit 2; }
+	mkdir -p build/aarch64
+	for f in _isa_avx512 _isa_avx2 _isa_baseline _kernels; do \
+		$(AARCH64_CC) -O3 -fopenmp -ffp-contract=off -std=gnu11 -fPIC -Wall -Werror \
+			-I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+			-c spinsim/engines/cpu/$$f.c -o build/aarch64/$$f.o || exit 1; \
+	done
+	$(AARCH64_CC) -shared -fopenmp build/aarch64/*.o -o build/aarch64/_kernels.so
+	@echo "build/aarch64/_kernels.so: aarch64 kernels compiled and linked"
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow -q
