@@ -190,6 +190,14 @@ def test_a_neural_closure_trains_and_its_model_simulates(data, tmp_path):
     assert list(simulated.parameters["cell_type"]) == [0, 1, 1, 1, 2, 2, 2]
     assert simulated.snapshots.value.shape == (3, 2, 24, 24)
     assert (simulated.observables["lost"].value == 0).all()
+    # simulate's default temperatures are not the training's 1: said in a warning
+    default_T = spinsim_cli("simulate", "model=neural_cpm", f"model.checkpoint={result.checkpoint}",
+                            "lattice.size=24", "sweeps=1", "thermalize=0", f"output={tmp_path / 'T.h5'}",
+                            cwd=tmp_path)  # fmt: skip
+    assert default_T.returncode == 0, default_T.stderr[-2000:]
+    assert "model=neural_cpm was trained at temperature=1; this run simulates it at T = 2, 2.269, 2.5" in (
+        default_T.stdout + default_T.stderr
+    )
     side = build_hamiltonian("neural", n_types=3, dims=[4, 4], pools=[2, 1], readout=4).smallest_side()
     done = spinsim_cli("simulate", "model=neural_cpm", f"model.checkpoint={result.checkpoint}",
                        f"lattice.size={side - 1}", "sweeps=1", cwd=tmp_path)  # fmt: skip

@@ -199,7 +199,7 @@ def run(cfg: DictConfig) -> TrainResult | None:
                 return None
             restore(task, payload)
     cells = {"type_names": list(data.type_names), "cells": list(data.cells), "mean_area": data.mean_area,
-             "shape": list(data.shape)}  # fmt: skip
+             "shape": list(data.shape), "temperature": float(cfg.temperature)}  # fmt: skip
     checkpoints = TrainingCheckpoints(task, path, rank, world, config, dev.type, cells)
     if checkpoints.path.exists() and rank == 0 and stored is None:
         raise ConfigError(

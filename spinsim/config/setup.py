@@ -7,6 +7,7 @@ times exactly what a user runs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,26 @@ from spinsim.engines.tempering import ParallelTempering, exchange_generator
 from spinsim.errors import ConfigError
 from spinsim.io.layout import Layout
 from spinsim.lattice import Lattice
+from spinsim.models.cpm.trained import NeuralCPMModel
 from spinsim.run.driver import Record, Schedule
 from spinsim.run.simulation import SimulationTask
+
+log = logging.getLogger(__name__)
+
+
+def warn_untrained_temperatures(model: Any, temps: list[float]) -> None:
+    """A warning when a trained Neural CPM runs at temperatures other than its training's
+    (simulate's default temperatures are the Ising ones: easy to leave in by mistake)."""
+    if not isinstance(model, NeuralCPMModel) or model.trained_temperature is None:
+        return
+    trained = model.trained_temperature
+    other = [t for t in temps if abs(t - trained) > 1e-9 * trained]
+    if other:
+        log.warning(
+            "model=neural_cpm was trained at temperature=%g; this run simulates it at T = %s "
+            "(temperature=%g samples what it learned)", trained, ", ".join(f"{t:g}" for t in other), trained,
+        )  # fmt: skip
+
 
 TIMING = ("seconds", "steps", "flips_per_ns")
 CPM_TIMING = ("attempts_per_second", "mcs_per_second")
@@ -115,6 +134,7 @@ def build_simulation(cfg: DictConfig) -> Simulation:
     check_memory(family, lattice, len(temps) * batch, dev, plain(cfg.engine))  # before any allocation
     replica_T = torch.tensor(temps, dtype=torch.float64).repeat_interleave(batch)
     model = family.build(cfg.model, lattice, dev)
+    warn_untrained_temperatures(model, temps)
     per_replica = family.replicas(cfg, model, len(replica_T)) if family.replicas else {}
     sampler = build.sampler(cfg.sampler)
     generator = torch.Generator(device=dev).manual_seed(run_seed)

@@ -223,7 +223,9 @@ def build(cfg: DictConfig, lat: Lattice, device: torch.device | str = "cpu") -> 
     if sum(counts) > lat.n_sites or sum(counts) < 1:
         raise ConfigError("model.cells", counts, f"1 to {lat.n_sites} cells on this lattice")
     area = float(cells.get("mean_area") or lat.n_sites / (2 * max(1, sum(counts))))
-    model = NeuralCPMModel(hamiltonian.eval(), lat, cell_type, names, [0.0] + [area] * sum(counts))
+    trained_at = cells.get("temperature")
+    model = NeuralCPMModel(hamiltonian.eval(), lat, cell_type, names, [0.0] + [area] * sum(counts),
+                           None if trained_at is None else float(trained_at))  # fmt: skip
     return model.to(device)
 
 

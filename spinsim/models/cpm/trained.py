@@ -17,7 +17,8 @@ class NeuralCPMModel:
     simulates: ``cell_type [n_ids]`` (id 0 the medium, type 0; or ``[B, n_ids]``, a table per
     replica, as :meth:`set_types` gives), ``type_names`` (the medium first) and, for the
     observables' area deviation, ``target_area`` (one per id; the medium's 0). Energies are in
-    the Hamiltonian's units (temperature 1 in training).
+    the Hamiltonian's units; ``trained_temperature`` is the temperature its chains had in
+    training (None: not known), the one at which simulating samples what it learned.
 
     It has the members the cellular Potts observables use (``lattice``, ``cell_type``,
     ``type_names``, ``energy``, ``areas``, ``per_cell_sum``, ``target_area``), so a
@@ -32,6 +33,7 @@ class NeuralCPMModel:
         cell_type: Sequence[int] | torch.Tensor,
         type_names: Sequence[str],
         target_area: Sequence[float] | torch.Tensor,
+        trained_temperature: float | None = None,
     ) -> None:
         if lattice.dim != 2:
             raise ValueError("the Neural CPM runs on two-dimensional lattices")
@@ -40,6 +42,7 @@ class NeuralCPMModel:
         self.cell_type = torch.as_tensor(cell_type, dtype=torch.long)
         self.type_names = tuple(type_names)
         self.target_area = torch.as_tensor(target_area, dtype=torch.float64)
+        self.trained_temperature = trained_temperature
         if self.target_area.shape[-1] != self.cell_type.shape[-1]:
             raise ValueError("target_area needs one value per cell id")
 
