@@ -131,7 +131,7 @@ def check_fits(key: str, value: Any, shape: Sequence[int], hamiltonian: torch.nn
     network = hamiltonian.neural if isinstance(hamiltonian, ClosureHamiltonian) else hamiltonian
     if not isinstance(network, NeuralHamiltonian):
         return
-    if min(min(s) for s in network.grid_sizes(shape, check=False)) < 1:
+    if not network.fits(shape):
         side = network.smallest_side()
         size = "x".join(map(str, shape))
         needs = f"it needs {side}x{side} or more"

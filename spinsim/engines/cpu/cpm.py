@@ -137,6 +137,14 @@ def _delta(
     return dH, dp_old, dp_new
 
 
+@numba.njit(inline="always")
+def _rows(h, b):
+    """Replica ``b``'s type table and per-id tables of :class:`CellTables` ``h`` (row 0 where
+    one table serves every replica): ``(cell_type, lam_a, tgt_a, lam_p, tgt_p)``."""
+    r = b if h.cell_type.shape[0] > 1 else 0
+    return h.cell_type[r], h.lam_a[r], h.tgt_a[r], h.lam_p[r], h.tgt_p[r]
+
+
 @numba.njit(cache=True)
 def delta_at(ids, areas, perims, x, new, h, phi, b):
     """The energy change the kernel uses for setting site x of replica ``b`` to ``new``
@@ -147,11 +155,8 @@ def delta_at(ids, areas, perims, x, new, h, phi, b):
         return 0.0
     if h.keep and old != 0 and areas[old] == 1:
         return np.inf
-    (nb_energy, type_rows, contact, lam_a_rows, tgt_a_rows, lam_p_rows, tgt_p_rows, use_perim, mu, use_phi,
-     drift, use_drift, _) = h  # fmt: skip
-    r = b if type_rows.shape[0] > 1 else 0
-    cell_type, lam_a, tgt_a = type_rows[r], lam_a_rows[r], tgt_a_rows[r]
-    lam_p, tgt_p = lam_p_rows[r], tgt_p_rows[r]
+    (nb_energy, _, contact, _, _, _, _, use_perim, mu, use_phi, drift, use_drift, _) = h  # fmt: skip
+    cell_type, lam_a, tgt_a, lam_p, tgt_p = _rows(h, b)
     dH, _, _ = _delta(
         ids, areas, perims, x, old, new,
         nb_energy, cell_type, contact, lam_a, tgt_a, lam_p, tgt_p, use_perim, mu, use_phi, drift, use_drift,
@@ -197,11 +202,8 @@ def _replica_classic(chains, b, n_attempts, beta, h, phi, nb_copy):
     compiled loop ran the classic rule 1.2 to 1.6x slower (cpm-sorting-b, cpm-sorting-gg-200,
     dcbc5aa and 271cb56 against their parents, 2026-12-07)."""
     ids, areas, perims, rng = chains.ids[b], chains.areas[b], chains.perims[b], chains.rng
-    (nb_energy, type_rows, contact, lam_a_rows, tgt_a_rows, lam_p_rows, tgt_p_rows, use_perim, mu, use_phi,
-     drift, use_drift, keep) = h  # fmt: skip
-    r = b if type_rows.shape[0] > 1 else 0
-    cell_type, lam_a, tgt_a = type_rows[r], lam_a_rows[r], tgt_a_rows[r]
-    lam_p, tgt_p = lam_p_rows[r], tgt_p_rows[r]
+    (nb_energy, _, contact, _, _, _, _, use_perim, mu, use_phi, drift, use_drift, keep) = h  # fmt: skip
+    cell_type, lam_a, tgt_a, lam_p, tgt_p = _rows(h, b)
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
     state = rng[b]
@@ -242,11 +244,8 @@ def _replica(chains, b, n_attempts, beta, h, phi, rule):
     members, where, n_members, rng = chains.members[b], chains.where[b], chains.n_members, chains.rng
     nb_copy, boundary_site, differing, push = rule.nb_copy, rule.boundary_site, rule.differing, rule.push
     # every bundle unpacked here, once, not in the loop (see _delta); this replica's table rows
-    (nb_energy, type_rows, contact, lam_a_rows, tgt_a_rows, lam_p_rows, tgt_p_rows, use_perim, mu, use_phi,
-     drift, use_drift, keep) = h  # fmt: skip
-    r = b if type_rows.shape[0] > 1 else 0
-    cell_type, lam_a, tgt_a = type_rows[r], lam_a_rows[r], tgt_a_rows[r]
-    lam_p, tgt_p = lam_p_rows[r], tgt_p_rows[r]
+    (nb_energy, _, contact, _, _, _, _, use_perim, mu, use_phi, drift, use_drift, keep) = h  # fmt: skip
+    cell_type, lam_a, tgt_a, lam_p, tgt_p = _rows(h, b)
     n_sites = np.uint64(ids.shape[0])
     n_copy = np.uint64(nb_copy.shape[1])
     state = rng[b]

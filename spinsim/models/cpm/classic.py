@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from spinsim.lattice import Lattice, forward_half, neighbourhood_offsets
-from spinsim.models.cpm.state import CellState, CopyProposals
+from spinsim.models.cpm.state import CellState, CopyProposals, check_type_batch, checked_type_rows, type_rows
 
 MEDIUM = 0
 
@@ -207,11 +207,7 @@ class CellularPottsModel(nn.Module):
         current tables (where every id of a type has the same ones). ValueError where a row
         breaks the medium's convention, names a type the model's tables have no cell of, or
         the tables give one type two values."""
-        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device)
-        if rows.dim() != 2 or rows.shape[1] != self.n_ids or not rows.shape[0]:
-            raise ValueError(f"type tables must be [B, {self.n_ids}], got {list(rows.shape)}")
-        if (rows[:, MEDIUM] != MEDIUM).any() or (rows[:, 1:] < 1).any() or (rows >= self.n_types).any():
-            raise ValueError(f"every row must type id 0 as the medium and the cells 1..{self.n_types - 1}")
+        rows = checked_type_rows(rows, self.n_ids, self.n_types, self.device)
         table = self.cell_type.reshape(-1, self.n_ids)
         missing = sorted(set(rows.unique().tolist()) - set(table.unique().tolist()))
         if missing:
@@ -238,11 +234,7 @@ class CellularPottsModel(nn.Module):
 
     def check_batch(self, batch: int) -> None:
         """ValueError unless a model with a type table per replica gets states of as many."""
-        if self.replica_tables not in (0, batch):
-            raise ValueError(
-                f"the model has a type table per replica for {self.replica_tables} replicas; "
-                f"the state has {batch}"
-            )
+        check_type_batch(self.cell_type, batch)
 
     def _replicas(self, ids: torch.Tensor) -> torch.Tensor:
         """``[B, 1]``: each row's replica, for :meth:`_per_id` on flat states ``[B, N]``."""
@@ -388,10 +380,7 @@ class CellularPottsModel(nn.Module):
     def types(self, batch: int) -> torch.Tensor:
         """``[batch, n_ids]``: every replica's type table, the ``types`` of the model's typed
         states (:class:`~spinsim.models.cpm.state.CellState`)."""
-        if self.replica_tables:
-            self.check_batch(batch)
-            return self.cell_type.clone()
-        return self.cell_type.unsqueeze(0).expand(batch, -1).clone()
+        return type_rows(self.cell_type, batch)
 
     def delta_energy(
         self,
@@ -414,8 +403,9 @@ class CellularPottsModel(nn.Module):
     def _check_types(self, ids: torch.Tensor, types: torch.Tensor) -> None:
         if self.lattice.dim != 2:
             raise ValueError("typed CPM states are two-dimensional")
+        self.check_batch(ids.shape[0])
         if tuple(types.shape) != (ids.shape[0], self.n_ids) or not bool(
-            (types == self.types(ids.shape[0]).to(types.device)).all()
+            (types == self.cell_type.to(types.device)).all()  # one table broadcast, or one a row
         ):
             raise ValueError(
                 "a CellularPottsModel's states are typed by its tables: types must be model.types(B)"

@@ -252,22 +252,30 @@ class NeuralHamiltonian(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.readout.out.weight.dtype
 
-    def grid_sizes(self, shape: Sequence[int], check: bool = True) -> list[tuple[int, int]]:
-        """``(h, w)`` of the embedding's output and after each NH layer, for an ``H x W`` lattice;
-        ValueError if the lattice is too small for the network (unless ``check`` is false)."""
+    def _sizes(self, shape: Sequence[int]) -> list[tuple[int, int]]:
         h, w = (self.embedding.out_size(int(n)) for n in shape)
         sizes = [(h, w)]
         for layer in self.layers:
             h, w = h // layer.pool, w // layer.pool
             sizes.append((h, w))
-        if check and min(min(s) for s in sizes) < 1:
+        return sizes
+
+    def fits(self, shape: Sequence[int]) -> bool:
+        """Whether an ``H x W`` lattice leaves every grid of the network at least one cell."""
+        return min(min(s) for s in self._sizes(shape)) >= 1
+
+    def grid_sizes(self, shape: Sequence[int]) -> list[tuple[int, int]]:
+        """``(h, w)`` of the embedding's output and after each NH layer, for an ``H x W`` lattice;
+        ValueError if the lattice is too small for the network."""
+        sizes = self._sizes(shape)
+        if min(min(s) for s in sizes) < 1:
             raise ValueError(f"a {shape[0]}x{shape[1]} lattice is too small for this network ({sizes})")
         return sizes
 
     def smallest_side(self) -> int:
         """The smallest ``n`` for which an ``n x n`` lattice fits the network's pooling."""
         n = 1
-        while min(min(s) for s in self.grid_sizes((n, n), check=False)) < 1:
+        while not self.fits((n, n)):
             n += 1
         return n
 

@@ -138,6 +138,35 @@ class CopyProposals:
         return CellState(ids.reshape(len(self), 1, *state.shape), state.types.index_select(0, self.replica))
 
 
+def check_type_batch(cell_type: torch.Tensor, batch: int) -> None:
+    """ValueError unless a model's type tables fit states of ``batch`` replicas: one table
+    (``[n_ids]``) fits any, a table per replica (``[B, n_ids]``) only B."""
+    if cell_type.dim() == 2 and cell_type.shape[0] != batch:
+        raise ValueError(
+            f"the model has a type table per replica for {cell_type.shape[0]} replicas; the state has {batch}"
+        )
+
+
+def type_rows(cell_type: torch.Tensor, batch: int) -> torch.Tensor:
+    """``[batch, n_ids]``: a model's type table(s) as its states' ``types``, one table repeated
+    for every replica or the table of each (:func:`check_type_batch`)."""
+    check_type_batch(cell_type, batch)
+    if cell_type.dim() == 1:
+        return cell_type.unsqueeze(0).expand(batch, -1).clone()
+    return cell_type.clone()
+
+
+def checked_type_rows(rows: torch.Tensor, n_ids: int, n_types: int, device: torch.device) -> torch.Tensor:
+    """``rows`` as long ``[B, n_ids]`` type tables on ``device``; ValueError unless each types id 0
+    as the medium (type 0) and the cells 1.. as types 1..n_types-1."""
+    rows = torch.as_tensor(rows, dtype=torch.long, device=device)
+    if rows.dim() != 2 or rows.shape[1] != n_ids or not rows.shape[0]:
+        raise ValueError(f"type tables must be [B, {n_ids}], got {list(rows.shape)}")
+    if (rows[:, MEDIUM] != MEDIUM).any() or (rows[:, 1:] < 1).any() or (rows >= n_types).any():
+        raise ValueError(f"every row must type id 0 as the medium and the cells 1..{n_types - 1}")
+    return rows
+
+
 def cell_areas(ids: torch.Tensor, n_ids: int) -> torch.Tensor:
     """Long ``[B, n_ids]``: number of sites of each id in ``ids [B, ...]``."""
     B = ids.shape[0]

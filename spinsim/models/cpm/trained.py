@@ -9,7 +9,7 @@ import torch
 
 from spinsim.lattice import Lattice
 from spinsim.models.cpm.classic import per_id_sum
-from spinsim.models.cpm.state import cell_areas
+from spinsim.models.cpm.state import cell_areas, checked_type_rows, type_rows
 
 
 class NeuralCPMModel:
@@ -49,12 +49,7 @@ class NeuralCPMModel:
     def set_types(self, rows: torch.Tensor) -> None:
         """Give every replica a type table of its own, ``rows [B, n_ids]`` (states of exactly B
         replicas; the medium's convention: id 0 type 0, the cells' types 1..T-1)."""
-        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device)
-        if rows.dim() != 2 or rows.shape[1] != self.n_ids or not rows.shape[0]:
-            raise ValueError(f"type tables must be [B, {self.n_ids}], got {list(rows.shape)}")
-        if (rows[:, 0] != 0).any() or (rows[:, 1:] < 1).any() or (rows >= self.n_types).any():
-            raise ValueError(f"every row must type id 0 as the medium and the cells 1..{self.n_types - 1}")
-        self.cell_type = rows.clone()
+        self.cell_type = checked_type_rows(rows, self.n_ids, self.n_types, self.device).clone()
 
     @property
     def n_ids(self) -> int:
@@ -81,14 +76,7 @@ class NeuralCPMModel:
 
     def types(self, batch: int) -> torch.Tensor:
         """``[batch, n_ids]``: every replica's type table."""
-        if self.cell_type.dim() == 2:
-            if self.cell_type.shape[0] != batch:
-                raise ValueError(
-                    f"the model has a type table per replica for {self.cell_type.shape[0]} replicas; "
-                    f"the state has {batch}"
-                )
-            return self.cell_type.clone()
-        return self.cell_type.unsqueeze(0).expand(batch, -1).clone()
+        return type_rows(self.cell_type, batch)
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
         """H of every replica, ``[B]`` float64."""
